@@ -1,0 +1,19 @@
+"""The batched FTSTS network simulator."""
+
+from .connectivity import Connectivity
+from .dynamics import StepConstants, euler_step
+from .monitors import WindowRecording, WindowStats
+from .simulator import NetworkBatch, WindowResult, default_device
+from .state import NetworkState
+
+__all__ = [
+    "Connectivity",
+    "NetworkBatch",
+    "NetworkState",
+    "StepConstants",
+    "WindowRecording",
+    "WindowResult",
+    "WindowStats",
+    "default_device",
+    "euler_step",
+]

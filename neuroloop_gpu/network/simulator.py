@@ -1,0 +1,188 @@
+"""The batched FTSTS simulator: B independent networks advanced window by window."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..config import NetworkParams, RecordConfig, SimConfig, require, require_count, steps_in
+from ..rng import STREAM_MEMBRANE_NOISE, standard_normal
+from ..stimulus import PulseTrain, StimulatorState, WindowStimulus, render_window
+from .connectivity import Connectivity
+from .dynamics import StepConstants, euler_step
+from .monitors import WindowMonitor, WindowRecording, WindowStats
+from .state import NetworkState
+
+_NOISE_ELEMENTS = 1 << 21  # draws generated at once (several Euler steps when the batch is small)
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class WindowResult:
+    stats: WindowStats
+    recording: WindowRecording
+
+
+class NetworkBatch:
+    """``num_networks`` independent FTSTS networks as batched tensors on one device.
+
+    Each network has its own seed (default ``sim.seed + b``), which fixes its
+    connectivity and its noise: network b follows the same trajectory whether
+    it runs alone or inside any batch. Call :meth:`run_window` to advance all
+    networks by one decision window (``sim.sample_duration``) under their own
+    pulse trains; :meth:`reset` restarts any subset.
+
+    Arguments:
+        num_networks: batch size B.
+        params: network parameters (defaults: the published full-size model).
+        sim: timing (step size, window length) and the base seed.
+        seeds: one seed per network (overrides ``sim.seed + b``).
+        device: torch device; default CUDA when available, else CPU.
+        dtype: ``torch.float32`` (default) or ``torch.float64``.
+        record: what to record per step (nothing by default).
+        kop_sample_interval: ms between samples of the causal Kuramoto estimate.
+    """
+
+    def __init__(
+        self,
+        num_networks: int,
+        params: NetworkParams | None = None,
+        sim: SimConfig | None = None,
+        *,
+        seeds: Sequence[int] | torch.Tensor | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+        record: RecordConfig | None = None,
+        kop_sample_interval: float = 1.0,
+    ):
+        require_count("num_networks", num_networks)
+        require(dtype in (torch.float32, torch.float64), "dtype", "torch.float32 or torch.float64", dtype)
+        self.params = params or NetworkParams()
+        self.sim = sim or SimConfig()
+        self.record = record or RecordConfig()
+        self.num_networks = num_networks
+        self.device = torch.device(device) if device is not None else default_device()
+        self.dtype = dtype
+        self.constants = StepConstants.from_params(self.params, self.sim.step_size)
+        self.steps_per_window = self.sim.steps_per_window
+        self.kop_every = steps_in(kop_sample_interval, self.sim.step_size, "kop_sample_interval")
+        require(self.steps_per_window % self.kop_every == 0, "kop_sample_interval",
+                f"a divisor of sample_duration={self.sim.sample_duration} ms", kop_sample_interval)
+        seeds = self._seed_tensor(seeds, num_networks, "seeds")
+        if seeds is None:
+            seeds = self.sim.seed + torch.arange(num_networks, dtype=torch.int64, device=self.device)
+        self.connectivity = Connectivity.draw(seeds, self.params.num_e, self.params.num_i, self.params.connection_prob)
+        self.state = self._fresh_state(seeds)
+        self.stimulator = StimulatorState.initial(num_networks, self.device)
+        self._synapse_rank = torch.arange(self.connectivity.ei_pre.shape[1], dtype=dtype, device=self.device)
+        self._ring_position = 0
+        self._noise_steps = max(1, min(self.steps_per_window,
+                                       _NOISE_ELEMENTS // (num_networks * (self.params.num_e + self.params.num_i))))
+
+    # ----------------------------------------------------------------- setup
+    def _seed_tensor(self, seeds, count: int, name: str) -> torch.Tensor | None:
+        if seeds is None:
+            return None
+        tensor = torch.as_tensor(seeds, dtype=torch.int64).to(self.device).reshape(-1)
+        require(tensor.numel() == count, name, f"{count} integers", tuple(tensor.shape))
+        require(bool(((tensor >= 0)).all()), name, "non-negative integers", tensor.tolist())
+        return tensor
+
+    def _fresh_state(self, seeds: torch.Tensor) -> NetworkState:
+        return NetworkState.initial(
+            self.params, seeds, self.connectivity.ei_pre.shape[1], self.constants.delay_steps, self.dtype
+        )
+
+    # ----------------------------------------------------------------- reset
+    def reset(self, mask: torch.Tensor | None = None, seeds: Sequence[int] | torch.Tensor | None = None) -> None:
+        """Restart the networks where ``mask`` (``[B]`` bool; default all).
+
+        Without ``seeds`` a restarted network keeps its connectivity and moves
+        on to a fresh noise stream (next episode); this path is pure tensor
+        ops with no host sync. ``seeds`` (``[B]``, entries outside the mask are
+        ignored) re-seed the masked networks: new connectivity, noise stream
+        from the start, exactly as a network built with that seed.
+        """
+        batch = self.num_networks
+        if mask is None:
+            mask = torch.ones(batch, dtype=torch.bool, device=self.device)
+        mask = torch.as_tensor(mask, device=self.device)
+        require(mask.dtype == torch.bool and mask.shape == (batch,), "mask", f"a bool tensor of shape ({batch},)",
+                f"{mask.dtype} {tuple(mask.shape)}")
+        new_seeds = self._seed_tensor(seeds, batch, "seeds")
+        fresh = self._fresh_state(self.state.seed if new_seeds is None else torch.where(mask, new_seeds, self.state.seed))
+        if new_seeds is None:
+            fresh.episode = self.state.episode + 1
+        else:
+            slots = mask.nonzero().view(-1)  # host-side re-seeding, never inside the Euler loop
+            drawn = Connectivity.draw(new_seeds[slots], self.params.num_e, self.params.num_i,
+                                      self.params.connection_prob, slots=slots)
+            self.connectivity.replace(slots, drawn)
+        self.state.merge(mask, fresh)
+        self.stimulator.reset(mask)
+
+    # ------------------------------------------------------------------- run
+    def run_window(self, train: PulseTrain | None = None, *, validate: bool = True) -> WindowResult:
+        """Advance every network by one window under its pulse train (default: no stimulation)."""
+        train = train if train is not None else PulseTrain.off(self.num_networks, self.device)
+        if validate:
+            train.validate(self.num_networks)
+        stimulus, self.stimulator = render_window(train, self.stimulator, self.steps_per_window, self.sim.step_size)
+        return self._integrate(stimulus)
+
+    def _integrate(self, stimulus: WindowStimulus) -> WindowResult:
+        c, st = self.constants, self.state
+        steps = self.steps_per_window
+        current = stimulus.current_i.to(self.dtype)
+        monitor = WindowMonitor(st, steps, self.kop_every, self.record, self.params.v_reset,
+                                self.synapse_valid(), self.params.j_i)
+        ne = self.params.num_e
+        for start in range(0, steps, self._noise_steps):
+            count = min(self._noise_steps, steps - start)
+            noise = self.membrane_noise(count)
+            for k in range(count):
+                slot = self._ring_position % c.delay_steps
+                self._ring_position += 1
+                spiked_e, spiked_i = euler_step(c, self.connectivity, st, current[:, start + k],
+                                                noise[:, k, :ne], noise[:, k, ne:], slot, self._synapse_rank)
+                monitor.observe(start + k, st, spiked_e, spiked_i)
+        stats, recording = monitor.finish(st, self.sim.step_size, stimulus.energy, stimulus.charge,
+                                          stimulus.net_charge)
+        return WindowResult(stats, recording)
+
+    def membrane_noise(self, count: int) -> torch.Tensor:
+        """Standard normal draws ``[B, count, num_e + num_i]`` for the next ``count`` steps.
+
+        Draw (network, step, neuron) is Philox block ``neuron // 4`` of
+        counter (step since reset, episode, stream) under the network's seed.
+        """
+        st = self.state
+        steps = st.step.unsqueeze(1) + torch.arange(count, device=self.device)
+        return standard_normal(st.seed.view(-1, 1), STREAM_MEMBRANE_NOISE, steps, st.episode.view(-1, 1),
+                               self.params.num_e + self.params.num_i, self.dtype)
+
+    # ------------------------------------------------------------- queries
+    def synapse_valid(self) -> torch.Tensor:
+        """[B, S_ei] bool, False for padding synapses."""
+        return self.connectivity.local("ei_post", self.params.num_i + 1) < self.params.num_i
+
+    def mean_weight_mv(self) -> torch.Tensor:
+        """[B] mean J_I * w over each network's E->I synapses, mV."""
+        valid = self.synapse_valid()
+        return self.params.j_i * torch.where(valid, self.state.weight, 0.0).sum(-1) / valid.sum(-1)
+
+    @property
+    def time_ms(self) -> torch.Tensor:
+        """[B] network time since reset, ms."""
+        return self.state.step.to(torch.float64) * self.sim.step_size
+
+    def bytes_per_network(self) -> float:
+        """Persistent device memory (state + connectivity + stimulator) per network."""
+        stimulator = sum(t.element_size() * t.numel() for t in vars(self.stimulator).values())
+        return (self.state.nbytes() + self.connectivity.nbytes() + stimulator) / self.num_networks

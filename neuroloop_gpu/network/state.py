@@ -1,0 +1,85 @@
+"""Everything about a batch of networks that changes while it runs.
+
+All tensors are ``[B, ...]`` (ring buffers ``[delay_steps, B, ...]``) on one
+device. Neuron tables that synapses index into carry one extra "dummy"
+column (index ``num_e`` / ``num_i``) that never spikes; padding synapses
+point at it. The synaptic filters X and S are kept *delayed*: the state holds
+X(t - d) and S(t - d), fed by a ring buffer of the inputs computed d earlier,
+which is exactly the spec's Z(t) = J / C * S(t - d) (the filter is causal and
+starts from zero) and stays continuous across decision windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from ..config import NetworkParams
+
+
+@dataclass
+class NetworkState:
+    v_e: torch.Tensor  # [B, num_e] mV membrane potential
+    v_i: torch.Tensor  # [B, num_i] mV
+    refractory_e: torch.Tensor  # [B, num_e] int32 held steps left (-1: free)
+    refractory_i: torch.Tensor  # [B, num_i] int32
+    x_e: torch.Tensor  # [B, num_e] delayed rise variable X of the I->E input
+    s_e: torch.Tensor  # [B, num_e] delayed synaptic variable S of the I->E input
+    x_i: torch.Tensor  # [B, num_i] delayed X of the E->I input
+    s_i: torch.Tensor  # [B, num_i] delayed S of the E->I input
+    trace_pre: torch.Tensor  # [B, num_e + 1] STDP trace of each E neuron (dummy column stays 0)
+    trace_post: torch.Tensor  # [B, num_i + 1] STDP trace of each I neuron
+    weight: torch.Tensor  # [B, S_ei] E->I weights w (J_I * w in mV)
+    ring_spikes_i: torch.Tensor  # [D, B, num_i + 1] bool, I spikes on their way to E neurons
+    ring_input_i: torch.Tensor  # [D, B, num_i] E->I input on its way to I neurons (0: none)
+    last_spike_e: torch.Tensor  # [B, num_e] int32 step of the last E spike (-1: none)
+    last_isi_e: torch.Tensor  # [B, num_e] int32 last E inter-spike interval in steps (0: none)
+    step: torch.Tensor  # [B] int64 Euler steps since reset
+    episode: torch.Tensor  # [B] int64 resets since the seed was set (selects the noise stream)
+    seed: torch.Tensor  # [B] int64 network seed (connectivity and noise)
+
+    @classmethod
+    def initial(
+        cls, params: NetworkParams, seeds: torch.Tensor, num_synapses: int, delay_steps: int, dtype: torch.dtype
+    ) -> "NetworkState":
+        """Published initial condition: every V = v_reset, synaptic variables 0, w = w_init."""
+        batch, device = seeds.shape[0], seeds.device
+        ne, ni = params.num_e, params.num_i
+
+        def zeros(*shape: int, kind: torch.dtype = dtype) -> torch.Tensor:
+            return torch.zeros(*shape, dtype=kind, device=device)
+
+        return cls(
+            v_e=torch.full((batch, ne), params.v_reset, dtype=dtype, device=device),
+            v_i=torch.full((batch, ni), params.v_reset, dtype=dtype, device=device),
+            refractory_e=torch.full((batch, ne), -1, dtype=torch.int32, device=device),
+            refractory_i=torch.full((batch, ni), -1, dtype=torch.int32, device=device),
+            x_e=zeros(batch, ne),
+            s_e=zeros(batch, ne),
+            x_i=zeros(batch, ni),
+            s_i=zeros(batch, ni),
+            trace_pre=zeros(batch, ne + 1),
+            trace_post=zeros(batch, ni + 1),
+            weight=torch.full((batch, num_synapses), params.plasticity.w_init, dtype=dtype, device=device),
+            ring_spikes_i=zeros(delay_steps, batch, ni + 1, kind=torch.bool),
+            ring_input_i=zeros(delay_steps, batch, ni),
+            last_spike_e=torch.full((batch, ne), -1, dtype=torch.int32, device=device),
+            last_isi_e=zeros(batch, ne, kind=torch.int32),
+            step=zeros(batch, kind=torch.int64),
+            episode=zeros(batch, kind=torch.int64),
+            seed=seeds.to(torch.int64).clone(),
+        )
+
+    def merge(self, mask: torch.Tensor, fresh: "NetworkState") -> None:
+        """Take network b's state from ``fresh`` where ``mask[b]``: one ``torch.where`` per
+        tensor, no data-dependent shapes, no host sync."""
+        for item in fields(self):
+            old, new = getattr(self, item.name), getattr(fresh, item.name)
+            batch_dim = 1 if item.name.startswith("ring_") else 0
+            shape = [1] * old.dim()
+            shape[batch_dim] = -1
+            setattr(self, item.name, torch.where(mask.view(shape), new, old))
+
+    def nbytes(self) -> int:
+        return sum(getattr(self, item.name).element_size() * getattr(self, item.name).numel() for item in fields(self))

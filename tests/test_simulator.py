@@ -1,0 +1,151 @@
+"""The batched simulator: independence, resets, continuity, recording, memory."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from neuroloop_gpu.config import NetworkParams, RecordConfig, SimConfig
+from neuroloop_gpu.network import NetworkBatch
+from neuroloop_gpu.stimulus import PulseTrain, StimulatorState, render_window
+
+SMALL = NetworkParams(num_e=60, num_i=15, connection_prob=0.2)
+
+
+def snapshot(net: NetworkBatch) -> dict[str, torch.Tensor]:
+    return {f.name: getattr(net.state, f.name).clone() for f in dataclasses.fields(net.state)}
+
+
+def test_network_in_a_batch_follows_its_solo_trajectory():
+    batch = NetworkBatch(3, SMALL, seeds=[5, 6, 7], device="cpu", record=RecordConfig(spikes_e=True))
+    alone = NetworkBatch(1, SMALL, seeds=[6], device="cpu", record=RecordConfig(spikes_e=True))
+    for w in range(6):
+        train = PulseTrain.constant(3, 80.0 + 20 * w, 130.0, 90.0)
+        train.amplitude[0] = 0.0
+        train.frequency[2] = 40.0
+        solo_train = PulseTrain.constant(1, 80.0 + 20 * w, 130.0, 90.0)
+        together = batch.run_window(train)
+        solo = alone.run_window(solo_train)
+        assert torch.equal(together.recording.spikes_e[1], solo.recording.spikes_e[0])
+    for name, value in snapshot(alone).items():
+        ours = value[:, 0] if name.startswith("ring_") else value[0]
+        theirs = getattr(batch.state, name)
+        theirs = theirs[:, 1] if name.startswith("ring_") else theirs[1]
+        assert torch.equal(ours, theirs), name
+
+
+def test_window_length_leaves_the_trajectory_unchanged():
+    """The delay line and the noise stream run straight through window boundaries."""
+    long = NetworkBatch(2, SMALL, SimConfig(sample_duration=20.0), device="cpu")
+    short = NetworkBatch(2, SMALL, SimConfig(sample_duration=5.0), device="cpu")
+    for _ in range(10):
+        long.run_window()
+    for _ in range(40):
+        short.run_window()
+    assert int(long.state.step[0]) == 2000
+    for name, value in snapshot(long).items():
+        if not name.startswith("ring_"):
+            assert torch.equal(value, getattr(short.state, name)), name
+
+
+def test_pulse_train_is_the_same_whatever_the_window_length():
+    train = PulseTrain.constant(1, 100.0, 77.0, 300.0)
+    pieces = {}
+    for steps in (200, 50):
+        state, currents = StimulatorState.initial(1, "cpu"), []
+        for _ in range(2000 // steps):
+            stim, state = render_window(train, state, steps, 0.1)
+            currents.append(stim.current_i)
+        pieces[steps] = torch.cat(currents, dim=1)
+    assert torch.allclose(pieces[200], pieces[50], atol=1e-9)
+
+
+def test_masked_reset_touches_only_the_masked_networks():
+    net = NetworkBatch(3, SMALL, device="cpu")
+    initial = snapshot(net)
+    for _ in range(3):
+        net.run_window(PulseTrain.constant(3, 100.0))
+    before = snapshot(net)
+    net.reset(torch.tensor([False, True, False]))
+    after = snapshot(net)
+    for name in before:
+        dim = 1 if name.startswith("ring_") else 0
+        for b in (0, 2):
+            assert torch.equal(before[name].select(dim, b), after[name].select(dim, b)), name
+        expected = initial[name].select(dim, 1)
+        if name == "episode":
+            expected = expected + 1
+        assert torch.equal(after[name].select(dim, 1), expected), name
+    assert float(net.stimulator.since_onset[1]) == float("inf")
+
+
+def test_reseeding_rebuilds_the_network_of_that_seed_and_plain_reset_changes_the_noise():
+    net = NetworkBatch(2, SMALL, seeds=[1, 2], device="cpu", record=RecordConfig(spikes_e=True))
+    first = [net.run_window().recording.spikes_e.clone() for _ in range(3)]
+    net.reset(torch.tensor([False, True]), seeds=[0, 77])
+    fresh = NetworkBatch(1, SMALL, seeds=[77], device="cpu", record=RecordConfig(spikes_e=True))
+    for _ in range(3):
+        assert torch.equal(net.run_window().recording.spikes_e[1], fresh.run_window().recording.spikes_e[0])
+    assert torch.equal(net.connectivity.ei_post[1] - net.connectivity.ei_post[1].min(),
+                       fresh.connectivity.ei_post[0] - fresh.connectivity.ei_post[0].min())
+    net.reset()  # new episode, same networks: fresh noise, so a different trajectory
+    again = [net.run_window().recording.spikes_e[0].clone() for _ in range(3)]
+    assert not all(torch.equal(a[0], b) for a, b in zip(first, again))
+
+
+def test_seeded_runs_are_reproducible():
+    runs = []
+    for _ in range(2):
+        net = NetworkBatch(2, SMALL, SimConfig(seed=123), device="cpu")
+        for _ in range(3):
+            net.run_window(PulseTrain.constant(2, 150.0, 100.0, 200.0))
+        runs.append(snapshot(net))
+    for name in runs[0]:
+        assert torch.equal(runs[0][name], runs[1][name]), name
+
+
+def test_recording_agrees_with_the_window_statistics():
+    net = NetworkBatch(2, SMALL, device="cpu", record=RecordConfig(spikes_e=True, traces=True))
+    result = net.run_window()
+    steps = net.steps_per_window
+    rec, stats = result.recording, result.stats
+    assert rec.spikes_e.shape == (2, steps, SMALL.num_e) and rec.spikes_e.dtype == torch.bool
+    seconds = steps * net.sim.step_size * 1e-3
+    assert torch.allclose(rec.spikes_e.sum((1, 2)).float() / (SMALL.num_e * seconds), stats.rate_e)
+    assert torch.allclose(rec.v_e_mean.mean(1), stats.v_e_mean, atol=1e-4)
+    assert torch.allclose(rec.weight_mv[:, -1], stats.weight_mv)
+    assert torch.allclose(net.mean_weight_mv(), stats.weight_mv)
+    plain = NetworkBatch(2, SMALL, device="cpu").run_window()
+    assert plain.recording.spikes_e is None and plain.recording.v_e_mean is None
+
+
+def test_float64_runs_and_weights_stay_within_bounds():
+    params = dataclasses.replace(SMALL, plasticity=dataclasses.replace(SMALL.plasticity, onset=0.0))
+    net = NetworkBatch(2, params, device="cpu", dtype=torch.float64)
+    for _ in range(5):
+        net.run_window(PulseTrain.constant(2, 200.0))
+    w = net.state.weight
+    assert w.dtype == torch.float64
+    assert float(w.min()) >= 10.0 / 260 - 1e-12 and float(w.max()) <= 290.0 / 260 + 1e-12
+    assert not torch.equal(w, torch.ones_like(w))
+
+
+def test_full_size_memory_per_network_is_within_budget():
+    net = NetworkBatch(2, NetworkParams(), device="cpu")
+    assert net.bytes_per_network() <= 1.5e6
+    counts = net.connectivity.ei_count.double()
+    assert float((counts / (1600 * 400)).sub(0.1).abs().max()) < 0.005
+
+
+def test_connectivity_is_sorted_and_matches_the_probability():
+    net = NetworkBatch(4, NetworkParams(num_e=400, num_i=100), device="cpu")
+    pre = net.connectivity.local("ei_pre", 401)
+    post = net.connectivity.local("ei_post", 101)
+    key = pre * 1000 + post
+    real = post < 100
+    for b in range(4):
+        k = key[b][real[b]]
+        assert torch.all(k[1:] > k[:-1])  # strictly increasing: sorted by (pre, post), no duplicates
+    p = real.sum(1).double() / (400 * 100)
+    assert float((p - 0.1).abs().max()) < 0.01
+    assert not torch.equal(pre[0], pre[1])
