@@ -1,0 +1,47 @@
+"""The `neuroloop` command at tiny size."""
+
+import json
+
+import pytest
+
+from neuroloop_gpu.cli import main
+
+REQUIRED = {"kop_per_second", "mean_weight_per_second", "stim_off_time_s", "rate_e_hz", "rate_i_hz", "wall_time_s",
+            "device", "chi_per_second", "kop_before", "kop_during", "bytes_per_network", "protocol", "networks"}
+
+
+def test_simulate_writes_summary_and_figure(tmp_path):
+    out = tmp_path / "run"
+    main(["simulate", "--num-e", "40", "--num-i", "10", "--duration", "2", "--onset", "1", "--networks", "2",
+          "--device", "cpu", "--out", str(out), "--quiet", "--latch", "259"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert REQUIRED <= summary.keys()
+    assert len(summary["kop_per_second"]) == 2 and len(summary["mean_weight_per_second"]) == 2
+    assert summary["num_networks"] == 2 and len(summary["networks"]) == 2
+    assert summary["device"].startswith("cpu")
+    assert all(0.0 <= k <= 1.0 for k in summary["kop_per_second"])
+    assert summary["rate_e_hz"] > 0
+    # a latch just below the initial weight trips soon after onset
+    assert 1.0 < summary["networks"][0]["stim_off_time_s"] < 2.0
+    assert summary["networks"][0]["kop_after"] is not None
+    assert (out / "open_loop.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--duration", "0.21"], "duration must be a whole multiple of sample_duration"),
+    (["--num-e", "0"], "num_e must be an integer >= 1"),
+    (["--amplitude", "-5"], "amplitude must be a number >= 0"),
+])
+def test_simulate_rejects_bad_options(tmp_path, args, message):
+    with pytest.raises(SystemExit, match=message):
+        main(["simulate", "--num-e", "40", "--num-i", "10", "--duration", "0.2", "--out", str(tmp_path), "--quiet",
+              *args])
+
+
+def test_help_lists_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--size", "--duration", "--amplitude", "--waveform", "--synaptic-input", "--seed", "--device",
+                   "--out", "--networks"):
+        assert option in text
