@@ -1,7 +1,7 @@
 """The batched FTSTS network simulator."""
 
 from .connectivity import Connectivity
-from .dynamics import StepConstants, euler_step
+from .dynamics import NeuronVectors, StepConstants, euler_step
 from .monitors import WindowRecording, WindowStats
 from .simulator import NetworkBatch, WindowResult, default_device
 from .state import NetworkState
@@ -10,6 +10,7 @@ __all__ = [
     "Connectivity",
     "NetworkBatch",
     "NetworkState",
+    "NeuronVectors",
     "StepConstants",
     "WindowRecording",
     "WindowResult",

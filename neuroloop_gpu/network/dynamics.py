@@ -30,6 +30,16 @@ from .state import NetworkState
 
 
 @dataclass(frozen=True)
+class NeuronVectors:
+    """Per-neuron constants ``[N]``: E entries first, then I."""
+
+    mu: torch.Tensor  # mV mean drive
+    coupling: torch.Tensor  # J / C of the input the neuron receives
+    stim_sign: torch.Tensor  # -1 for E, +1 for I: E gets the mirror image of the I waveform
+    noise_gain: torch.Tensor  # mV per unit normal draw
+
+
+@dataclass(frozen=True)
 class StepConstants:
     """Step-size-dependent numbers derived once from the parameters."""
 
@@ -59,6 +69,18 @@ class StepConstants:
     plasticity_onset_steps: int  # -1: plasticity disabled
     delay_steps: int
     published: bool
+
+    def neuron_vectors(self, device: torch.device, dtype: torch.dtype) -> "NeuronVectors":
+        """Per-neuron parameters ``[N]`` (E neurons first) for one batched membrane update."""
+        def halves(e: float, i: float) -> torch.Tensor:
+            return torch.tensor([e] * self.num_e + [i] * self.num_i, dtype=dtype, device=device)
+
+        return NeuronVectors(
+            mu=halves(self.mu_e, self.mu_i),
+            coupling=halves(self.coupling_e, self.coupling_i),
+            stim_sign=halves(-1.0, 1.0),
+            noise_gain=halves(self.noise_gain_e, self.noise_gain_i),
+        )
 
     @classmethod
     def from_params(cls, params: NetworkParams, dt: float) -> "StepConstants":
@@ -116,95 +138,86 @@ def fire_and_reset(
     refractory = (refractory - 1).clamp_(min=-1)
     spiked = (v_old < c.v_threshold) & (v_new >= c.v_threshold)
     held = spiked | (refractory >= 0)
-    v = torch.where(held, c.v_reset, v_new.clamp(min=c.v_rest))
-    refractory = torch.where(spiked, c.refractory_steps, refractory)
+    v = v_new.clamp(min=c.v_rest).masked_fill_(held, c.v_reset)
+    refractory = refractory.masked_fill_(spiked, c.refractory_steps)
     return v, refractory, spiked
 
 
-def _filter(x: torch.Tensor, s: torch.Tensor, arrived: torch.Tensor, received: torch.Tensor, c: StepConstants):
-    """Two-stage synaptic filter: tau_d dS/dt = -S + X, tau_r dX/dt = -X + input."""
-    s_next = s + c.dt * (-s + x) / c.tau_d
-    x_decayed = x + c.dt * (-x) / c.tau_r
-    if c.published:  # X(t+dt) = X(t) + input, decay skipped for receivers
-        x_next = torch.where(received, x + arrived, x_decayed)
-    else:
-        x_next = x_decayed + arrived
-    return x_next, s_next
-
-
-def _trace(trace: torch.Tensor, spiked: torch.Tensor, tau: float, c: StepConstants) -> torch.Tensor:
-    """STDP trace: tau dA/dt = -A, A += increment on a spike."""
+def _trace(table: torch.Tensor, tau: float, c: StepConstants) -> None:
+    """STDP trace in column 1 of a (spiked, trace) table: tau dA/dt = -A, A += increment on a spike."""
+    spiked, trace = table[..., 0], table[..., 1]
     decayed = trace + c.dt * (-trace) / tau
     if c.published:
-        return torch.where(spiked, trace + c.trace_increment, decayed)
-    return decayed + c.trace_increment * spiked
+        trace.copy_(torch.where(spiked > 0, trace + c.trace_increment, decayed))
+    else:
+        trace.copy_(decayed + c.trace_increment * spiked)
 
 
 def euler_step(
     c: StepConstants,
+    n: NeuronVectors,
     conn: Connectivity,
     st: NetworkState,
     stim_i: torch.Tensor,
-    noise_e: torch.Tensor,
-    noise_i: torch.Tensor,
+    noise: torch.Tensor,
     slot: int,
     synapse_rank: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> torch.Tensor:
     """Advance every network of the batch by one step dt (updates ``st`` in place).
 
     ``stim_i`` [B] is this step's stimulus into I neurons (E neurons get
-    ``-stim_i``); ``noise_e`` [B, num_e] and ``noise_i`` [B, num_i] are standard
-    normal draws; ``slot`` is the ring-buffer slot of this step (shared by
-    the batch); ``synapse_rank`` [S_ei] is ``arange(S_ei)`` in the working
-    dtype. Returns the E and I spikes ``[B, num_e]``, ``[B, num_i]`` (bool).
+    ``-stim_i``); ``noise`` [B, N] are standard normal draws; ``slot`` is the
+    ring-buffer slot of this step (shared by the batch); ``synapse_rank``
+    [S_ei] is ``arange(S_ei)`` in the working dtype. Returns the spikes
+    ``[B, N]`` (bool, E neurons first).
     """
-    batch = st.v_e.shape[0]
+    batch = st.v.shape[0]
     ne, ni = c.num_e, c.num_i
-    stim = stim_i.unsqueeze(1)
+    dtype, device = st.v.dtype, st.v.device
 
     # Membrane (eq. 1-2): tau_m dV/dt = (V_rest - V) + Z + mu + sigma sqrt(tau_m) xi + U_stim,
     # Z_E = J_E / C_E * S_E(t - d), Z_I = J_I / C_I * S_I(t - d) (S is stored delayed).
-    v_e = st.v_e + c.dt * (c.v_rest - st.v_e + c.coupling_e * st.s_e + c.mu_e - stim) / c.tau_m \
-        + c.noise_gain_e * noise_e
-    v_i = st.v_i + c.dt * (c.v_rest - st.v_i + c.coupling_i * st.s_i + c.mu_i + stim) / c.tau_m \
-        + c.noise_gain_i * noise_i
-    st.v_e, st.refractory_e, spiked_e = fire_and_reset(st.v_e, v_e, st.refractory_e, c)
-    st.v_i, st.refractory_i, spiked_i = fire_and_reset(st.v_i, v_i, st.refractory_i, c)
+    v = st.v + c.dt * (c.v_rest - st.v + n.coupling * st.s + n.mu + n.stim_sign * stim_i.unsqueeze(1)) / c.tau_m \
+        + n.noise_gain * noise
+    st.v, st.refractory, spiked = fire_and_reset(st.v, v, st.refractory, c)
+    spiked_e, spiked_i = spiked[:, :ne], spiked[:, ne:]
 
-    # I -> E: spikes emitted d ago arrive now; each connected I spike adds -1 to X_E.
-    arrived_spikes = st.ring_spikes_i[slot].to(st.v_e.dtype).view(-1)
-    per_synapse = arrived_spikes.index_select(0, conn.ie_pre.view(-1))
-    count_e = torch.zeros(batch * (ne + 1), dtype=st.v_e.dtype, device=st.v_e.device)
+    # Inputs arriving now, emitted d ago. I -> E: each connected I spike adds -1 to X_E
+    # (published: once, however many coincide). E -> I: computed at spike time, with the weight then.
+    per_synapse = st.ring_spikes_i[slot].to(dtype).view(-1).index_select(0, conn.ie_pre.view(-1))
+    count_e = torch.zeros(batch * (ne + 1), dtype=dtype, device=device)
     count_e.index_add_(0, conn.ie_post.view(-1), per_synapse)
     count_e = count_e.view(batch, ne + 1)[:, :ne]
-    arrived_e = -count_e.clamp(max=1.0) if c.published else -count_e
-    st.x_e, st.s_e = _filter(st.x_e, st.s_e, arrived_e, count_e > 0, c)
+    arrived = torch.cat((count_e.clamp(max=1.0) if c.published else count_e, st.ring_input_i[slot]), dim=1)
+    arrived[:, :ne].neg_()
 
-    # E -> I: input computed d ago (with the weight at spike time) arrives now.
-    arrived_input = st.ring_input_i[slot]
-    st.x_i, st.s_i = _filter(st.x_i, st.s_i, arrived_input, arrived_input > 0, c)
+    # Two-stage synaptic filter: tau_d dS/dt = -S + X, tau_r dX/dt = -X + input.
+    s_next = st.s + c.dt * (-st.s + st.x) / c.tau_d
+    x_decayed = st.x + c.dt * (-st.x) / c.tau_r
+    if c.published:  # X(t+dt) = X(t) + input: decay skipped for receivers
+        st.x = torch.where(arrived != 0, st.x + arrived, x_decayed)
+    else:
+        st.x = x_decayed + arrived
+    st.s = s_next
 
     # This step's spikes leave for their targets, d from now.
-    spiked_e_pad = torch.cat((spiked_e, spiked_e.new_zeros(batch, 1)), dim=1)
-    spiked_i_pad = torch.cat((spiked_i, spiked_i.new_zeros(batch, 1)), dim=1)
-    st.ring_spikes_i[slot] = spiked_i_pad
-    dtype = st.v_e.dtype
-    pre = torch.stack((spiked_e_pad.to(dtype), st.trace_pre), dim=-1).view(-1, 2)
-    pre = pre.index_select(0, conn.ei_pre.view(-1)).view(batch, -1, 2)
-    post = torch.stack((spiked_i_pad.to(dtype), st.trace_post), dim=-1).view(-1, 2)
-    post = post.index_select(0, conn.ei_post.view(-1)).view(batch, -1, 2)
+    st.ring_spikes_i[slot, :, :ni] = spiked_i
+    st.pre_table[:, :ne, 0] = spiked_e
+    st.post_table[:, :ni, 0] = spiked_i
+    pre = st.pre_table.view(-1, 2).index_select(0, conn.ei_pre.view(-1)).view(batch, -1, 2)
+    post = st.post_table.view(-1, 2).index_select(0, conn.ei_post.view(-1)).view(batch, -1, 2)
     pre_spiked, pre_trace = pre[..., 0], pre[..., 1]
     post_spiked, post_trace = post[..., 0], post[..., 1]
     if c.published:
         # The last (highest-index) spiking presynaptic E neuron wins; synapses are sorted
         # by (pre, post), so that is the highest-ranked active synapse of each I neuron.
         rank = torch.where(pre_spiked > 0, synapse_rank, -1.0).view(-1)
-        winner = torch.full((batch * (ni + 1),), -1.0, dtype=dtype, device=rank.device)
+        winner = torch.full((batch * (ni + 1),), -1.0, dtype=dtype, device=device)
         winner.index_reduce_(0, conn.ei_post.view(-1), rank, "amax", include_self=True)
         winner = winner.view(batch, ni + 1)[:, :ni]
-        sent = torch.where(winner >= 0, st.weight.gather(1, winner.clamp(min=0).long()), 0.0)
+        sent = st.weight.gather(1, winner.clamp(min=0).long()).masked_fill_(winner < 0, 0.0)
     else:
-        sent = torch.zeros(batch * (ni + 1), dtype=dtype, device=st.v_e.device)
+        sent = torch.zeros(batch * (ni + 1), dtype=dtype, device=device)
         sent.index_add_(0, conn.ei_post.view(-1), (pre_spiked * st.weight).view(-1))
         sent = sent.view(batch, ni + 1)[:, :ni]
     st.ring_input_i[slot] = sent
@@ -212,21 +225,19 @@ def euler_step(
     # STDP on E->I (eq. 7-11), from plasticity onset on:
     # E (pre) spike: w += eta a_LTD A_post; I (post) spike: w += eta a_LTP A_pre; bounds w_min..w_max.
     plastic = ((st.step >= c.plasticity_onset_steps) & (c.plasticity_onset_steps >= 0)).to(dtype).unsqueeze(1)
-    depressed = st.weight + plastic * c.ltd * post_trace
-    potentiated = st.weight + plastic * c.ltp * pre_trace
     if c.published:
-        weight = torch.where(post_spiked > 0, potentiated.clamp(max=c.w_max),
-                             torch.where(pre_spiked > 0, depressed.clamp(min=c.w_min), st.weight))
+        depressed = (st.weight + plastic * c.ltd * post_trace).clamp_(min=c.w_min)
+        potentiated = (st.weight + plastic * c.ltp * pre_trace).clamp_(max=c.w_max)
+        st.weight = torch.where(post_spiked > 0, potentiated, torch.where(pre_spiked > 0, depressed, st.weight))
     else:
-        weight = (st.weight + plastic * (c.ltd * post_trace * pre_spiked + c.ltp * pre_trace * post_spiked))
-        weight = weight.clamp(c.w_min, c.w_max)
-    st.weight = weight
-    st.trace_pre = _trace(st.trace_pre, spiked_e_pad, c.tau_pre, c)
-    st.trace_post = _trace(st.trace_post, spiked_i_pad, c.tau_post, c)
+        change = c.ltd * post_trace * pre_spiked + c.ltp * pre_trace * post_spiked
+        st.weight = (st.weight + plastic * change).clamp_(c.w_min, c.w_max)
+    _trace(st.pre_table, c.tau_pre, c)
+    _trace(st.post_table, c.tau_post, c)
 
     # Causal phase bookkeeping for the online Kuramoto estimate.
     now = (st.step + 1).to(torch.int32).unsqueeze(1)
     st.last_isi_e = torch.where(spiked_e & (st.last_spike_e >= 0), now - st.last_spike_e, st.last_isi_e)
     st.last_spike_e = torch.where(spiked_e, now, st.last_spike_e)
     st.step = st.step + 1
-    return spiked_e, spiked_i
+    return spiked

@@ -65,14 +65,16 @@ class WindowMonitor:
     def mean_weight_mv(self, weight: torch.Tensor) -> torch.Tensor:
         return self.j_i * torch.where(self.synapse_valid, weight, 0.0).sum(-1) / self.synapse_count
 
-    def observe(self, k: int, state: NetworkState, spiked_e: torch.Tensor, spiked_i: torch.Tensor) -> None:
-        """Account for step ``k`` of the window, after it ran."""
+    def observe(self, k: int, state: NetworkState, spiked: torch.Tensor) -> None:
+        """Account for step ``k`` of the window, after it ran (``spiked`` [B, N], E first)."""
+        num_e = state.num_e
+        spiked_e, spiked_i = spiked[:, :num_e], spiked[:, num_e:]
         v_e = state.v_e - self.shift
         mean_e = v_e.mean(-1)
         self.mean_e_sum += mean_e
-        self.mean_e_sq_sum += mean_e * mean_e
+        self.mean_e_sq_sum.addcmul_(mean_e, mean_e)
         self.neuron_e_sum += v_e
-        self.neuron_e_sq_sum += v_e * v_e
+        self.neuron_e_sq_sum.addcmul_(v_e, v_e)
         v_i = state.v_i - self.shift
         self.v_i_sum += v_i.mean(-1)
         self.v_i_sq_sum += (v_i * v_i).mean(-1)

@@ -70,6 +70,7 @@ class NetworkBatch:
         self.device = torch.device(device) if device is not None else default_device()
         self.dtype = dtype
         self.constants = StepConstants.from_params(self.params, self.sim.step_size)
+        self.neurons = self.constants.neuron_vectors(self.device, dtype)
         self.steps_per_window = self.sim.steps_per_window
         self.kop_every = steps_in(kop_sample_interval, self.sim.step_size, "kop_sample_interval")
         require(self.steps_per_window % self.kop_every == 0, "kop_sample_interval",
@@ -142,16 +143,15 @@ class NetworkBatch:
         current = stimulus.current_i.to(self.dtype)
         monitor = WindowMonitor(st, steps, self.kop_every, self.record, self.params.v_reset,
                                 self.synapse_valid(), self.params.j_i)
-        ne = self.params.num_e
         for start in range(0, steps, self._noise_steps):
             count = min(self._noise_steps, steps - start)
             noise = self.membrane_noise(count)
             for k in range(count):
                 slot = self._ring_position % c.delay_steps
                 self._ring_position += 1
-                spiked_e, spiked_i = euler_step(c, self.connectivity, st, current[:, start + k],
-                                                noise[:, k, :ne], noise[:, k, ne:], slot, self._synapse_rank)
-                monitor.observe(start + k, st, spiked_e, spiked_i)
+                spiked = euler_step(c, self.neurons, self.connectivity, st, current[:, start + k], noise[:, k],
+                                    slot, self._synapse_rank)
+                monitor.observe(start + k, st, spiked)
         stats, recording = monitor.finish(st, self.sim.step_size, stimulus.energy, stimulus.charge,
                                           stimulus.net_charge)
         return WindowResult(stats, recording)

@@ -20,16 +20,15 @@ from ..config import NetworkParams
 
 @dataclass
 class NetworkState:
-    v_e: torch.Tensor  # [B, num_e] mV membrane potential
-    v_i: torch.Tensor  # [B, num_i] mV
-    refractory_e: torch.Tensor  # [B, num_e] int32 held steps left (-1: free)
-    refractory_i: torch.Tensor  # [B, num_i] int32
-    x_e: torch.Tensor  # [B, num_e] delayed rise variable X of the I->E input
-    s_e: torch.Tensor  # [B, num_e] delayed synaptic variable S of the I->E input
-    x_i: torch.Tensor  # [B, num_i] delayed X of the E->I input
-    s_i: torch.Tensor  # [B, num_i] delayed S of the E->I input
-    trace_pre: torch.Tensor  # [B, num_e + 1] STDP trace of each E neuron (dummy column stays 0)
-    trace_post: torch.Tensor  # [B, num_i + 1] STDP trace of each I neuron
+    """Neuron variables are ``[B, num_e + num_i]``, E neurons first (one op updates both
+    populations); the ``*_e`` / ``*_i`` properties are views of the two halves."""
+
+    v: torch.Tensor  # [B, N] mV membrane potential
+    refractory: torch.Tensor  # [B, N] int32 held steps left (-1: free)
+    x: torch.Tensor  # [B, N] delayed rise variable X of the synaptic input (E: from I, I: from E)
+    s: torch.Tensor  # [B, N] delayed synaptic variable S
+    pre_table: torch.Tensor  # [B, num_e + 1, 2] per E neuron: (spiked last step, STDP trace); dummy row 0
+    post_table: torch.Tensor  # [B, num_i + 1, 2] per I neuron: (spiked last step, STDP trace)
     weight: torch.Tensor  # [B, S_ei] E->I weights w (J_I * w in mV)
     ring_spikes_i: torch.Tensor  # [D, B, num_i + 1] bool, I spikes on their way to E neurons
     ring_input_i: torch.Tensor  # [D, B, num_i] E->I input on its way to I neurons (0: none)
@@ -51,16 +50,12 @@ class NetworkState:
             return torch.zeros(*shape, dtype=kind, device=device)
 
         return cls(
-            v_e=torch.full((batch, ne), params.v_reset, dtype=dtype, device=device),
-            v_i=torch.full((batch, ni), params.v_reset, dtype=dtype, device=device),
-            refractory_e=torch.full((batch, ne), -1, dtype=torch.int32, device=device),
-            refractory_i=torch.full((batch, ni), -1, dtype=torch.int32, device=device),
-            x_e=zeros(batch, ne),
-            s_e=zeros(batch, ne),
-            x_i=zeros(batch, ni),
-            s_i=zeros(batch, ni),
-            trace_pre=zeros(batch, ne + 1),
-            trace_post=zeros(batch, ni + 1),
+            v=torch.full((batch, ne + ni), params.v_reset, dtype=dtype, device=device),
+            refractory=torch.full((batch, ne + ni), -1, dtype=torch.int32, device=device),
+            x=zeros(batch, ne + ni),
+            s=zeros(batch, ne + ni),
+            pre_table=zeros(batch, ne + 1, 2),
+            post_table=zeros(batch, ni + 1, 2),
             weight=torch.full((batch, num_synapses), params.plasticity.w_init, dtype=dtype, device=device),
             ring_spikes_i=zeros(delay_steps, batch, ni + 1, kind=torch.bool),
             ring_input_i=zeros(delay_steps, batch, ni),
@@ -70,6 +65,19 @@ class NetworkState:
             episode=zeros(batch, kind=torch.int64),
             seed=seeds.to(torch.int64).clone(),
         )
+
+    @property
+    def num_e(self) -> int:
+        return self.pre_table.shape[1] - 1
+
+    v_e = property(lambda self: self.v[:, : self.num_e])
+    v_i = property(lambda self: self.v[:, self.num_e:])
+    x_e = property(lambda self: self.x[:, : self.num_e])
+    x_i = property(lambda self: self.x[:, self.num_e:])
+    s_e = property(lambda self: self.s[:, : self.num_e])
+    s_i = property(lambda self: self.s[:, self.num_e:])
+    trace_pre = property(lambda self: self.pre_table[:, :, 1])  # [B, num_e + 1]
+    trace_post = property(lambda self: self.post_table[:, :, 1])  # [B, num_i + 1]
 
     def merge(self, mask: torch.Tensor, fresh: "NetworkState") -> None:
         """Take network b's state from ``fresh`` where ``mask[b]``: one ``torch.where`` per
