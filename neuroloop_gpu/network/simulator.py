@@ -169,8 +169,8 @@ class NetworkBatch:
 
     # ------------------------------------------------------------- queries
     def synapse_valid(self) -> torch.Tensor:
-        """[B, S_ei] bool, False for padding synapses."""
-        return self.connectivity.local("ei_post", self.params.num_i + 1) < self.params.num_i
+        """[B, S_ei] bool, False for padding synapses (real synapses come first in each row)."""
+        return self._synapse_rank < self.connectivity.ei_count.to(self.dtype).unsqueeze(1)
 
     def mean_weight_mv(self) -> torch.Tensor:
         """[B] mean J_I * w over each network's E->I synapses, mV."""
