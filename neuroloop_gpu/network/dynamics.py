@@ -20,6 +20,7 @@ Two semantics for events that hit the same variable in one step
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +28,10 @@ import torch
 from ..config import NetworkParams, steps_in
 from .connectivity import Connectivity
 from .state import NetworkState
+
+# index_reduce_ is the one sync-free batched "last presynaptic spike wins" reduction torch offers;
+# its beta notice says nothing about our use and would greet every CLI user.
+warnings.filterwarnings("ignore", message=r"index_reduce\(\) is in beta", category=UserWarning)
 
 
 @dataclass(frozen=True)
