@@ -24,9 +24,10 @@ def test_philox_known_answers(counter, key, expected):
     assert tuple(int(x) for x in out) == expected
 
 
-def test_normal_draws_are_standard_normal():
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_normal_draws_are_standard_normal(dtype):
     z = standard_normal(torch.tensor([5]), 0, torch.arange(200).view(1, -1), torch.zeros(1, 1, dtype=torch.int64),
-                        1000, torch.float64).flatten()
+                        1000, dtype).flatten().double()
     assert z.numel() == 200_000
     assert abs(float(z.mean())) < 0.01
     assert abs(float(z.std()) - 1.0) < 0.01
@@ -42,6 +43,8 @@ def test_uniform_words_cover_the_range_and_differ_between_seeds_and_streams():
     c = uniform_words(torch.tensor([1]), 1, zero, zero, 4096)
     u = words_to_uniform(a, torch.float64)
     assert 0 < float(u.min()) and float(u.max()) < 1
+    u32 = words_to_uniform(torch.tensor([0, 2**32 - 1]), torch.float32)
+    assert 0 < float(u32[0]) and float(u32[1]) < 1  # never rounds to 0 or 1
     assert abs(float(u.mean()) - 0.5) < 0.02
     assert not torch.equal(a, b) and not torch.equal(a, c)
     # neighbouring draws are uncorrelated

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..rng import STREAM_CONNECTIVITY_EI, STREAM_CONNECTIVITY_IE, uniform_words
+from ..rng import STREAM_CONNECTIVITY_EI, STREAM_CONNECTIVITY_IE, uniform_words, words_to_uniform
 
 _PAIRS_PER_CHUNK = 1 << 22  # bounds the temporary memory of a draw
 
@@ -53,8 +53,7 @@ def draw_synapses(
     for start in range(0, batch, nets_per_chunk):
         chunk = slice(start, min(batch, start + nets_per_chunk))
         words = uniform_words(seeds[chunk], stream, zero, zero, pairs)
-        # u <= p as in the published code, with u = (word + 0.5) / 2**32.
-        connected = (words.to(torch.float64) + 0.5) * 2.0**-32 <= prob
+        connected = words_to_uniform(words, torch.float64) <= prob  # u <= p, as in the published code
         position = torch.cumsum(connected, dim=1) - 1
         count = connected.sum(dim=1)
         counts[chunk] = count
