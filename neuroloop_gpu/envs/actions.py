@@ -1,0 +1,58 @@
+"""The agent's action: a normalised box mapped to amplitude, frequency and pulse width."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..config import require
+from ..stimulus import PulseTrain
+
+ACTION_NAMES = ("amplitude_mv", "frequency_hz", "pulse_width_us")
+
+
+@dataclass(frozen=True)
+class ActionBounds:
+    """Physical range of each action component (NeuroLoop's defaults).
+
+    The agent acts in [-1, 1]^3; -1 maps to the low and +1 to the high end of
+    each range, linearly. Values outside [-1, 1] are clipped to it.
+    """
+
+    amplitude: tuple[float, float] = (10.0, 200.0)  # mV
+    frequency: tuple[float, float] = (5.0, 180.0)  # Hz
+    pulse_width: tuple[float, float] = (50.0, 500.0)  # us per phase
+
+    def __post_init__(self) -> None:
+        for name in ("amplitude", "frequency", "pulse_width"):
+            low, high = getattr(self, name)
+            require(0 <= low < high < float("inf") and (name == "amplitude" or low > 0), f"bounds.{name}",
+                    "a pair (low, high) with 0 <= low < high (low > 0 for frequency and pulse_width)",
+                    (low, high))
+        max_width_us = 1e6 / (2 * self.frequency[1])
+        require(self.pulse_width[1] <= max_width_us, "bounds.pulse_width",
+                f"at most half the shortest period, {max_width_us:g} us at {self.frequency[1]:g} Hz",
+                self.pulse_width)
+
+    def lows_highs(self, device, dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+        ranges = (self.amplitude, self.frequency, self.pulse_width)
+        low = torch.tensor([r[0] for r in ranges], dtype=dtype, device=device)
+        high = torch.tensor([r[1] for r in ranges], dtype=dtype, device=device)
+        return low, high
+
+    def to_physical(self, action: torch.Tensor) -> torch.Tensor:
+        """[B, 3] normalised actions -> [B, 3] (mV, Hz, us), clipped to the bounds."""
+        low, high = self.lows_highs(action.device)
+        unit = (action.to(torch.float64).clamp(-1.0, 1.0) + 1.0) / 2.0
+        return low + unit * (high - low)
+
+    def pulse_train(self, action: torch.Tensor, enabled: torch.Tensor) -> PulseTrain:
+        """The FTSTS-polarity pulse train of a [B, 3] normalised action; amplitude 0 where not ``enabled``."""
+        physical = self.to_physical(action)
+        return PulseTrain(
+            amplitude=torch.where(enabled, physical[:, 0], 0.0),
+            frequency=physical[:, 1],
+            pulse_width=physical[:, 2],
+            polarity=torch.ones_like(physical[:, 0]),
+        )

@@ -1,0 +1,132 @@
+"""The batched closed-loop core that every environment front end adapts.
+
+One object owns the networks, the episode bookkeeping (window counter, the
+optional stimulation onset and latch), observations and rewards. The step is
+pure tensor work on the device with no host synchronisation; front ends add
+only what their API needs (NumPy conversion, autoreset policy, TensorDicts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..config import NetworkParams, RecordConfig, SimConfig, require
+from ..network import NetworkBatch
+from .actions import ActionBounds
+from .observation import initial_observation, observe, weight_fraction
+from .reward import RewardConfig, max_window_energy, reward
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    """What happens within an episode besides the agent's actions."""
+
+    stim_onset: float = 0.0  # ms after reset before the stimulator obeys actions (off before)
+    latch_mv: float | None = None  # stimulation off for good once mean J_I*w crosses this (below: desync target)
+    terminate_on_latch: bool = False  # end the episode (terminated=True) when the latch trips
+
+    def __post_init__(self) -> None:
+        require(self.stim_onset >= 0, "episode.stim_onset", "a number >= 0 (ms)", self.stim_onset)
+        require(self.latch_mv is None or self.latch_mv > 0, "episode.latch_mv", "None or a number > 0 (mV)",
+                self.latch_mv)
+        require(not self.terminate_on_latch or self.latch_mv is not None, "episode.terminate_on_latch",
+                "False unless latch_mv is set", self.terminate_on_latch)
+
+
+@dataclass
+class CoreStep:
+    observation: torch.Tensor  # [B, 6] float32
+    reward: torch.Tensor  # [B] float32
+    terminated: torch.Tensor  # [B] bool
+    truncated: torch.Tensor  # [B] bool
+    info: dict[str, torch.Tensor] = field(default_factory=dict)  # [B] physical values
+
+
+class DBSCore:
+    """``num_envs`` closed-loop DBS episodes on batched FTSTS networks."""
+
+    def __init__(
+        self,
+        num_envs: int,
+        network: NetworkParams | None = None,
+        sim: SimConfig | None = None,
+        *,
+        bounds: ActionBounds | None = None,
+        reward_config: RewardConfig | None = None,
+        episode: EpisodeConfig | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+        record_spikes: bool = False,
+    ):
+        self.bounds = bounds or ActionBounds()
+        self.reward_config = reward_config or RewardConfig()
+        self.episode = episode or EpisodeConfig()
+        self.net = NetworkBatch(num_envs, network, sim, device=device, dtype=dtype,
+                                record=RecordConfig(spikes_e=record_spikes))
+        self.params, self.sim, self.device = self.net.params, self.net.sim, self.net.device
+        self.num_envs = num_envs
+        self.max_steps = self.sim.num_windows
+        self.onset_windows = int(np.ceil(self.episode.stim_onset / self.sim.sample_duration - 1e-9))
+        self.energy_scale = max_window_energy(self.bounds, self.sim.sample_duration)
+        self.steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        self.latched = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+        self.observation = initial_observation(num_envs, self.params, self.device)
+        self.last_recording = None
+
+    def reset(self, mask: torch.Tensor | None = None, seeds=None) -> torch.Tensor:
+        """Restart the episodes where ``mask`` (default all); ``seeds`` [B] re-seed them.
+        Returns the [B, 6] observation of every env (fresh where reset)."""
+        if mask is None:
+            mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+        self.net.reset(mask, seeds)
+        self.steps = torch.where(mask, 0, self.steps)
+        self.latched = self.latched & ~mask
+        fresh = initial_observation(self.num_envs, self.params, self.device)
+        self.observation = torch.where(mask.unsqueeze(1), fresh, self.observation)
+        return self.observation
+
+    def check_action(self, action: torch.Tensor) -> None:
+        """Raise ``ValueError`` for an action of the wrong shape or dtype or with NaN/inf (host check)."""
+        expected = (self.num_envs, 3)
+        require(isinstance(action, torch.Tensor) and tuple(action.shape) == expected, "action",
+                f"an array of shape {expected} (amplitude, frequency, pulse width in [-1, 1])",
+                tuple(action.shape) if hasattr(action, "shape") else type(action).__name__)
+        require(action.dtype.is_floating_point, "action", "floating point", action.dtype)
+        require(bool(torch.isfinite(action).all()), "action", "finite (no NaN or inf)", action.tolist())
+
+    def step(self, action: torch.Tensor) -> CoreStep:
+        """One decision window for every env. ``action`` [B, 3] in [-1, 1] (clipped)."""
+        enabled = (self.steps >= self.onset_windows) & ~self.latched
+        train = self.bounds.pulse_train(action.to(self.device), enabled)
+        result = self.net.run_window(train, validate=False)
+        stats = result.stats
+        self.last_recording = result.recording
+        self.steps = self.steps + 1
+        newly_latched = torch.zeros_like(self.latched)
+        if self.episode.latch_mv is not None:
+            if self.reward_config.target == "desynchronise":
+                crossed = stats.weight_mv < self.episode.latch_mv
+            else:
+                crossed = stats.weight_mv > self.episode.latch_mv
+            newly_latched = crossed & ~self.latched & (self.steps > self.onset_windows)
+            self.latched = self.latched | newly_latched
+        synchrony = stats.kop if self.reward_config.synchrony == "kop" else stats.chi
+        self.observation = observe(stats, synchrony, self.params)
+        rewards = reward(self.reward_config, synchrony, weight_fraction(stats.weight_mv, self.params),
+                         stats.energy, self.energy_scale)
+        terminated = newly_latched if self.episode.terminate_on_latch else torch.zeros_like(newly_latched)
+        truncated = (self.steps >= self.max_steps) & ~terminated
+        info = {
+            "time_s": self.net.time_ms / 1000.0,
+            "kop": stats.kop, "chi": stats.chi,
+            "v_e_mean_mv": stats.v_e_mean, "v_e_std_mv": stats.v_e_std,
+            "v_i_mean_mv": stats.v_i_mean, "v_i_std_mv": stats.v_i_std,
+            "weight_mv": stats.weight_mv, "rate_e_hz": stats.rate_e, "rate_i_hz": stats.rate_i,
+            "energy_mv2ms": stats.energy, "charge_mvms": stats.charge,
+            "amplitude_mv": train.amplitude, "frequency_hz": train.frequency, "pulse_width_us": train.pulse_width,
+            "stimulating": train.amplitude > 0,
+        }
+        return CoreStep(self.observation, rewards, terminated, truncated, info)

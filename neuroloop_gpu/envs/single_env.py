@@ -1,0 +1,82 @@
+"""NeuroLoop's single-network gymnasium API: a batch of one on the same core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+
+from ..config import NetworkParams, SimConfig, require
+from .actions import ActionBounds
+from .core import EpisodeConfig
+from .reward import RewardConfig
+from .vector_env import FTSTSVectorEnv, network_params
+
+
+class DBSEnv(gym.Env):
+    """Closed-loop DBS of one FTSTS network (``gymnasium.Env``).
+
+    Same dynamics, spaces, reward and episode rules as
+    :class:`~neuroloop_gpu.envs.FTSTSVectorEnv` with one env (see its
+    docstring for the Action Space, Observation Space, Reward, Starting State
+    and Episode End sections); the signature is NeuroLoop's.
+
+    ## Arguments
+    ``sim_config`` (:class:`SimConfig`, default 5 s episodes of 20 ms
+    windows), ``model_class`` (the network parameter class,
+    :class:`NetworkParams`), ``model_params`` (a dict of its fields), and
+    ``render_mode``; keyword-only ``bounds``, ``reward``, ``episode``,
+    ``device``, ``dtype`` as for the vector env.
+    """
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 50}
+
+    def __init__(
+        self,
+        sim_config: SimConfig | None = None,
+        model_class: type = NetworkParams,
+        model_params: dict | None = None,
+        render_mode: str | None = None,
+        *,
+        bounds: ActionBounds | None = None,
+        reward: RewardConfig | None = None,
+        episode: EpisodeConfig | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ):
+        require(model_class is NetworkParams, "model_class", "neuroloop_gpu.config.NetworkParams", model_class)
+        self._vector = FTSTSVectorEnv(1, sim_config, network_params(model_params), bounds=bounds, reward=reward,
+                                      episode=episode, autoreset_mode=AutoresetMode.DISABLED, device=device,
+                                      dtype=dtype, render_mode=render_mode)
+        self.render_mode = render_mode
+        self.action_space = self._vector.single_action_space
+        self.observation_space = self._vector.single_observation_space
+
+    @property
+    def core(self):
+        return self._vector.core
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        observation, _ = self._vector.reset(seed=seed)
+        return observation[0], {}
+
+    def step(self, action):
+        action = np.asarray(action)
+        require(action.shape == (3,), "action", "an array of shape (3,)", action.shape)
+        observation, reward, terminated, truncated, info = self._vector.step(action[None])
+        single = {k: v[0] for k, v in info.items() if not k.startswith("_")}
+        return observation[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), single
+
+    def render(self):
+        return self._vector.render()
+
+    def close(self):
+        self._vector.close()
+
+
+class FTSTSEnv(DBSEnv):
+    """The FTSTS network (Schmalz & Kumar 2019) under closed-loop DBS; see :class:`DBSEnv`."""

@@ -1,0 +1,230 @@
+"""A native gymnasium vector environment: all networks step in one batched call."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from ..config import NetworkParams, SimConfig, require
+from .actions import ActionBounds
+from .core import DBSCore, EpisodeConfig
+from .observation import OBSERVATION_NAMES
+from .rendering import RenderHistory, render_frame
+from .reward import RewardConfig
+
+DEFAULT_SIM = SimConfig(duration=5000.0)  # NeuroLoop's training episodes: 5 s of 20 ms windows
+
+
+def network_params(model_params: NetworkParams | dict | None) -> NetworkParams:
+    """A NetworkParams, or keyword overrides of its defaults."""
+    if isinstance(model_params, NetworkParams):
+        return model_params
+    require(model_params is None or isinstance(model_params, dict), "model_params",
+            "None, a dict of NetworkParams fields or a NetworkParams", type(model_params).__name__)
+    return NetworkParams(**(model_params or {}))
+
+
+class FTSTSVectorEnv(VectorEnv):
+    """Closed-loop DBS of ``num_envs`` independent FTSTS networks, stepped together.
+
+    ## Description
+    Each env is one E-I network of LIF neurons with STDP on its E->I synapses
+    (Schmalz & Kumar 2019). Every step is one decision window
+    (``sim_config.sample_duration``, default 20 ms = 200 Euler steps) under a
+    biphasic FTSTS-polarity pulse train whose amplitude, frequency and pulse
+    width the agent sets. All networks live as batched tensors on one device.
+
+    ## Action Space
+    ``Box(-1, 1, (3,), float32)`` per env: amplitude, frequency, pulse width,
+    mapped linearly onto ``bounds`` (default 10-200 mV, 5-180 Hz, 50-500 us).
+    Values outside [-1, 1] are clipped; NaN/inf, a wrong shape or a
+    non-float dtype raise ``ValueError`` and change nothing.
+
+    ## Observation Space
+    ``Box(0, 1, (6,), float32)`` per env: synchrony, mean and std of the E and
+    I voltages (divided by V_threshold), mean E->I weight as a fraction of its
+    range (see :mod:`neuroloop_gpu.envs.observation`). Physical values are in
+    ``info``.
+
+    ## Reward
+    ``-(synchrony + 0.5 weight + 0.2 energy)`` by default, all three terms in
+    [0, 1] (:mod:`neuroloop_gpu.envs.reward`); ``reward=RewardConfig(...)``
+    changes the weights, the synchrony measure or the target.
+
+    ## Starting State
+    Every V at V_reset, synaptic variables 0, w = w_init. ``reset(seed=s)``
+    seeds env b with ``s + b`` (connectivity and noise); a reset without a
+    seed keeps each env's network and draws fresh noise.
+
+    ## Episode End
+    Truncation after ``max_episode_steps`` windows (default
+    ``sim_config.duration / sample_duration``). Termination only when
+    ``episode.terminate_on_latch`` and the weight latch trips. Autoreset per
+    ``autoreset_mode`` (``metadata["autoreset_mode"]``): NEXT_STEP (default),
+    SAME_STEP (``info["final_obs"]``, ``info["final_info"]``) or DISABLED
+    (``reset(options={"reset_mask": mask})``).
+
+    ## Arguments
+    ``num_envs``, ``sim_config`` (:class:`SimConfig`), ``model_params``
+    (:class:`NetworkParams` or a dict of its fields; default full size),
+    ``bounds`` (:class:`ActionBounds`), ``reward`` (:class:`RewardConfig`),
+    ``episode`` (:class:`EpisodeConfig`: stimulation onset, latch),
+    ``autoreset_mode``, ``max_episode_steps``, ``device`` (default CUDA when
+    available), ``dtype``, ``render_mode`` ("rgb_array" or "human") and
+    ``render_env`` (which env to draw).
+    """
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 50, "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        sim_config: SimConfig | None = None,
+        model_params: NetworkParams | dict | None = None,
+        *,
+        bounds: ActionBounds | None = None,
+        reward: RewardConfig | None = None,
+        episode: EpisodeConfig | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        max_episode_steps: int | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+        render_mode: str | None = None,
+        render_env: int = 0,
+    ):
+        sim = sim_config or DEFAULT_SIM
+        if max_episode_steps is not None:
+            require(isinstance(max_episode_steps, int) and max_episode_steps >= 1, "max_episode_steps",
+                    "an integer >= 1", max_episode_steps)
+            sim = replace(sim, duration=max_episode_steps * sim.sample_duration)
+        mode = AutoresetMode(autoreset_mode)
+        require(render_mode in (None, "rgb_array", "human"), "render_mode", "None, 'rgb_array' or 'human'",
+                render_mode)
+        require(isinstance(render_env, int) and 0 <= render_env < num_envs, "render_env",
+                f"an integer in [0, {num_envs})", render_env)
+        self.core = DBSCore(num_envs, network_params(model_params), sim, bounds=bounds, reward_config=reward,
+                            episode=episode, device=device, dtype=dtype, record_spikes=render_mode is not None)
+        self.num_envs = num_envs
+        self.metadata = {**type(self).metadata, "autoreset_mode": mode}
+        self.autoreset_mode = mode
+        self.render_mode, self.render_env = render_mode, render_env
+        self.single_action_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.single_observation_space = gym.spaces.Box(0.0, 1.0, (len(OBSERVATION_NAMES),), np.float32)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self._needs_reset = True
+        self._prev_done = np.zeros(num_envs, dtype=bool)
+        self._history = RenderHistory() if render_mode is not None else None
+
+    # ------------------------------------------------------------- helpers
+    def _as_action(self, actions: Any) -> torch.Tensor:
+        if isinstance(actions, torch.Tensor):
+            action = actions.detach()
+        else:
+            array = np.asarray(actions)
+            require(np.issubdtype(array.dtype, np.floating), "action", "a floating-point array", array.dtype)
+            action = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64))
+        self.core.check_action(action)
+        return action.to(self.core.device)
+
+    def _mask(self, reset_mask: Any) -> torch.Tensor:
+        mask = np.asarray(reset_mask)
+        require(mask.dtype == np.bool_ and mask.shape == (self.num_envs,), "options['reset_mask']",
+                f"a bool array of shape ({self.num_envs},)", f"{mask.dtype} {mask.shape}")
+        return torch.from_numpy(mask).to(self.core.device)
+
+    def _seeds(self, seed: int | list[int] | None) -> torch.Tensor | None:
+        if seed is None:
+            return None
+        if isinstance(seed, int):
+            return torch.arange(self.num_envs, dtype=torch.int64) + seed
+        require(len(seed) == self.num_envs, "seed", f"an int or {self.num_envs} ints", seed)
+        return torch.as_tensor(seed, dtype=torch.int64)
+
+    @staticmethod
+    def _numpy_info(info: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        out = {}
+        for key, value in info.items():
+            out[key] = value.detach().cpu().numpy()
+            out[f"_{key}"] = np.ones(value.shape[0], dtype=bool)
+        return out
+
+    # ----------------------------------------------------------------- API
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed if isinstance(seed, int) else None)
+        options = options or {}
+        seeds = self._seeds(seed)
+        if "reset_mask" in options:
+            mask = self._mask(options["reset_mask"])
+        else:
+            mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.core.device)
+            self._needs_reset = False
+        observation = self.core.reset(mask, seeds)
+        self._prev_done &= ~mask.cpu().numpy()
+        if self._history is not None and bool(mask[self.render_env]):
+            self._history.clear()
+        return observation.cpu().numpy(), {}
+
+    def step(self, actions: Any):
+        if self._needs_reset:
+            raise RuntimeError("FTSTSVectorEnv: call reset() before step()")
+        action = self._as_action(actions)
+        result = self.core.step(action)
+        observation = result.observation.cpu().numpy()
+        reward = result.reward.cpu().numpy()
+        terminated = result.terminated.cpu().numpy()
+        truncated = result.truncated.cpu().numpy()
+        info = self._numpy_info(result.info)
+        self._record_for_render(info)
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            restarted = self._prev_done.copy()
+            if restarted.any():  # these envs finished last step: this step only resets them
+                fresh = self.core.reset(torch.from_numpy(restarted).to(self.core.device)).cpu().numpy()
+                observation[restarted] = fresh[restarted]
+                reward[restarted] = 0.0
+                terminated[restarted] = False
+                truncated[restarted] = False
+            self._prev_done = terminated | truncated
+        elif self.autoreset_mode == AutoresetMode.SAME_STEP:
+            done = terminated | truncated
+            if done.any():
+                final_obs = np.empty(self.num_envs, dtype=object)
+                final_info = np.empty(self.num_envs, dtype=object)
+                for b in np.flatnonzero(done):
+                    final_obs[b] = observation[b].copy()
+                    final_info[b] = {k: v[b] for k, v in info.items() if not k.startswith("_")}
+                info.update(final_obs=final_obs, _final_obs=done.copy(), final_info=final_info,
+                            _final_info=done.copy())
+                fresh = self.core.reset(torch.from_numpy(done).to(self.core.device)).cpu().numpy()
+                observation[done] = fresh[done]
+        return observation, reward, terminated, truncated, info
+
+    def _record_for_render(self, info: dict[str, np.ndarray]) -> None:
+        if self._history is None:
+            return
+        b = self.render_env
+        raster = self.core.last_recording.spikes_e
+        sync = info["kop"][b] if self.core.reward_config.synchrony == "kop" else info["chi"][b]
+        self._history.add(float(info["time_s"][b]), float(sync), float(info["weight_mv"][b]),
+                          None if raster is None else raster[b].cpu().numpy())
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array' or 'human'")
+            return None
+        if self.render_mode == "human":
+            h = self._history
+            if h.time_s:
+                print(f"env {self.render_env}: t={h.time_s[-1]:.2f} s synchrony={h.synchrony[-1]:.3f} "
+                      f"mean J_I*w={h.weight_mv[-1]:.1f} mV")
+            return None
+        return render_frame(self._history, f"env {self.render_env}", self.core.sim.step_size)
+
+    def close_extras(self, **kwargs) -> None:
+        self._history = None
