@@ -43,3 +43,21 @@ def test_batch_independence_on_cuda():
         a = batch.run_window(PulseTrain.constant(4, 100.0, device="cuda")).recording.spikes_e[2]
         b = alone.run_window(PulseTrain.constant(1, 100.0, device="cuda")).recording.spikes_e[0]
         assert torch.equal(a, b)
+
+
+def test_torchrl_env_step_and_partial_reset_never_wait_for_the_host():
+    from neuroloop_gpu.config import SimConfig
+    from neuroloop_gpu.envs import FTSTSTorchEnv
+
+    env = FTSTSTorchEnv(16, SimConfig(duration=60.0), {"num_e": 160, "num_i": 40}, device="cuda",
+                        check_actions=False)
+    td = env.reset()
+    td["action"] = torch.zeros(16, 3, device="cuda")
+    env.step(td)  # warm-up
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = env.step(td)["next"]
+        out["_reset"] = torch.zeros(16, 1, dtype=torch.bool, device="cuda")
+        env.reset(out)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

@@ -9,7 +9,6 @@ import torch
 from ..config import require
 from ..stimulus import PulseTrain
 
-ACTION_NAMES = ("amplitude_mv", "frequency_hz", "pulse_width_us")
 
 
 @dataclass(frozen=True)
@@ -36,23 +35,24 @@ class ActionBounds:
                 self.pulse_width)
 
     def lows_highs(self, device, dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+        """[3] low and high ends (mV, Hz, us); build once and keep on the device."""
         ranges = (self.amplitude, self.frequency, self.pulse_width)
         low = torch.tensor([r[0] for r in ranges], dtype=dtype, device=device)
         high = torch.tensor([r[1] for r in ranges], dtype=dtype, device=device)
         return low, high
 
-    def to_physical(self, action: torch.Tensor) -> torch.Tensor:
-        """[B, 3] normalised actions -> [B, 3] (mV, Hz, us), clipped to the bounds."""
-        low, high = self.lows_highs(action.device)
-        unit = (action.to(torch.float64).clamp(-1.0, 1.0) + 1.0) / 2.0
-        return low + unit * (high - low)
 
-    def pulse_train(self, action: torch.Tensor, enabled: torch.Tensor) -> PulseTrain:
-        """The FTSTS-polarity pulse train of a [B, 3] normalised action; amplitude 0 where not ``enabled``."""
-        physical = self.to_physical(action)
-        return PulseTrain(
-            amplitude=torch.where(enabled, physical[:, 0], 0.0),
-            frequency=physical[:, 1],
-            pulse_width=physical[:, 2],
-            polarity=torch.ones_like(physical[:, 0]),
-        )
+def to_physical(action: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """[B, 3] normalised actions -> [B, 3] (mV, Hz, us), clipped to [low, high]."""
+    unit = (action.to(low.dtype).clamp(-1.0, 1.0) + 1.0) / 2.0
+    return low + unit * (high - low)
+
+
+def pulse_train(physical: torch.Tensor, enabled: torch.Tensor) -> PulseTrain:
+    """The FTSTS-polarity pulse train of [B, 3] physical settings; amplitude 0 where not ``enabled``."""
+    return PulseTrain(
+        amplitude=torch.where(enabled, physical[:, 0], 0.0),
+        frequency=physical[:, 1],
+        pulse_width=physical[:, 2],
+        polarity=torch.ones_like(physical[:, 0]),
+    )

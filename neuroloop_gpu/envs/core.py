@@ -15,7 +15,7 @@ import torch
 
 from ..config import NetworkParams, RecordConfig, SimConfig, require
 from ..network import NetworkBatch
-from .actions import ActionBounds
+from .actions import ActionBounds, pulse_train, to_physical
 from .observation import initial_observation, observe, weight_fraction
 from .reward import RewardConfig, max_window_energy, reward
 
@@ -71,6 +71,7 @@ class DBSCore:
         self.max_steps = self.sim.num_windows
         self.onset_windows = int(np.ceil(self.episode.stim_onset / self.sim.sample_duration - 1e-9))
         self.energy_scale = max_window_energy(self.bounds, self.sim.sample_duration)
+        self._action_low, self._action_high = self.bounds.lows_highs(self.device)
         self.steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self.latched = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
         self.observation = initial_observation(num_envs, self.params, self.device)
@@ -100,7 +101,8 @@ class DBSCore:
     def step(self, action: torch.Tensor) -> CoreStep:
         """One decision window for every env. ``action`` [B, 3] in [-1, 1] (clipped)."""
         enabled = (self.steps >= self.onset_windows) & ~self.latched
-        train = self.bounds.pulse_train(action.to(self.device), enabled)
+        physical = to_physical(action.to(self.device), self._action_low, self._action_high)
+        train = pulse_train(physical, enabled)
         result = self.net.run_window(train, validate=False)
         stats = result.stats
         self.last_recording = result.recording
