@@ -44,7 +44,7 @@ def plot_open_loop(run: OpenLoopRun, summary: dict, out_dir: Path, network: int 
         t = np.arange(kop.size) * sample_ms / 1000.0
         ax_kop.plot(t, kop, color="0.75", lw=0.4, label=f"R(t), {sample_ms:g} ms samples")
         per_s = net["kop_per_second"]
-        ax_kop.stairs(per_s, np.arange(len(per_s) + 1), color="tab:blue", lw=2, label="1 s mean")
+        ax_kop.stairs(per_s, np.arange(len(per_s) + 1), baseline=None, color="tab:blue", lw=2, label="1 s mean")
     ax_kop.axhline(PUBLISHED["kop_before"], color="k", ls=":", lw=1, label="published before (0.74)")
     ax_kop.axhspan(*PUBLISHED["kop_after"], color="tab:green", alpha=0.2, label="published after (0.02-0.05)")
     shade(ax_kop)
