@@ -16,6 +16,11 @@ from ..synchrony import causal_order, chi_from_moments
 from .state import NetworkState
 
 
+def mean_weight_mv(weight: torch.Tensor, valid: torch.Tensor, j_i: float) -> torch.Tensor:
+    """[B] mean J_I * w over the real synapses (``valid`` [B, S] masks out padding), mV."""
+    return j_i * torch.where(valid, weight, 0.0).sum(-1) / valid.sum(-1).clamp(min=1)
+
+
 @dataclass
 class WindowStats:
     """One decision window of every network ([B] tensors, physical units)."""
@@ -52,7 +57,7 @@ class WindowMonitor:
         batch, num_e = state.v_e.shape
         dtype, device = state.v_e.dtype, state.v_e.device
         self.steps, self.kop_every, self.shift, self.j_i = steps, kop_every, shift, j_i
-        self.synapse_valid, self.synapse_count = synapse_valid, synapse_valid.sum(-1).clamp(min=1)
+        self.synapse_valid = synapse_valid
         zeros = lambda *shape: torch.zeros(*shape, dtype=dtype, device=device)  # noqa: E731
         self.mean_e_sum, self.mean_e_sq_sum = zeros(batch), zeros(batch)
         self.neuron_e_sum, self.neuron_e_sq_sum = zeros(batch, num_e), zeros(batch, num_e)
@@ -61,9 +66,6 @@ class WindowMonitor:
         self.kop_sum, self.kop_samples = zeros(batch), 0
         self.raster = torch.zeros(batch, steps, num_e, dtype=torch.bool, device=device) if record.spikes_e else None
         self.traces = zeros(3, batch, steps) if record.traces else None
-
-    def mean_weight_mv(self, weight: torch.Tensor) -> torch.Tensor:
-        return self.j_i * torch.where(self.synapse_valid, weight, 0.0).sum(-1) / self.synapse_count
 
     def observe(self, k: int, state: NetworkState, spiked: torch.Tensor) -> None:
         """Account for step ``k`` of the window, after it ran (``spiked`` [B, N], E first)."""
@@ -88,7 +90,7 @@ class WindowMonitor:
         if self.traces is not None:
             self.traces[0, :, k] = state.v_e.mean(-1)
             self.traces[1, :, k] = state.v_i.mean(-1)
-            self.traces[2, :, k] = self.mean_weight_mv(state.weight)
+            self.traces[2, :, k] = mean_weight_mv(state.weight, self.synapse_valid, self.j_i)
 
     def finish(self, state: NetworkState, step_size: float, energy, charge, net_charge) -> tuple[WindowStats, WindowRecording]:
         n = self.steps
@@ -106,7 +108,7 @@ class WindowMonitor:
             v_e_std=e_var.clamp(min=0).sqrt(),
             v_i_mean=i_mean + self.shift,
             v_i_std=i_var.clamp(min=0).sqrt(),
-            weight_mv=self.mean_weight_mv(state.weight),
+            weight_mv=mean_weight_mv(state.weight, self.synapse_valid, self.j_i),
             rate_e=self.spikes_e / (num_e * seconds),
             rate_i=self.spikes_i / (num_i * seconds),
             energy=energy.to(dtype),

@@ -12,7 +12,7 @@ from ..rng import STREAM_MEMBRANE_NOISE, standard_normal
 from ..stimulus import PulseTrain, StimulatorState, WindowStimulus, render_window
 from .connectivity import Connectivity
 from .dynamics import StepConstants, euler_step
-from .monitors import WindowMonitor, WindowRecording, WindowStats
+from .monitors import WindowMonitor, WindowRecording, WindowStats, mean_weight_mv
 from .state import NetworkState
 
 _NOISE_ELEMENTS = 1 << 21  # draws generated at once (several Euler steps when the batch is small)
@@ -174,8 +174,7 @@ class NetworkBatch:
 
     def mean_weight_mv(self) -> torch.Tensor:
         """[B] mean J_I * w over each network's E->I synapses, mV."""
-        valid = self.synapse_valid()
-        return self.params.j_i * torch.where(valid, self.state.weight, 0.0).sum(-1) / valid.sum(-1)
+        return mean_weight_mv(self.state.weight, self.synapse_valid(), self.params.j_i)
 
     @property
     def time_ms(self) -> torch.Tensor:
