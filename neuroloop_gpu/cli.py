@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import shutil
+from importlib import resources
 from pathlib import Path
 
 import torch
 
+from .bench import add_subcommand as add_bench_subcommand
 from .config import NetworkParams, PlasticityParams, RecordConfig, SimConfig
+from .control import CONTROLLERS, make_controller
+from .control.checkpoint import CheckpointError
+from .control.policy import PolicyController
+from .control.ppo import PPOConfig
+from .control.ppo import train as train_ppo
+from .evaluation import EvaluationConfig, describe_device
+from .evaluation import evaluate as run_evaluation
 from .network import NetworkBatch, default_device
 from .open_loop import OpenLoopProtocol, run_open_loop, summarize
-from .plots import plot_open_loop
+from .plots import plot_open_loop, plot_run
 
 SIZES = {"full": (1600, 400), "small": (160, 40)}
 
@@ -26,14 +35,8 @@ def _device(name: str) -> torch.device:
     return device
 
 
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda:{torch.cuda.get_device_name(device)}"
-    return f"cpu:{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
-
-
 def simulate(args: argparse.Namespace) -> dict:
-    num_e, num_i = SIZES[args.size] if args.num_e is None else (args.num_e, args.num_i or args.num_e // 4)
+    num_e, num_i = _network_size(args)
     try:
         params = NetworkParams(num_e=num_e, num_i=num_i, j_i=args.j_i, synaptic_input=args.synaptic_input,
                                noise_scaling=args.noise, plasticity=PlasticityParams())
@@ -63,14 +66,140 @@ def simulate(args: argparse.Namespace) -> dict:
     return summary
 
 
+def _network_size(args: argparse.Namespace) -> tuple[int, int]:
+    if args.num_e is None:
+        return SIZES[args.size]
+    return args.num_e, args.num_i or args.num_e // 4
+
+
+def train(args: argparse.Namespace) -> None:
+    num_e, num_i = _network_size(args)
+    frames = args.frames if args.frames is not None else args.networks * args.windows_per_batch * 40
+    try:
+        config = PPOConfig(
+            num_envs=args.networks, num_e=num_e, num_i=num_i, episode_s=args.episode, stim_onset_s=args.onset,
+            windows_per_batch=args.windows_per_batch, total_frames=frames, epochs=args.epochs,
+            minibatch_size=min(args.minibatch, args.networks * args.windows_per_batch), lr=args.lr,
+            lr_schedule=args.lr_schedule, gamma=args.gamma, energy_weight=args.energy_weight,
+            coupling_weight=args.coupling_weight, synchrony_weight=args.synchrony_weight,
+            hidden=tuple(args.hidden), seed=args.seed, checkpoint_every=args.checkpoint_every,
+        )
+        result = train_ppo(config, args.out, device=_device(args.device), resume=args.resume,
+                           progress=not args.quiet)
+    except (ValueError, CheckpointError) as error:
+        raise SystemExit(f"error: {error}") from None
+    if not args.quiet:
+        print(f"trained {result.iterations} iterations, {result.frames} windows in {result.wall_s:.1f} s; "
+              f"wrote {result.checkpoint} and {result.log}")
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    num_e, num_i = _network_size(args)
+    out = Path(args.out)
+    try:
+        controllers = {name: make_controller(name) for name in args.controllers}
+        policy_path = shipped_policy() if args.policy == "shipped" else (args.policy or None)
+        if policy_path is not None:
+            controllers["ppo"] = PolicyController(policy_path)
+        config = EvaluationConfig(
+            seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
+            network=NetworkParams(num_e=num_e, num_i=num_i), duration_s=args.duration, stim_onset_s=args.onset,
+            synchrony=args.synchrony, dtype=args.dtype,
+        )
+    except (ValueError, CheckpointError) as error:
+        raise SystemExit(f"error: {error}") from None
+    result = run_evaluation(controllers, config, device=_device(args.device), progress=not args.quiet)
+    written = result.save(out)
+    if policy_path is not None:  # the policy's training curves belong to the report
+        log = Path(policy_path).with_name("train_log.csv")
+        if log.is_file():
+            shutil.copyfile(log, out / "train_log.csv")
+    figures = plot_run(out)
+    if not args.quiet:
+        print(result.markdown())
+        print(f"wrote {', '.join(str(p) for p in written.values())} and {len(figures)} figures in {out} "
+              f"({result.wall_time_s:.1f} s wall)")
+
+
+def shipped_policy() -> Path:
+    """The PPO checkpoint this project trained (see README, headline experiment), shipped in the package."""
+    return Path(str(resources.files("neuroloop_gpu") / "policies" / "checkpoint.pt"))
+
+
+def plot(args: argparse.Namespace) -> None:
+    try:
+        figures = plot_run(args.run_dir)
+    except FileNotFoundError as error:
+        raise SystemExit(f"error: {error}") from None
+    if not args.quiet:
+        print("\n".join(str(p) for p in figures))
+
+
+def _add_size_options(command: argparse.ArgumentParser, default: str) -> None:
+    command.add_argument("--size", choices=sorted(SIZES), default=default, help="network size: 1600/400 or 160/40")
+    command.add_argument("--num-e", type=int, default=None, help="excitatory neurons (overrides --size)")
+    command.add_argument("--num-i", type=int, default=None, help="inhibitory neurons (default num_e / 4)")
+
+
+def _add_train_parser(commands) -> None:
+    cmd = commands.add_parser("train", help="train a PPO controller on batched networks (torchrun-aware)",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_size_options(cmd, default="small")
+    cmd.add_argument("--networks", type=int, default=64, help="networks simulated in parallel (per rank)")
+    cmd.add_argument("--episode", type=float, default=5.0, help="episode length, simulated s")
+    cmd.add_argument("--onset", type=float, default=0.0, help="s after reset before the agent may stimulate")
+    cmd.add_argument("--windows-per-batch", type=int, default=25, help="20 ms windows per network per iteration")
+    cmd.add_argument("--frames", type=int, default=None,
+                     help="total windows over all networks and ranks (default: 40 iterations)")
+    cmd.add_argument("--epochs", type=int, default=4, help="PPO epochs per rollout")
+    cmd.add_argument("--minibatch", type=int, default=400, help="windows per gradient step")
+    cmd.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")
+    cmd.add_argument("--lr-schedule", choices=["constant", "linear", "cosine"], default="linear")
+    cmd.add_argument("--gamma", type=float, default=0.98, help="discount per window")
+    cmd.add_argument("--synchrony-weight", type=float, default=1.0, help="reward penalty on Kuramoto R")
+    cmd.add_argument("--coupling-weight", type=float, default=0.5, help="reward penalty on mean E->I weight")
+    cmd.add_argument("--energy-weight", type=float, default=0.2, help="reward penalty on stimulation energy")
+    cmd.add_argument("--hidden", type=int, nargs="+", default=[64, 64], help="MLP widths")
+    cmd.add_argument("--seed", type=int, default=0)
+    cmd.add_argument("--checkpoint-every", type=int, default=10, help="iterations between checkpoints")
+    cmd.add_argument("--resume", default=None, help="continue from this checkpoint.pt")
+    cmd.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    cmd.add_argument("--out", default="runs/train", help="output folder (checkpoint.pt, train_log.csv)")
+    cmd.add_argument("--quiet", action="store_true", help="no progress bar or report")
+    cmd.set_defaults(handler=train)
+
+
+def _add_evaluate_parser(commands) -> None:
+    cmd = commands.add_parser("evaluate", help="every controller on the same held-out networks, table and figures",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_size_options(cmd, default="small")
+    cmd.add_argument("--controllers", nargs="*", choices=sorted(CONTROLLERS), default=list(CONTROLLERS),
+                     help="baseline controllers")
+    cmd.add_argument("--policy", default="shipped",
+                     help="PPO checkpoint.pt to evaluate as 'ppo'; 'shipped' = the packaged policy; '' = none")
+    cmd.add_argument("--seeds", type=int, default=32, help="held-out networks per controller")
+    cmd.add_argument("--first-seed", type=int, default=1_000_000, help="first held-out seed (training uses fewer)")
+    cmd.add_argument("--duration", type=float, default=10.0, help="episode length, simulated s")
+    cmd.add_argument("--onset", type=float, default=1.0, help="s without stimulation before controllers act")
+    cmd.add_argument("--synchrony", choices=["kop", "chi"], default="kop", help="observation feature 0")
+    cmd.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    cmd.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    cmd.add_argument("--out", default="runs/evaluate", help="output folder (tables, traces, figures)")
+    cmd.add_argument("--quiet", action="store_true", help="no progress bar or report")
+    cmd.set_defaults(handler=evaluate)
+
+    cmd = commands.add_parser("plot", help="redraw every figure of a run folder (training and evaluation)")
+    cmd.add_argument("run_dir", help="folder written by train or evaluate")
+    cmd.add_argument("--quiet", action="store_true", help="do not list the figures")
+    cmd.set_defaults(handler=plot)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neuroloop", description="Closed-loop DBS on batched FTSTS networks.")
     commands = parser.add_subparsers(dest="command", required=True)
     sim = commands.add_parser("simulate", help="open-loop FTSTS simulation (the published protocol)",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    sim.add_argument("--size", choices=sorted(SIZES), default="full", help="network size: 1600/400 or 160/40")
-    sim.add_argument("--num-e", type=int, default=None, help="excitatory neurons (overrides --size)")
-    sim.add_argument("--num-i", type=int, default=None, help="inhibitory neurons (default num_e / 4)")
+    _add_size_options(sim, default="full")
     sim.add_argument("--duration", type=float, default=25.0, help="simulated seconds")
     sim.add_argument("--onset", type=float, default=2.0, help="stimulation onset, s")
     sim.add_argument("--amplitude", type=float, default=100.0, help="pulse amplitude, mV")
@@ -87,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", default="runs/simulate", help="output folder")
     sim.add_argument("--quiet", action="store_true", help="no progress bar or report")
     sim.set_defaults(handler=simulate)
+    _add_train_parser(commands)
+    _add_evaluate_parser(commands)
+    add_bench_subcommand(commands)
     return parser
 
 

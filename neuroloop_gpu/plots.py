@@ -1,7 +1,16 @@
-"""Figures (matplotlib, written as PNG files)."""
+"""Figures (matplotlib, written as PNG files).
+
+Open-loop runs (:func:`plot_open_loop`), controller evaluations
+(:func:`plot_evaluation`: synchrony, weight, rasters, actions, energy vs
+synchrony) and PPO training logs (:func:`plot_training`). Evaluations and
+logs are read back from their files, so :func:`plot_run` redraws every
+figure of a run folder without simulating anything.
+"""
 
 from __future__ import annotations
 
+import csv
+import math
 from pathlib import Path
 
 import matplotlib
@@ -10,7 +19,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .evaluation import FILES, EvaluationResult, t_quantile  # noqa: E402
 from .open_loop import PUBLISHED, OpenLoopRun, offline_kop  # noqa: E402
+
+TRAIN_LOG = "train_log.csv"
 
 
 def _raster_segment(run: OpenLoopRun, network: int, start_ms: float, length_ms: float) -> tuple[np.ndarray, np.ndarray]:
@@ -79,3 +91,195 @@ def plot_open_loop(run: OpenLoopRun, summary: dict, out_dir: Path, network: int 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+# ---------------------------------------------------------------- evaluation
+def _colour(index: int):
+    return plt.get_cmap("tab10")(index % 10)
+
+
+def _band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over seeds (axis 0) of [seeds, windows] and the half width of its 95 % t-interval."""
+    mean = values.mean(axis=0)
+    n = values.shape[0]
+    if n < 2:
+        return mean, np.zeros_like(mean)
+    return mean, t_quantile(0.975, n - 1) * values.std(axis=0, ddof=1) / math.sqrt(n)
+
+
+def _shade_baseline(ax, result: EvaluationResult) -> None:
+    if result.config.stim_onset_s > 0:
+        ax.axvspan(0, result.config.stim_onset_s, color="0.9", label="no stimulation (baseline)")
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _traces_over_time(result: EvaluationResult, key: str, ylabel: str, title: str, path: Path,
+                      reference: tuple[float, str] | None = None) -> Path:
+    fig, ax = plt.subplots(figsize=(10, 4.5), constrained_layout=True)
+    _shade_baseline(ax, result)
+    t = result.time_s
+    for c, name in enumerate(result.names):
+        mean, half = _band(result.traces[key][c])
+        ax.plot(t, mean, color=_colour(c), lw=1.5, label=name)
+        ax.fill_between(t, mean - half, mean + half, color=_colour(c), alpha=0.2, linewidth=0)
+    if reference is not None:
+        ax.axhline(reference[0], color="k", ls="--", lw=1, label=reference[1])
+    ax.set(xlabel="time (s)", ylabel=ylabel, xlim=(0, t[-1]),
+           title=f"{title}: mean and 95 % interval over {len(result.config.seeds)} networks")
+    ax.legend(loc="best", fontsize=8, ncol=2)
+    return _save(fig, path)
+
+
+def plot_kop(result: EvaluationResult, out_dir: Path | str) -> Path:
+    """Kuramoto order parameter (causal, per window) over time, per controller."""
+    return _traces_over_time(result, "kop", "Kuramoto order R (E)", "Synchrony", Path(out_dir) / "kop.png")
+
+
+def plot_weight(result: EvaluationResult, out_dir: Path | str) -> Path:
+    """Mean E->I weight J_I*w over time, per controller, with the 75 mV criterion."""
+    latch = result.config.latch_mv
+    return _traces_over_time(result, "weight_mv", "mean E→I weight $J_I w$ (mV)", "Coupling",
+                             Path(out_dir) / "weight.png", (latch, f"{latch:g} mV"))
+
+
+def plot_rasters(result: EvaluationResult, out_dir: Path | str) -> Path:
+    """E spike rasters of the first seed of each controller, before stimulation and at the end."""
+    names, step_s = result.names, result.config.step_ms / 1000.0
+    fig, axes = plt.subplots(len(names), 2, figsize=(11, 1.9 * len(names) + 0.8), squeeze=False,
+                             constrained_layout=True, sharey=True)
+    for c, name in enumerate(names):
+        for col, (moment, label) in enumerate((("before", "before stimulation"), ("after", "end of episode"))):
+            ax, raster = axes[c, col], result.rasters[moment][c]
+            steps, neurons = np.nonzero(raster)
+            start = result.raster_start_s[moment]
+            ax.scatter(start + steps * step_s, neurons, s=1.5, c=[_colour(c)], marker=".", linewidths=0)
+            ax.set_xlim(start, start + raster.shape[0] * step_s)
+            ax.set_title(f"{name}: {label}", fontsize=9)
+            ax.set_ylabel("E neuron" if col == 0 else "")
+    for ax in axes[-1]:
+        ax.set_xlabel("time (s)")
+    fig.suptitle(f"E spike rasters, network seed {result.config.seeds[0]}")
+    return _save(fig, Path(out_dir) / "rasters.png")
+
+
+def plot_actions(result: EvaluationResult, out_dir: Path | str) -> Path:
+    """Delivered amplitude, frequency and pulse width over time, mean over networks per controller.
+
+    Amplitude counts off windows as 0; frequency and width are averaged over
+    the networks stimulating in the window (gaps where none does).
+    """
+    rows = (("amplitude_mv", "amplitude (mV)"), ("frequency_hz", "frequency (Hz)"),
+            ("pulse_width_us", "pulse width per phase (µs)"))
+    fig, axes = plt.subplots(3, 1, figsize=(10, 8), sharex=True, constrained_layout=True)
+    t, on = result.time_s, result.traces["stimulating"]
+    for ax, (key, label) in zip(axes, rows):
+        _shade_baseline(ax, result)
+        for c, name in enumerate(result.names):
+            weights = np.ones_like(on[c]) if key == "amplitude_mv" else on[c]
+            total, count = (result.traces[key][c] * weights).sum(0), weights.sum(0)
+            mean = np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
+            ax.plot(t, mean, color=_colour(c), lw=1.3, label=name)
+        ax.set_ylabel(label)
+    axes[2].set_yscale("log")
+    axes[0].legend(loc="best", fontsize=8, ncol=3)
+    axes[-1].set(xlabel="time (s)", xlim=(0, t[-1]))
+    axes[0].set_title("Stimulation delivered (mean over networks)")
+    return _save(fig, Path(out_dir) / "actions.png")
+
+
+def plot_energy_vs_synchrony(result: EvaluationResult, out_dir: Path | str) -> Path:
+    """Total stimulation energy against final synchrony: one point per network, means with 95 % intervals."""
+    metrics = result.network_metrics()
+    fig, ax = plt.subplots(figsize=(7.5, 5.5), constrained_layout=True)
+    for c, name in enumerate(result.names):
+        energy, kop = metrics["energy_mv2ms"][c], metrics["kop_final"][c]
+        ax.scatter(energy, kop, s=12, color=_colour(c), alpha=0.35, linewidths=0)
+        e_mean, e_half = _band(energy[:, None])
+        k_mean, k_half = _band(kop[:, None])
+        ax.errorbar(e_mean, k_mean, xerr=e_half, yerr=k_half, fmt="o", ms=8, color=_colour(c), capsize=3,
+                    markeredgecolor="k", label=name)
+    ax.set(xlabel="stimulation energy over the episode (mV²·ms)",
+           ylabel=f"final Kuramoto order R (last {result.config.final_fraction:.0%})",
+           title="Synchrony against stimulation energy")
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, Path(out_dir) / "energy_vs_synchrony.png")
+
+
+def plot_evaluation(result: EvaluationResult, out_dir: Path | str) -> list[Path]:
+    """Every evaluation figure, written to ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return [plot(result, out) for plot in (plot_kop, plot_weight, plot_rasters, plot_actions,
+                                           plot_energy_vs_synchrony)]
+
+
+# ------------------------------------------------------------------ training
+def read_training_log(log_csv: Path | str) -> dict[str, np.ndarray]:
+    """Columns of a training log CSV as float arrays (empty or non-numeric cells become NaN)."""
+    with Path(log_csv).open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise ValueError(f"{log_csv} has no rows: nothing to plot")
+
+    def number(cell: str | None) -> float:
+        try:
+            return float(cell)
+        except (TypeError, ValueError):
+            return math.nan
+
+    return {column: np.array([number(row[column]) for row in rows]) for column in rows[0]}
+
+
+def plot_training(log_csv: Path | str, out_dir: Path | str) -> Path:
+    """PPO training curves against frames: rewards, synchrony, weight, energy, the three losses and lr."""
+    log = read_training_log(log_csv)
+    missing = [c for c in ("frames", "reward_mean") if c not in log]
+    if missing:
+        raise ValueError(f"{log_csv} lacks the columns {missing}: not a training log")
+    panels = (
+        (("reward_mean", "per window"), ("episode_reward_mean", "per episode")),
+        (("kop_mean", "Kuramoto R"),), (("weight_mv_mean", "J_I w (mV)"),), (("energy_mean", "energy (mV²·ms)"),),
+        (("loss_objective", "objective"),), (("loss_critic", "critic"),), (("loss_entropy", "entropy"),),
+        (("lr", "learning rate"),),
+    )
+    titles = ("reward", "synchrony", "mean E→I weight", "energy per window", "loss: objective", "loss: critic",
+              "loss: entropy", "learning rate")
+    fig, axes = plt.subplots(2, 4, figsize=(15, 6.5), sharex=True, constrained_layout=True)
+    frames = log["frames"]
+    for ax, panel, title in zip(axes.flat, panels, titles):
+        for key, label in panel:
+            if key in log and np.isfinite(log[key]).any():
+                ok = np.isfinite(log[key])
+                ax.plot(frames[ok], log[key][ok], marker="." if ok.sum() < 50 else None, lw=1.2, label=label)
+        if len(panel) > 1:
+            ax.legend(fontsize=8)
+        ax.set_title(title, fontsize=10)
+    for ax in axes[-1]:
+        ax.set_xlabel("frames (network windows)")
+    fig.suptitle(f"PPO training ({Path(log_csv).name})")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return _save(fig, out / "training.png")
+
+
+# ------------------------------------------------------------------- run dirs
+def plot_run(run_dir: Path | str) -> list[Path]:
+    """Redraw every figure from the files under ``run_dir``, each next to its source.
+
+    Looks (recursively) for training logs (``train_log.csv``) and evaluation
+    results (``evaluation.json`` + ``evaluation.npz``).
+    """
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder")
+    paths = [plot_training(log, log.parent) for log in sorted(root.rglob(TRAIN_LOG))]
+    for npz in sorted(root.rglob(FILES["npz"])):
+        paths += plot_evaluation(EvaluationResult.load(npz.parent), npz.parent)
+    if not paths:
+        raise FileNotFoundError(f"nothing to plot in {root}: no {TRAIN_LOG} or {FILES['npz']} below it")
+    return paths

@@ -45,3 +45,44 @@ def test_help_lists_every_option(capsys):
     for option in ("--size", "--duration", "--amplitude", "--waveform", "--synaptic-input", "--seed", "--device",
                    "--out", "--networks"):
         assert option in text
+
+
+TINY = ["--num-e", "20", "--num-i", "5", "--device", "cpu", "--quiet"]
+
+
+def test_train_evaluate_plot_end_to_end(tmp_path):
+    run = tmp_path / "train"
+    main(["train", *TINY, "--networks", "4", "--episode", "0.2", "--windows-per-batch", "5", "--frames", "40",
+          "--minibatch", "10", "--out", str(run)])
+    assert (run / "checkpoint.pt").stat().st_size > 0 and len((run / "train_log.csv").read_text().splitlines()) == 3
+
+    out = tmp_path / "evaluate"
+    main(["evaluate", *TINY, "--controllers", "none", "ftsts", "--policy", str(run / "checkpoint.pt"), "--seeds", "2",
+          "--duration", "0.4", "--onset", "0.2", "--out", str(out)])
+    report = json.loads((out / "evaluation.json").read_text())
+    assert set(report["controllers"]) == {"none", "ftsts", "ppo"}
+    assert (out / "evaluation.md").read_text().count("\n") >= 4 and (out / "evaluation.csv").exists()
+    figures = sorted(p.name for p in out.glob("*.png"))
+    assert "training.png" in figures and len(figures) >= 6
+    for figure in out.glob("*.png"):
+        figure.unlink()
+    main(["plot", str(out), "--quiet"])
+    assert len(list(out.glob("*.png"))) == len(figures)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["evaluate", "--policy", "missing.pt"], "does not exist"),
+    (["evaluate", "--policy", "", "--seeds", "0"], "seeds must be"),
+    (["train", "--lr", "2"], "lr must be"),
+    (["plot", "nowhere"], "is not a folder"),
+])
+def test_subcommands_reject_bad_input(tmp_path, argv, message):
+    with pytest.raises(SystemExit, match=message):
+        main([*argv, *(["--out", str(tmp_path)] if argv[0] != "plot" else []), "--quiet"])
+
+
+@pytest.mark.parametrize("command", ["simulate", "train", "evaluate", "plot", "bench"])
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "usage: neuroloop " + command in capsys.readouterr().out

@@ -15,6 +15,7 @@ import torch
 
 from ..config import NetworkParams, RecordConfig, SimConfig, require
 from ..network import NetworkBatch
+from ..stimulus import PulseTrain
 from .actions import ActionBounds, pulse_train, to_physical
 from .observation import initial_observation, observe, weight_fraction
 from .reward import RewardConfig, max_window_energy, reward
@@ -72,6 +73,7 @@ class DBSCore:
         self.onset_windows = int(np.ceil(self.episode.stim_onset / self.sim.sample_duration - 1e-9))
         self.energy_scale = max_window_energy(self.bounds, self.sim.sample_duration)
         self._action_low, self._action_high = self.bounds.lows_highs(self.device)
+        self._everywhere = torch.ones(num_envs, dtype=torch.bool, device=self.device)
         self.steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self.latched = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
         self.observation = initial_observation(num_envs, self.params, self.device)
@@ -100,9 +102,23 @@ class DBSCore:
 
     def step(self, action: torch.Tensor) -> CoreStep:
         """One decision window for every env. ``action`` [B, 3] in [-1, 1] (clipped)."""
-        enabled = (self.steps >= self.onset_windows) & ~self.latched
         physical = to_physical(action.to(self.device), self._action_low, self._action_high)
-        train = pulse_train(physical, enabled)
+        return self.step_train(pulse_train(physical, self._everywhere), validate=False)
+
+    def step_train(self, train: PulseTrain, *, validate: bool = True) -> CoreStep:
+        """One decision window for every env under a physical pulse train ([B] tensors on the device).
+
+        The episode still gates it: amplitude 0 before ``episode.stim_onset``
+        and after the latch. This is how controllers whose settings lie
+        outside the agent's action box (the published FTSTS protocol) drive
+        the same core. ``validate`` checks the train on the host (one sync);
+        trains built from validated parameters may skip it.
+        """
+        if validate:
+            train.validate(self.num_envs)
+        enabled = (self.steps >= self.onset_windows) & ~self.latched
+        train = PulseTrain(torch.where(enabled, train.amplitude, 0.0), train.frequency, train.pulse_width,
+                           train.polarity)
         result = self.net.run_window(train, validate=False)
         stats = result.stats
         self.last_recording = result.recording

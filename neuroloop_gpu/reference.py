@@ -6,6 +6,12 @@ per-synapse STDP traces exactly as the published code keeps them. It is slow
 on purpose: it exists to be obviously right, and the batched simulator must
 match it spike for spike. Noise, connectivity and the per-step stimulus are
 injected so that both simulators see the same inputs.
+
+Two users: ``tests/test_equivalence.py`` (spike-for-spike equivalence) and
+the throughput harness, where it is the port-faithful one-network loop
+baseline (``neuroloop bench --peers reference``,
+:mod:`neuroloop_gpu.bench.peers.reference_loop`). It lives in the package so
+that an installed ``neuroloop bench`` can import it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,92 @@
+"""Throughput and memory per network against the number of networks, from result documents.
+
+Uses matplotlib's object API (no pyplot, no backend switch), so it works the
+same in a script, in the CLI and inline in a notebook (``display(fig)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
+
+_PEER_MARKERS = {"reference": "s", "brian2-runtime": "^", "brian2-cpp": "v"}
+_TARGET_MARKERS = {"simulator": "o", "vector-env": "D", "torchrl-env": "P"}
+_LINESTYLES = ["-", "--", "-.", ":"]
+
+
+def _device_label(doc: Mapping) -> str:
+    if doc["device_type"] == "cuda":
+        return doc["environment"].get("gpu") or "cuda"
+    return f"CPU x{doc['environment'].get('torch_threads', '?')}"
+
+
+def plot_results(docs: Sequence[Mapping] | Mapping, path: str | Path | None = None) -> Figure:
+    """Two panels: env-steps/s and memory per network against the number of networks (log-log).
+
+    Colour: network size; marker: target (or peer); line style: device (one
+    per result document). Throughput is the median repeat with a band from the
+    slowest to the fastest repeat; peers (one network each) are an open marker
+    at one network with a dotted line across. Memory is drawn for the
+    simulator target (peak and persistent state) and the peers (their state).
+    """
+    docs = [docs] if isinstance(docs, Mapping) else list(docs)
+    fig = Figure(figsize=(12, 6.5), layout="constrained")
+    ax_rate, ax_mem = fig.subplots(1, 2)
+    sizes = list(dict.fromkeys(r["size"] for doc in docs for r in [*doc["results"], *doc.get("peers", [])]))
+    colors = {size: f"C{i % 10}" for i, size in enumerate(sizes)}  # one colour per network size
+    batches = sorted({r["batch"] for doc in docs for r in doc["results"] if "env_steps_per_s" in r} | {1})
+    span = (batches[0], max(batches[-1], 2))
+    for d, doc in enumerate(docs):
+        label, style = _device_label(doc), _LINESTYLES[d % len(_LINESTYLES)]
+        groups: dict[tuple[str, str], list[Mapping]] = {}
+        for row in doc["results"]:
+            if "env_steps_per_s" in row:
+                groups.setdefault((row["target"], row["size"]), []).append(row)
+        for (target, size), rows in groups.items():
+            rows = sorted(rows, key=lambda r: r["batch"])
+            x, color, marker = [r["batch"] for r in rows], colors[size], _TARGET_MARKERS.get(target, "o")
+            ax_rate.plot(x, [r["env_steps_per_s"] for r in rows], linestyle=style, marker=marker, color=color,
+                         label=f"{label} {target} {size}")
+            ax_rate.fill_between(x, [r["batch"] / max(r["seconds_per_window"]) for r in rows],
+                                 [r["env_steps_per_s_best"] for r in rows], color=color, alpha=0.12, linewidth=0)
+            if target != "simulator":
+                continue  # the environments hold the same batch: one memory curve per size is enough
+            for key, line, what in (("peak_bytes_per_network", style, "peak"),
+                                    ("persistent_bytes_per_network", ":", "state")):
+                points = [(r["batch"], r["memory"].get(key)) for r in rows]
+                points = [(b, m / 1e6) for b, m in points if m]
+                if points:
+                    ax_mem.plot(*zip(*points), linestyle=line, marker=marker if what == "peak" else None,
+                                color=color, alpha=1.0 if what == "peak" else 0.7, label=f"{label} {size} {what}")
+        for peer in doc.get("peers", []):
+            if "env_steps_per_s" not in peer:
+                continue
+            color, marker = colors[peer["size"]], _PEER_MARKERS.get(peer["peer"], "x")
+            name = f"peer {peer['peer']} {peer['size']}"
+            ax_rate.plot([1], [peer["env_steps_per_s"]], marker=marker, color=color, markerfacecolor="white",
+                         linestyle="none", markersize=9, label=name)
+            ax_rate.hlines(peer["env_steps_per_s"], *span, colors=color, linestyles="dotted", linewidth=1)
+            memory = peer.get("memory", {})
+            value = memory.get("persistent_bytes_per_network") or memory.get("peak_bytes_per_network")
+            if value:
+                ax_mem.plot([1], [value / 1e6], marker=marker, color=color, markerfacecolor="white",
+                            linestyle="none", markersize=9, label=name)
+    ax_rate.set(xscale="log", yscale="log", xlabel="networks in the batch",
+                ylabel="env-steps/s (20 ms windows, summed)",
+                title="throughput (median repeat; band: slowest to fastest)")
+    ax_mem.set(xscale="log", yscale="log", xlabel="networks in the batch", ylabel="MB per network",
+               title="memory per network (simulator: peak, dotted: persistent state)")
+    for ax in (ax_rate, ax_mem):
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.grid(True, which="major", alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2, frameon=False)
+    devices = ", ".join(doc["device"] for doc in docs)
+    fig.suptitle(f"neuroloop_gpu throughput: {devices}", fontsize=9)
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig

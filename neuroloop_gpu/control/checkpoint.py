@@ -1,0 +1,65 @@
+"""PPO checkpoints: one file with everything needed to resume or to act.
+
+A checkpoint holds the policy and value networks, the optimiser, the observation
+normaliser, the training config,
+progress counters and the library versions that wrote it. Loading checks the
+format before anything is used, so a missing, truncated or foreign file fails
+with one clear message instead of a stack trace deep inside torch.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from importlib.metadata import version
+from pathlib import Path
+
+import torch
+
+FORMAT = "neuroloop_gpu.ppo"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format", "format_version", "config", "iteration", "frames", "actor", "critic", "optimizer",
+                 "obs_norm", "obs_loc", "obs_scale", "versions")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used (missing, corrupt, or from an incompatible run)."""
+
+
+def library_versions() -> dict[str, str]:
+    return {name: version(name) for name in ("neuroloop-gpu", "torch", "torchrl", "tensordict")}
+
+
+def save_checkpoint(path: Path, payload: dict) -> Path:
+    """Write ``payload`` (see REQUIRED_KEYS) atomically: a crash mid-write never leaves a truncated file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": library_versions(), **payload}
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(f"refusing to save checkpoint without {missing}")
+    partial = path.with_suffix(path.suffix + ".partial")
+    torch.save(payload, partial)
+    partial.replace(path)
+    return path
+
+
+def load_checkpoint(path: Path | str, map_location: torch.device | str = "cpu") -> dict:
+    """Read and validate a checkpoint; raise :class:`CheckpointError` naming the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist (expected a file written by `neuroloop train`)")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as error:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({type(error).__name__}: {error})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path} is not a neuroloop_gpu PPO checkpoint (format "
+                              f"{payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r})")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path} has format_version {payload.get('format_version')}; this version "
+                              f"of neuroloop_gpu reads format_version {FORMAT_VERSION}")
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {missing}")
+    return payload

@@ -1,0 +1,361 @@
+"""PPO on batched FTSTS networks with TorchRL, entirely on the env's device.
+
+The loop is TorchRL's recipe: a ``Collector`` steps ``num_envs`` networks for
+``windows_per_batch`` decision windows, ``GAE`` computes advantages,
+``ClipPPOLoss`` is minimised over shuffled minibatches for a few epochs. The
+actor is a ``TanhNormal`` policy over the normalised action box [-1, 1]^3;
+observations are standardised by a running ``VecNormV2`` whose statistics
+are checkpointed with the networks. Nothing waits for the host inside a
+rollout or an update; the host reads a handful of scalars per iteration for
+the log and the progress bar.
+
+Under ``torchrun`` each rank trains on its own networks (seeds offset by
+rank) and gradients are averaged across ranks (see ``distributed.py``); only
+rank 0 writes logs and checkpoints.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from tensordict import TensorDict
+from tensordict.nn import NormalParamExtractor, TensorDictModule
+from torch import nn
+from torchrl.collectors import Collector
+from torchrl.data import LazyTensorStorage, SamplerWithoutReplacement, TensorDictReplayBuffer
+from torchrl.envs import Compose, RewardSum, TransformedEnv, VecNormV2
+from torchrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
+from torchrl.objectives import ClipPPOLoss
+from torchrl.objectives.value import GAE
+from tqdm.auto import tqdm
+
+from ..config import NetworkParams, SimConfig, require, require_count
+from ..envs import FTSTSTorchEnv
+from ..envs.core import EpisodeConfig
+from ..envs.observation import OBSERVATION_NAMES
+from ..envs.reward import RewardConfig
+from . import distributed
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+LR_SCHEDULES = ("constant", "linear", "cosine")
+LOG_COLUMNS = ("iteration", "frames", "wall_s", "fps", "lr", "reward_mean", "episode_reward_mean", "kop_mean",
+               "weight_mv_mean", "energy_mean", "loss_objective", "loss_critic", "loss_entropy")
+ACTION_DIM = 3
+HELD_OUT_SEEDS_FROM = 1_000_000  # evaluation networks' seeds start here; training seeds stay below
+# VecNormV2 calls batched envs "experimental"; with reduce_batch_dims it pools the statistics over our
+# independent networks, which is what we want. Raised lazily whenever a transform looks up its parent.
+warnings.filterwarnings("ignore", message="Support of VecNormV2 for containers with non-empty batch-size",
+                        category=UserWarning)
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Everything that defines a training run (saved in every checkpoint)."""
+
+    num_envs: int = 64  # networks simulated in parallel (per rank under torchrun)
+    num_e: int = 160  # excitatory neurons per network (the prototype's reduced network)
+    num_i: int = 40  # inhibitory neurons per network
+    episode_s: float = 5.0  # s of simulated time per episode (250 decision windows of 20 ms)
+    stim_onset_s: float = 0.0  # s after reset before the stimulator obeys the agent
+    windows_per_batch: int = 25  # decision windows per network per iteration (rollout length)
+    total_frames: int = 64 * 25 * 40  # decision windows summed over networks (and ranks)
+    epochs: int = 4  # passes over each rollout
+    minibatch_size: int = 400  # windows per gradient step
+    lr: float = 3e-4  # Adam learning rate at the start
+    lr_schedule: str = "linear"  # constant, linear (to 0) or cosine (to 0) over the iterations
+    gamma: float = 0.98  # discount per 20 ms window (horizon ~1 s)
+    lmbda: float = 0.95  # GAE lambda
+    clip_epsilon: float = 0.2
+    entropy_coeff: float = 1e-3
+    critic_coeff: float = 0.5
+    max_grad_norm: float = 1.0
+    hidden: tuple[int, ...] = (64, 64)  # MLP widths of actor and critic
+    norm_decay: float = 0.999  # VecNorm running-statistics decay per update
+    energy_weight: float = 0.2  # reward: penalty on stimulation energy (fraction of the maximum)
+    coupling_weight: float = 0.5  # reward: penalty on the mean E->I weight fraction
+    synchrony_weight: float = 1.0  # reward: penalty on synchrony (causal Kuramoto R)
+    seed: int = 0  # model init; network b of rank r gets seed (seed * world_size + r) * num_envs + b
+    checkpoint_every: int = 10  # iterations between checkpoints (and one at the end)
+
+    def __post_init__(self) -> None:
+        for name in ("num_envs", "num_e", "num_i", "windows_per_batch", "epochs", "minibatch_size",
+                     "checkpoint_every"):
+            require_count(name, getattr(self, name))
+        require(self.episode_s > 0, "episode_s", "a number > 0 (s)", self.episode_s)
+        require(0 <= self.stim_onset_s < self.episode_s, "stim_onset_s", "a number in [0, episode_s)",
+                self.stim_onset_s)
+        require(self.total_frames >= self.frames_per_batch, "total_frames",
+                f"at least one batch, num_envs * windows_per_batch = {self.frames_per_batch}", self.total_frames)
+        require(self.minibatch_size <= self.frames_per_batch, "minibatch_size",
+                f"at most num_envs * windows_per_batch = {self.frames_per_batch}", self.minibatch_size)
+        require(0 < self.lr < 1, "lr", "a number in (0, 1)", self.lr)
+        require(self.lr_schedule in LR_SCHEDULES, "lr_schedule", " or ".join(LR_SCHEDULES), self.lr_schedule)
+        require(0 < self.gamma <= 1 and 0 <= self.lmbda <= 1, "gamma/lmbda", "gamma in (0, 1], lmbda in [0, 1]",
+                (self.gamma, self.lmbda))
+        require(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", "one or more widths >= 1",
+                self.hidden)
+
+    @property
+    def frames_per_batch(self) -> int:
+        return self.num_envs * self.windows_per_batch
+
+    @property
+    def network(self) -> NetworkParams:
+        return NetworkParams(num_e=self.num_e, num_i=self.num_i)
+
+    @property
+    def reward(self) -> RewardConfig:
+        return RewardConfig(synchrony_weight=self.synchrony_weight, coupling_weight=self.coupling_weight,
+                            energy_weight=self.energy_weight)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "PPOConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise CheckpointError(f"training config has unknown fields {unknown} (written by another version?)")
+        return cls(**{**values, "hidden": tuple(values.get("hidden", cls.hidden))})
+
+
+def build_actor(config: PPOConfig, action_spec) -> ProbabilisticActor:
+    """observation -> TanhNormal over [-1, 1]^3 (loc and a softplus scale from one MLP)."""
+    net = nn.Sequential(
+        MLP(in_features=len(OBSERVATION_NAMES), out_features=2 * ACTION_DIM, num_cells=list(config.hidden),
+            activation_class=nn.Tanh),
+        NormalParamExtractor(),
+    )
+    return ProbabilisticActor(
+        TensorDictModule(net, in_keys=["observation"], out_keys=["loc", "scale"]),
+        in_keys=["loc", "scale"], spec=action_spec, distribution_class=TanhNormal,
+        distribution_kwargs={"low": -1.0, "high": 1.0}, return_log_prob=True,
+    )
+
+
+def build_critic(config: PPOConfig) -> ValueOperator:
+    return ValueOperator(MLP(in_features=len(OBSERVATION_NAMES), out_features=1, num_cells=list(config.hidden),
+                             activation_class=nn.Tanh), in_keys=["observation"])
+
+
+def make_env(config: PPOConfig, device: torch.device, rank: distributed.Rank) -> TransformedEnv:
+    """The batched env of this rank with observation normalisation and episode-return tracking."""
+    base = FTSTSTorchEnv(
+        config.num_envs, SimConfig(duration=config.episode_s * 1000.0), config.network, reward=config.reward,
+        episode=EpisodeConfig(stim_onset=config.stim_onset_s * 1000.0), device=device, check_actions=False,
+    )
+    first_seed = (config.seed * rank.world_size + rank.rank) * config.num_envs
+    require(first_seed + config.num_envs <= HELD_OUT_SEEDS_FROM, "seed",
+            f"small enough that training seeds stay below the held-out evaluation seeds ({HELD_OUT_SEEDS_FROM})",
+            config.seed)
+    base.set_seed(first_seed)
+    return TransformedEnv(base, Compose(
+        VecNormV2(in_keys=["observation"], decay=config.norm_decay, reduce_batch_dims=True),
+        RewardSum(in_keys=["reward"], out_keys=["episode_reward"]),
+    ))
+
+
+def observation_affine(env: TransformedEnv) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loc, scale) of the observation normaliser: the policy sees (obs - loc) / scale."""
+    norm = env.transform[0]
+    return norm.loc["observation"].detach().clone(), norm.scale["observation"].detach().clone()
+
+
+def learning_rate(config: PPOConfig, iteration: int, iterations: int) -> float:
+    """Adam step size for ``iteration`` (0-based) of ``iterations``: a pure function, so resuming with a
+    longer run continues the schedule from where it is instead of replaying a saved scheduler."""
+    progress = min(1.0, iteration / iterations)
+    if config.lr_schedule == "linear":
+        return config.lr * (1.0 - progress)
+    if config.lr_schedule == "cosine":
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return config.lr
+
+
+class _Log:
+    """train_log.csv always (appended on resume); TensorBoard when the package is installed."""
+
+    def __init__(self, out: Path, resume: bool):
+        out.mkdir(parents=True, exist_ok=True)
+        self.path = out / "train_log.csv"
+        append = resume and self.path.exists()
+        self.file = self.path.open("a" if append else "w", newline="")
+        self.writer = csv.DictWriter(self.file, fieldnames=LOG_COLUMNS)
+        if not append:
+            self.writer.writeheader()
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            self.board = SummaryWriter(str(out / "tensorboard"))
+        except ImportError:
+            self.board = None
+
+    def write(self, row: dict) -> None:
+        self.writer.writerow(row)
+        self.file.flush()
+        if self.board is not None:
+            for key, value in row.items():
+                if key not in ("iteration", "frames"):
+                    self.board.add_scalar(key, value, row["frames"])
+
+    def close(self) -> None:
+        self.file.close()
+        if self.board is not None:
+            self.board.close()
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    log: Path
+    iterations: int
+    frames: int
+    wall_s: float
+
+
+def train(config: PPOConfig, out: Path | str, *, device: torch.device | str = "cpu",
+          resume: Path | str | None = None, progress: bool = True) -> TrainResult:
+    """Train (or resume) PPO and write ``checkpoint.pt`` and ``train_log.csv`` into ``out``.
+
+    Under ``torchrun`` every rank calls this; ``total_frames`` counts the
+    frames of all ranks together.
+    """
+    device = torch.device(device)
+    rank = distributed.init_from_environment(device)
+    device = distributed.rank_device(device, rank)
+    out = Path(out)
+    state = None
+    if resume is not None:
+        state = load_checkpoint(resume, map_location=device)
+        saved = PPOConfig.from_dict(state["config"])
+        if (saved.num_e, saved.num_i, saved.hidden) != (config.num_e, config.num_i, config.hidden):
+            raise CheckpointError(f"checkpoint {resume} was trained on {saved.num_e}/{saved.num_i} networks with "
+                                  f"hidden {saved.hidden}; this run asks for {config.num_e}/{config.num_i} and "
+                                  f"hidden {config.hidden}")
+    torch.manual_seed(config.seed)
+    env = make_env(config, device, rank)
+    actor = build_actor(config, env.action_spec_unbatched).to(device)
+    critic = build_critic(config).to(device)
+    loss_module = ClipPPOLoss(actor, critic, clip_epsilon=config.clip_epsilon, entropy_coeff=config.entropy_coeff,
+                              critic_coeff=config.critic_coeff, normalize_advantage=True)
+    advantage = GAE(gamma=config.gamma, lmbda=config.lmbda, value_network=critic, average_gae=False)
+    optimizer = torch.optim.Adam(loss_module.parameters(), lr=config.lr)
+    frames_per_iteration = config.frames_per_batch * rank.world_size
+    iterations = math.ceil(config.total_frames / frames_per_iteration)
+    iteration = frames = 0
+    if state is not None:
+        actor.load_state_dict(state["actor"])
+        critic.load_state_dict(state["critic"])
+        optimizer.load_state_dict(state["optimizer"])
+        env.transform[0].load_state_dict(state["obs_norm"])
+        iteration, frames = state["iteration"], state["frames"]
+    distributed.broadcast_parameters(loss_module.parameters(), rank)
+
+    remaining = max(0, iterations - iteration)
+    collector = Collector(env, actor, frames_per_batch=config.frames_per_batch,
+                          total_frames=max(1, remaining) * config.frames_per_batch, device=device,
+                          auto_register_policy_transforms=False)
+    buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(config.frames_per_batch, device=device),
+                                    sampler=SamplerWithoutReplacement(), batch_size=config.minibatch_size)
+    log = _Log(out, resume=state is not None) if rank.is_main else None
+    checkpoint = out / "checkpoint.pt"
+
+    def save() -> None:
+        if not rank.is_main:
+            return
+        loc, scale = observation_affine(env)
+        save_checkpoint(checkpoint, {
+            "config": {**asdict(config), "hidden": list(config.hidden)}, "iteration": iteration, "frames": frames,
+            "actor": actor.state_dict(), "critic": critic.state_dict(), "optimizer": optimizer.state_dict(),
+            "obs_norm": env.transform[0].state_dict(),
+            "obs_loc": loc, "obs_scale": scale, "observation_names": list(OBSERVATION_NAMES),
+        })
+
+    start, start_frames = time.perf_counter(), frames
+    bar = tqdm(total=iterations * frames_per_iteration, initial=frames, unit="window", desc="train PPO",
+               disable=not (progress and rank.is_main))
+    try:
+        for batch in collector if remaining else []:
+            if iteration >= iterations:
+                break
+            _sync_normaliser(env, rank)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, iteration, iterations)
+            losses = _update(batch, config, advantage, loss_module, optimizer, buffer, rank)
+            collector.update_policy_weights_()
+            iteration += 1
+            frames += frames_per_iteration
+            row = _log_row(batch, losses, iteration, frames, frames - start_frames, time.perf_counter() - start,
+                           optimizer.param_groups[0]["lr"], rank)
+            bar.update(frames_per_iteration)
+            bar.set_postfix(reward=f"{row['reward_mean']:.3f}", kop=f"{row['kop_mean']:.3f}",
+                            fps=f"{row['fps']:.0f}")
+            if log is not None:
+                log.write(row)
+            if iteration % config.checkpoint_every == 0 or iteration == iterations:
+                save()
+        if state is not None and remaining == 0:
+            save()
+    finally:
+        bar.close()
+        collector.shutdown()
+        if log is not None:
+            log.close()
+        distributed.shutdown(rank)
+    return TrainResult(checkpoint, out / "train_log.csv", iteration, frames, time.perf_counter() - start)
+
+
+def _sync_normaliser(env: TransformedEnv, rank: distributed.Rank) -> None:
+    """Give every rank the mean of the ranks' observation statistics, so all policies see the same inputs."""
+    if not rank.active:
+        return
+    norm = env.transform[0]
+    state = norm.state_dict()  # running first and second moments live in the extra state
+    state["_extra_state"] = distributed.average_tensors(state["_extra_state"], rank)
+    norm.load_state_dict(state)
+
+
+def _update(batch: TensorDict, config: PPOConfig, advantage: GAE, loss_module: ClipPPOLoss,
+            optimizer: torch.optim.Optimizer, buffer: TensorDictReplayBuffer, rank: distributed.Rank) -> TensorDict:
+    """``epochs`` passes of minibatch PPO on one rollout; returns the mean losses of the last pass."""
+    minibatches = config.frames_per_batch // config.minibatch_size
+    parameters = list(loss_module.parameters())
+    for _ in range(config.epochs):
+        with torch.no_grad():
+            advantage(batch)
+        buffer.empty()
+        buffer.extend(batch.reshape(-1))
+        totals = None
+        for _ in range(minibatches):
+            losses = loss_module(buffer.sample())
+            loss = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            distributed.average_gradients(parameters, rank)
+            nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+            optimizer.step()
+            part = losses.select("loss_objective", "loss_critic", "loss_entropy").detach()
+            totals = part if totals is None else totals + part
+    return totals / minibatches
+
+
+def _log_row(batch: TensorDict, losses: TensorDict, iteration: int, frames: int, new_frames: int, wall: float,
+             lr: float, rank: distributed.Rank) -> dict:
+    done = batch["next", "done"].squeeze(-1)
+    episode_reward = batch["next", "episode_reward"].squeeze(-1)
+    info = batch["next", "info"]
+    means = {
+        "reward_mean": batch["next", "reward"].mean(),
+        "episode_reward_sum": (episode_reward * done).sum(), "episodes": done.sum().to(torch.float64),
+        "kop_mean": info["kop"].mean(), "weight_mv_mean": info["weight_mv"].mean(),
+        "energy_mean": info["energy_mv2ms"].mean(),
+        **{key: losses[key] for key in ("loss_objective", "loss_critic", "loss_entropy")},
+    }
+    means = {k: float(v) for k, v in distributed.average_tensors(means, rank).items()}
+    episodes = means.pop("episodes")
+    episode_sum = means.pop("episode_reward_sum")
+    return {"iteration": iteration, "frames": frames, "wall_s": round(wall, 3), "fps": new_frames / max(wall, 1e-9),
+            "lr": lr, "episode_reward_mean": episode_sum / episodes if episodes > 0 else float("nan"), **means}

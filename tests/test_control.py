@@ -1,0 +1,154 @@
+"""Baseline controllers: batched, within their bounds, and each rule on synthetic inputs."""
+
+import numpy as np
+import pytest
+import torch
+
+from neuroloop_gpu.config import NetworkParams, SimConfig
+from neuroloop_gpu.control import (
+    CONTROLLERS,
+    HighFrequencyDBS,
+    OpenLoopFTSTS,
+    ProportionalIntegral,
+    ThresholdStimulation,
+    make_controller,
+)
+from neuroloop_gpu.envs import DBSCore, EpisodeConfig
+from neuroloop_gpu.network import NetworkBatch
+from neuroloop_gpu.open_loop import OpenLoopProtocol, run_open_loop
+from neuroloop_gpu.stimulus import FTSTS_FREQUENCY_HZ, PulseTrain
+
+B = 5
+
+
+def observation(synchrony, weight_fraction=0.9):
+    obs = torch.full((len(synchrony), 6), 0.5, dtype=torch.float32)
+    obs[:, 0] = torch.tensor(synchrony, dtype=torch.float32)
+    obs[:, 5] = weight_fraction
+    return obs
+
+
+def info(weight_mv, stimulating=True):
+    weight = torch.tensor(weight_mv, dtype=torch.float32)
+    return {"weight_mv": weight, "stimulating": torch.full(weight.shape, stimulating)}
+
+
+@pytest.mark.parametrize("name", sorted(CONTROLLERS))
+def test_every_controller_is_batched_and_within_bounds(name):
+    controller = make_controller(name)
+    controller.reset(B, "cpu")
+    rng = np.random.default_rng(0)
+    for window in range(20):
+        obs = observation(rng.uniform(0, 1, B).tolist())
+        train = controller.act(obs, {} if window == 0 else info(rng.uniform(60, 260, B).tolist()))
+        assert isinstance(train, PulseTrain)
+        train.validate(B)  # shapes, finite, amplitude >= 0, 2 * width <= period, polarity +-1
+        assert all(getattr(train, f).dtype == torch.float64 for f in ("amplitude", "frequency", "pulse_width"))
+        assert float(train.amplitude.max()) <= getattr(getattr(controller, "params", None), "amplitude", 0.0)
+    assert controller.describe()["controller"] == name
+
+
+def test_high_frequency_dbs_is_continuous_130_hz():
+    controller = HighFrequencyDBS()
+    controller.reset(B, "cpu")
+    train = controller.act(observation([0.0] * B), {})
+    assert torch.all(train.frequency == 130.0) and torch.all(train.amplitude == 200.0)
+    assert torch.all((train.pulse_width >= 60) & (train.pulse_width <= 90))
+    with pytest.raises(ValueError, match=r"HFDBSParams.pulse_width must be in \[60, 90\] us"):
+        HighFrequencyDBS(pulse_width=100.0)
+    with pytest.raises(ValueError, match="HFDBSParams.frequency must be a number >= 100 Hz"):
+        HighFrequencyDBS(frequency=50.0)
+
+
+def test_ftsts_latches_off_for_good_once_the_weight_crosses_75_mv():
+    controller = OpenLoopFTSTS()
+    controller.reset(3, "cpu")
+    first = controller.act(observation([0.5] * 3), {})  # no window yet: the protocol asks to stimulate
+    assert first.amplitude.tolist() == [100.0] * 3 and first.frequency.tolist() == [FTSTS_FREQUENCY_HZ] * 3
+    assert first.pulse_width.tolist() == [1000.0] * 3  # 1 ms phases: outside the agent's box, on purpose
+    # a window that did not stimulate (before the onset) does not trip the latch
+    before_onset = info([70.0, 70.0, 260.0], stimulating=False)
+    assert controller.act(observation([0.5] * 3), before_onset).amplitude.tolist() == [100.0] * 3
+    assert controller.act(observation([0.5] * 3), info([80.0, 74.9, 260.0])).amplitude.tolist() == [100.0, 0.0, 100.0]
+    # network 1 stays off even when its weight recovers; network 0 latches now
+    assert controller.act(observation([0.5] * 3), info([74.0, 200.0, 260.0])).amplitude.tolist() == [0.0, 0.0, 100.0]
+    controller.reset(3, "cpu")
+    assert controller.act(observation([0.5] * 3), {}).amplitude.tolist() == [100.0] * 3
+
+
+def test_threshold_hysteresis_per_network():
+    controller = ThresholdStimulation(upper=0.3, lower=0.2, amplitude=50.0)
+    controller.reset(2, "cpu")
+    synchrony = [0.1, 0.35, 0.25, 0.21, 0.19, 0.25, 0.31]
+    on = []
+    for s in synchrony:  # network 1 sees the mirror image, so it is always in the other state
+        amplitude = controller.act(observation([s, 1.0 - s if s > 0.3 else 0.1]), {}).amplitude
+        on.append(amplitude.tolist())
+    assert [a[0] for a in on] == [0.0, 50.0, 50.0, 50.0, 0.0, 0.0, 50.0]
+    assert [a[1] for a in on] == [0.0, 50.0, 0.0, 0.0, 0.0, 0.0, 50.0]
+
+
+def test_pi_step_response_and_anti_windup():
+    controller = ProportionalIntegral(target=0.2, kp=100.0, ki=10.0, amplitude=80.0)
+    controller.reset(1, "cpu")
+    first = controller.act(observation([0.5]), {}).amplitude.item()
+    assert first == pytest.approx(100.0 * 0.3 + 10.0 * 0.3)  # P + I after one window
+    for _ in range(500):  # a long saturation would wind a plain integrator up to 1500 mV
+        amplitude = controller.act(observation([0.5]), {}).amplitude.item()
+    assert amplitude == 80.0
+    assert controller.integral.item() == 80.0  # clamped to the output range
+    # synchrony drops just below target: the amplitude leaves saturation at once
+    after = controller.act(observation([0.15]), {}).amplitude.item()
+    assert after == pytest.approx(100.0 * -0.05 + (80.0 - 10.0 * 0.05))
+    for _ in range(200):
+        amplitude = controller.act(observation([0.0]), {}).amplitude.item()
+    assert amplitude == 0.0 and controller.integral.item() == 0.0
+    assert controller.act(observation([0.0]), {}).frequency.tolist() == [FTSTS_FREQUENCY_HZ]
+
+
+def test_bad_parameters_name_the_parameter():
+    with pytest.raises(ValueError, match="controller must be one of"):
+        make_controller("deep-learning")
+    with pytest.raises(ValueError, match=r"ThresholdParams.lower must be in \[0, upper=0.3\]"):
+        make_controller("threshold", lower=-0.1)
+    with pytest.raises(ValueError, match=r"ThresholdParams.upper must be in \[0, 1\]"):
+        make_controller("threshold", upper=1.5)
+    with pytest.raises(ValueError, match="PIParams.ki must be a finite number >= 0"):
+        make_controller("pi", ki=-1.0)
+    with pytest.raises(ValueError, match="FTSTSParams.amplitude must be a finite number >= 0"):
+        make_controller("ftsts", amplitude=-5.0)
+    with pytest.raises(ValueError, match="ThresholdParams.pulse_width must be > 0 and at most half the period"):
+        make_controller("threshold", frequency=600.0)  # 1000 us phases do not fit a 1.67 ms period
+    with pytest.raises(ValueError, match="pi parameter must be one of"):
+        make_controller("pi", gain=3.0)
+    with pytest.raises(ValueError, match="none parameter must be absent"):
+        make_controller("none", amplitude=1.0)
+
+
+def test_ftsts_controller_on_the_core_reproduces_the_open_loop_run():
+    params, sim = NetworkParams(num_e=40, num_i=10), SimConfig(duration=240.0, seed=3)
+    windows, latch = 12, 259.0  # a high latch, so the tiny networks trip it within 12 windows
+    reference = run_open_loop(NetworkBatch(2, params, sim, device="cpu"),
+                              OpenLoopProtocol(onset=100.0, latch_mv=latch), windows, progress=False)
+    core = DBSCore(2, params, sim, episode=EpisodeConfig(stim_onset=100.0), device="cpu")
+    controller = OpenLoopFTSTS(latch_mv=latch)
+    controller.reset(2, core.device)
+    obs, last, weight, stimulating = core.observation, {}, [], []
+    for _ in range(windows):
+        step = core.step_train(controller.act(obs, last))
+        obs, last = step.observation, step.info
+        weight.append(last["weight_mv"].numpy().copy())
+        stimulating.append(last["stimulating"].numpy().copy())
+    assert np.array_equal(np.array(stimulating), reference.stimulating)
+    assert np.array_equal(np.array(weight), reference.stats["weight_mv"])
+    assert reference.stimulating[5].all() and not reference.stimulating[-1].any()  # it did latch
+
+
+def test_step_train_gates_before_onset():
+    core = DBSCore(2, NetworkParams(num_e=40, num_i=10), SimConfig(duration=60.0), device="cpu",
+                   episode=EpisodeConfig(stim_onset=20.0))
+    train = PulseTrain.constant(2, 50.0, 130.0, 60.0)
+    assert core.step_train(train).info["amplitude_mv"].tolist() == [0.0, 0.0]
+    assert core.step_train(train).info["amplitude_mv"].tolist() == [50.0, 50.0]
+    with pytest.raises(ValueError, match="PulseTrain.amplitude must be >= 0 mV"):
+        core.step_train(PulseTrain.constant(2, -1.0))

@@ -1,0 +1,133 @@
+"""PPO training: learning signal, checkpoints, resume, bad checkpoints, torchrun with gloo."""
+
+import csv
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from neuroloop_gpu.control import distributed
+from neuroloop_gpu.control.checkpoint import CheckpointError, load_checkpoint
+from neuroloop_gpu.control.policy import PolicyController
+from neuroloop_gpu.control.ppo import PPOConfig, train
+
+# Reward = minus the stimulation energy only: the best policy is known (lowest amplitude, frequency and
+# width), so a working PPO must raise the return within a few iterations; a sign error or a broken
+# advantage cannot.
+ENERGY_ONLY = PPOConfig(num_envs=16, num_e=20, num_i=5, episode_s=0.16, windows_per_batch=8, total_frames=16 * 8 * 6,
+                        minibatch_size=32, lr=3e-3, synchrony_weight=0.0, coupling_weight=0.0, energy_weight=1.0,
+                        hidden=(32,), seed=3, checkpoint_every=2)
+
+
+def read_log(path):
+    with open(path) as file:
+        return list(csv.DictReader(file))
+
+
+def test_short_run_improves_the_return(tmp_path):
+    result = train(ENERGY_ONLY, tmp_path, progress=False)
+    rows = read_log(result.log)
+    rewards = [float(row["reward_mean"]) for row in rows]
+    assert len(rows) == 6 and result.frames == ENERGY_ONLY.total_frames
+    assert sum(rewards[-2:]) / 2 > sum(rewards[:2]) / 2 + 0.01, rewards
+    energies = [float(row["energy_mean"]) for row in rows]
+    assert energies[-1] < energies[0]
+
+
+def test_checkpoint_round_trip_and_resume(tmp_path):
+    short = replace(ENERGY_ONLY, total_frames=16 * 8 * 2)
+    first = train(short, tmp_path, progress=False)
+    saved = load_checkpoint(first.checkpoint)
+    assert saved["iteration"] == 2 and saved["frames"] == short.total_frames
+    assert PPOConfig.from_dict(saved["config"]) == short
+    assert set(saved["versions"]) >= {"torch", "torchrl", "neuroloop-gpu"}
+
+    # the controller acts with exactly the saved weights and normaliser
+    controller = PolicyController(first.checkpoint)
+    controller.reset(4, torch.device("cpu"))
+    observation = torch.rand(4, 6)
+    train_ = controller.act(observation, {})
+    assert train_.amplitude.shape == (4,) and bool((train_.amplitude >= 10).all() & (train_.amplitude <= 200).all())
+    assert torch.equal(controller.normalised_action(observation), controller.normalised_action(observation))
+
+    resumed = train(replace(short, total_frames=16 * 8 * 3), tmp_path, resume=first.checkpoint, progress=False)
+    assert resumed.iterations == 3
+    rows = read_log(resumed.log)
+    assert [int(row["iteration"]) for row in rows] == [1, 2, 3]
+    after = load_checkpoint(resumed.checkpoint)
+    assert after["iteration"] == 3 and after["frames"] == 16 * 8 * 3
+    changed = [not torch.equal(after["actor"][k], saved["actor"][k]) for k in saved["actor"]]
+    assert any(changed)  # training went on from the restored weights
+
+
+def test_bad_checkpoints_give_clear_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nothing.pt")
+    good = train(replace(ENERGY_ONLY, total_frames=16 * 8), tmp_path / "run", progress=False).checkpoint
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(truncated)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="not a neuroloop_gpu PPO checkpoint"):
+        PolicyController(foreign)
+    with pytest.raises(CheckpointError, match="trained on 20/5"):
+        train(replace(ENERGY_ONLY, num_e=40, num_i=10), tmp_path / "other", resume=good, progress=False)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("lr", 0.0, "lr must be"), ("lr_schedule", "step", "lr_schedule must be"), ("num_envs", 0, "num_envs"),
+    ("total_frames", 1, "total_frames must be at least one batch"), ("minibatch_size", 10_000, "minibatch_size"),
+    ("stim_onset_s", 1.0, "stim_onset_s"),
+])
+def test_config_validation_names_the_parameter(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        replace(ENERGY_ONLY, **{field: value})
+
+
+def _average_in_group(rank, world_size, port, results):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    weight = torch.nn.Parameter(torch.zeros(3))
+    weight.grad = torch.full((3,), float(rank + 1))
+    distributed.average_gradients([weight], distributed.Rank(rank, world_size, rank))
+    results[rank] = weight.grad.tolist()
+    dist.destroy_process_group()
+
+
+def test_gradients_are_averaged_over_ranks():
+    results = mp.Manager().dict()
+    port = 29_500 + os.getpid() % 1000
+    mp.spawn(_average_in_group, args=(2, port, results), nprocs=2, join=True)
+    assert results[0] == results[1] == [1.5, 1.5, 1.5]
+
+
+def test_torchrun_two_cpu_processes_gloo(tmp_path):
+    out = tmp_path / "dist"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "neuroloop_gpu.cli", "train", "--num-e", "20", "--num-i", "5", "--networks", "4",
+               "--episode", "0.2", "--windows-per-batch", "4", "--frames", "64", "--minibatch", "8",
+               "--device", "cpu", "--out", str(out), "--quiet"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = read_log(out / "train_log.csv")
+    # 2 ranks x 4 networks x 4 windows = 32 windows per iteration: 64 frames in 2 iterations
+    assert [int(row["frames"]) for row in rows] == [32, 64]
+    assert load_checkpoint(out / "checkpoint.pt")["iteration"] == 2
+
+
+def test_shipped_policy_loads_and_acts():
+    from neuroloop_gpu.cli import shipped_policy
+
+    controller = PolicyController(shipped_policy())
+    assert controller.describe()["frames"] > 0 and controller.trained_on == (160, 40)
+    controller.reset(3, torch.device("cpu"))
+    train_ = controller.act(torch.full((3, 6), 0.5), {})
+    assert bool(torch.isfinite(train_.amplitude).all()) and bool((train_.frequency >= 5).all())
+    assert shipped_policy().with_name("train_log.csv").is_file()
