@@ -149,3 +149,44 @@ def test_connectivity_is_sorted_and_matches_the_probability():
     p = real.sum(1).double() / (400 * 100)
     assert float((p - 0.1).abs().max()) < 0.01
     assert not torch.equal(pre[0], pre[1])
+
+
+@pytest.mark.parametrize("mode", ["published", "summed"])
+def test_event_driven_and_dense_synapse_updates_agree_exactly(mode):
+    """Touching only the synapses of spiking neurons gives the same bits as sweeping them all."""
+    params = dataclasses.replace(SMALL, synaptic_input=mode,
+                                 plasticity=dataclasses.replace(SMALL.plasticity, onset=5.0))
+    nets = {kind: NetworkBatch(3, params, seeds=[4, 5, 6], device="cpu", synapses=kind,
+                               record=RecordConfig(spikes_e=True, traces=True)) for kind in ("event", "dense")}
+    spikes = 0
+    for w in range(6):
+        if w == 3:  # a plain reset and a re-seeding in the middle
+            for net in nets.values():
+                net.reset(torch.tensor([True, False, True]), seeds=[9, 0, 10])
+                net.reset(torch.tensor([False, True, False]))
+        train = PulseTrain.constant(3, 60.0 + 40 * w, 90.0, 300.0)
+        event, dense = (net.run_window(train) for net in nets.values())
+        assert torch.equal(event.recording.spikes_e, dense.recording.spikes_e)
+        assert torch.equal(event.recording.weight_mv, dense.recording.weight_mv)
+        spikes += int(event.recording.spikes_e.sum())
+    for name, value in snapshot(nets["event"]).items():
+        assert torch.equal(value, getattr(nets["dense"].state, name)), name
+    assert spikes > 500
+    assert (nets["event"].state.weight != params.plasticity.w_init).any()
+
+
+def test_synapse_lists_by_pre_and_by_post_describe_the_same_synapses():
+    net = NetworkBatch(3, NetworkParams(num_e=50, num_i=20, connection_prob=0.3), device="cpu")
+    conn, capacity = net.connectivity, net.connectivity.ei_post.shape[1]
+    pre, post = conn.local("ei_pre", 51), conn.local("ei_post", 21)
+    by_post = conn.ei_by_post.long()
+    assert torch.equal(conn.ei_pre_by_post.long(), pre.gather(1, by_post))
+    assert torch.equal(torch.sort(by_post, dim=1).values, torch.arange(capacity).expand(3, -1))  # a permutation
+    key = post.gather(1, by_post) * 100 + pre.gather(1, by_post)
+    assert torch.all(key[:, 1:] >= key[:, :-1])  # sorted by (post, pre)
+    for name, local_rows, rows in (("ei", pre, 51), ("ie", conn.local("ie_pre", 21), 21),
+                                   ("ei_post", post.gather(1, by_post), 21)):
+        start, degree = getattr(conn, f"{name}_start"), getattr(conn, f"{name}_degree")
+        assert torch.equal(degree, torch.stack([torch.bincount(r, minlength=rows) for r in local_rows]))
+        assert torch.equal(start[:, 0], torch.arange(3) * local_rows.shape[1])
+        assert torch.equal(start[:, 1:], start[:, :-1] + degree[:, :-1])

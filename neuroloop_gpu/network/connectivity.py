@@ -7,11 +7,20 @@ own seed, so its synapses do not depend on the batch it is built in.
 Storage scales with the synapses that exist: per network a flat list of
 synapses sorted by (pre, post), padded to a fixed capacity (mean + 8 standard
 deviations of the binomial count, so every network of a batch has the same
-shape and overflow is a ~1e-15 event that raises). Padding synapses point at
+shape and overflow is a ~1e-15 event that raises). Padding synapses belong to
 a dummy neuron (index ``num_pre`` / ``num_post``) that never spikes, so they
-never transmit or learn. Indices are stored as int32 *global* rows of the
-batch-flattened ``[B * (num + 1)]`` neuron tables, ready for
-``index_select`` / ``index_add_`` without per-step arithmetic.
+never transmit or learn.
+
+Because the list is sorted by presynaptic neuron, the synapses leaving one
+neuron form a contiguous range (compressed sparse rows): per neuron a start
+and a degree replace a per-synapse presynaptic index. E->I synapses also have
+a column view (``ei_by_post``: their ids sorted by (post, pre), with its own
+starts and degrees, and their presynaptic neurons), so the synapses entering
+a spiking I neuron can be found without scanning all of them. Neuron indices are *global* rows of the
+batch-flattened ``[B * (num + 1)]`` neuron tables and synapse ids are global
+positions in the flattened ``[B * capacity]`` lists, ready for indexing
+without per-step arithmetic; only the column view holds indices local to the
+network (int32 and int16, for memory), and users add the network's offset.
 """
 
 from __future__ import annotations
@@ -77,14 +86,29 @@ def to_global(local: torch.Tensor, rows_per_network: int, slots: torch.Tensor) -
     return (local + slots.unsqueeze(1) * rows_per_network).to(torch.int32)
 
 
+def row_ranges(local_rows: torch.Tensor, num_rows: int, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Start (global position in the flattened ``[B, S]`` list) and length of each row's
+    range in lists ``[k, S]`` sorted by ``local_rows`` (values 0..num_rows-1): ``[k, num_rows]`` int64."""
+    degree = torch.zeros(local_rows.shape[0], num_rows, dtype=torch.int64, device=local_rows.device)
+    degree.scatter_add_(1, local_rows, torch.ones_like(local_rows))
+    start = degree.cumsum(1) - degree + slots.unsqueeze(1) * local_rows.shape[1]
+    return start, degree
+
+
 @dataclass
 class Connectivity:
     """Synapse lists of a batch of networks (see module docstring)."""
 
-    ei_pre: torch.Tensor  # [B, S_ei] int32 global rows of the E table (num_e + 1 rows per network)
     ei_post: torch.Tensor  # [B, S_ei] int32 global rows of the I table (num_i + 1 rows per network)
-    ie_pre: torch.Tensor  # [B, S_ie] int32 global rows of the I table
-    ie_post: torch.Tensor  # [B, S_ie] int32 global rows of the E table
+    ei_start: torch.Tensor  # [B, num_e + 1] int64 id of the first E->I synapse leaving each E neuron
+    ei_degree: torch.Tensor  # [B, num_e + 1] int64 number of E->I synapses leaving it (padding: dummy row)
+    ei_by_post: torch.Tensor  # [B, S_ei] int32 local E->I synapse ids sorted by (post, pre)
+    ei_pre_by_post: torch.Tensor  # [B, S_ei] their local presynaptic E neurons (int16 when num_e < 2**15)
+    ei_post_start: torch.Tensor  # [B, num_i + 1] int64 position in ei_by_post of each I neuron's first input
+    ei_post_degree: torch.Tensor  # [B, num_i + 1] int64 number of E->I synapses entering it
+    ie_post: torch.Tensor  # [B, S_ie] int32 global rows of the E table (num_e + 1 rows per network)
+    ie_start: torch.Tensor  # [B, num_i + 1] int64 id of the first I->E synapse leaving each I neuron
+    ie_degree: torch.Tensor  # [B, num_i + 1] int64
     ei_count: torch.Tensor  # [B] int64 real E->I synapses
     ie_count: torch.Tensor  # [B] int64 real I->E synapses
 
@@ -99,11 +123,22 @@ class Connectivity:
         ie_cap = synapse_capacity(num_i, num_e, prob)
         ei_pre, ei_post, ei_count = draw_synapses(seeds, num_e, num_i, prob, STREAM_CONNECTIVITY_EI, ei_cap)
         ie_pre, ie_post, ie_count = draw_synapses(seeds, num_i, num_e, prob, STREAM_CONNECTIVITY_IE, ie_cap)
+        ei_start, ei_degree = row_ranges(ei_pre, num_e + 1, slots)
+        ie_start, ie_degree = row_ranges(ie_pre, num_i + 1, slots)
+        by_post = torch.sort(ei_post, dim=1, stable=True).indices  # stable: ties (same post) stay in pre order
+        small = torch.int16 if num_e < 2**15 else torch.int32
+        ei_post_start, ei_post_degree = row_ranges(ei_post.gather(1, by_post), num_i + 1, slots)
         return cls(
-            ei_pre=to_global(ei_pre, num_e + 1, slots),
             ei_post=to_global(ei_post, num_i + 1, slots),
-            ie_pre=to_global(ie_pre, num_i + 1, slots),
+            ei_start=ei_start,
+            ei_degree=ei_degree,
+            ei_by_post=by_post.to(torch.int32),
+            ei_pre_by_post=ei_pre.gather(1, by_post).to(small),
+            ei_post_start=ei_post_start,
+            ei_post_degree=ei_post_degree,
             ie_post=to_global(ie_post, num_e + 1, slots),
+            ie_start=ie_start,
+            ie_degree=ie_degree,
             ei_count=ei_count,
             ie_count=ie_count,
         )
@@ -113,9 +148,18 @@ class Connectivity:
         for name, value in vars(fresh).items():
             getattr(self, name)[slots] = value
 
+    def pre_rows(self, name: str) -> torch.Tensor:
+        """Global presynaptic row of every synapse of ``"ei"`` or ``"ie"`` ``[B * S]`` int64,
+        expanded from the row ranges (no host sync: the total is known)."""
+        degree = getattr(self, f"{name}_degree")
+        return torch.repeat_interleave(degree.view(-1), output_size=getattr(self, f"{name}_post").numel())
+
     def local(self, name: str, rows_per_network: int) -> torch.Tensor:
-        """Local neuron indices of one index array (for tests and analysis)."""
-        glob = getattr(self, name).to(torch.int64)
+        """Local neuron indices of one index array, ``ei_pre``, ``ei_post``, ``ie_pre`` or
+        ``ie_post`` ``[B, S]`` (for tests and analysis)."""
+        kind, end = name.split("_")
+        glob = self.pre_rows(kind) if end == "pre" else getattr(self, name).to(torch.int64)
+        glob = glob.view(self.ei_count.shape[0], -1)
         offset = torch.arange(glob.shape[0], device=glob.device).unsqueeze(1) * rows_per_network
         return glob - offset
 

@@ -2,7 +2,17 @@
 
 The equations of the model spec sit next to the lines that implement them.
 Everything is a batched tensor op over ``[B, ...]``: no Python loop over
-neurons, synapses or networks, no host synchronisation.
+neurons, synapses or networks.
+
+Synapses are updated one of two ways, with identical results. The
+event-driven update touches only the synapses of neurons that spiked (about
+0.5% of neurons per step): their synapse lists are found from per-neuron
+ranges, so the work per step scales with the spikes, not with the ~1.3e5
+synapses of a full-size network; the list sizes depend on the data, which is
+free on a CPU but makes a GPU wait for the host. The dense update sweeps
+every synapse with fixed shapes and never synchronises (the GPU default).
+Both apply the same formulas; the sweep leaves a synapse whose neurons did
+not spike exactly unchanged, which is why skipping it changes nothing.
 
 Two semantics for events that hit the same variable in one step
 (``NetworkParams.synaptic_input``):
@@ -133,29 +143,126 @@ class StepConstants:
 
 def fire_and_reset(
     v_old: torch.Tensor, v_new: torch.Tensor, refractory: torch.Tensor, c: StepConstants
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Threshold, reset, refractory hold and floor, in the published order.
+) -> torch.Tensor:
+    """Threshold, reset, refractory hold and floor, in the published order (updates
+    ``v_new`` and ``refractory`` in place; returns the spikes).
 
     Spike when V(t) < V_th <= V(t+dt); then V := V_reset and the neuron is held
     at V_reset for ``refractory_steps`` steps; otherwise V below V_rest is
     clamped to V_rest.
     """
-    refractory = (refractory - 1).clamp_(min=-1)
-    spiked = (v_old < c.v_threshold) & (v_new >= c.v_threshold)
-    held = spiked | (refractory >= 0)
-    v = v_new.clamp(min=c.v_rest).masked_fill_(held, c.v_reset)
-    refractory = refractory.masked_fill_(spiked, c.refractory_steps)
-    return v, refractory, spiked
+    refractory.sub_(1).clamp_(min=-1)
+    spiked = v_old.lt(c.v_threshold).logical_and_(v_new >= c.v_threshold)
+    held = refractory.ge(0).logical_or_(spiked)
+    v_new.clamp_(min=c.v_rest).masked_fill_(held, c.v_reset)
+    refractory.masked_fill_(spiked, c.refractory_steps)
+    return spiked
 
 
-def _trace(table: torch.Tensor, tau: float, c: StepConstants) -> None:
-    """STDP trace in column 1 of a (spiked, trace) table: tau dA/dt = -A, A += increment on a spike."""
-    spiked, trace = table[..., 0], table[..., 1]
-    decayed = trace + c.dt * (-trace) / tau
+def _trace(spiked: torch.Tensor, trace: torch.Tensor, tau: float, c: StepConstants) -> None:
+    """STDP trace (in place): tau dA/dt = -A, A += increment on a spike (published: the
+    increment replaces that step's decay)."""
+    decayed = trace.neg().mul_(c.dt).div_(tau).add_(trace)  # A + dt * (-A) / tau
+    bumped = trace.add_(c.trace_increment) if c.published else decayed + c.trace_increment
+    torch.where(spiked, bumped, decayed, out=trace)
+
+
+def stdp(c: StepConstants, weight: torch.Tensor, pre_spiked: torch.Tensor, pre_trace: torch.Tensor,
+         post_spiked: torch.Tensor, post_trace: torch.Tensor, plastic: torch.Tensor) -> torch.Tensor:
+    """New E->I weights (eq. 7-11) from each synapse's weight and its neurons' spikes (bool)
+    and traces: E (pre) spike: w += eta a_LTD A_post; I (post) spike: w += eta a_LTP A_pre;
+    bounds w_min..w_max; ``plastic`` is 1 from plasticity onset on, else 0. A synapse whose
+    neurons did not spike keeps its weight exactly."""
+    if c.published:  # an I spike's potentiation overwrites a same-step E spike's depression
+        depressed = (weight + plastic * c.ltd * post_trace).clamp_(min=c.w_min)
+        potentiated = (weight + plastic * c.ltp * pre_trace).clamp_(max=c.w_max)
+        return torch.where(post_spiked, potentiated, torch.where(pre_spiked, depressed, weight))
+    change = c.ltd * post_trace * pre_spiked + c.ltp * pre_trace * post_spiked
+    return (weight + plastic * change).clamp_(c.w_min, c.w_max)
+
+
+def _ranges(start: torch.Tensor, degree: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenated id ranges ``start[r] .. start[r] + degree[r] - 1`` of ``rows`` (int64, in
+    order), and for each id the position in ``rows`` of the row it came from.
+
+    Reads the total on the host (free on the CPU, a sync on a GPU). The owner of entry j is
+    the number of rows that begin at or before j, minus one (``repeat_interleave`` would do
+    it, but is ~100x slower on the CPU)."""
+    if not rows.numel():
+        return rows, rows
+    first, count = start.view(-1).index_select(0, rows), degree.view(-1).index_select(0, rows)
+    end = count.cumsum(0)
+    total = int(end[-1])
+    before = end - count  # entries of earlier rows
+    owner = torch.bincount(before, minlength=total + 1)[:total].cumsum_(0).sub_(1)
+    return torch.arange(total, device=rows.device).add_(first.sub_(before).index_select(0, owner)), owner
+
+
+def _synapses_dense(c, conn, st, arriving_i, synapse_rank, plastic):
+    """Synaptic traffic and STDP by sweeping every synapse: fixed shapes, no host sync."""
+    batch, ne, ni = st.v.shape[0], c.num_e, c.num_i
+    dtype, device = st.v.dtype, st.v.device
+    # I -> E: each connected I spike adds -1 to X_E (published: once, however many coincide).
+    per_synapse = arriving_i.to(dtype).view(-1).index_select(0, conn.pre_rows("ie"))
+    count_e = torch.zeros(batch * (ne + 1), dtype=dtype, device=device)
+    count_e.index_add_(0, conn.ie_post.view(-1), per_synapse)
+    # E -> I, computed at spike time with the weight then.
+    pre_rows, post_rows = conn.pre_rows("ei"), conn.ei_post.view(-1)
+    pre_spiked, pre_trace, post_spiked, post_trace = (
+        table.view(-1).index_select(0, rows).view(batch, -1)
+        for table, rows in ((st.spiked_pre, pre_rows), (st.trace_pre, pre_rows),
+                            (st.spiked_post, post_rows), (st.trace_post, post_rows)))
     if c.published:
-        trace.copy_(torch.where(spiked > 0, trace + c.trace_increment, decayed))
+        # The last (highest-index) spiking presynaptic E neuron wins; synapses are sorted
+        # by (pre, post), so that is the highest-ranked active synapse of each I neuron.
+        rank = torch.where(pre_spiked, synapse_rank, -1.0).view(-1)
+        winner = torch.full((batch * (ni + 1),), -1.0, dtype=dtype, device=device)
+        winner.index_reduce_(0, post_rows, rank, "amax", include_self=True)
+        winner = winner.view(batch, ni + 1)
+        sent = st.weight.gather(1, winner.clamp(min=0).long()).masked_fill_(winner < 0, 0.0)
     else:
-        trace.copy_(decayed + c.trace_increment * spiked)
+        sent = torch.zeros(batch * (ni + 1), dtype=dtype, device=device)
+        sent.index_add_(0, post_rows, (pre_spiked * st.weight).view(-1))
+    st.weight = stdp(c, st.weight, pre_spiked, pre_trace, post_spiked, post_trace, plastic.unsqueeze(1))
+    return count_e.view(batch, ne + 1)[:, :ne], sent.view(batch, ni + 1)[:, :ni]
+
+
+def _synapses_event(c, conn, st, arriving_i, plastic):
+    """Synaptic traffic and STDP touching only the synapses of neurons that spiked: the same
+    numbers as :func:`_synapses_dense`, whose sweep leaves every other synapse unchanged."""
+    batch, ne, ni = st.v.shape[0], c.num_e, c.num_i
+    dtype, device = st.v.dtype, st.v.device
+    # I -> E: the synapses leaving the I spikes emitted d ago.
+    into_e, _ = _ranges(conn.ie_start, conn.ie_degree, arriving_i.view(-1).nonzero().view(-1))
+    count_e = torch.bincount(conn.ie_post.view(-1).index_select(0, into_e), minlength=batch * (ne + 1)).to(dtype)
+    # E -> I: the synapses leaving this step's E spikes (ascending ids), with the weight now.
+    spiking_e = st.spiked_pre.view(-1).nonzero().view(-1)
+    out, owner = _ranges(conn.ei_start, conn.ei_degree, spiking_e)
+    out_post = conn.ei_post.view(-1).index_select(0, out).long()
+    weight = st.weight.view(-1)
+    sent = torch.zeros(batch * (ni + 1), dtype=dtype, device=device)
+    if out.numel():
+        if c.published:  # the highest-ranked active synapse of each I neuron wins (see the dense sweep)
+            winner = torch.full((batch * (ni + 1),), -1, dtype=torch.int64, device=device)
+            winner.scatter_reduce_(0, out_post, out, "amax")
+            sent = torch.where(winner >= 0, weight.index_select(0, winner.clamp_(min=0)), sent)
+        else:
+            sent.index_add_(0, out_post, weight.index_select(0, out))
+    # STDP on the synapses leaving an E spike or entering an I spike (one synapse may be in both).
+    spiking_i = st.spiked_post.view(-1).nonzero().view(-1)
+    position, owner_i = _ranges(conn.ei_post_start, conn.ei_post_degree, spiking_i)
+    capacity = conn.ei_post.shape[1]
+    network = position // capacity
+    touched = torch.cat((out, conn.ei_by_post.view(-1).index_select(0, position) + network * capacity))
+    if touched.numel():
+        pre_rows = torch.cat((spiking_e.index_select(0, owner),
+                              conn.ei_pre_by_post.view(-1).index_select(0, position) + network * (ne + 1)))
+        post_rows = torch.cat((out_post, spiking_i.index_select(0, owner_i)))
+        pre = (t.view(-1).index_select(0, pre_rows) for t in (st.spiked_pre, st.trace_pre))
+        post = (t.view(-1).index_select(0, post_rows) for t in (st.spiked_post, st.trace_post))
+        new = stdp(c, weight.index_select(0, touched), *pre, *post, plastic.index_select(0, touched // capacity))
+        weight.index_copy_(0, touched, new)  # a synapse listed twice gets the same value twice
+    return count_e.view(batch, ne + 1)[:, :ne], sent.view(batch, ni + 1)[:, :ni]
 
 
 def euler_step(
@@ -167,78 +274,63 @@ def euler_step(
     noise: torch.Tensor,
     slot: int,
     synapse_rank: torch.Tensor,
+    event_driven: bool,
 ) -> torch.Tensor:
     """Advance every network of the batch by one step dt (updates ``st`` in place).
 
     ``stim_i`` [B] is this step's stimulus into I neurons (E neurons get
     ``-stim_i``); ``noise`` [B, N] are standard normal draws; ``slot`` is the
     ring-buffer slot of this step (shared by the batch); ``synapse_rank``
-    [S_ei] is ``arange(S_ei)`` in the working dtype. Returns the spikes
-    ``[B, N]`` (bool, E neurons first).
+    [S_ei] is ``arange(S_ei)`` in the working dtype. ``event_driven`` selects
+    the synapse update: only the synapses of neurons that spiked (fast, but
+    list sizes depend on the data, which costs a host sync on a GPU) or a
+    sweep over all synapses (fixed shapes, no sync); both give the same
+    numbers. Returns the spikes ``[B, N]`` (bool, E neurons first).
+
+    In-place updates keep the operations (and so every rounding) of the plain
+    expressions in the comments: IEEE addition and multiplication commute.
     """
-    batch = st.v.shape[0]
     ne, ni = c.num_e, c.num_i
-    dtype, device = st.v.dtype, st.v.device
+    dtype = st.v.dtype
 
     # Membrane (eq. 1-2): tau_m dV/dt = (V_rest - V) + Z + mu + sigma sqrt(tau_m) xi + U_stim,
     # Z_E = J_E / C_E * S_E(t - d), Z_I = J_I / C_I * S_I(t - d) (S is stored delayed).
-    v = st.v + c.dt * (c.v_rest - st.v + n.coupling * st.s + n.mu + n.stim_sign * stim_i.unsqueeze(1)) / c.tau_m \
-        + n.noise_gain * noise
-    st.v, st.refractory, spiked = fire_and_reset(st.v, v, st.refractory, c)
+    # V + dt * (V_rest - V + coupling * S + mu + sign * stim) / tau_m + gain * xi
+    v = torch.rsub(st.v, c.v_rest).add_(n.coupling * st.s).add_(n.mu).add_(n.stim_sign * stim_i.unsqueeze(1))
+    v.mul_(c.dt).div_(c.tau_m).add_(st.v).add_(n.noise_gain * noise)
+    spiked = fire_and_reset(st.v, v, st.refractory, c)
+    st.v = v
     spiked_e, spiked_i = spiked[:, :ne], spiked[:, ne:]
 
-    # Inputs arriving now, emitted d ago. I -> E: each connected I spike adds -1 to X_E
-    # (published: once, however many coincide). E -> I: computed at spike time, with the weight then.
-    per_synapse = st.ring_spikes_i[slot].to(dtype).view(-1).index_select(0, conn.ie_pre.view(-1))
-    count_e = torch.zeros(batch * (ne + 1), dtype=dtype, device=device)
-    count_e.index_add_(0, conn.ie_post.view(-1), per_synapse)
-    count_e = count_e.view(batch, ne + 1)[:, :ne]
+    # Synaptic traffic: I spikes emitted d ago arrive at E neurons; this step's spikes (into the
+    # spike tables; the STDP traces are still those of the last step) leave E neurons and update
+    # E->I weights (eq. 7-11) from plasticity onset on.
+    st.spiked_pre[:, :ne] = spiked_e
+    st.spiked_post[:, :ni] = spiked_i
+    plastic = ((st.step >= c.plasticity_onset_steps) & (c.plasticity_onset_steps >= 0)).to(dtype)
+    if event_driven:
+        count_e, sent = _synapses_event(c, conn, st, st.ring_spikes_i[slot], plastic)
+    else:
+        count_e, sent = _synapses_dense(c, conn, st, st.ring_spikes_i[slot], synapse_rank, plastic)
+    st.ring_spikes_i[slot, :, :ni] = spiked_i  # this step's I spikes leave for E neurons, d from now
+
+    # Inputs arriving now, emitted d ago: -1 per I spike into X_E (published: once however many
+    # coincide), and the E->I input computed at spike time.
     arrived = torch.cat((count_e.clamp(max=1.0) if c.published else count_e, st.ring_input_i[slot]), dim=1)
     arrived[:, :ne].neg_()
-
-    # Two-stage synaptic filter: tau_d dS/dt = -S + X, tau_r dX/dt = -X + input.
-    s_next = st.s + c.dt * (-st.s + st.x) / c.tau_d
-    x_decayed = st.x + c.dt * (-st.x) / c.tau_r
-    if c.published:  # X(t+dt) = X(t) + input: decay skipped for receivers
-        st.x = torch.where(arrived != 0, st.x + arrived, x_decayed)
-    else:
-        st.x = x_decayed + arrived
-    st.s = s_next
-
-    # This step's spikes leave for their targets, d from now.
-    st.ring_spikes_i[slot, :, :ni] = spiked_i
-    st.pre_table[:, :ne, 0] = spiked_e
-    st.post_table[:, :ni, 0] = spiked_i
-    pre = st.pre_table.view(-1, 2).index_select(0, conn.ei_pre.view(-1)).view(batch, -1, 2)
-    post = st.post_table.view(-1, 2).index_select(0, conn.ei_post.view(-1)).view(batch, -1, 2)
-    pre_spiked, pre_trace = pre[..., 0], pre[..., 1]
-    post_spiked, post_trace = post[..., 0], post[..., 1]
-    if c.published:
-        # The last (highest-index) spiking presynaptic E neuron wins; synapses are sorted
-        # by (pre, post), so that is the highest-ranked active synapse of each I neuron.
-        rank = torch.where(pre_spiked > 0, synapse_rank, -1.0).view(-1)
-        winner = torch.full((batch * (ni + 1),), -1.0, dtype=dtype, device=device)
-        winner.index_reduce_(0, conn.ei_post.view(-1), rank, "amax", include_self=True)
-        winner = winner.view(batch, ni + 1)[:, :ni]
-        sent = st.weight.gather(1, winner.clamp(min=0).long()).masked_fill_(winner < 0, 0.0)
-    else:
-        sent = torch.zeros(batch * (ni + 1), dtype=dtype, device=device)
-        sent.index_add_(0, conn.ei_post.view(-1), (pre_spiked * st.weight).view(-1))
-        sent = sent.view(batch, ni + 1)[:, :ni]
     st.ring_input_i[slot] = sent
 
-    # STDP on E->I (eq. 7-11), from plasticity onset on:
-    # E (pre) spike: w += eta a_LTD A_post; I (post) spike: w += eta a_LTP A_pre; bounds w_min..w_max.
-    plastic = ((st.step >= c.plasticity_onset_steps) & (c.plasticity_onset_steps >= 0)).to(dtype).unsqueeze(1)
-    if c.published:
-        depressed = (st.weight + plastic * c.ltd * post_trace).clamp_(min=c.w_min)
-        potentiated = (st.weight + plastic * c.ltp * pre_trace).clamp_(max=c.w_max)
-        st.weight = torch.where(post_spiked > 0, potentiated, torch.where(pre_spiked > 0, depressed, st.weight))
+    # Two-stage synaptic filter: tau_d dS/dt = -S + X, tau_r dX/dt = -X + input.
+    s_next = (st.x - st.s).mul_(c.dt).div_(c.tau_d).add_(st.s)  # S + dt * (-S + X) / tau_d
+    x_decayed = st.x.neg().mul_(c.dt).div_(c.tau_r).add_(st.x)  # X + dt * (-X) / tau_r
+    if c.published:  # X(t+dt) = X(t) + input: decay skipped for receivers
+        st.x = torch.where(arrived != 0, st.x.add_(arrived), x_decayed)
     else:
-        change = c.ltd * post_trace * pre_spiked + c.ltp * pre_trace * post_spiked
-        st.weight = (st.weight + plastic * change).clamp_(c.w_min, c.w_max)
-    _trace(st.pre_table, c.tau_pre, c)
-    _trace(st.post_table, c.tau_post, c)
+        st.x = x_decayed.add_(arrived)
+    st.s = s_next
+
+    _trace(st.spiked_pre, st.trace_pre, c.tau_pre, c)
+    _trace(st.spiked_post, st.trace_post, c.tau_post, c)
 
     # Causal phase bookkeeping for the online Kuramoto estimate.
     now = (st.step + 1).to(torch.int32).unsqueeze(1)

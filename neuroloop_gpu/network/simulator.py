@@ -15,7 +15,7 @@ from .dynamics import StepConstants, euler_step
 from .monitors import WindowMonitor, WindowRecording, WindowStats, mean_weight_mv
 from .state import NetworkState
 
-_NOISE_ELEMENTS = 1 << 21  # draws generated at once (several Euler steps when the batch is small)
+_NOISE_ELEMENTS = 1 << 18  # draws generated at once (several Euler steps when the batch is small)
 
 
 def default_device() -> torch.device:
@@ -47,6 +47,11 @@ class NetworkBatch:
         dtype: ``torch.float32`` (default) or ``torch.float64``.
         record: what to record per step (nothing by default).
         kop_sample_interval: ms between samples of the causal Kuramoto estimate.
+        synapses: ``"event"`` updates only the synapses of neurons that spiked
+            (the fast choice on a CPU; its data-dependent list sizes make a GPU
+            wait for the host every step), ``"dense"`` sweeps every synapse
+            every step with fixed shapes (no host sync); default ``"event"`` on
+            the CPU, ``"dense"`` elsewhere. Both give identical results.
     """
 
     def __init__(
@@ -60,6 +65,7 @@ class NetworkBatch:
         dtype: torch.dtype = torch.float32,
         record: RecordConfig | None = None,
         kop_sample_interval: float = 1.0,
+        synapses: str | None = None,
     ):
         require_count("num_networks", num_networks)
         require(dtype in (torch.float32, torch.float64), "dtype", "torch.float32 or torch.float64", dtype)
@@ -69,6 +75,8 @@ class NetworkBatch:
         self.num_networks = num_networks
         self.device = torch.device(device) if device is not None else default_device()
         self.dtype = dtype
+        self.synapses = synapses or ("event" if self.device.type == "cpu" else "dense")
+        require(self.synapses in ("event", "dense"), "synapses", "'event' or 'dense'", synapses)
         self.constants = StepConstants.from_params(self.params, self.sim.step_size)
         self.neurons = self.constants.neuron_vectors(self.device, dtype)
         self.steps_per_window = self.sim.steps_per_window
@@ -81,7 +89,7 @@ class NetworkBatch:
         self.connectivity = Connectivity.draw(seeds, self.params.num_e, self.params.num_i, self.params.connection_prob)
         self.state = self._fresh_state(seeds)
         self.stimulator = StimulatorState.initial(num_networks, self.device)
-        self._synapse_rank = torch.arange(self.connectivity.ei_pre.shape[1], dtype=dtype, device=self.device)
+        self._synapse_rank = torch.arange(self.connectivity.ei_post.shape[1], dtype=dtype, device=self.device)
         self._ring_position = 0
         self._noise_steps = max(1, min(self.steps_per_window,
                                        _NOISE_ELEMENTS // (num_networks * (self.params.num_e + self.params.num_i))))
@@ -97,7 +105,7 @@ class NetworkBatch:
 
     def _fresh_state(self, seeds: torch.Tensor) -> NetworkState:
         return NetworkState.initial(
-            self.params, seeds, self.connectivity.ei_pre.shape[1], self.constants.delay_steps, self.dtype
+            self.params, seeds, self.connectivity.ei_post.shape[1], self.constants.delay_steps, self.dtype
         )
 
     # ----------------------------------------------------------------- reset
@@ -140,7 +148,7 @@ class NetworkBatch:
     def _integrate(self, stimulus: WindowStimulus) -> WindowResult:
         c, st = self.constants, self.state
         steps = self.steps_per_window
-        current = stimulus.current_i.to(self.dtype)
+        current = stimulus.current_i.to(self.dtype).t().contiguous()  # [steps, B]: one row per step
         monitor = WindowMonitor(st, steps, self.kop_every, self.record, self.params.v_reset,
                                 self.synapse_valid(), self.params.j_i)
         for start in range(0, steps, self._noise_steps):
@@ -149,22 +157,23 @@ class NetworkBatch:
             for k in range(count):
                 slot = self._ring_position % c.delay_steps
                 self._ring_position += 1
-                spiked = euler_step(c, self.neurons, self.connectivity, st, current[:, start + k], noise[:, k],
-                                    slot, self._synapse_rank)
+                spiked = euler_step(c, self.neurons, self.connectivity, st, current[start + k], noise[k],
+                                    slot, self._synapse_rank, self.synapses == "event")
                 monitor.observe(start + k, st, spiked)
         stats, recording = monitor.finish(st, self.sim.step_size, stimulus.energy, stimulus.charge,
                                           stimulus.net_charge)
         return WindowResult(stats, recording)
 
     def membrane_noise(self, count: int) -> torch.Tensor:
-        """Standard normal draws ``[B, count, num_e + num_i]`` for the next ``count`` steps.
+        """Standard normal draws ``[count, B, num_e + num_i]`` for the next ``count`` steps
+        (step-major, so that each step's ``[B, N]`` is contiguous).
 
         Draw (network, step, neuron) is Philox block ``neuron // 4`` of
         counter (step since reset, episode, stream) under the network's seed.
         """
         st = self.state
-        steps = st.step.unsqueeze(1) + torch.arange(count, device=self.device)
-        return standard_normal(st.seed.view(-1, 1), STREAM_MEMBRANE_NOISE, steps, st.episode.view(-1, 1),
+        steps = st.step + torch.arange(count, device=self.device).unsqueeze(1)
+        return standard_normal(st.seed.view(1, -1), STREAM_MEMBRANE_NOISE, steps, st.episode.view(1, -1),
                                self.params.num_e + self.params.num_i, self.dtype)
 
     # ------------------------------------------------------------- queries

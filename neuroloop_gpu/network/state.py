@@ -27,8 +27,10 @@ class NetworkState:
     refractory: torch.Tensor  # [B, N] int32 held steps left (-1: free)
     x: torch.Tensor  # [B, N] delayed rise variable X of the synaptic input (E: from I, I: from E)
     s: torch.Tensor  # [B, N] delayed synaptic variable S
-    pre_table: torch.Tensor  # [B, num_e + 1, 2] per E neuron: (spiked last step, STDP trace); dummy row 0
-    post_table: torch.Tensor  # [B, num_i + 1, 2] per I neuron: (spiked last step, STDP trace)
+    spiked_pre: torch.Tensor  # [B, num_e + 1] bool E spikes of the last step (dummy column: never)
+    trace_pre: torch.Tensor  # [B, num_e + 1] presynaptic STDP trace A_pre of each E neuron
+    spiked_post: torch.Tensor  # [B, num_i + 1] bool I spikes of the last step
+    trace_post: torch.Tensor  # [B, num_i + 1] postsynaptic STDP trace A_post of each I neuron
     weight: torch.Tensor  # [B, S_ei] E->I weights w (J_I * w in mV)
     ring_spikes_i: torch.Tensor  # [D, B, num_i + 1] bool, I spikes on their way to E neurons
     ring_input_i: torch.Tensor  # [D, B, num_i] E->I input on its way to I neurons (0: none)
@@ -54,8 +56,10 @@ class NetworkState:
             refractory=torch.full((batch, ne + ni), -1, dtype=torch.int32, device=device),
             x=zeros(batch, ne + ni),
             s=zeros(batch, ne + ni),
-            pre_table=zeros(batch, ne + 1, 2),
-            post_table=zeros(batch, ni + 1, 2),
+            spiked_pre=zeros(batch, ne + 1, kind=torch.bool),
+            trace_pre=zeros(batch, ne + 1),
+            spiked_post=zeros(batch, ni + 1, kind=torch.bool),
+            trace_post=zeros(batch, ni + 1),
             weight=torch.full((batch, num_synapses), params.plasticity.w_init, dtype=dtype, device=device),
             ring_spikes_i=zeros(delay_steps, batch, ni + 1, kind=torch.bool),
             ring_input_i=zeros(delay_steps, batch, ni),
@@ -68,7 +72,7 @@ class NetworkState:
 
     @property
     def num_e(self) -> int:
-        return self.pre_table.shape[1] - 1
+        return self.trace_pre.shape[1] - 1
 
     v_e = property(lambda self: self.v[:, : self.num_e])
     v_i = property(lambda self: self.v[:, self.num_e:])
@@ -76,8 +80,6 @@ class NetworkState:
     x_i = property(lambda self: self.x[:, self.num_e:])
     s_e = property(lambda self: self.s[:, : self.num_e])
     s_i = property(lambda self: self.s[:, self.num_e:])
-    trace_pre = property(lambda self: self.pre_table[:, :, 1])  # [B, num_e + 1]
-    trace_post = property(lambda self: self.post_table[:, :, 1])  # [B, num_i + 1]
 
     def merge(self, mask: torch.Tensor, fresh: "NetworkState") -> None:
         """Take network b's state from ``fresh`` where ``mask[b]``: one ``torch.where`` per
