@@ -2,7 +2,8 @@
 
 One object owns the networks, the episode bookkeeping (window counter, the
 optional stimulation onset and latch), observations and rewards. The step is
-pure tensor work on the device with no host synchronisation; front ends add
+pure tensor work on the device, with no host synchronisation on the simulator's
+fixed-shape (CUDA default) synapse path; front ends add
 only what their API needs (NumPy conversion, autoreset policy, TensorDicts).
 """
 
