@@ -198,16 +198,18 @@ def _ranges(start: torch.Tensor, degree: torch.Tensor, rows: torch.Tensor) -> tu
     return torch.arange(total, device=rows.device).add_(first.sub_(before).index_select(0, owner)), owner
 
 
-def _synapses_dense(c, conn, st, arriving_i, synapse_rank, plastic):
-    """Synaptic traffic and STDP by sweeping every synapse: fixed shapes, no host sync."""
+def _synapses_dense(c, conn, st, arriving_i, synapse_rank, plastic, dense_rows):
+    """Synaptic traffic and STDP by sweeping every synapse: fixed shapes, no host sync.
+    ``dense_rows`` = (I->E, E->I) presynaptic row of every synapse (``Connectivity.pre_rows``)."""
     batch, ne, ni = st.v.shape[0], c.num_e, c.num_i
     dtype, device = st.v.dtype, st.v.device
     # I -> E: each connected I spike adds -1 to X_E (published: once, however many coincide).
-    per_synapse = arriving_i.to(dtype).view(-1).index_select(0, conn.pre_rows("ie"))
+    ie_pre_rows, pre_rows = dense_rows
+    per_synapse = arriving_i.to(dtype).view(-1).index_select(0, ie_pre_rows)
     count_e = torch.zeros(batch * (ne + 1), dtype=dtype, device=device)
     count_e.index_add_(0, conn.ie_post.view(-1), per_synapse)
     # E -> I, computed at spike time with the weight then.
-    pre_rows, post_rows = conn.pre_rows("ei"), conn.ei_post.view(-1)
+    post_rows = conn.ei_post.view(-1)
     pre_spiked, pre_trace, post_spiked, post_trace = (
         table.view(-1).index_select(0, rows).view(batch, -1)
         for table, rows in ((st.spiked_pre, pre_rows), (st.trace_pre, pre_rows),
@@ -274,18 +276,19 @@ def euler_step(
     noise: torch.Tensor,
     slot: int,
     synapse_rank: torch.Tensor,
-    event_driven: bool,
+    dense_rows: tuple[torch.Tensor, torch.Tensor] | None,
 ) -> torch.Tensor:
     """Advance every network of the batch by one step dt (updates ``st`` in place).
 
     ``stim_i`` [B] is this step's stimulus into I neurons (E neurons get
     ``-stim_i``); ``noise`` [B, N] are standard normal draws; ``slot`` is the
     ring-buffer slot of this step (shared by the batch); ``synapse_rank``
-    [S_ei] is ``arange(S_ei)`` in the working dtype. ``event_driven`` selects
-    the synapse update: only the synapses of neurons that spiked (fast, but
-    list sizes depend on the data, which costs a host sync on a GPU) or a
-    sweep over all synapses (fixed shapes, no sync); both give the same
-    numbers. Returns the spikes ``[B, N]`` (bool, E neurons first).
+    [S_ei] is ``arange(S_ei)`` in the working dtype. ``dense_rows`` selects
+    the synapse update: ``None``, only the synapses of neurons that spiked
+    (fast, but list sizes depend on the data, which costs a host sync on a
+    GPU); else a sweep over all synapses (fixed shapes, no sync) using these
+    (I->E, E->I) presynaptic rows, expanded once per window by the caller.
+    Both give the same numbers. Returns the spikes ``[B, N]`` (bool, E neurons first).
 
     In-place updates keep the operations (and so every rounding) of the plain
     expressions in the comments: IEEE addition and multiplication commute.
@@ -308,10 +311,10 @@ def euler_step(
     st.spiked_pre[:, :ne] = spiked_e
     st.spiked_post[:, :ni] = spiked_i
     plastic = ((st.step >= c.plasticity_onset_steps) & (c.plasticity_onset_steps >= 0)).to(dtype)
-    if event_driven:
+    if dense_rows is None:
         count_e, sent = _synapses_event(c, conn, st, st.ring_spikes_i[slot], plastic)
     else:
-        count_e, sent = _synapses_dense(c, conn, st, st.ring_spikes_i[slot], synapse_rank, plastic)
+        count_e, sent = _synapses_dense(c, conn, st, st.ring_spikes_i[slot], synapse_rank, plastic, dense_rows)
     st.ring_spikes_i[slot, :, :ni] = spiked_i  # this step's I spikes leave for E neurons, d from now
 
     # Inputs arriving now, emitted d ago: -1 per I spike into X_E (published: once however many

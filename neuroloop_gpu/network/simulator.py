@@ -151,14 +151,18 @@ class NetworkBatch:
         current = stimulus.current_i.to(self.dtype).t().contiguous()  # [steps, B]: one row per step
         monitor = WindowMonitor(st, steps, self.kop_every, self.record, self.params.v_reset,
                                 self.synapse_valid(), self.params.j_i)
+        # The dense sweep's per-synapse presynaptic rows: expanded once per window (connectivity
+        # only changes at resets) rather than kept, which would cost ~1 MB per full-size network.
+        conn = self.connectivity
+        dense_rows = None if self.synapses == "event" else (conn.pre_rows("ie"), conn.pre_rows("ei"))
         for start in range(0, steps, self._noise_steps):
             count = min(self._noise_steps, steps - start)
             noise = self.membrane_noise(count)
             for k in range(count):
                 slot = self._ring_position % c.delay_steps
                 self._ring_position += 1
-                spiked = euler_step(c, self.neurons, self.connectivity, st, current[start + k], noise[k],
-                                    slot, self._synapse_rank, self.synapses == "event")
+                spiked = euler_step(c, self.neurons, conn, st, current[start + k], noise[k], slot,
+                                    self._synapse_rank, dense_rows)
                 monitor.observe(start + k, st, spiked)
         stats, recording = monitor.finish(st, self.sim.step_size, stimulus.energy, stimulus.charge,
                                           stimulus.net_charge)
