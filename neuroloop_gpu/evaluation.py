@@ -335,6 +335,7 @@ def evaluate(
     config: EvaluationConfig | None = None,
     *,
     device: torch.device | str | None = None,
+    backend: str = "eager",
     progress: bool = True,
 ) -> EvaluationResult:
     """Run every controller on the same held-out networks in one batched simulation.
@@ -350,7 +351,8 @@ def evaluate(
     batch = num_controllers * num_seeds
     dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]
     core = DBSCore(batch, config.network, config.sim, reward_config=RewardConfig(synchrony=config.synchrony),
-                   episode=EpisodeConfig(stim_onset=config.stim_onset_s * 1000.0), device=device, dtype=dtype)
+                   episode=EpisodeConfig(stim_onset=config.stim_onset_s * 1000.0), device=device, dtype=dtype,
+                   backend=backend)
     core.reset(seeds=torch.tensor(config.seeds * num_controllers, dtype=torch.int64))
     slices = [slice(c * num_seeds, (c + 1) * num_seeds) for c in range(num_controllers)]
     for controller in named.values():

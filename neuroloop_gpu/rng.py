@@ -91,20 +91,43 @@ def words_to_uniform(words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return ((words >> 9).to(dtype) + 0.5).mul_(2.0**-23)
 
 
-def standard_normal(
+def box_muller_uniforms(
     seed: torch.Tensor, stream: int, c1: torch.Tensor, c2: torch.Tensor, count: int, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two uniform inputs of Box-Muller, ``[..., blocks, 2]`` each: radius
+    uniforms from lanes 0 and 2 of each Philox block, angle uniforms from lanes
+    1 and 3. Integer ops and exact float conversions only, so a compiled copy
+    of this function (``torch.compile``) returns the same bits as the eager one."""
+    key = split_seed(seed.unsqueeze(-1))
+    blocks = torch.arange((count + 3) // 4, device=seed.device, dtype=torch.int64)
+    w0, w1, w2, w3 = philox4x32((blocks, c1.unsqueeze(-1), c2.unsqueeze(-1), torch.full_like(blocks, stream)), key)
+    return (words_to_uniform(torch.stack((w0, w2), dim=-1), dtype),
+            words_to_uniform(torch.stack((w1, w3), dim=-1), dtype))
+
+
+def standard_normal(
+    seed: torch.Tensor,
+    stream: int,
+    c1: torch.Tensor,
+    c2: torch.Tensor,
+    count: int,
+    dtype: torch.dtype,
+    uniforms=box_muller_uniforms,
 ) -> torch.Tensor:
     """``count`` standard normal draws per row (Box-Muller on Philox words).
 
     Shapes as in :func:`uniform_words`; the result is ``[..., count]``. Words
     ``2m`` and ``2m + 1`` of a row (lanes 0, 1 or 2, 3 of one block) give
     draws ``2m`` and ``2m + 1``: radius from the first, angle from the second.
+    ``uniforms`` may be a compiled :func:`box_muller_uniforms`. The logarithm,
+    sine and cosine always run eagerly: compiled code evaluates them with
+    other approximations (last-bit differences in about a third of the draws).
     """
-    key = split_seed(seed.unsqueeze(-1))
-    blocks = torch.arange((count + 3) // 4, device=seed.device, dtype=torch.int64)
-    w0, w1, w2, w3 = philox4x32((blocks, c1.unsqueeze(-1), c2.unsqueeze(-1), torch.full_like(blocks, stream)), key)
-    # computed in the working dtype: float32 is ~2x cheaper
-    radius = torch.sqrt(-2.0 * torch.log(words_to_uniform(torch.stack((w0, w2), dim=-1), dtype)))
-    angle = (2.0 * math.pi) * words_to_uniform(torch.stack((w1, w3), dim=-1), dtype)
-    normal = torch.stack((radius * torch.cos(angle), radius * torch.sin(angle)), dim=-1)  # [..., blocks, 2, 2]
+    radius_u, angle_u = uniforms(seed, stream, c1, c2, count, dtype)
+    # in the working dtype (float32 is ~2x cheaper); in place to spare allocations
+    radius = radius_u.log_().mul_(-2.0).sqrt_()
+    angle = angle_u.mul_(2.0 * math.pi)
+    normal = torch.empty(radius.shape + (2,), dtype=dtype, device=radius.device)  # [..., blocks, 2, 2]
+    torch.mul(radius, torch.cos(angle), out=normal[..., 0])
+    torch.mul(radius, angle.sin_(), out=normal[..., 1])
     return normal.flatten(-3)[..., :count]

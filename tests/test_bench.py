@@ -113,13 +113,17 @@ def test_ratio_bookkeeping():
 def test_cli_subcommand_runs_and_writes(tmp_path, capsys):
     args = parse(["--device", "cpu", "--sizes", "20/5", "--batches", "2", "--windows", "1", "--repeats", "1",
                   "--warmup", "0", "--targets", "simulator", "--peers", "none", "--out", str(tmp_path), "--quiet",
-                  "--tag", "tiny run", "--sim-option", "kop_sample_interval=2.0"])
+                  "--tag", "tiny run", "--sim-option", "kop_sample_interval=2.0", "--backends", "eager", "compiled"])
     doc = run(args)
     printed = capsys.readouterr().out
-    assert "env-steps/s" in printed and "throughput_cpu_tiny-run.json" in printed
+    assert "env-steps/s" in printed and "throughput_cpu_tiny-run.json" in printed and "compiled" in printed
     saved = json.loads((tmp_path / "throughput_cpu_tiny-run.json").read_text())
     assert saved["config"]["sim_options"] == {"kop_sample_interval": 2.0}
-    assert saved["results"][0]["sim_options"] == {"kop_sample_interval": 2.0}
+    assert saved["config"]["backends"] == ["eager", "compiled"]
+    assert [r["backend"] for r in saved["results"]] == ["eager", "compiled"]
+    assert all(r["sim_options"] == {"kop_sample_interval": 2.0} for r in saved["results"])
+    # the same networks whichever backend runs them
+    assert saved["results"][0]["activity"] == saved["results"][1]["activity"]
     assert doc["peers"] == [] and doc["ratios"] == []
 
 
@@ -128,7 +132,7 @@ def test_cli_help_lists_the_options(capsys):
         parse(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--device", "--sizes", "--batches", "--windows", "--repeats", "--peers", "--out"):
+    for option in ("--device", "--sizes", "--batches", "--windows", "--repeats", "--backends", "--peers", "--out"):
         assert option in text
 
 
@@ -143,6 +147,7 @@ def test_cli_help_lists_the_options(capsys):
     (dict(targets=("gpu-kernel",)), "targets must be among simulator"),
     (dict(peers=("neuron",)), "peers must be among reference"),
     (dict(device="tpu"), "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    (dict(backends=("triton",)), "backends must be one or more of eager, compiled"),
 ])
 def test_bad_config_is_rejected_clearly(overrides, message):
     with pytest.raises(ValueError, match=message):

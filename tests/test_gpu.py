@@ -61,3 +61,17 @@ def test_torchrl_env_step_and_partial_reset_never_wait_for_the_host():
         env.reset(out)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("synapses", ["dense", "event"])
+def test_compiled_backend_matches_eager_on_cuda(synapses):
+    """Triton kernels may contract multiply-adds into FMAs; this states whether they change any bit."""
+    runs = {}
+    for backend in ("eager", "compiled"):
+        net = NetworkBatch(4, SMALL, device="cuda", synapses=synapses, backend=backend,
+                           record=RecordConfig(spikes_e=True))
+        rasters = [net.run_window(PulseTrain.constant(4, 100.0, device="cuda")).recording.spikes_e.cpu()
+                   for _ in range(5)]
+        runs[backend] = (torch.stack(rasters), net.state.v.cpu(), net.state.weight.cpu())
+    for eager, compiled in zip(runs["eager"], runs["compiled"]):
+        assert torch.equal(eager, compiled)

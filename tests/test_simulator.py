@@ -151,28 +151,53 @@ def test_connectivity_is_sorted_and_matches_the_probability():
     assert not torch.equal(pre[0], pre[1])
 
 
-@pytest.mark.parametrize("mode", ["published", "summed"])
-def test_event_driven_and_dense_synapse_updates_agree_exactly(mode):
-    """Touching only the synapses of spiking neurons gives the same bits as sweeping them all."""
-    params = dataclasses.replace(SMALL, synaptic_input=mode,
-                                 plasticity=dataclasses.replace(SMALL.plasticity, onset=5.0))
-    nets = {kind: NetworkBatch(3, params, seeds=[4, 5, 6], device="cpu", synapses=kind,
-                               record=RecordConfig(spikes_e=True, traces=True)) for kind in ("event", "dense")}
+def _plastic_small(mode: str) -> NetworkParams:
+    return dataclasses.replace(SMALL, synaptic_input=mode, plasticity=dataclasses.replace(SMALL.plasticity, onset=5.0))
+
+
+def assert_identical_runs(first: NetworkBatch, second: NetworkBatch) -> None:
+    """Six windows of strong pulse trains (mass spikes, STDP) with a plain reset and a
+    re-seeding in the middle: the same spikes, weights and final state, bit for bit."""
     spikes = 0
     for w in range(6):
-        if w == 3:  # a plain reset and a re-seeding in the middle
-            for net in nets.values():
+        if w == 3:
+            for net in (first, second):
                 net.reset(torch.tensor([True, False, True]), seeds=[9, 0, 10])
                 net.reset(torch.tensor([False, True, False]))
         train = PulseTrain.constant(3, 60.0 + 40 * w, 90.0, 300.0)
-        event, dense = (net.run_window(train) for net in nets.values())
-        assert torch.equal(event.recording.spikes_e, dense.recording.spikes_e)
-        assert torch.equal(event.recording.weight_mv, dense.recording.weight_mv)
-        spikes += int(event.recording.spikes_e.sum())
-    for name, value in snapshot(nets["event"]).items():
-        assert torch.equal(value, getattr(nets["dense"].state, name)), name
+        a, b = first.run_window(train), second.run_window(train)
+        assert torch.equal(a.recording.spikes_e, b.recording.spikes_e)
+        assert torch.equal(a.recording.weight_mv, b.recording.weight_mv)
+        spikes += int(a.recording.spikes_e.sum())
+    for name, value in snapshot(first).items():
+        assert torch.equal(value, getattr(second.state, name)), name
     assert spikes > 500
-    assert (nets["event"].state.weight != params.plasticity.w_init).any()
+    assert (first.state.weight != first.params.plasticity.w_init).any()
+
+
+def _recorded(params: NetworkParams, **options) -> NetworkBatch:
+    return NetworkBatch(3, params, seeds=[4, 5, 6], device="cpu", record=RecordConfig(spikes_e=True, traces=True),
+                        **options)
+
+
+@pytest.mark.parametrize("mode", ["published", "summed"])
+def test_event_driven_and_dense_synapse_updates_agree_exactly(mode):
+    """Touching only the synapses of spiking neurons gives the same bits as sweeping them all."""
+    params = _plastic_small(mode)
+    assert_identical_runs(_recorded(params, synapses="event"), _recorded(params, synapses="dense"))
+
+
+@pytest.mark.parametrize(("mode", "synapses"), [("published", "event"), ("summed", "event"), ("published", "dense")])
+def test_compiled_backend_gives_the_same_bits_as_eager(mode, synapses):
+    """torch.compile'd kernels (noise words, membrane, filters, STDP passes) change no result."""
+    params = _plastic_small(mode)
+    assert_identical_runs(_recorded(params, synapses=synapses),
+                          _recorded(params, synapses=synapses, backend="compiled"))
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="backend"):
+        NetworkBatch(1, SMALL, device="cpu", backend="triton")
 
 
 def test_synapse_lists_by_pre_and_by_post_describe_the_same_synapses():

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..network import BACKENDS
 from .harness import DEFAULT_BATCHES, DEFAULT_WINDOWS, TARGETS, BenchConfig, format_report, run_benchmarks
 from .peers import ALIASES, PEERS
 from .peers.brian2_peer import ENV_PYTHON
@@ -52,6 +53,9 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     add("--warmup", type=int, default=1, help="untimed windows before timing (default: 1)")
     add("--targets", nargs="+", default=list(TARGETS), choices=TARGETS, metavar="TARGET",
         help=f"what to time: {', '.join(TARGETS)} (default: all)")
+    add("--backends", nargs="+", default=["eager"], choices=BACKENDS, metavar="BACKEND",
+        help="simulator backends, each timed for every target and batch: eager, compiled (torch.compile; "
+             "same results, compiled during the warm-up window) (default: eager)")
     add("--peers", nargs="+", default=["reference"], metavar="PEER",
         help=f"one-network peers: {', '.join(PEERS)}, or {', '.join(ALIASES)} (default: reference)")
     add("--dtype", choices=["float32", "float64"], default="float32")
@@ -62,7 +66,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     add("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     add("--sim-option", dest="sim_options", action="append", type=_option, default=[], metavar="KEY=VALUE",
         help="extra NetworkBatch keyword for the simulator target, value parsed as JSON when it can be "
-             "(repeatable; e.g. --sim-option backend=torch)")
+             "(repeatable; e.g. --sim-option synapses=dense)")
     add("--brian2-python", default=None,
         help=f"Python interpreter that has Brian2 (default: ${ENV_PYTHON}, else this one)")
     add("--brian2-threads", type=int, default=1, help="OpenMP threads of Brian2 cpp_standalone (default: 1)")
@@ -80,6 +84,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     return BenchConfig(
         device=args.device, sizes=tuple(args.sizes), batches=None if args.batches is None else tuple(args.batches),
         windows=args.windows, repeats=args.repeats, warmup=args.warmup, targets=tuple(args.targets),
+        backends=tuple(args.backends),
         peers=tuple(args.peers), dtype=args.dtype, synaptic_input=args.synaptic_input, seed=args.seed,
         sim_options=dict(args.sim_options),
         brian2_python=args.brian2_python, brian2_threads=args.brian2_threads, brian2_windows=args.brian2_windows,

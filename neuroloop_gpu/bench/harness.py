@@ -2,6 +2,7 @@
 
 Unit: one env-step is one 20 ms decision window (200 Euler steps of 0.1 ms)
 of one network; throughput is summed over the batch. For every requested
+backend (``eager``, ``compiled``: see :class:`~neuroloop_gpu.network.NetworkBatch`),
 target (``simulator``: :class:`~neuroloop_gpu.network.NetworkBatch` directly;
 ``vector-env``: the gymnasium :class:`~neuroloop_gpu.envs.FTSTSVectorEnv`;
 ``torchrl-env``: :class:`~neuroloop_gpu.envs.FTSTSTorchEnv`), network size and
@@ -37,7 +38,7 @@ from tqdm.auto import tqdm
 
 from ..config import SimConfig, require
 from ..envs import FTSTSTorchEnv, FTSTSVectorEnv
-from ..network import NetworkBatch
+from ..network import BACKENDS, NetworkBatch
 from ..stimulus import PulseTrain
 from .measure import MemoryProbe, summarize_times, time_windows
 from .peers import expand_peers, run_peer
@@ -55,9 +56,10 @@ _ENV_SIM = SimConfig(duration=5000.0, sample_duration=WINDOW_MS)  # NeuroLoop's 
 class BenchConfig:
     """What to measure. ``batches`` / ``windows`` default by device type (see ``DEFAULT_*``).
 
-    ``sim_options`` are extra keyword arguments for ``NetworkBatch`` (e.g. a
-    ``backend=`` the simulator may offer); they apply to the ``simulator``
-    target only, since the environments build their own batch.
+    ``backends`` are swept like the batch sizes, for every target.
+    ``sim_options`` are extra keyword arguments for ``NetworkBatch`` (e.g.
+    ``synapses="dense"``); they apply to the ``simulator`` target only, since
+    the environments build their own batch.
     """
 
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto"
@@ -67,6 +69,7 @@ class BenchConfig:
     repeats: int = 3
     warmup: int = 1  # untimed windows before the repeats
     targets: Sequence[str] = TARGETS
+    backends: Sequence[str] = ("eager",)  # simulator backends, each timed for every target and batch
     peers: Sequence[str] = ("reference",)
     dtype: str = "float32"
     synaptic_input: str = "published"  # NetworkParams.synaptic_input of our targets and the reference peer
@@ -101,6 +104,9 @@ class BenchConfig:
         require(len(targets) > 0 or len(expand_peers(self.peers)) > 0, "targets", "at least one target or peer",
                 list(targets))
         expand_peers(self.peers)
+        backends = tuple(self.backends)
+        require(len(backends) > 0 and all(b in BACKENDS for b in backends), "backends",
+                f"one or more of {', '.join(BACKENDS)}", list(backends))
         require(self.dtype in DTYPES, "dtype", "'float32' or 'float64'", self.dtype)
         require(self.synaptic_input in ("published", "summed"), "synaptic_input", "'published' or 'summed'",
                 self.synaptic_input)
@@ -184,10 +190,11 @@ def environment_info(device: torch.device) -> dict:
 
 
 # ---------------------------------------------------------------------- targets
-def _simulator_case(size: Size, batch: int, config: BenchConfig, device: torch.device, dtype: torch.dtype):
+def _simulator_case(size: Size, batch: int, config: BenchConfig, device: torch.device, dtype: torch.dtype,
+                    backend: str):
     params = size.params(synaptic_input=config.synaptic_input)
     net = NetworkBatch(batch, params, SimConfig(sample_duration=WINDOW_MS, seed=config.seed), device=device,
-                       dtype=dtype, **dict(config.sim_options))
+                       dtype=dtype, backend=backend, **dict(config.sim_options))
     train = PulseTrain.constant(batch, STIM_AMPLITUDE_MV, STIM_FREQUENCY_HZ, STIM_PULSE_WIDTH_US, device=device)
     sums = torch.zeros(3, dtype=torch.float64, device=device)
     count = [0]
@@ -205,9 +212,10 @@ def _simulator_case(size: Size, batch: int, config: BenchConfig, device: torch.d
     return step, net.bytes_per_network, activity
 
 
-def _vector_env_case(size: Size, batch: int, config: BenchConfig, device: torch.device, dtype: torch.dtype):
+def _vector_env_case(size: Size, batch: int, config: BenchConfig, device: torch.device, dtype: torch.dtype,
+                     backend: str):
     env = FTSTSVectorEnv(batch, _ENV_SIM, size.params(synaptic_input=config.synaptic_input),
-                         device=device, dtype=dtype)
+                         device=device, dtype=dtype, backend=backend)
     env.reset(seed=config.seed)
     rng = np.random.default_rng(config.seed)
 
@@ -217,9 +225,10 @@ def _vector_env_case(size: Size, batch: int, config: BenchConfig, device: torch.
     return step, _env_bytes(env), None
 
 
-def _torchrl_env_case(size: Size, batch: int, config: BenchConfig, device: torch.device, dtype: torch.dtype):
+def _torchrl_env_case(size: Size, batch: int, config: BenchConfig, device: torch.device, dtype: torch.dtype,
+                      backend: str):
     env = FTSTSTorchEnv(batch, _ENV_SIM, size.params(synaptic_input=config.synaptic_input),
-                        device=device, dtype=dtype, check_actions=False)
+                        device=device, dtype=dtype, backend=backend, check_actions=False)
     env.set_seed(config.seed)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     state = {"td": env.reset()}
@@ -237,7 +246,7 @@ def check_sim_options(options: Mapping[str, object]) -> None:
     parameters = inspect.signature(NetworkBatch.__init__).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
-    taken = {"self", "num_networks", "params", "sim", "device", "dtype"}
+    taken = {"self", "num_networks", "params", "sim", "device", "dtype", "backend"}
     allowed = sorted(name for name, p in parameters.items()
                      if name not in taken and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
     for key in options:
@@ -252,17 +261,18 @@ def _env_bytes(env):
 CASES = {"simulator": _simulator_case, "vector-env": _vector_env_case, "torchrl-env": _torchrl_env_case}
 
 
-def measure_target(target: str, size: Size, batch: int, config: BenchConfig, device: torch.device) -> dict:
+def measure_target(target: str, size: Size, batch: int, config: BenchConfig, device: torch.device,
+                   backend: str = "eager") -> dict:
     """Build one batch of ``target``, time it and measure its memory; one result record."""
     windows = config.windows or DEFAULT_WINDOWS[device.type]
-    record = {"target": target, "size": size.name, "num_e": size.num_e, "num_i": size.num_i, "batch": batch,
-              "device": str(device), "dtype": config.dtype, "windows": windows, "repeats": config.repeats,
-              "warmup": config.warmup}
+    record = {"target": target, "backend": backend, "size": size.name, "num_e": size.num_e, "num_i": size.num_i,
+              "batch": batch, "device": str(device), "dtype": config.dtype, "windows": windows,
+              "repeats": config.repeats, "warmup": config.warmup}
     if target == "simulator" and config.sim_options:
         record["sim_options"] = dict(config.sim_options)
     probe = MemoryProbe(device).start()
     try:
-        step, persistent, activity = CASES[target](size, batch, config, device, DTYPES[config.dtype])
+        step, persistent, activity = CASES[target](size, batch, config, device, DTYPES[config.dtype], backend)
         times = time_windows(step, windows, config.repeats, config.warmup, device)
     except torch.cuda.OutOfMemoryError as error:  # a batch too large for the GPU: record it, go on
         gc.collect()
@@ -282,7 +292,7 @@ def measure_target(target: str, size: Size, batch: int, config: BenchConfig, dev
 def compute_ratios(results: Sequence[Mapping], peers: Sequence[Mapping]) -> list[dict]:
     """Ours / peer env-steps/s for every (target, size) that has a measured peer of the same network size.
 
-    "best" is our fastest batch size (median repeat), "batch1" is one network
+    "best" is our fastest batch size and backend (median repeat), "batch1" is the fastest backend's one network
     against one network. Results or peers with an error or skip are left out.
     """
     ratios = []
@@ -295,11 +305,12 @@ def compute_ratios(results: Sequence[Mapping], peers: Sequence[Mapping]) -> list
                 ours_by_target.setdefault(row["target"], []).append(row)
         for target, rows in ours_by_target.items():
             best = max(rows, key=lambda r: r["env_steps_per_s"])
-            single = next((r for r in rows if r["batch"] == 1), None)
+            single = max((r for r in rows if r["batch"] == 1), key=lambda r: r["env_steps_per_s"], default=None)
             ratios.append({
                 "target": target, "size": peer["size"], "device": best["device"], "peer": peer["peer"],
                 "peer_env_steps_per_s": peer["env_steps_per_s"],
                 "ours_best_env_steps_per_s": best["env_steps_per_s"], "ours_best_batch": best["batch"],
+                "ours_best_backend": best.get("backend", "eager"),
                 "ratio_best": best["env_steps_per_s"] / peer["env_steps_per_s"],
                 "ours_batch1_env_steps_per_s": None if single is None else single["env_steps_per_s"],
                 "ratio_batch1": None if single is None else single["env_steps_per_s"] / peer["env_steps_per_s"],
@@ -324,7 +335,7 @@ def run_benchmarks(config: BenchConfig, out: str | Path | None = None, tag: str 
     sizes = [parse_size(s) for s in config.sizes]
     batches = tuple(config.batches) if config.batches is not None else DEFAULT_BATCHES[device.type]
     peers = expand_peers(config.peers)
-    cases = [(t, s, b) for s in sizes for t in config.targets for b in batches]
+    cases = [(t, s, b, k) for s in sizes for t in config.targets for k in config.backends for b in batches]
     doc = {
         "schema": SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -333,7 +344,8 @@ def run_benchmarks(config: BenchConfig, out: str | Path | None = None, tag: str 
         "environment": environment_info(device),
         "config": {**asdict(config), "sizes": [s.name for s in sizes], "batches": list(batches),
                    "windows": config.windows or DEFAULT_WINDOWS[device.type], "peers": list(peers),
-                   "targets": list(config.targets), "sim_options": dict(config.sim_options)},
+                   "targets": list(config.targets), "backends": list(config.backends),
+                   "sim_options": dict(config.sim_options)},
         "workload": WORKLOAD,
         "results": [],
         "peers": [],
@@ -342,9 +354,9 @@ def run_benchmarks(config: BenchConfig, out: str | Path | None = None, tag: str 
     _prime(config, device, sizes)
     with tqdm(total=len(cases) + len(peers) * len(sizes), desc="neuroloop bench", unit="case",
               disable=not config.progress) as bar:
-        for target, size, batch in cases:
-            bar.set_postfix_str(f"{target} {size.name} B={batch}")
-            row = measure_target(target, size, batch, config, device)
+        for target, size, batch, backend in cases:
+            bar.set_postfix_str(f"{target} {backend} {size.name} B={batch}")
+            row = measure_target(target, size, batch, config, device, backend)
             doc["results"].append(row)
             _release(device)
             if config.progress:
@@ -370,12 +382,15 @@ def run_benchmarks(config: BenchConfig, out: str | Path | None = None, tag: str 
 
 
 def _prime(config: BenchConfig, device: torch.device, sizes: Sequence[Size]) -> None:
-    """One untimed window of every target at the smallest size, so that one-off initialisation
-    (lazy imports, kernel selection, allocator pools) is not charged to the first measured case."""
+    """One untimed window of every target and backend at the smallest size, so that one-off
+    initialisation (lazy imports, kernel selection, allocator pools, compiling the shape-generic
+    kernels) is not charged to the first measured case; shape-specific compilation falls in each
+    case's warm-up window."""
     smallest = min(sizes, key=lambda s: s.num_e + s.num_i)
     for target in config.targets:
-        step = CASES[target](smallest, 1, config, device, DTYPES[config.dtype])[0]
-        step()
+        for backend in config.backends:
+            step = CASES[target](smallest, 1, config, device, DTYPES[config.dtype], backend)[0]
+            step()
     _release(device)
 
 
@@ -475,7 +490,7 @@ def _mb(value) -> str:
 
 
 def _result_line(row: Mapping) -> str:
-    name = row.get("target") or f"peer {row['peer']}"
+    name = f"{row['target']} {row.get('backend', 'eager')}" if "target" in row else f"peer {row['peer']}"
     head = f"{name:>20s} {row['size']:>9s} B={row['batch']:<6d}"
     if "env_steps_per_s" not in row:
         return f"{head} {row.get('error') or row.get('skipped')}"
@@ -487,14 +502,15 @@ def format_report(doc: Mapping) -> str:
     """Plain-text tables: every result, every peer, and the ratios ours / peer side by side."""
     lines = [f"device: {doc['device']}  torch {doc['environment']['torch']}  threads "
              f"{doc['environment']['torch_threads']}  commit {str(doc['environment'].get('git_commit'))[:10]}",
-             "", f"{'target':>12s} {'size':>9s} {'batch':>6s} {'env-steps/s':>12s} {'(best)':>10s} "
+             "", f"{'target':>12s} {'backend':>8s} {'size':>9s} {'batch':>6s} {'env-steps/s':>12s} {'(best)':>10s} "
              f"{'sim-s/wall-s':>12s} {'peak MB/net':>11s} {'state MB/net':>12s}"]
     for row in doc["results"]:
+        head = f"{row['target']:>12s} {row.get('backend', 'eager'):>8s} {row['size']:>9s} {row['batch']:>6d}"
         if "env_steps_per_s" not in row:
-            lines.append(f"{row['target']:>12s} {row['size']:>9s} {row['batch']:>6d} {row.get('error')}")
+            lines.append(f"{head} {row.get('error')}")
             continue
         memory = row["memory"]
-        lines.append(f"{row['target']:>12s} {row['size']:>9s} {row['batch']:>6d} {row['env_steps_per_s']:12.1f} "
+        lines.append(f"{head} {row['env_steps_per_s']:12.1f} "
                      f"{row['env_steps_per_s_best']:10.1f} {row['simulated_s_per_wall_s']:12.3f} "
                      f"{_mb(memory.get('peak_bytes_per_network')):>11s} "
                      f"{_mb(memory.get('persistent_bytes_per_network')):>12s}")
@@ -520,7 +536,9 @@ def format_report(doc: Mapping) -> str:
         for target, size in keys:
             rows = {r["peer"]: r for r in doc["ratios"] if (r["target"], r["size"]) == (target, size)}
             first = next(iter(rows.values()))
-            best = f"{first['ours_best_env_steps_per_s']:.1f} ({first['ours_best_batch']})"
+            backend = first.get("ours_best_backend", "eager")
+            best = f"{first['ours_best_env_steps_per_s']:.1f} ({first['ours_best_batch']}" + (
+                f", {backend})" if backend != "eager" else ")")
             cells = " ".join(f"{_fmt(rows[p]['ratio_best'], '.2f') + 'x' if p in rows else '-':>16s}"
                              for p in peer_names)
             singles = " ".join(_fmt(rows[p]["ratio_batch1"], ".2f") if p in rows else "-" for p in peer_names)

@@ -27,7 +27,8 @@ def plot_results(docs: Sequence[Mapping] | Mapping, path: str | Path | None = No
     """Two panels: env-steps/s and memory per network against the number of networks (log-log).
 
     Colour: network size; marker: target (or peer); line style: device (one
-    per result document). Throughput is the median repeat with a band from the
+    per result document); the compiled backend is drawn with filled markers
+    on a thicker line. Throughput is the median repeat with a band from the
     slowest to the fastest repeat; peers (one network each) are an open marker
     at one network with a dotted line across. Memory is drawn for the
     simulator target (peak and persistent state) and the peers (their state).
@@ -44,16 +45,18 @@ def plot_results(docs: Sequence[Mapping] | Mapping, path: str | Path | None = No
         groups: dict[tuple[str, str], list[Mapping]] = {}
         for row in doc["results"]:
             if "env_steps_per_s" in row:
-                groups.setdefault((row["target"], row["size"]), []).append(row)
-        for (target, size), rows in groups.items():
+                groups.setdefault((row["target"], row["size"], row.get("backend", "eager")), []).append(row)
+        for (target, size, backend), rows in groups.items():
             rows = sorted(rows, key=lambda r: r["batch"])
             x, color, marker = [r["batch"] for r in rows], colors[size], _TARGET_MARKERS.get(target, "o")
+            compiled = backend != "eager"
             ax_rate.plot(x, [r["env_steps_per_s"] for r in rows], linestyle=style, marker=marker, color=color,
-                         label=f"{label} {target} {size}")
+                         linewidth=2.5 if compiled else 1.2, markerfacecolor=color if compiled else "white",
+                         label=f"{label} {target} {size}" + (f" {backend}" if compiled else ""))
             ax_rate.fill_between(x, [r["batch"] / max(r["seconds_per_window"]) for r in rows],
                                  [r["env_steps_per_s_best"] for r in rows], color=color, alpha=0.12, linewidth=0)
-            if target != "simulator":
-                continue  # the environments hold the same batch: one memory curve per size is enough
+            if target != "simulator" or compiled:
+                continue  # the same batch in every target and backend: one memory curve per size is enough
             for key, line, what in (("peak_bytes_per_network", style, "peak"),
                                     ("persistent_bytes_per_network", ":", "state")):
                 points = [(r["batch"], r["memory"].get(key)) for r in rows]

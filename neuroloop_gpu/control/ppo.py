@@ -142,11 +142,12 @@ def build_critic(config: PPOConfig) -> ValueOperator:
                              activation_class=nn.Tanh), in_keys=["observation"])
 
 
-def make_env(config: PPOConfig, device: torch.device, rank: distributed.Rank) -> TransformedEnv:
+def make_env(config: PPOConfig, device: torch.device, rank: distributed.Rank, backend: str = "eager") -> TransformedEnv:
     """The batched env of this rank with observation normalisation and episode-return tracking."""
     base = FTSTSTorchEnv(
         config.num_envs, SimConfig(duration=config.episode_s * 1000.0), config.network, reward=config.reward,
-        episode=EpisodeConfig(stim_onset=config.stim_onset_s * 1000.0), device=device, check_actions=False,
+        episode=EpisodeConfig(stim_onset=config.stim_onset_s * 1000.0), device=device, backend=backend,
+        check_actions=False,
     )
     first_seed = (config.seed * rank.world_size + rank.rank) * config.num_envs
     require(first_seed + config.num_envs <= HELD_OUT_SEEDS_FROM, "seed",
@@ -216,7 +217,7 @@ class TrainResult:
     wall_s: float
 
 
-def train(config: PPOConfig, out: Path | str, *, device: torch.device | str = "cpu",
+def train(config: PPOConfig, out: Path | str, *, device: torch.device | str = "cpu", backend: str = "eager",
           resume: Path | str | None = None, progress: bool = True) -> TrainResult:
     """Train (or resume) PPO and write ``checkpoint.pt`` and ``train_log.csv`` into ``out``.
 
@@ -236,7 +237,7 @@ def train(config: PPOConfig, out: Path | str, *, device: torch.device | str = "c
                                   f"hidden {saved.hidden}; this run asks for {config.num_e}/{config.num_i} and "
                                   f"hidden {config.hidden}")
     torch.manual_seed(config.seed)
-    env = make_env(config, device, rank)
+    env = make_env(config, device, rank, backend)
     actor = build_actor(config, env.action_spec_unbatched).to(device)
     critic = build_critic(config).to(device)
     loss_module = ClipPPOLoss(actor, critic, clip_epsilon=config.clip_epsilon, entropy_coeff=config.entropy_coeff,

@@ -62,12 +62,13 @@ class DBSCore:
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
         record_spikes: bool = False,
+        backend: str = "eager",
     ):
         self.bounds = bounds or ActionBounds()
         self.reward_config = reward_config or RewardConfig()
         self.episode = episode or EpisodeConfig()
         self.net = NetworkBatch(num_envs, network, sim, device=device, dtype=dtype,
-                                record=RecordConfig(spikes_e=record_spikes))
+                                record=RecordConfig(spikes_e=record_spikes), backend=backend)
         self.params, self.sim, self.device = self.net.params, self.net.sim, self.net.device
         self.num_envs = num_envs
         self.max_steps = self.sim.num_windows

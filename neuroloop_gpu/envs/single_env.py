@@ -29,7 +29,7 @@ class DBSEnv(gym.Env):
     windows), ``model_class`` (the network parameter class,
     :class:`NetworkParams`), ``model_params`` (a dict of its fields), and
     ``render_mode``; keyword-only ``bounds``, ``reward``, ``episode``,
-    ``device``, ``dtype`` as for the vector env.
+    ``device``, ``dtype``, ``backend`` as for the vector env.
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 50}
@@ -46,11 +46,12 @@ class DBSEnv(gym.Env):
         episode: EpisodeConfig | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
+        backend: str = "eager",
     ):
         require(model_class is NetworkParams, "model_class", "neuroloop_gpu.config.NetworkParams", model_class)
         self._vector = FTSTSVectorEnv(1, sim_config, network_params(model_params), bounds=bounds, reward=reward,
                                       episode=episode, autoreset_mode=AutoresetMode.DISABLED, device=device,
-                                      dtype=dtype, render_mode=render_mode)
+                                      dtype=dtype, backend=backend, render_mode=render_mode)
         self.render_mode = render_mode
         self.action_space = self._vector.single_action_space
         self.observation_space = self._vector.single_observation_space

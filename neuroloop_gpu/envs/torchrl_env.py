@@ -42,10 +42,11 @@ class FTSTSTorchEnv(EnvBase):
         episode: EpisodeConfig | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
+        backend: str = "eager",
         check_actions: bool = True,
     ):
         core = DBSCore(num_envs, network_params(model_params), sim_config or DEFAULT_SIM, bounds=bounds,
-                       reward_config=reward, episode=episode, device=device, dtype=dtype)
+                       reward_config=reward, episode=episode, device=device, dtype=dtype, backend=backend)
         super().__init__(device=core.device, batch_size=torch.Size([num_envs]))
         self.core, self.num_envs, self.check_actions = core, num_envs, check_actions
         shape = (num_envs, len(OBSERVATION_NAMES))

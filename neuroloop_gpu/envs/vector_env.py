@@ -76,8 +76,9 @@ class FTSTSVectorEnv(VectorEnv):
     ``bounds`` (:class:`ActionBounds`), ``reward`` (:class:`RewardConfig`),
     ``episode`` (:class:`EpisodeConfig`: stimulation onset, latch),
     ``autoreset_mode``, ``max_episode_steps``, ``device`` (default CUDA when
-    available), ``dtype``, ``render_mode`` ("rgb_array" or "human") and
-    ``render_env`` (which env to draw).
+    available), ``dtype``, ``backend`` ("eager" or "compiled", see
+    :class:`~neuroloop_gpu.network.NetworkBatch`), ``render_mode``
+    ("rgb_array" or "human") and ``render_env`` (which env to draw).
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 50, "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -95,6 +96,7 @@ class FTSTSVectorEnv(VectorEnv):
         max_episode_steps: int | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
+        backend: str = "eager",
         render_mode: str | None = None,
         render_env: int = 0,
     ):
@@ -109,7 +111,8 @@ class FTSTSVectorEnv(VectorEnv):
         require(isinstance(render_env, int) and 0 <= render_env < num_envs, "render_env",
                 f"an integer in [0, {num_envs})", render_env)
         self.core = DBSCore(num_envs, network_params(model_params), sim, bounds=bounds, reward_config=reward,
-                            episode=episode, device=device, dtype=dtype, record_spikes=render_mode is not None)
+                            episode=episode, device=device, dtype=dtype, record_spikes=render_mode is not None,
+                            backend=backend)
         self.num_envs = num_envs
         self.metadata = {**type(self).metadata, "autoreset_mode": mode}
         self.autoreset_mode = mode

@@ -3,10 +3,11 @@
 from .connectivity import Connectivity
 from .dynamics import NeuronVectors, StepConstants, euler_step
 from .monitors import WindowRecording, WindowStats
-from .simulator import NetworkBatch, WindowResult, default_device
+from .simulator import BACKENDS, NetworkBatch, WindowResult, default_device
 from .state import NetworkState
 
 __all__ = [
+    "BACKENDS",
     "Connectivity",
     "NetworkBatch",
     "NetworkState",

@@ -13,6 +13,8 @@ free on a CPU but makes a GPU wait for the host. The dense update sweeps
 every synapse with fixed shapes and never synchronises (the GPU default).
 Both apply the same formulas; the sweep leaves a synapse whose neurons did
 not spike exactly unchanged, which is why skipping it changes nothing.
+Either way the per-neuron arithmetic and the STDP passes can run eagerly or
+compiled (:class:`StepKernels`), with the same bits.
 
 Two semantics for events that hit the same variable in one step
 (``NetworkParams.synaptic_input``):
@@ -229,17 +231,47 @@ def _synapses_dense(c, conn, st, arriving_i, synapse_rank, plastic, dense_rows):
     return count_e.view(batch, ne + 1)[:, :ne], sent.view(batch, ni + 1)[:, :ni]
 
 
-def _synapses_event(c, conn, st, arriving_i, plastic):
+def stdp_entering_i(c, weight, position, owner, spiking_i, capacity, by_post, pre_by_post,
+                    spiked_pre, trace_pre, spiked_post, trace_post, plastic):
+    """STDP (in place on the flat ``weight``) of the synapses entering this step's I spikes:
+    ``position`` lists their places in the by-post view, ``owner`` the spike each came from.
+    Network offsets come from the spike's row (int64 division per synapse is slow on a CPU)."""
+    network = spiking_i.div(c.num_i + 1, rounding_mode="floor").index_select(0, owner)
+    into = by_post.index_select(0, position) + network * capacity
+    pre_rows = pre_by_post.index_select(0, position) + network * (c.num_e + 1)
+    post_rows = spiking_i.index_select(0, owner)
+    new = stdp(c, weight.index_select(0, into),
+               spiked_pre.index_select(0, pre_rows), trace_pre.index_select(0, pre_rows),
+               spiked_post.index_select(0, post_rows), trace_post.index_select(0, post_rows),
+               plastic.index_select(0, network))
+    weight.index_copy_(0, into, new)
+
+
+def stdp_leaving_e(c, weight, out, owner, spiking_e, out_post, spiked_pre, trace_pre, spiked_post, trace_post, plastic):
+    """STDP (in place) of the synapses ``out`` leaving this step's E spikes (``owner``: the spike
+    each came from; ``out_post``: their I rows), except those whose I neuron spiked: the
+    entering pass gave them their final value."""
+    network = spiking_e.div(c.num_e + 1, rounding_mode="floor").index_select(0, owner)
+    pre_rows = spiking_e.index_select(0, owner)
+    post_spiked = spiked_post.index_select(0, out_post)
+    old = weight.index_select(0, out)
+    new = stdp(c, old, spiked_pre.index_select(0, pre_rows), trace_pre.index_select(0, pre_rows), post_spiked,
+               trace_post.index_select(0, out_post), plastic.index_select(0, network))
+    weight.index_copy_(0, out, torch.where(post_spiked, old, new))
+
+
+def _synapses_event(c, conn, st, arriving_i, plastic, kernels):
     """Synaptic traffic and STDP touching only the synapses of neurons that spiked: the same
     numbers as :func:`_synapses_dense`, whose sweep leaves every other synapse unchanged."""
     batch, ne, ni = st.v.shape[0], c.num_e, c.num_i
     dtype, device = st.v.dtype, st.v.device
+    capacity = conn.ei_post.shape[1]
     # I -> E: the synapses leaving the I spikes emitted d ago.
     into_e, _ = _ranges(conn.ie_start, conn.ie_degree, arriving_i.view(-1).nonzero().view(-1))
     count_e = torch.bincount(conn.ie_post.view(-1).index_select(0, into_e), minlength=batch * (ne + 1)).to(dtype)
     # E -> I: the synapses leaving this step's E spikes (ascending ids), with the weight now.
     spiking_e = st.spiked_pre.view(-1).nonzero().view(-1)
-    out, owner = _ranges(conn.ei_start, conn.ei_degree, spiking_e)
+    out, owner_e = _ranges(conn.ei_start, conn.ei_degree, spiking_e)
     out_post = conn.ei_post.view(-1).index_select(0, out).long()
     weight = st.weight.view(-1)
     sent = torch.zeros(batch * (ni + 1), dtype=dtype, device=device)
@@ -250,21 +282,78 @@ def _synapses_event(c, conn, st, arriving_i, plastic):
             sent = torch.where(winner >= 0, weight.index_select(0, winner.clamp_(min=0)), sent)
         else:
             sent.index_add_(0, out_post, weight.index_select(0, out))
-    # STDP on the synapses leaving an E spike or entering an I spike (one synapse may be in both).
+
+    # STDP in two passes, each applying stdp() to the synapse's old weight: first every synapse
+    # entering an I spike (its final value, whether or not its E neuron spiked too), then the
+    # synapses leaving an E spike whose I neuron did not spike.
     spiking_i = st.spiked_post.view(-1).nonzero().view(-1)
     position, owner_i = _ranges(conn.ei_post_start, conn.ei_post_degree, spiking_i)
-    capacity = conn.ei_post.shape[1]
-    network = position // capacity
-    touched = torch.cat((out, conn.ei_by_post.view(-1).index_select(0, position) + network * capacity))
-    if touched.numel():
-        pre_rows = torch.cat((spiking_e.index_select(0, owner),
-                              conn.ei_pre_by_post.view(-1).index_select(0, position) + network * (ne + 1)))
-        post_rows = torch.cat((out_post, spiking_i.index_select(0, owner_i)))
-        pre = (t.view(-1).index_select(0, pre_rows) for t in (st.spiked_pre, st.trace_pre))
-        post = (t.view(-1).index_select(0, post_rows) for t in (st.spiked_post, st.trace_post))
-        new = stdp(c, weight.index_select(0, touched), *pre, *post, plastic.index_select(0, touched // capacity))
-        weight.index_copy_(0, touched, new)  # a synapse listed twice gets the same value twice
+    tables = (st.spiked_pre.view(-1), st.trace_pre.view(-1), st.spiked_post.view(-1), st.trace_post.view(-1), plastic)
+    if position.numel():
+        kernels.stdp_entering_i(c, weight, position, owner_i, spiking_i, capacity, conn.ei_by_post.view(-1),
+                                conn.ei_pre_by_post.view(-1), *tables)
+    if out.numel():
+        kernels.stdp_leaving_e(c, weight, out, owner_e, spiking_e, out_post, *tables)
     return count_e.view(batch, ne + 1)[:, :ne], sent.view(batch, ni + 1)[:, :ni]
+
+
+def integrate_membrane(
+    c: StepConstants, n: NeuronVectors, v: torch.Tensor, s: torch.Tensor, stim_i: torch.Tensor, noise: torch.Tensor
+) -> torch.Tensor:
+    """Membrane step (eq. 1-2) before threshold and reset: V(t+dt) [B, N].
+
+    tau_m dV/dt = (V_rest - V) + Z + mu + sigma sqrt(tau_m) xi + U_stim with
+    Z_E = J_E / C_E * S_E(t - d), Z_I = J_I / C_I * S_I(t - d) (S is stored delayed).
+    """
+    # V + dt * (V_rest - V + coupling * S + mu + sign * stim) / tau_m + gain * xi
+    v_new = torch.rsub(v, c.v_rest).add_(n.coupling * s).add_(n.mu).add_(n.stim_sign * stim_i.unsqueeze(1))
+    return v_new.mul_(c.dt).div_(c.tau_m).add_(v).add_(n.noise_gain * noise)
+
+
+def integrate_synapses_and_traces(
+    c: StepConstants, x: torch.Tensor, s: torch.Tensor, count_e: torch.Tensor, input_i: torch.Tensor,
+    spiked_pre: torch.Tensor, trace_pre: torch.Tensor, spiked_post: torch.Tensor, trace_post: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two-stage synaptic filter fed by the inputs arriving now, and the STDP traces (in place).
+    Returns X and S one step later.
+
+    Inputs emitted d ago: -1 per I spike into X_E (``count_e``; published: once however many
+    coincide) and the E->I input ``input_i`` computed at spike time.
+    tau_d dS/dt = -S + X, tau_r dX/dt = -X + input.
+    """
+    arrived = torch.cat((count_e.clamp(max=1.0) if c.published else count_e, input_i), dim=1)
+    arrived[:, :c.num_e].neg_()
+    s_next = (x - s).mul_(c.dt).div_(c.tau_d).add_(s)  # S + dt * (-S + X) / tau_d
+    x_decayed = x.neg().mul_(c.dt).div_(c.tau_r).add_(x)  # X + dt * (-X) / tau_r
+    if c.published:  # X(t+dt) = X(t) + input: decay skipped for receivers
+        x_next = torch.where(arrived != 0, x + arrived, x_decayed)
+    else:
+        x_next = x_decayed.add_(arrived)
+    _trace(spiked_pre, trace_pre, c.tau_pre, c)
+    _trace(spiked_post, trace_post, c.tau_post, c)
+    return x_next, s_next
+
+
+@dataclass(frozen=True)
+class StepKernels:
+    """The fusable parts of a step: membrane, synaptic filter and traces, and the two
+    event-driven STDP passes; eager (the plain functions) or compiled (``torch.compile``
+    fuses each into one loop over the batch or the synapse list instead of ~10 passes over
+    memory). The compiled code keeps the same IEEE operations in the same order (on the CPU
+    Inductor neither contracts multiply-adds into FMAs nor turns divisions into products),
+    so both give the same bits; the tests check it on the CPU, and on CUDA when one is there.
+    Transcendental functions are never compiled (see :func:`~neuroloop_gpu.rng.standard_normal`)."""
+
+    membrane: object = integrate_membrane
+    synapses_and_traces: object = integrate_synapses_and_traces
+    stdp_entering_i: object = stdp_entering_i
+    stdp_leaving_e: object = stdp_leaving_e
+
+    @classmethod
+    def compiled(cls) -> "StepKernels":
+        # the STDP passes see a different number of synapses every step: one dynamic-shape kernel each
+        return cls(torch.compile(integrate_membrane), torch.compile(integrate_synapses_and_traces),
+                   torch.compile(stdp_entering_i, dynamic=True), torch.compile(stdp_leaving_e, dynamic=True))
 
 
 def euler_step(
@@ -277,6 +366,7 @@ def euler_step(
     slot: int,
     synapse_rank: torch.Tensor,
     dense_rows: tuple[torch.Tensor, torch.Tensor] | None,
+    kernels: StepKernels = StepKernels(),
 ) -> torch.Tensor:
     """Advance every network of the batch by one step dt (updates ``st`` in place).
 
@@ -288,19 +378,15 @@ def euler_step(
     (fast, but list sizes depend on the data, which costs a host sync on a
     GPU); else a sweep over all synapses (fixed shapes, no sync) using these
     (I->E, E->I) presynaptic rows, expanded once per window by the caller.
-    Both give the same numbers. Returns the spikes ``[B, N]`` (bool, E neurons first).
+    Both give the same numbers. ``kernels`` runs the per-neuron parts.
+    Returns the spikes ``[B, N]`` (bool, E neurons first).
 
     In-place updates keep the operations (and so every rounding) of the plain
     expressions in the comments: IEEE addition and multiplication commute.
     """
     ne, ni = c.num_e, c.num_i
     dtype = st.v.dtype
-
-    # Membrane (eq. 1-2): tau_m dV/dt = (V_rest - V) + Z + mu + sigma sqrt(tau_m) xi + U_stim,
-    # Z_E = J_E / C_E * S_E(t - d), Z_I = J_I / C_I * S_I(t - d) (S is stored delayed).
-    # V + dt * (V_rest - V + coupling * S + mu + sign * stim) / tau_m + gain * xi
-    v = torch.rsub(st.v, c.v_rest).add_(n.coupling * st.s).add_(n.mu).add_(n.stim_sign * stim_i.unsqueeze(1))
-    v.mul_(c.dt).div_(c.tau_m).add_(st.v).add_(n.noise_gain * noise)
+    v = kernels.membrane(c, n, st.v, st.s, stim_i, noise)
     spiked = fire_and_reset(st.v, v, st.refractory, c)
     st.v = v
     spiked_e, spiked_i = spiked[:, :ne], spiked[:, ne:]
@@ -312,28 +398,14 @@ def euler_step(
     st.spiked_post[:, :ni] = spiked_i
     plastic = ((st.step >= c.plasticity_onset_steps) & (c.plasticity_onset_steps >= 0)).to(dtype)
     if dense_rows is None:
-        count_e, sent = _synapses_event(c, conn, st, st.ring_spikes_i[slot], plastic)
+        count_e, sent = _synapses_event(c, conn, st, st.ring_spikes_i[slot], plastic, kernels)
     else:
         count_e, sent = _synapses_dense(c, conn, st, st.ring_spikes_i[slot], synapse_rank, plastic, dense_rows)
     st.ring_spikes_i[slot, :, :ni] = spiked_i  # this step's I spikes leave for E neurons, d from now
 
-    # Inputs arriving now, emitted d ago: -1 per I spike into X_E (published: once however many
-    # coincide), and the E->I input computed at spike time.
-    arrived = torch.cat((count_e.clamp(max=1.0) if c.published else count_e, st.ring_input_i[slot]), dim=1)
-    arrived[:, :ne].neg_()
-    st.ring_input_i[slot] = sent
-
-    # Two-stage synaptic filter: tau_d dS/dt = -S + X, tau_r dX/dt = -X + input.
-    s_next = (st.x - st.s).mul_(c.dt).div_(c.tau_d).add_(st.s)  # S + dt * (-S + X) / tau_d
-    x_decayed = st.x.neg().mul_(c.dt).div_(c.tau_r).add_(st.x)  # X + dt * (-X) / tau_r
-    if c.published:  # X(t+dt) = X(t) + input: decay skipped for receivers
-        st.x = torch.where(arrived != 0, st.x.add_(arrived), x_decayed)
-    else:
-        st.x = x_decayed.add_(arrived)
-    st.s = s_next
-
-    _trace(st.spiked_pre, st.trace_pre, c.tau_pre, c)
-    _trace(st.spiked_post, st.trace_post, c.tau_post, c)
+    st.x, st.s = kernels.synapses_and_traces(c, st.x, st.s, count_e, st.ring_input_i[slot], st.spiked_pre,
+                                             st.trace_pre, st.spiked_post, st.trace_post)
+    st.ring_input_i[slot] = sent  # this step's E->I input leaves for I neurons, d from now
 
     # Causal phase bookkeeping for the online Kuramoto estimate.
     now = (st.step + 1).to(torch.int32).unsqueeze(1)

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 import torch
 
 from ..config import NetworkParams, RecordConfig, SimConfig, require, require_count, steps_in
-from ..rng import STREAM_MEMBRANE_NOISE, standard_normal
+from ..rng import STREAM_MEMBRANE_NOISE, box_muller_uniforms, standard_normal
 from ..stimulus import PulseTrain, StimulatorState, WindowStimulus, render_window
 from .connectivity import Connectivity
-from .dynamics import StepConstants, euler_step
+from .dynamics import StepConstants, StepKernels, euler_step
 from .monitors import WindowMonitor, WindowRecording, WindowStats, mean_weight_mv
 from .state import NetworkState
 
+BACKENDS = ("eager", "compiled")
 _NOISE_ELEMENTS = 1 << 18  # draws generated at once (several Euler steps when the batch is small)
 
 
@@ -52,6 +53,12 @@ class NetworkBatch:
             wait for the host every step), ``"dense"`` sweeps every synapse
             every step with fixed shapes (no host sync); default ``"event"`` on
             the CPU, ``"dense"`` elsewhere. Both give identical results.
+        backend: ``"eager"`` (default) runs every op as it comes; ``"compiled"``
+            fuses the per-neuron work and the random-number generator with
+            ``torch.compile`` (needs a C++ compiler on the CPU, Triton on
+            CUDA; the first windows pay the compilation, cached on disk
+            afterwards). Same results, bit for bit: only integer ops and
+            exact or identically ordered float ops are compiled.
     """
 
     def __init__(
@@ -66,6 +73,7 @@ class NetworkBatch:
         record: RecordConfig | None = None,
         kop_sample_interval: float = 1.0,
         synapses: str | None = None,
+        backend: str = "eager",
     ):
         require_count("num_networks", num_networks)
         require(dtype in (torch.float32, torch.float64), "dtype", "torch.float32 or torch.float64", dtype)
@@ -77,6 +85,11 @@ class NetworkBatch:
         self.dtype = dtype
         self.synapses = synapses or ("event" if self.device.type == "cpu" else "dense")
         require(self.synapses in ("event", "dense"), "synapses", "'event' or 'dense'", synapses)
+        require(backend in BACKENDS, "backend", " or ".join(map(repr, BACKENDS)), backend)
+        self.backend = backend
+        compiled = backend == "compiled"
+        self._kernels = StepKernels.compiled() if compiled else StepKernels()
+        self._uniforms = torch.compile(box_muller_uniforms) if compiled else box_muller_uniforms
         self.constants = StepConstants.from_params(self.params, self.sim.step_size)
         self.neurons = self.constants.neuron_vectors(self.device, dtype)
         self.steps_per_window = self.sim.steps_per_window
@@ -162,7 +175,7 @@ class NetworkBatch:
                 slot = self._ring_position % c.delay_steps
                 self._ring_position += 1
                 spiked = euler_step(c, self.neurons, conn, st, current[start + k], noise[k], slot,
-                                    self._synapse_rank, dense_rows)
+                                    self._synapse_rank, dense_rows, self._kernels)
                 monitor.observe(start + k, st, spiked)
         stats, recording = monitor.finish(st, self.sim.step_size, stimulus.energy, stimulus.charge,
                                           stimulus.net_charge)
@@ -178,7 +191,7 @@ class NetworkBatch:
         st = self.state
         steps = st.step + torch.arange(count, device=self.device).unsqueeze(1)
         return standard_normal(st.seed.view(1, -1), STREAM_MEMBRANE_NOISE, steps, st.episode.view(1, -1),
-                               self.params.num_e + self.params.num_i, self.dtype)
+                               self.params.num_e + self.params.num_i, self.dtype, self._uniforms)
 
     # ------------------------------------------------------------- queries
     def synapse_valid(self) -> torch.Tensor:
