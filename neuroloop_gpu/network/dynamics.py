@@ -268,7 +268,8 @@ def _synapses_event(c, conn, st, arriving_i, plastic, kernels):
     capacity = conn.ei_post.shape[1]
     # I -> E: the synapses leaving the I spikes emitted d ago.
     into_e, _ = _ranges(conn.ie_start, conn.ie_degree, arriving_i.view(-1).nonzero().view(-1))
-    count_e = torch.bincount(conn.ie_post.view(-1).index_select(0, into_e), minlength=batch * (ne + 1)).to(dtype)
+    # counts stay int64 here: the (compiled) filter kernel converts them in its own loop
+    count_e = torch.bincount(conn.ie_post.view(-1).index_select(0, into_e), minlength=batch * (ne + 1))
     # E -> I: the synapses leaving this step's E spikes (ascending ids), with the weight now.
     spiking_e = st.spiked_pre.view(-1).nonzero().view(-1)
     out, owner_e = _ranges(conn.ei_start, conn.ei_degree, spiking_e)
@@ -321,6 +322,7 @@ def integrate_synapses_and_traces(
     coincide) and the E->I input ``input_i`` computed at spike time.
     tau_d dS/dt = -S + X, tau_r dX/dt = -X + input.
     """
+    count_e = count_e.to(x.dtype)
     arrived = torch.cat((count_e.clamp(max=1.0) if c.published else count_e, input_i), dim=1)
     arrived[:, :c.num_e].neg_()
     s_next = (x - s).mul_(c.dt).div_(c.tau_d).add_(s)  # S + dt * (-S + X) / tau_d
