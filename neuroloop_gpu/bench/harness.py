@@ -490,7 +490,7 @@ def _mb(value) -> str:
 
 
 def _result_line(row: Mapping) -> str:
-    name = f"{row['target']} {row.get('backend', 'eager')}" if "target" in row else f"peer {row['peer']}"
+    name = f"peer {row['peer']}" if "peer" in row else f"{row['target']} {row.get('backend', 'eager')}"
     head = f"{name:>20s} {row['size']:>9s} B={row['batch']:<6d}"
     if "env_steps_per_s" not in row:
         return f"{head} {row.get('error') or row.get('skipped')}"

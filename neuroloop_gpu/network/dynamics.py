@@ -355,7 +355,20 @@ class StepKernels:
     def compiled(cls) -> "StepKernels":
         # the STDP passes see a different number of synapses every step: one dynamic-shape kernel each
         return cls(torch.compile(integrate_membrane), torch.compile(integrate_synapses_and_traces),
-                   torch.compile(stdp_entering_i, dynamic=True), torch.compile(stdp_leaving_e, dynamic=True))
+                   _any_length(stdp_entering_i), _any_length(stdp_leaving_e))
+
+
+def _any_length(pass_fn):
+    """One compiled kernel for synapse lists of every length. Dynamic shapes alone would still
+    specialise a list of one element and recompile for it (seconds, mid-run); size-oblivious
+    tracing treats 0 and 1 like any other length."""
+    compiled = torch.compile(pass_fn, dynamic=True)
+
+    def run(*args):
+        with torch.fx.experimental._config.patch(backed_size_oblivious=True):
+            return compiled(*args)
+
+    return run
 
 
 def euler_step(
