@@ -7,9 +7,12 @@ import torch
 
 from neuroloop_gpu.config import NetworkParams, RecordConfig, SimConfig
 from neuroloop_gpu.network import NetworkBatch
+from neuroloop_gpu.network.simulator import compiled_backend_problem
 from neuroloop_gpu.stimulus import PulseTrain, StimulatorState, render_window
 
 SMALL = NetworkParams(num_e=60, num_i=15, connection_prob=0.2)
+NO_COMPILER = compiled_backend_problem(torch.device("cpu"))
+needs_compiler = pytest.mark.skipif(NO_COMPILER is not None, reason=f"compiled backend: {NO_COMPILER}")
 
 
 def snapshot(net: NetworkBatch) -> dict[str, torch.Tensor]:
@@ -187,6 +190,7 @@ def test_event_driven_and_dense_synapse_updates_agree_exactly(mode):
     assert_identical_runs(_recorded(params, synapses="event"), _recorded(params, synapses="dense"))
 
 
+@needs_compiler
 @pytest.mark.parametrize(("mode", "synapses"), [("published", "event"), ("summed", "event"), ("published", "dense")])
 def test_compiled_backend_gives_the_same_bits_as_eager(mode, synapses):
     """torch.compile'd kernels (noise words, membrane, filters, STDP passes) change no result."""
@@ -196,8 +200,16 @@ def test_compiled_backend_gives_the_same_bits_as_eager(mode, synapses):
 
 
 def test_unknown_backend_is_refused():
-    with pytest.raises(ValueError, match="backend"):
+    with pytest.raises(ValueError, match="backend must be 'eager' or 'compiled', got 'triton'"):
         NetworkBatch(1, SMALL, device="cpu", backend="triton")
+
+
+def test_compiled_backend_without_a_compiler_is_a_clear_error(monkeypatch):
+    from torch._inductor import config as inductor
+
+    monkeypatch.setattr(inductor.cpp, "cxx", ("no-such-compiler-here",))
+    with pytest.raises(ValueError, match="backend must be 'eager' here: no C\\+\\+ compiler for torch.compile"):
+        NetworkBatch(1, SMALL, device="cpu", backend="compiled")
 
 
 def test_synapse_lists_by_pre_and_by_post_describe_the_same_synapses():

@@ -19,6 +19,20 @@ BACKENDS = ("eager", "compiled")
 _NOISE_ELEMENTS = 1 << 18  # draws generated at once (several Euler steps when the batch is small)
 
 
+def compiled_backend_problem(device: torch.device) -> str | None:
+    """Why ``backend="compiled"`` cannot run on ``device`` here, or None when it can. On the CPU
+    ``torch.compile`` builds C++ kernels and needs the compiler it looks for (``$CXX`` or g++)."""
+    if torch.device(device).type != "cpu":
+        return None
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        get_cpp_compiler()
+    except Exception as error:  # noqa: BLE001 - any failure to find one means the same thing here
+        return f"no C++ compiler for torch.compile ({type(error).__name__}: {str(error).splitlines()[0]})"
+    return None
+
+
 def default_device() -> torch.device:
     """CUDA when available, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -86,8 +100,10 @@ class NetworkBatch:
         self.synapses = synapses or ("event" if self.device.type == "cpu" else "dense")
         require(self.synapses in ("event", "dense"), "synapses", "'event' or 'dense'", synapses)
         require(backend in BACKENDS, "backend", " or ".join(map(repr, BACKENDS)), backend)
-        self.backend = backend
         compiled = backend == "compiled"
+        problem = compiled_backend_problem(self.device) if compiled else None
+        require(problem is None, "backend", f"'eager' here: {problem}", backend)
+        self.backend = backend
         self._kernels = StepKernels.compiled() if compiled else StepKernels()
         self._uniforms = torch.compile(box_muller_uniforms) if compiled else box_muller_uniforms
         self.constants = StepConstants.from_params(self.params, self.sim.step_size)
