@@ -143,24 +143,6 @@ class StepConstants:
         )
 
 
-def fire_and_reset(
-    v_old: torch.Tensor, v_new: torch.Tensor, refractory: torch.Tensor, c: StepConstants
-) -> torch.Tensor:
-    """Threshold, reset, refractory hold and floor, in the published order (updates
-    ``v_new`` and ``refractory`` in place; returns the spikes).
-
-    Spike when V(t) < V_th <= V(t+dt); then V := V_reset and the neuron is held
-    at V_reset for ``refractory_steps`` steps; otherwise V below V_rest is
-    clamped to V_rest.
-    """
-    refractory.sub_(1).clamp_(min=-1)
-    spiked = v_old.lt(c.v_threshold).logical_and_(v_new >= c.v_threshold)
-    held = refractory.ge(0).logical_or_(spiked)
-    v_new.clamp_(min=c.v_rest).masked_fill_(held, c.v_reset)
-    refractory.masked_fill_(spiked, c.refractory_steps)
-    return spiked
-
-
 def _trace(spiked: torch.Tensor, trace: torch.Tensor, tau: float, c: StepConstants) -> None:
     """STDP trace (in place): tau dA/dt = -A, A += increment on a spike (published: the
     increment replaces that step's decay)."""
@@ -298,17 +280,28 @@ def _synapses_event(c, conn, st, arriving_i, plastic, kernels):
     return count_e.view(batch, ne + 1)[:, :ne], sent.view(batch, ni + 1)[:, :ni]
 
 
-def integrate_membrane(
-    c: StepConstants, n: NeuronVectors, v: torch.Tensor, s: torch.Tensor, stim_i: torch.Tensor, noise: torch.Tensor
-) -> torch.Tensor:
-    """Membrane step (eq. 1-2) before threshold and reset: V(t+dt) [B, N].
+def integrate_neurons(
+    c: StepConstants, n: NeuronVectors, v: torch.Tensor, s: torch.Tensor, refractory: torch.Tensor,
+    stim_i: torch.Tensor, noise: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Membrane step (eq. 1-2), then threshold, reset, refractory hold and floor in the
+    published order. Returns V(t+dt), the refractory counters and the spikes as 0/1 in the
+    working dtype (compiled CPU code stores floats several times faster than bools).
 
     tau_m dV/dt = (V_rest - V) + Z + mu + sigma sqrt(tau_m) xi + U_stim with
     Z_E = J_E / C_E * S_E(t - d), Z_I = J_I / C_I * S_I(t - d) (S is stored delayed).
+    Spike when V(t) < V_th <= V(t+dt); then V := V_reset and the neuron is held at V_reset
+    for ``refractory_steps`` steps; otherwise V below V_rest is clamped to V_rest.
     """
     # V + dt * (V_rest - V + coupling * S + mu + sign * stim) / tau_m + gain * xi
     v_new = torch.rsub(v, c.v_rest).add_(n.coupling * s).add_(n.mu).add_(n.stim_sign * stim_i.unsqueeze(1))
-    return v_new.mul_(c.dt).div_(c.tau_m).add_(v).add_(n.noise_gain * noise)
+    v_new.mul_(c.dt).div_(c.tau_m).add_(v).add_(n.noise_gain * noise)
+    held_before = (refractory - 1.0).clamp_(min=-1.0)
+    spiked = (v < c.v_threshold) & (v_new >= c.v_threshold)
+    held = (held_before >= 0) | spiked
+    v_new = torch.where(held, c.v_reset, v_new.clamp_(min=c.v_rest))
+    refractory = torch.where(spiked, float(c.refractory_steps), held_before)
+    return v_new, refractory, spiked.to(v.dtype)
 
 
 def integrate_synapses_and_traces(
@@ -338,7 +331,7 @@ def integrate_synapses_and_traces(
 
 @dataclass(frozen=True)
 class StepKernels:
-    """The fusable parts of a step: membrane, synaptic filter and traces, and the two
+    """The fusable parts of a step: neuron update, synaptic filter and traces, and the two
     event-driven STDP passes; eager (the plain functions) or compiled (``torch.compile``
     fuses each into one loop over the batch or the synapse list instead of ~10 passes over
     memory). The compiled code keeps the same IEEE operations in the same order (on the CPU
@@ -346,7 +339,7 @@ class StepKernels:
     so both give the same bits; the tests check it on the CPU, and on CUDA when one is there.
     Transcendental functions are never compiled (see :func:`~neuroloop_gpu.rng.standard_normal`)."""
 
-    membrane: object = integrate_membrane
+    neurons: object = integrate_neurons
     synapses_and_traces: object = integrate_synapses_and_traces
     stdp_entering_i: object = stdp_entering_i
     stdp_leaving_e: object = stdp_leaving_e
@@ -354,7 +347,7 @@ class StepKernels:
     @classmethod
     def compiled(cls) -> "StepKernels":
         # the STDP passes see a different number of synapses every step: one dynamic-shape kernel each
-        return cls(torch.compile(integrate_membrane), torch.compile(integrate_synapses_and_traces),
+        return cls(torch.compile(integrate_neurons), torch.compile(integrate_synapses_and_traces),
                    _any_length(stdp_entering_i), _any_length(stdp_leaving_e))
 
 
@@ -401,9 +394,8 @@ def euler_step(
     """
     ne, ni = c.num_e, c.num_i
     dtype = st.v.dtype
-    v = kernels.membrane(c, n, st.v, st.s, stim_i, noise)
-    spiked = fire_and_reset(st.v, v, st.refractory, c)
-    st.v = v
+    st.v, st.refractory, fired = kernels.neurons(c, n, st.v, st.s, st.refractory, stim_i, noise)
+    spiked = fired.bool()
     spiked_e, spiked_i = spiked[:, :ne], spiked[:, ne:]
 
     # Synaptic traffic: I spikes emitted d ago arrive at E neurons; this step's spikes (into the

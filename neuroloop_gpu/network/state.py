@@ -24,7 +24,7 @@ class NetworkState:
     populations); the ``*_e`` / ``*_i`` properties are views of the two halves."""
 
     v: torch.Tensor  # [B, N] mV membrane potential
-    refractory: torch.Tensor  # [B, N] int32 held steps left (-1: free)
+    refractory: torch.Tensor  # [B, N] held steps left (-1: free), small whole numbers in the working dtype
     x: torch.Tensor  # [B, N] delayed rise variable X of the synaptic input (E: from I, I: from E)
     s: torch.Tensor  # [B, N] delayed synaptic variable S
     spiked_pre: torch.Tensor  # [B, num_e + 1] bool E spikes of the last step (dummy column: never)
@@ -53,7 +53,7 @@ class NetworkState:
 
         return cls(
             v=torch.full((batch, ne + ni), params.v_reset, dtype=dtype, device=device),
-            refractory=torch.full((batch, ne + ni), -1, dtype=torch.int32, device=device),
+            refractory=torch.full((batch, ne + ni), -1.0, dtype=dtype, device=device),
             x=zeros(batch, ne + ni),
             s=zeros(batch, ne + ni),
             spiked_pre=zeros(batch, ne + 1, kind=torch.bool),
