@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import NetworkParams, RecordConfig, SimConfig, require, require_count, steps_in
-from ..rng import STREAM_MEMBRANE_NOISE, box_muller_uniforms, standard_normal
+from ..rng import STREAM_MEMBRANE_NOISE, standard_normal
 from ..stimulus import PulseTrain, StimulatorState, WindowStimulus, render_window
 from .connectivity import Connectivity
 from .dynamics import StepConstants, StepKernels, euler_step
@@ -105,7 +105,6 @@ class NetworkBatch:
         require(problem is None, "backend", f"'eager' here: {problem}", backend)
         self.backend = backend
         self._kernels = StepKernels.compiled() if compiled else StepKernels()
-        self._uniforms = torch.compile(box_muller_uniforms) if compiled else box_muller_uniforms
         self.constants = StepConstants.from_params(self.params, self.sim.step_size)
         self.neurons = self.constants.neuron_vectors(self.device, dtype)
         self.steps_per_window = self.sim.steps_per_window
@@ -207,7 +206,8 @@ class NetworkBatch:
         st = self.state
         steps = st.step + torch.arange(count, device=self.device).unsqueeze(1)
         return standard_normal(st.seed.view(1, -1), STREAM_MEMBRANE_NOISE, steps, st.episode.view(1, -1),
-                               self.params.num_e + self.params.num_i, self.dtype, self._uniforms)
+                               self.params.num_e + self.params.num_i, self.dtype,
+                               self._kernels.noise_uniforms)
 
     # ------------------------------------------------------------- queries
     def synapse_valid(self) -> torch.Tensor:
