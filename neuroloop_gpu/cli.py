@@ -142,8 +142,9 @@ def _add_size_options(command: argparse.ArgumentParser, default: str) -> None:
     command.add_argument("--num-e", type=int, default=None, help="excitatory neurons (overrides --size)")
     command.add_argument("--num-i", type=int, default=None, help="inhibitory neurons (default num_e / 4)")
     command.add_argument("--backend", choices=BACKENDS, default="eager",
-                         help="simulator backend: 'compiled' fuses kernels with torch.compile (same results; "
-                              "worth its ~1 min of compilation on runs of several minutes)")
+                         help="simulator backend (same results whichever): 'compiled' fuses kernels with "
+                              "torch.compile (worth its ~1 min of compilation on runs of several minutes); 'fused' "
+                              "runs each Euler step as one C++ loop per network (CPU only; the fastest there)")
 
 
 def _add_train_parser(commands) -> None:

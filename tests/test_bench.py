@@ -14,7 +14,7 @@ from neuroloop_gpu.bench import BenchConfig, add_subcommand, compute_ratios, par
 from neuroloop_gpu.bench.peers import expand_peers, run_peer
 from neuroloop_gpu.bench.peers.brian2_peer import ENV_PYTHON
 from neuroloop_gpu.bench.workload import pulse_train_per_step
-from neuroloop_gpu.network.simulator import compiled_backend_problem
+from neuroloop_gpu.network.simulator import BACKENDS, backend_problem
 from neuroloop_gpu.stimulus import PulseTrain, StimulatorState, render_window
 
 TINY = dict(device="cpu", sizes=("20/5",), batches=(1, 2), windows=1, repeats=2, warmup=1, progress=False)
@@ -112,8 +112,8 @@ def test_ratio_bookkeeping():
 
 
 def test_cli_subcommand_runs_and_writes(tmp_path, capsys):
-    # both backends where torch.compile has a C++ compiler (the compiled one is checked bit for bit elsewhere)
-    backends = ["eager"] if compiled_backend_problem(torch.device("cpu")) else ["eager", "compiled"]
+    # every backend that can run here (each is checked bit for bit against eager elsewhere)
+    backends = [b for b in BACKENDS if backend_problem(b, torch.device("cpu")) is None]
     args = parse(["--device", "cpu", "--sizes", "20/5", "--batches", "2", "--windows", "1", "--repeats", "1",
                   "--warmup", "0", "--targets", "simulator", "--peers", "none", "--out", str(tmp_path), "--quiet",
                   "--tag", "tiny run", "--sim-option", "kop_sample_interval=2.0", "--backends", *backends])
@@ -150,7 +150,7 @@ def test_cli_help_lists_the_options(capsys):
     (dict(targets=("gpu-kernel",)), "targets must be among simulator"),
     (dict(peers=("neuron",)), "peers must be among reference"),
     (dict(device="tpu"), "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
-    (dict(backends=("triton",)), "backends must be one or more of eager, compiled"),
+    (dict(backends=("triton",)), "backends must be one or more of eager, compiled, fused"),
 ])
 def test_bad_config_is_rejected_clearly(overrides, message):
     with pytest.raises(ValueError, match=message):

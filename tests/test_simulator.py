@@ -7,12 +7,14 @@ import torch
 
 from neuroloop_gpu.config import NetworkParams, RecordConfig, SimConfig
 from neuroloop_gpu.network import NetworkBatch
-from neuroloop_gpu.network.simulator import compiled_backend_problem
+from neuroloop_gpu.network.simulator import backend_problem, compiled_backend_problem
 from neuroloop_gpu.stimulus import PulseTrain, StimulatorState, render_window
 
 SMALL = NetworkParams(num_e=60, num_i=15, connection_prob=0.2)
 NO_COMPILER = compiled_backend_problem(torch.device("cpu"))
 needs_compiler = pytest.mark.skipif(NO_COMPILER is not None, reason=f"compiled backend: {NO_COMPILER}")
+NO_FUSED = backend_problem("fused", torch.device("cpu"))
+needs_fused = pytest.mark.skipif(NO_FUSED is not None, reason=f"fused backend must be {NO_FUSED}")
 
 
 def snapshot(net: NetworkBatch) -> dict[str, torch.Tensor]:
@@ -199,8 +201,52 @@ def test_compiled_backend_gives_the_same_bits_as_eager(mode, synapses):
                           _recorded(params, synapses=synapses, backend="compiled"))
 
 
+@needs_fused
+@pytest.mark.parametrize(("mode", "dtype"), [("published", torch.float32), ("summed", torch.float32),
+                                             ("published", torch.float64)])
+def test_fused_backend_gives_the_same_bits_as_eager(mode, dtype):
+    """One C++ loop per network and step (and its Philox words) change no result."""
+    params = _plastic_small(mode)
+    assert_identical_runs(_recorded(params, dtype=dtype), _recorded(params, dtype=dtype, backend="fused"))
+
+
+@needs_fused
+def test_fused_noise_words_are_the_torch_ones():
+    from neuroloop_gpu.network.fused import box_muller_uniforms as fused_uniforms
+    from neuroloop_gpu.rng import box_muller_uniforms
+
+    seed = torch.tensor([[0, 5, 2**40 + 7, 123456789012]])
+    c1 = torch.arange(3).view(3, 1) + torch.tensor([[0, 10, 2**31, 4_000_000_000]])
+    c2 = torch.tensor([[0, 1, 7, 2**32 - 1]])
+    for dtype in (torch.float32, torch.float64):
+        for count in (1, 5, 75, 2000):
+            for ours, theirs in zip(fused_uniforms(seed, 3, c1, c2, count, dtype),
+                                    box_muller_uniforms(seed, 3, c1, c2, count, dtype)):
+                assert ours.shape == theirs.shape == (3, 4, (count + 3) // 4, 2)
+                assert torch.equal(ours, theirs)
+
+
+def test_fused_backend_is_refused_on_a_gpu_device():
+    with pytest.raises(ValueError, match="backend must be 'eager' or 'compiled' on cuda \\(the fused kernel is C"):
+        NetworkBatch(1, SMALL, device="cuda", backend="fused")
+
+
+@needs_fused
+def test_fused_backend_needs_event_synapses_and_its_build_tools(monkeypatch):
+    with pytest.raises(ValueError, match="synapses must be 'event' with backend='fused'"):
+        NetworkBatch(1, SMALL, device="cpu", synapses="dense", backend="fused")
+    from torch.utils import cpp_extension
+
+    monkeypatch.setattr(cpp_extension, "is_ninja_available", lambda: False)
+    with pytest.raises(ValueError, match="backend must be 'eager' here: no ninja build tool for the fused kernel"):
+        NetworkBatch(1, SMALL, device="cpu", backend="fused")
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    with pytest.raises(ValueError, match="backend must be 'eager' here: no C\\+\\+ compiler"):
+        NetworkBatch(1, SMALL, device="cpu", backend="fused")
+
+
 def test_unknown_backend_is_refused():
-    with pytest.raises(ValueError, match="backend must be 'eager' or 'compiled', got 'triton'"):
+    with pytest.raises(ValueError, match="backend must be 'eager', 'compiled' or 'fused', got 'triton'"):
         NetworkBatch(1, SMALL, device="cpu", backend="triton")
 
 

@@ -16,6 +16,7 @@ _PEER_MARKERS = {"reference": "s", "brian2-runtime": "^", "brian2-cpp": "v"}
 _TARGET_MARKERS = {"simulator": "o", "vector-env": "D", "torchrl-env": "P"}
 _LINESTYLES = ["-", "--", "-.", ":"]
 
+_BACKEND_WIDTHS = {"eager": 1.2, "compiled": 2.2, "fused": 3.4}  # thicker: more fused
 
 def _device_label(doc: Mapping) -> str:
     if doc["device_type"] == "cuda":
@@ -27,8 +28,8 @@ def plot_results(docs: Sequence[Mapping] | Mapping, path: str | Path | None = No
     """Two panels: env-steps/s and memory per network against the number of networks (log-log).
 
     Colour: network size; marker: target (or peer); line style: device (one
-    per result document); the compiled backend is drawn with filled markers
-    on a thicker line. Throughput is the median repeat with a band from the
+    per result document); the compiled and fused backends are drawn with
+    filled markers on thicker lines (fused thickest). Throughput is the median repeat with a band from the
     slowest to the fastest repeat; peers (one network each) are an open marker
     at one network with a dotted line across. Memory is drawn for the
     simulator target (peak and persistent state) and the peers (their state).
@@ -42,7 +43,8 @@ def plot_results(docs: Sequence[Mapping] | Mapping, path: str | Path | None = No
     span = (batches[0], max(batches[-1], 2))
     for d, doc in enumerate(docs):
         label, style = _device_label(doc), _LINESTYLES[d % len(_LINESTYLES)]
-        groups: dict[tuple[str, str], list[Mapping]] = {}
+        groups: dict[tuple[str, str, str], list[Mapping]] = {}
+        drawn: set[tuple[str, str]] = set()
         for row in doc["results"]:
             if "env_steps_per_s" in row:
                 groups.setdefault((row["target"], row["size"], row.get("backend", "eager")), []).append(row)
@@ -51,19 +53,23 @@ def plot_results(docs: Sequence[Mapping] | Mapping, path: str | Path | None = No
             x, color, marker = [r["batch"] for r in rows], colors[size], _TARGET_MARKERS.get(target, "o")
             compiled = backend != "eager"
             ax_rate.plot(x, [r["env_steps_per_s"] for r in rows], linestyle=style, marker=marker, color=color,
-                         linewidth=2.5 if compiled else 1.2, markerfacecolor=color if compiled else "white",
+                         linewidth=_BACKEND_WIDTHS.get(backend, 1.2), markerfacecolor=color if compiled else "white",
                          label=f"{label} {target} {size}" + (f" {backend}" if compiled else ""))
             ax_rate.fill_between(x, [r["batch"] / max(r["seconds_per_window"]) for r in rows],
                                  [r["env_steps_per_s_best"] for r in rows], color=color, alpha=0.12, linewidth=0)
-            if target != "simulator" or compiled:
-                continue  # the same batch in every target and backend: one memory curve per size is enough
-            for key, line, what in (("peak_bytes_per_network", style, "peak"),
+            if target != "simulator":
+                continue  # the same batch in every target: the simulator's memory curves are enough
+            for key, line, what in (("peak_bytes_per_network", style, f"peak {backend}"),
                                     ("persistent_bytes_per_network", ":", "state")):
+                if what == "state" and (size, what) in drawn:
+                    continue  # the same state whichever backend
+                drawn.add((size, what))
                 points = [(r["batch"], r["memory"].get(key)) for r in rows]
                 points = [(b, m / 1e6) for b, m in points if m]
                 if points:
-                    ax_mem.plot(*zip(*points), linestyle=line, marker=marker if what == "peak" else None,
-                                color=color, alpha=1.0 if what == "peak" else 0.7, label=f"{label} {size} {what}")
+                    ax_mem.plot(*zip(*points), linestyle=line, marker=marker if what != "state" else None,
+                                linewidth=_BACKEND_WIDTHS.get(backend, 1.2) if what != "state" else 1.2,
+                                color=color, alpha=1.0 if what != "state" else 0.7, label=f"{label} {size} {what}")
         for peer in doc.get("peers", []):
             if "env_steps_per_s" not in peer:
                 continue

@@ -3,7 +3,7 @@
 from .connectivity import Connectivity
 from .dynamics import NeuronVectors, StepConstants, euler_step
 from .monitors import WindowRecording, WindowStats
-from .simulator import BACKENDS, NetworkBatch, WindowResult, default_device
+from .simulator import BACKENDS, NetworkBatch, WindowResult, backend_problem, default_device
 from .state import NetworkState
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "StepConstants",
     "WindowRecording",
     "WindowResult",
+    "backend_problem",
     "WindowStats",
     "default_device",
     "euler_step",

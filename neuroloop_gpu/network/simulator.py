@@ -12,10 +12,12 @@ from ..rng import STREAM_MEMBRANE_NOISE, standard_normal
 from ..stimulus import PulseTrain, StimulatorState, WindowStimulus, render_window
 from .connectivity import Connectivity
 from .dynamics import StepConstants, StepKernels, euler_step
+from .fused import box_muller_uniforms as fused_box_muller_uniforms
+from .fused import fused_backend_problem, fused_euler_step, kernel_constants, load_kernel
 from .monitors import WindowMonitor, WindowRecording, WindowStats, mean_weight_mv
 from .state import NetworkState
 
-BACKENDS = ("eager", "compiled")
+BACKENDS = ("eager", "compiled", "fused")
 _NOISE_ELEMENTS = 1 << 18  # draws generated at once (several Euler steps when the batch is small)
 
 
@@ -31,6 +33,18 @@ def compiled_backend_problem(device: torch.device) -> str | None:
     except Exception as error:  # noqa: BLE001 - any failure to find one means the same thing here
         return f"no C++ compiler for torch.compile ({type(error).__name__}: {str(error).splitlines()[0]})"
     return None
+
+
+def backend_problem(backend: str, device: torch.device) -> str | None:
+    """Why ``backend`` cannot run on ``device`` here, phrased as what ``backend`` must be
+    instead (the allowed values first), or None when it can."""
+    device = torch.device(device)
+    if backend == "fused" and device.type != "cpu":
+        return f"'eager' or 'compiled' on {device.type} (the fused kernel is C++ for the CPU)"
+    problem = None
+    if backend in ("compiled", "fused"):
+        problem = compiled_backend_problem(device) or (fused_backend_problem() if backend == "fused" else None)
+    return None if problem is None else f"'eager' here: {problem}"
 
 
 def default_device() -> torch.device:
@@ -71,8 +85,12 @@ class NetworkBatch:
             fuses the per-neuron work and the random-number generator with
             ``torch.compile`` (needs a C++ compiler on the CPU, Triton on
             CUDA; the first windows pay the compilation, cached on disk
-            afterwards). Same results, bit for bit: only integer ops and
-            exact or identically ordered float ops are compiled.
+            afterwards); ``"fused"`` (CPU only, event-driven synapses) runs a
+            whole Euler step as one C++ loop per network (built on first use
+            with a C++ compiler and ninja, then cached) and draws the noise
+            like ``"compiled"``. Same results, bit for bit, whichever backend:
+            only integer ops and exact or identically ordered float ops are
+            compiled or fused.
     """
 
     def __init__(
@@ -99,13 +117,19 @@ class NetworkBatch:
         self.dtype = dtype
         self.synapses = synapses or ("event" if self.device.type == "cpu" else "dense")
         require(self.synapses in ("event", "dense"), "synapses", "'event' or 'dense'", synapses)
-        require(backend in BACKENDS, "backend", " or ".join(map(repr, BACKENDS)), backend)
-        compiled = backend == "compiled"
-        problem = compiled_backend_problem(self.device) if compiled else None
-        require(problem is None, "backend", f"'eager' here: {problem}", backend)
+        require(backend in BACKENDS, "backend", ", ".join(map(repr, BACKENDS[:-1])) + f" or {BACKENDS[-1]!r}", backend)
+        problem = backend_problem(backend, self.device)
+        require(problem is None, "backend", problem, backend)
+        require(backend != "fused" or self.synapses == "event", "synapses",
+                "'event' with backend='fused' (its loops visit the synapses of spiking neurons only)", synapses)
         self.backend = backend
-        self._kernels = StepKernels.compiled() if compiled else StepKernels()
+        if backend == "fused":
+            load_kernel()
+            self._kernels = StepKernels(noise_uniforms=fused_box_muller_uniforms)
+        else:
+            self._kernels = StepKernels.compiled() if backend == "compiled" else StepKernels()
         self.constants = StepConstants.from_params(self.params, self.sim.step_size)
+        self._fused_constants = kernel_constants(self.constants)
         self.neurons = self.constants.neuron_vectors(self.device, dtype)
         self.steps_per_window = self.sim.steps_per_window
         self.kop_every = steps_in(kop_sample_interval, self.sim.step_size, "kop_sample_interval")
@@ -189,8 +213,12 @@ class NetworkBatch:
             for k in range(count):
                 slot = self._ring_position % c.delay_steps
                 self._ring_position += 1
-                spiked = euler_step(c, self.neurons, conn, st, current[start + k], noise[k], slot,
-                                    self._synapse_rank, dense_rows, self._kernels)
+                if self.backend == "fused":
+                    spiked = fused_euler_step(self._fused_constants, self.neurons, conn, st, current[start + k],
+                                              noise[k], slot)
+                else:
+                    spiked = euler_step(c, self.neurons, conn, st, current[start + k], noise[k], slot,
+                                        self._synapse_rank, dense_rows, self._kernels)
                 monitor.observe(start + k, st, spiked)
         stats, recording = monitor.finish(st, self.sim.step_size, stimulus.energy, stimulus.charge,
                                           stimulus.net_charge)

@@ -1,0 +1,373 @@
+// One forward-Euler step of a batch of FTSTS networks as one C++ loop per network (CPU).
+//
+// The same step as neuroloop_gpu/network/dynamics.py::euler_step with event-driven synapses,
+// written as the per-neuron and per-synapse loops those batched ops stand for, so that a
+// network's whole step stays in one core's cache and no intermediate tensor is ever built.
+// Networks run in parallel (at::parallel_for); each one touches only its own rows.
+//
+// Same bits as the eager torch path: every expression below applies the same IEEE operations
+// in the same order as the tensor op it replaces (noted as "torch: ..."), constants are
+// rounded to the working type exactly as torch rounds a Python scalar, and the build turns
+// off multiply-add contraction (-ffp-contract=off). Coincident E->I inputs are summed in
+// ascending synapse order, the order of torch's CPU index_add_.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace {
+
+// Positions of the float64 and int64 constants (neuroloop_gpu/network/fused.py builds them).
+enum Real { DT, V_REST, V_THRESHOLD, V_RESET, REFRACTORY_STEPS, TAU_M, TAU_D, TAU_R, TAU_PRE, TAU_POST,
+            TRACE_INCREMENT, LTD, LTP, W_MIN, W_MAX, NUM_REALS };
+enum Integer { NUM_E, NUM_I, PLASTICITY_ONSET_STEPS, PUBLISHED, NUM_INTEGERS };
+
+template <typename T>
+struct Constants {
+  T dt, v_rest, v_threshold, v_reset, refractory_steps, tau_m, tau_d, tau_r, tau_pre, tau_post,
+      trace_increment, ltd, ltp, w_min, w_max;
+  int64_t num_e, num_i, onset;
+  bool published;
+
+  Constants(at::ArrayRef<double> r, at::ArrayRef<int64_t> n)
+      : dt(r[DT]), v_rest(r[V_REST]), v_threshold(r[V_THRESHOLD]), v_reset(r[V_RESET]),
+        refractory_steps(r[REFRACTORY_STEPS]), tau_m(r[TAU_M]), tau_d(r[TAU_D]), tau_r(r[TAU_R]),
+        tau_pre(r[TAU_PRE]), tau_post(r[TAU_POST]), trace_increment(r[TRACE_INCREMENT]), ltd(r[LTD]),
+        ltp(r[LTP]), w_min(r[W_MIN]), w_max(r[W_MAX]), num_e(n[NUM_E]), num_i(n[NUM_I]),
+        onset(n[PLASTICITY_ONSET_STEPS]), published(n[PUBLISHED] != 0) {}
+};
+
+// torch clamp(min=lo) / clamp(max=hi): NaN passes through, an equal value is kept
+template <typename T> inline T at_least(T x, T lo) { return x < lo ? lo : x; }
+template <typename T> inline T at_most(T x, T hi) { return x > hi ? hi : x; }
+
+// dynamics.stdp for one synapse: plastic is 1 from plasticity onset on, else 0
+template <typename T>
+inline T stdp(const Constants<T>& c, T w, bool pre_spiked, T pre_trace, bool post_spiked, T post_trace, T plastic) {
+  if (c.published) {
+    if (post_spiked) return at_most(w + plastic * c.ltp * pre_trace, c.w_max);
+    if (pre_spiked) return at_least(w + plastic * c.ltd * post_trace, c.w_min);
+    return w;
+  }
+  // torch: ltd * post_trace * pre_spiked + ltp * pre_trace * post_spiked, bools as 0/1
+  T change = post_trace * c.ltd * T(pre_spiked) + pre_trace * c.ltp * T(post_spiked);
+  return at_most(at_least(w + plastic * change, c.w_min), c.w_max);
+}
+
+// The per-neuron loops take the constants by value and their arrays as __restrict__ (no
+// aliasing), so that the compiler can vectorise them; vector and scalar IEEE operations round
+// alike, so the bits do not depend on it.
+
+// dynamics._trace: A + dt * (-A) / tau, or on a spike A + increment (summed: decayed + increment)
+template <typename T>
+void update_traces(const Constants<T> c, T* __restrict__ trace, const bool* __restrict__ spiked, int64_t count,
+                   T tau) {
+  for (int64_t k = 0; k < count; ++k) {
+    const T a = trace[k];
+    const T decayed = -a * c.dt / tau + a;
+    const T bumped = (c.published ? a : decayed) + c.trace_increment;
+    trace[k] = spiked[k] ? bumped : decayed;
+  }
+}
+
+// Membrane (eq. 1-2), threshold, reset, refractory hold, floor: dynamics.integrate_neurons.
+template <typename T>
+void integrate_neurons(const Constants<T> c, int64_t n, T* __restrict__ v, T* __restrict__ refractory,
+                       const T* __restrict__ s, const T* __restrict__ noise, const T* __restrict__ mu,
+                       const T* __restrict__ coupling, const T* __restrict__ stim_sign,
+                       const T* __restrict__ noise_gain, T stim, bool* __restrict__ spiked) {
+  for (int64_t j = 0; j < n; ++j) {
+    const T old = v[j];
+    // torch: (((V_rest - V) + coupling S + mu + sign stim) * dt / tau_m + V) + gain xi
+    T v_new = c.v_rest - old;
+    v_new = v_new + coupling[j] * s[j];
+    v_new = v_new + mu[j];
+    v_new = v_new + stim_sign[j] * stim;
+    v_new = v_new * c.dt / c.tau_m + old;
+    v_new = v_new + noise_gain[j] * noise[j];
+    const T held_before = at_least(refractory[j] - T(1), T(-1));
+    const bool fired = old < c.v_threshold && v_new >= c.v_threshold;
+    const bool held = held_before >= T(0) || fired;
+    v[j] = held ? c.v_reset : at_least(v_new, c.v_rest);
+    refractory[j] = fired ? c.refractory_steps : held_before;
+    spiked[j] = fired;
+  }
+}
+
+// Two-stage synaptic filter of the inputs emitted d ago, tau_d dS/dt = -S + X, tau_r dX/dt = -X + input
+// (published: X(t+dt) = X(t) + input for a receiver): dynamics.integrate_synapses_and_traces.
+template <typename T>
+inline void filter_one(const Constants<T>& c, T& x, T& s, T arrived) {
+  const T x0 = x, s0 = s;
+  s = (x0 - s0) * c.dt / c.tau_d + s0;
+  const T decayed = -x0 * c.dt / c.tau_r + x0;
+  x = c.published ? (arrived != T(0) ? x0 + arrived : decayed) : decayed + arrived;
+}
+
+template <typename T>
+void filter_e(const Constants<T> c, int64_t ne, T* __restrict__ x, T* __restrict__ s,
+              const int32_t* __restrict__ count_e) {
+  for (int64_t j = 0; j < ne; ++j) {  // -1 per I spike (published: once, however many coincide)
+    const T count = static_cast<T>(count_e[j]);
+    filter_one(c, x[j], s[j], -(c.published ? at_most(count, T(1)) : count));
+  }
+}
+
+template <typename T>
+void filter_i(const Constants<T> c, int64_t ni, T* __restrict__ x, T* __restrict__ s, const T* __restrict__ input) {
+  for (int64_t j = 0; j < ni; ++j) filter_one(c, x[j], s[j], input[j]);
+}
+
+constexpr int64_t kPrefetch = 16;  // synapses ahead: enough to overlap a cache miss
+
+struct Tables {  // the tensors of one step, by role
+  at::Tensor v, refractory, x, s, spiked_pre, trace_pre, spiked_post, trace_post, weight, arriving_i, input_i,
+      last_spike_e, last_isi_e, step, stim_i, noise, mu, coupling, stim_sign, noise_gain, ei_post, ei_start,
+      ei_degree, ei_by_post, ei_pre_by_post, ei_post_start, ei_post_degree, ie_post, ie_start, ie_degree, spiked;
+};
+
+template <typename T, typename PreIndex>
+void step_networks(const Tables& t, const Constants<T>& constants) {
+  const int64_t batch = t.v.size(0), capacity = t.weight.size(1);
+  T* v_all = t.v.data_ptr<T>();
+  T* refractory_all = t.refractory.data_ptr<T>();
+  T* x_all = t.x.data_ptr<T>();
+  T* s_all = t.s.data_ptr<T>();
+  bool* spiked_pre_all = t.spiked_pre.data_ptr<bool>();
+  T* trace_pre_all = t.trace_pre.data_ptr<T>();
+  bool* spiked_post_all = t.spiked_post.data_ptr<bool>();
+  T* trace_post_all = t.trace_post.data_ptr<T>();
+  T* weight = t.weight.data_ptr<T>();  // global synapse ids index it directly
+  bool* arriving_i_all = t.arriving_i.data_ptr<bool>();
+  T* input_i_all = t.input_i.data_ptr<T>();
+  int32_t* last_spike_all = t.last_spike_e.data_ptr<int32_t>();
+  int32_t* last_isi_all = t.last_isi_e.data_ptr<int32_t>();
+  int64_t* step = t.step.data_ptr<int64_t>();
+  const T* stim_i = t.stim_i.data_ptr<T>();
+  const T* noise_all = t.noise.data_ptr<T>();
+  const T* mu = t.mu.data_ptr<T>();
+  const T* coupling = t.coupling.data_ptr<T>();
+  const T* stim_sign = t.stim_sign.data_ptr<T>();
+  const T* noise_gain = t.noise_gain.data_ptr<T>();
+  const int32_t* ei_post = t.ei_post.data_ptr<int32_t>();
+  const int64_t* ei_start = t.ei_start.data_ptr<int64_t>();
+  const int64_t* ei_degree = t.ei_degree.data_ptr<int64_t>();
+  const int32_t* ei_by_post = t.ei_by_post.data_ptr<int32_t>();
+  const PreIndex* ei_pre_by_post = t.ei_pre_by_post.data_ptr<PreIndex>();
+  const int64_t* ei_post_start = t.ei_post_start.data_ptr<int64_t>();
+  const int64_t* ei_post_degree = t.ei_post_degree.data_ptr<int64_t>();
+  const int32_t* ie_post = t.ie_post.data_ptr<int32_t>();
+  const int64_t* ie_start = t.ie_start.data_ptr<int64_t>();
+  const int64_t* ie_degree = t.ie_degree.data_ptr<int64_t>();
+  bool* spiked_all = t.spiked.data_ptr<bool>();
+
+  const int64_t ne = constants.num_e, ni = constants.num_i, n = ne + ni;
+  at::parallel_for(0, batch, 1, [&](int64_t first, int64_t last) {
+    const Constants<T> c = constants;  // a private copy: the stores below cannot alias it
+    std::vector<int32_t> count_e(ne);  // I spikes arriving at each E neuron now
+    std::vector<T> sent(ni);           // E->I input leaving now for each I neuron
+    for (int64_t b = first; b < last; ++b) {
+      T* v = v_all + b * n;
+      T* refractory = refractory_all + b * n;
+      T* x = x_all + b * n;
+      T* s = s_all + b * n;
+      bool* spiked_pre = spiked_pre_all + b * (ne + 1);
+      T* trace_pre = trace_pre_all + b * (ne + 1);
+      bool* spiked_post = spiked_post_all + b * (ni + 1);
+      T* trace_post = trace_post_all + b * (ni + 1);
+      bool* arriving_i = arriving_i_all + b * (ni + 1);
+      T* input_i = input_i_all + b * ni;
+      int32_t* last_spike = last_spike_all + b * ne;
+      int32_t* last_isi = last_isi_all + b * ne;
+      const T* noise = noise_all + b * n;
+      bool* spiked = spiked_all + b * n;
+      const T stim = stim_i[b];
+      const int32_t now = static_cast<int32_t>(step[b] + 1);
+      const T plastic = (step[b] >= c.onset && c.onset >= 0) ? T(1) : T(0);
+
+      integrate_neurons(c, n, v, refractory, s, noise, mu, coupling, stim_sign, noise_gain, stim, spiked);
+      for (int64_t e = 0; e < ne; ++e) {
+        const bool fired = spiked[e];
+        spiked_pre[e] = fired;
+        if (fired) {  // causal phase bookkeeping for the online Kuramoto estimate
+          if (last_spike[e] >= 0) last_isi[e] = now - last_spike[e];
+          last_spike[e] = now;
+        }
+      }
+      for (int64_t i = 0; i < ni; ++i) spiked_post[i] = spiked[ne + i];
+
+      // I -> E: the synapses leaving the I spikes emitted d ago; then this step's I spikes leave.
+      std::fill(count_e.begin(), count_e.end(), 0);
+      const int64_t e_offset = b * (ne + 1), i_offset = b * (ni + 1);
+      for (int64_t i = 0; i < ni; ++i) {
+        if (!arriving_i[i]) continue;
+        const int64_t from = ie_start[i_offset + i], to = from + ie_degree[i_offset + i];
+        for (int64_t id = from; id < to; ++id) ++count_e[ie_post[id] - e_offset];
+      }
+      for (int64_t i = 0; i < ni; ++i) arriving_i[i] = spiked_post[i];
+
+      // E -> I input with the weights before this step's STDP, in ascending synapse order:
+      // published, the highest-ranked active synapse of each I neuron wins; summed, all add up.
+      std::fill(sent.begin(), sent.end(), T(0));
+      for (int64_t e = 0; e < ne; ++e) {
+        if (!spiked_pre[e]) continue;
+        const int64_t from = ei_start[e_offset + e], to = from + ei_degree[e_offset + e];
+        for (int64_t id = from; id < to; ++id) {
+          T& into = sent[ei_post[id] - i_offset];
+          into = c.published ? weight[id] : into + weight[id];
+        }
+      }
+
+      // STDP (eq. 7-11), first every synapse entering an I spike (final value), then those
+      // leaving an E spike whose I neuron did not spike: dynamics.stdp_entering_i / stdp_leaving_e.
+      T* net_weight = weight + b * capacity;
+      for (int64_t i = 0; i < ni; ++i) {
+        if (!spiked_post[i]) continue;
+        const int64_t from = ei_post_start[i_offset + i], to = from + ei_post_degree[i_offset + i];
+        for (int64_t p = from; p < to; ++p) {
+          // the weights entering one I neuron lie scattered: ask for them ahead of use
+          if (p + kPrefetch < to) __builtin_prefetch(net_weight + ei_by_post[p + kPrefetch], 1);
+          const int64_t pre = ei_pre_by_post[p];
+          T& w = net_weight[ei_by_post[p]];
+          w = stdp(c, w, spiked_pre[pre], trace_pre[pre], true, trace_post[i], plastic);
+        }
+      }
+      for (int64_t e = 0; e < ne; ++e) {
+        if (!spiked_pre[e]) continue;
+        const int64_t from = ei_start[e_offset + e], to = from + ei_degree[e_offset + e];
+        for (int64_t id = from; id < to; ++id) {
+          const int64_t post = ei_post[id] - i_offset;
+          if (spiked_post[post]) continue;
+          weight[id] = stdp(c, weight[id], true, trace_pre[e], false, trace_post[post], plastic);
+        }
+      }
+
+      filter_e(c, ne, x, s, count_e.data());
+      filter_i(c, ni, x + ne, s + ne, input_i);
+      std::copy(sent.begin(), sent.end(), input_i);  // this step's E->I input leaves, d from now
+      update_traces(c, trace_pre, spiked_pre, ne + 1, c.tau_pre);
+      update_traces(c, trace_post, spiked_post, ni + 1, c.tau_post);
+      step[b] += 1;
+    }
+  });
+}
+
+void require(bool ok, const char* what) { TORCH_CHECK(ok, "neuroloop_fused.euler_step: ", what); }
+
+at::Tensor euler_step(at::Tensor v, at::Tensor refractory, at::Tensor x, at::Tensor s, at::Tensor spiked_pre,
+                      at::Tensor trace_pre, at::Tensor spiked_post, at::Tensor trace_post, at::Tensor weight,
+                      at::Tensor arriving_i, at::Tensor input_i, at::Tensor last_spike_e, at::Tensor last_isi_e,
+                      at::Tensor step, at::Tensor stim_i, at::Tensor noise, at::Tensor mu, at::Tensor coupling,
+                      at::Tensor stim_sign, at::Tensor noise_gain, at::Tensor ei_post, at::Tensor ei_start,
+                      at::Tensor ei_degree, at::Tensor ei_by_post, at::Tensor ei_pre_by_post, at::Tensor ei_post_start,
+                      at::Tensor ei_post_degree, at::Tensor ie_post, at::Tensor ie_start, at::Tensor ie_degree,
+                      at::ArrayRef<double> reals, at::ArrayRef<int64_t> integers) {
+  require(reals.size() == NUM_REALS && integers.size() == NUM_INTEGERS, "wrong number of constants");
+  Tables t{v, refractory, x, s, spiked_pre, trace_pre, spiked_post, trace_post, weight, arriving_i, input_i,
+           last_spike_e, last_isi_e, step, stim_i, noise, mu, coupling, stim_sign, noise_gain, ei_post, ei_start,
+           ei_degree, ei_by_post, ei_pre_by_post, ei_post_start, ei_post_degree, ie_post, ie_start, ie_degree,
+           at::empty(v.sizes(), v.options().dtype(at::kBool))};
+  for (const at::Tensor& tensor : {t.v, t.refractory, t.x, t.s, t.spiked_pre, t.trace_pre, t.spiked_post,
+                                   t.trace_post, t.weight, t.arriving_i, t.input_i, t.last_spike_e, t.last_isi_e,
+                                   t.step, t.stim_i, t.noise, t.mu, t.coupling, t.stim_sign, t.noise_gain, t.ei_post,
+                                   t.ei_start, t.ei_degree, t.ei_by_post, t.ei_pre_by_post, t.ei_post_start,
+                                   t.ei_post_degree, t.ie_post, t.ie_start, t.ie_degree}) {
+    require(tensor.device().is_cpu() && tensor.is_contiguous(), "every tensor must be contiguous on the CPU");
+  }
+  require(integers[NUM_E] + integers[NUM_I] == v.size(1), "num_e + num_i must match v");
+  AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "neuroloop_fused_euler_step", [&] {
+    Constants<scalar_t> c(reals, integers);
+    if (ei_pre_by_post.scalar_type() == at::kShort) {
+      step_networks<scalar_t, int16_t>(t, c);
+    } else {
+      step_networks<scalar_t, int32_t>(t, c);
+    }
+  });
+  return t.spiked;
+}
+
+// rng.box_muller_uniforms for rows of (seed, c1, c2): Philox4x32-10 on 32-bit words (the torch
+// version emulates the same arithmetic on int64), then the exact word-to-uniform maps of
+// rng.words_to_uniform. Integer ops and exact conversions only: the same bits as torch's.
+constexpr uint32_t kMult0 = 0xD2511F53u, kMult1 = 0xCD9E8D57u, kWeyl0 = 0x9E3779B9u, kWeyl1 = 0xBB67AE85u;
+
+template <typename T>
+inline T word_to_uniform(uint32_t word);
+template <>
+inline float word_to_uniform<float>(uint32_t word) {  // top 23 bits: 1 - 2**-24 at most
+  return (static_cast<float>(word >> 9) + 0.5f) * 0x1p-23f;
+}
+template <>
+inline double word_to_uniform<double>(uint32_t word) {
+  return (static_cast<double>(word) + 0.5) * 0x1p-32;
+}
+
+template <typename T>
+void philox_row(uint64_t seed, uint32_t c1, uint32_t c2, uint32_t stream, int64_t blocks, T* __restrict__ radius,
+                T* __restrict__ angle) {
+  const uint32_t key0 = static_cast<uint32_t>(seed), key1 = static_cast<uint32_t>(seed >> 32);
+  for (int64_t block = 0; block < blocks; ++block) {
+    uint32_t x0 = static_cast<uint32_t>(block), x1 = c1, x2 = c2, x3 = stream, k0 = key0, k1 = key1;
+    for (int round = 0; round < 10; ++round) {
+      if (round) {
+        k0 += kWeyl0;
+        k1 += kWeyl1;
+      }
+      const uint64_t p0 = static_cast<uint64_t>(x0) * kMult0, p1 = static_cast<uint64_t>(x2) * kMult1;
+      x0 = static_cast<uint32_t>(p1 >> 32) ^ x1 ^ k0;
+      x2 = static_cast<uint32_t>(p0 >> 32) ^ x3 ^ k1;
+      x1 = static_cast<uint32_t>(p1);
+      x3 = static_cast<uint32_t>(p0);
+    }
+    // radius uniforms from lanes 0 and 2, angle uniforms from lanes 1 and 3
+    radius[2 * block] = word_to_uniform<T>(x0);
+    radius[2 * block + 1] = word_to_uniform<T>(x2);
+    angle[2 * block] = word_to_uniform<T>(x1);
+    angle[2 * block + 1] = word_to_uniform<T>(x3);
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor> box_muller_uniforms(at::Tensor seed, at::Tensor c1, at::Tensor c2, int64_t stream,
+                                                        int64_t count, at::ScalarType dtype) {
+  require(seed.scalar_type() == at::kLong && c1.scalar_type() == at::kLong && c2.scalar_type() == at::kLong &&
+              seed.dim() == 1 && c1.sizes() == seed.sizes() && c2.sizes() == seed.sizes(),
+          "seed, c1 and c2 must be int64 vectors of one length");
+  const at::Tensor seeds = seed.contiguous(), first = c1.contiguous(), second = c2.contiguous();
+  const int64_t rows = seeds.size(0), blocks = (count + 3) / 4;
+  at::Tensor radius = at::empty({rows, blocks, 2}, seed.options().dtype(dtype));
+  at::Tensor angle = at::empty({rows, blocks, 2}, seed.options().dtype(dtype));
+  const int64_t* seed_of = seeds.data_ptr<int64_t>();
+  const int64_t* c1_of = first.data_ptr<int64_t>();
+  const int64_t* c2_of = second.data_ptr<int64_t>();
+  AT_DISPATCH_FLOATING_TYPES(dtype, "neuroloop_fused_box_muller_uniforms", [&] {
+    scalar_t* radius_all = radius.data_ptr<scalar_t>();
+    scalar_t* angle_all = angle.data_ptr<scalar_t>();
+    at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        philox_row<scalar_t>(static_cast<uint64_t>(seed_of[row]), static_cast<uint32_t>(c1_of[row]),
+                             static_cast<uint32_t>(c2_of[row]), static_cast<uint32_t>(stream), blocks,
+                             radius_all + row * blocks * 2, angle_all + row * blocks * 2);
+      }
+    });
+  });
+  return {radius, angle};
+}
+
+}  // namespace
+
+TORCH_LIBRARY(neuroloop_fused, m) {
+  m.def(
+      "euler_step(Tensor(a!) v, Tensor(b!) refractory, Tensor(c!) x, Tensor(d!) s, Tensor(e!) spiked_pre, "
+      "Tensor(f!) trace_pre, Tensor(g!) spiked_post, Tensor(h!) trace_post, Tensor(i!) weight, "
+      "Tensor(j!) arriving_i, Tensor(k!) input_i, Tensor(l!) last_spike_e, Tensor(m!) last_isi_e, "
+      "Tensor(n!) step, Tensor stim_i, Tensor noise, Tensor mu, Tensor coupling, Tensor stim_sign, "
+      "Tensor noise_gain, Tensor ei_post, Tensor ei_start, Tensor ei_degree, Tensor ei_by_post, "
+      "Tensor ei_pre_by_post, Tensor ei_post_start, Tensor ei_post_degree, Tensor ie_post, Tensor ie_start, "
+      "Tensor ie_degree, float[] reals, int[] integers) -> Tensor");
+  m.impl("euler_step", c10::DispatchKey::CPU, TORCH_FN(euler_step));
+  m.def("box_muller_uniforms(Tensor seed, Tensor c1, Tensor c2, int stream, int count, ScalarType dtype) "
+        "-> (Tensor, Tensor)");
+  m.impl("box_muller_uniforms", c10::DispatchKey::CPU, TORCH_FN(box_muller_uniforms));
+}

@@ -1,0 +1,105 @@
+"""The ``"fused"`` CPU backend: a whole Euler step as one C++ loop per network.
+
+The batched tensor ops of :func:`~neuroloop_gpu.network.dynamics.euler_step` each
+sweep the whole batch (or a spike list built for it) through memory; on a
+CPU most of a step's time goes into building those intermediate tensors. The
+kernel in ``csrc/fused_step.cpp`` runs the same step as the loops those ops
+stand for, network by network in parallel, with each network's state in one
+core's cache, and gives the same bits as the eager path (the tests check it).
+Torch builds it with its C++-extension tooling on first use (a C++ compiler
+and ninja; about a minute) and caches the build on disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from .connectivity import Connectivity
+from .dynamics import NeuronVectors, StepConstants
+from .state import NetworkState
+
+SOURCE = Path(__file__).with_name("csrc") / "fused_step.cpp"
+# -ffp-contract=off: a multiply-add must round twice, as the eager ops do
+_FLAGS = ["-O3", "-fopenmp", "-ffp-contract=off"]
+
+
+def _ninja_on_path() -> None:
+    """Torch's extension builder runs ``ninja`` from PATH; the pip package's binary may sit
+    beside an interpreter that was started without its environment activated."""
+    if shutil.which("ninja") is None:
+        try:
+            import ninja
+        except ImportError:
+            return
+        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+
+
+def fused_backend_problem() -> str | None:
+    """Why the fused kernel cannot be built here, or None when it can."""
+    from torch.utils import cpp_extension
+
+    _ninja_on_path()
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        return f"no C++ compiler for the fused kernel ({compiler!r} not found; $CXX names another)"
+    if not cpp_extension.is_ninja_available():
+        return "no ninja build tool for the fused kernel (pip install ninja)"
+    return None
+
+
+@functools.cache
+def load_kernel() -> None:
+    """Build (first use; cached by torch) and register ``torch.ops.neuroloop_fused``."""
+    from torch.utils import cpp_extension
+
+    _ninja_on_path()
+    try:
+        cpp_extension.load(name="neuroloop_fused", sources=[str(SOURCE)], extra_cflags=_FLAGS,
+                           extra_ldflags=["-fopenmp"], is_python_module=False)
+    except (RuntimeError, OSError) as error:
+        raise RuntimeError(f"building the fused kernel ({SOURCE}) failed; backend='eager' or 'compiled' "
+                           f"run without it. {error}") from error
+
+
+def box_muller_uniforms(seed: torch.Tensor, stream: int, c1: torch.Tensor, c2: torch.Tensor, count: int,
+                        dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`neuroloop_gpu.rng.box_muller_uniforms` in the kernel library (same bits; counter
+    words below 2**32): ``seed``, ``c1`` and ``c2`` broadcast to the rows of the result."""
+    shape = torch.broadcast_shapes(seed.shape, c1.shape, c2.shape)
+    seed, c1, c2 = (t.contiguous().view(-1) for t in torch.broadcast_tensors(seed, c1, c2))
+    radius, angle = torch.ops.neuroloop_fused.box_muller_uniforms(seed, c1, c2, stream, count, dtype)
+    return radius.view(*shape, -1, 2), angle.view(*shape, -1, 2)
+
+
+def kernel_constants(c: StepConstants) -> tuple[list[float], list[int]]:
+    """The constants in the order of ``enum Real`` and ``enum Integer`` in the kernel."""
+    reals = [c.dt, c.v_rest, c.v_threshold, c.v_reset, float(c.refractory_steps), c.tau_m, c.tau_d, c.tau_r,
+             c.tau_pre, c.tau_post, c.trace_increment, c.ltd, c.ltp, c.w_min, c.w_max]
+    return reals, [c.num_e, c.num_i, c.plasticity_onset_steps, int(c.published)]
+
+
+def fused_euler_step(
+    constants: tuple[list[float], list[int]],
+    n: NeuronVectors,
+    conn: Connectivity,
+    st: NetworkState,
+    stim_i: torch.Tensor,
+    noise: torch.Tensor,
+    slot: int,
+) -> torch.Tensor:
+    """:func:`~neuroloop_gpu.network.dynamics.euler_step` with event-driven synapses, in one
+    kernel call that updates ``st`` in place; ``constants`` from :func:`kernel_constants`.
+    Returns the spikes ``[B, N]`` (bool, E neurons first)."""
+    reals, integers = constants
+    return torch.ops.neuroloop_fused.euler_step(
+        st.v, st.refractory, st.x, st.s, st.spiked_pre, st.trace_pre, st.spiked_post, st.trace_post, st.weight,
+        st.ring_spikes_i[slot], st.ring_input_i[slot], st.last_spike_e, st.last_isi_e, st.step, stim_i,
+        noise.contiguous(),  # rows of N draws sliced from whole Philox blocks
+        n.mu, n.coupling, n.stim_sign, n.noise_gain, conn.ei_post, conn.ei_start, conn.ei_degree, conn.ei_by_post,
+        conn.ei_pre_by_post, conn.ei_post_start, conn.ei_post_degree, conn.ie_post, conn.ie_start, conn.ie_degree,
+        reals, integers)
