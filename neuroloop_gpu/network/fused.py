@@ -24,8 +24,9 @@ from .dynamics import NeuronVectors, StepConstants
 from .state import NetworkState
 
 SOURCE = Path(__file__).with_name("csrc") / "fused_step.cpp"
-# -ffp-contract=off: a multiply-add must round twice, as the eager ops do
-_FLAGS = ["-O3", "-fopenmp", "-ffp-contract=off"]
+# -ffp-contract=off: a multiply-add must round twice, as the eager ops do; -fno-trapping-math lets the
+# compiler evaluate both sides of a select (so that the loops vectorise) and changes no value
+_FLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math"]
 
 
 def _ninja_on_path() -> None:
@@ -91,10 +92,12 @@ def fused_euler_step(
     stim_i: torch.Tensor,
     noise: torch.Tensor,
     slot: int,
+    spiked: torch.Tensor,
 ) -> torch.Tensor:
     """:func:`~neuroloop_gpu.network.dynamics.euler_step` with event-driven synapses, in one
     kernel call that updates ``st`` in place; ``constants`` from :func:`kernel_constants`.
-    Returns the spikes ``[B, N]`` (bool, E neurons first)."""
+    Writes the spikes into ``spiked`` ``[B, N]`` (bool, E neurons first; reused from step to
+    step, which spares the page faults of a fresh buffer) and returns it."""
     reals, integers = constants
     return torch.ops.neuroloop_fused.euler_step(
         st.v, st.refractory, st.x, st.s, st.spiked_pre, st.trace_pre, st.spiked_post, st.trace_post, st.weight,
@@ -102,4 +105,4 @@ def fused_euler_step(
         noise.contiguous(),  # rows of N draws sliced from whole Philox blocks
         n.mu, n.coupling, n.stim_sign, n.noise_gain, conn.ei_post, conn.ei_start, conn.ei_degree, conn.ei_by_post,
         conn.ei_pre_by_post, conn.ei_post_start, conn.ei_post_degree, conn.ie_post, conn.ie_start, conn.ie_degree,
-        reals, integers)
+        spiked, reals, integers)

@@ -207,6 +207,7 @@ class NetworkBatch:
         # only changes at resets) rather than kept, which would cost ~1 MB per full-size network.
         conn = self.connectivity
         dense_rows = None if self.synapses == "event" else (conn.pre_rows("ie"), conn.pre_rows("ei"))
+        spiked = torch.empty_like(st.v, dtype=torch.bool) if self.backend == "fused" else None
         for start in range(0, steps, self._noise_steps):
             count = min(self._noise_steps, steps - start)
             noise = self.membrane_noise(count)
@@ -214,8 +215,8 @@ class NetworkBatch:
                 slot = self._ring_position % c.delay_steps
                 self._ring_position += 1
                 if self.backend == "fused":
-                    spiked = fused_euler_step(self._fused_constants, self.neurons, conn, st, current[start + k],
-                                              noise[k], slot)
+                    fused_euler_step(self._fused_constants, self.neurons, conn, st, current[start + k], noise[k],
+                                     slot, spiked)
                 else:
                     spiked = euler_step(c, self.neurons, conn, st, current[start + k], noise[k], slot,
                                         self._synapse_rank, dense_rows, self._kernels)

@@ -60,15 +60,23 @@ inline T stdp(const Constants<T>& c, T w, bool pre_spiked, T pre_trace, bool pos
 // aliasing), so that the compiler can vectorise them; vector and scalar IEEE operations round
 // alike, so the bits do not depend on it.
 
-// dynamics._trace: A + dt * (-A) / tau, or on a spike A + increment (summed: decayed + increment)
+// dynamics._trace: A + dt * (-A) / tau, or on a spike A + increment (summed: decayed + increment).
+// One loop per semantics: a loop-invariant choice inside the loop keeps it from vectorising.
 template <typename T>
 void update_traces(const Constants<T> c, T* __restrict__ trace, const bool* __restrict__ spiked, int64_t count,
                    T tau) {
-  for (int64_t k = 0; k < count; ++k) {
-    const T a = trace[k];
-    const T decayed = -a * c.dt / tau + a;
-    const T bumped = (c.published ? a : decayed) + c.trace_increment;
-    trace[k] = spiked[k] ? bumped : decayed;
+  if (c.published) {
+    for (int64_t k = 0; k < count; ++k) {
+      const T a = trace[k];
+      const T decayed = -a * c.dt / tau + a;
+      trace[k] = spiked[k] ? a + c.trace_increment : decayed;
+    }
+  } else {
+    for (int64_t k = 0; k < count; ++k) {
+      const T a = trace[k];
+      const T decayed = -a * c.dt / tau + a;
+      trace[k] = spiked[k] ? decayed + c.trace_increment : decayed;
+    }
   }
 }
 
@@ -97,27 +105,25 @@ void integrate_neurons(const Constants<T> c, int64_t n, T* __restrict__ v, T* __
 }
 
 // Two-stage synaptic filter of the inputs emitted d ago, tau_d dS/dt = -S + X, tau_r dX/dt = -X + input
-// (published: X(t+dt) = X(t) + input for a receiver): dynamics.integrate_synapses_and_traces.
-template <typename T>
+// (published: X(t+dt) = X(t) + input for a receiver, summed: decay, then add): the filter half of
+// dynamics.integrate_synapses_and_traces. E neurons receive -1 per I spike (published: once, however
+// many coincide), I neurons the E->I input.
+template <typename T, bool Published>
 inline void filter_one(const Constants<T>& c, T& x, T& s, T arrived) {
   const T x0 = x, s0 = s;
   s = (x0 - s0) * c.dt / c.tau_d + s0;
   const T decayed = -x0 * c.dt / c.tau_r + x0;
-  x = c.published ? (arrived != T(0) ? x0 + arrived : decayed) : decayed + arrived;
+  x = Published ? (arrived != T(0) ? x0 + arrived : decayed) : decayed + arrived;
 }
 
-template <typename T>
-void filter_e(const Constants<T> c, int64_t ne, T* __restrict__ x, T* __restrict__ s,
-              const int32_t* __restrict__ count_e) {
-  for (int64_t j = 0; j < ne; ++j) {  // -1 per I spike (published: once, however many coincide)
+template <typename T, bool Published>
+void filter_populations(const Constants<T> c, int64_t ne, int64_t ni, T* __restrict__ x, T* __restrict__ s,
+                        const int32_t* __restrict__ count_e, const T* __restrict__ input_i) {
+  for (int64_t j = 0; j < ne; ++j) {
     const T count = static_cast<T>(count_e[j]);
-    filter_one(c, x[j], s[j], -(c.published ? at_most(count, T(1)) : count));
+    filter_one<T, Published>(c, x[j], s[j], -(Published ? at_most(count, T(1)) : count));
   }
-}
-
-template <typename T>
-void filter_i(const Constants<T> c, int64_t ni, T* __restrict__ x, T* __restrict__ s, const T* __restrict__ input) {
-  for (int64_t j = 0; j < ni; ++j) filter_one(c, x[j], s[j], input[j]);
+  for (int64_t j = 0; j < ni; ++j) filter_one<T, Published>(c, x[ne + j], s[ne + j], input_i[j]);
 }
 
 constexpr int64_t kPrefetch = 16;  // synapses ahead: enough to overlap a cache miss
@@ -244,8 +250,11 @@ void step_networks(const Tables& t, const Constants<T>& constants) {
         }
       }
 
-      filter_e(c, ne, x, s, count_e.data());
-      filter_i(c, ni, x + ne, s + ne, input_i);
+      if (c.published) {
+        filter_populations<T, true>(c, ne, ni, x, s, count_e.data(), input_i);
+      } else {
+        filter_populations<T, false>(c, ne, ni, x, s, count_e.data(), input_i);
+      }
       std::copy(sent.begin(), sent.end(), input_i);  // this step's E->I input leaves, d from now
       update_traces(c, trace_pre, spiked_pre, ne + 1, c.tau_pre);
       update_traces(c, trace_post, spiked_post, ni + 1, c.tau_post);
@@ -263,12 +272,12 @@ at::Tensor euler_step(at::Tensor v, at::Tensor refractory, at::Tensor x, at::Ten
                       at::Tensor stim_sign, at::Tensor noise_gain, at::Tensor ei_post, at::Tensor ei_start,
                       at::Tensor ei_degree, at::Tensor ei_by_post, at::Tensor ei_pre_by_post, at::Tensor ei_post_start,
                       at::Tensor ei_post_degree, at::Tensor ie_post, at::Tensor ie_start, at::Tensor ie_degree,
-                      at::ArrayRef<double> reals, at::ArrayRef<int64_t> integers) {
+                      at::Tensor spiked, at::ArrayRef<double> reals, at::ArrayRef<int64_t> integers) {
   require(reals.size() == NUM_REALS && integers.size() == NUM_INTEGERS, "wrong number of constants");
   Tables t{v, refractory, x, s, spiked_pre, trace_pre, spiked_post, trace_post, weight, arriving_i, input_i,
            last_spike_e, last_isi_e, step, stim_i, noise, mu, coupling, stim_sign, noise_gain, ei_post, ei_start,
            ei_degree, ei_by_post, ei_pre_by_post, ei_post_start, ei_post_degree, ie_post, ie_start, ie_degree,
-           at::empty(v.sizes(), v.options().dtype(at::kBool))};
+           spiked};
   for (const at::Tensor& tensor : {t.v, t.refractory, t.x, t.s, t.spiked_pre, t.trace_pre, t.spiked_post,
                                    t.trace_post, t.weight, t.arriving_i, t.input_i, t.last_spike_e, t.last_isi_e,
                                    t.step, t.stim_i, t.noise, t.mu, t.coupling, t.stim_sign, t.noise_gain, t.ei_post,
@@ -277,6 +286,8 @@ at::Tensor euler_step(at::Tensor v, at::Tensor refractory, at::Tensor x, at::Ten
     require(tensor.device().is_cpu() && tensor.is_contiguous(), "every tensor must be contiguous on the CPU");
   }
   require(integers[NUM_E] + integers[NUM_I] == v.size(1), "num_e + num_i must match v");
+  require(spiked.scalar_type() == at::kBool && spiked.sizes() == v.sizes() && spiked.is_contiguous(),
+          "spiked must be a contiguous bool tensor shaped like v");
   AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "neuroloop_fused_euler_step", [&] {
     Constants<scalar_t> c(reals, integers);
     if (ei_pre_by_post.scalar_type() == at::kShort) {
@@ -365,7 +376,7 @@ TORCH_LIBRARY(neuroloop_fused, m) {
       "Tensor(n!) step, Tensor stim_i, Tensor noise, Tensor mu, Tensor coupling, Tensor stim_sign, "
       "Tensor noise_gain, Tensor ei_post, Tensor ei_start, Tensor ei_degree, Tensor ei_by_post, "
       "Tensor ei_pre_by_post, Tensor ei_post_start, Tensor ei_post_degree, Tensor ie_post, Tensor ie_start, "
-      "Tensor ie_degree, float[] reals, int[] integers) -> Tensor");
+      "Tensor ie_degree, Tensor(o!) spiked, float[] reals, int[] integers) -> Tensor(o!)");
   m.impl("euler_step", c10::DispatchKey::CPU, TORCH_FN(euler_step));
   m.def("box_muller_uniforms(Tensor seed, Tensor c1, Tensor c2, int stream, int count, ScalarType dtype) "
         "-> (Tensor, Tensor)");
