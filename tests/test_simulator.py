@@ -173,6 +173,8 @@ def assert_identical_runs(first: NetworkBatch, second: NetworkBatch) -> None:
         a, b = first.run_window(train), second.run_window(train)
         assert torch.equal(a.recording.spikes_e, b.recording.spikes_e)
         assert torch.equal(a.recording.weight_mv, b.recording.weight_mv)
+        for stat in dataclasses.fields(a.stats):  # what a controller observes
+            assert torch.equal(getattr(a.stats, stat.name), getattr(b.stats, stat.name)), stat.name
         spikes += int(a.recording.spikes_e.sum())
     for name, value in snapshot(first).items():
         assert torch.equal(value, getattr(second.state, name)), name
