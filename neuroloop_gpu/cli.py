@@ -19,7 +19,7 @@ from .control.ppo import PPOConfig
 from .control.ppo import train as train_ppo
 from .evaluation import EvaluationConfig, describe_device
 from .evaluation import evaluate as run_evaluation
-from .network import BACKENDS, NetworkBatch, default_device
+from .network import BACKEND_CHOICES, NetworkBatch, default_device
 from .open_loop import OpenLoopProtocol, run_open_loop, summarize
 from .plots import plot_open_loop, plot_run
 
@@ -141,8 +141,9 @@ def _add_size_options(command: argparse.ArgumentParser, default: str) -> None:
     command.add_argument("--size", choices=sorted(SIZES), default=default, help="network size: 1600/400 or 160/40")
     command.add_argument("--num-e", type=int, default=None, help="excitatory neurons (overrides --size)")
     command.add_argument("--num-i", type=int, default=None, help="inhibitory neurons (default num_e / 4)")
-    command.add_argument("--backend", choices=BACKENDS, default="eager",
-                         help="simulator backend (same results whichever): 'compiled' fuses kernels with "
+    command.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                         help="simulator backend (same results whichever; default auto: fused where it can run, "
+                              "else eager): 'compiled' fuses kernels with "
                               "torch.compile (worth its ~1 min of compilation on runs of several minutes); 'fused' "
                               "runs each Euler step as one C++ loop per network (CPU only; the fastest there)")
 

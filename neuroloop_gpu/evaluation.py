@@ -335,7 +335,7 @@ def evaluate(
     config: EvaluationConfig | None = None,
     *,
     device: torch.device | str | None = None,
-    backend: str = "eager",
+    backend: str = "auto",
     progress: bool = True,
 ) -> EvaluationResult:
     """Run every controller on the same held-out networks in one batched simulation.

@@ -191,7 +191,7 @@ def _recorded(params: NetworkParams, **options) -> NetworkBatch:
 def test_event_driven_and_dense_synapse_updates_agree_exactly(mode):
     """Touching only the synapses of spiking neurons gives the same bits as sweeping them all."""
     params = _plastic_small(mode)
-    assert_identical_runs(_recorded(params, synapses="event"), _recorded(params, synapses="dense"))
+    assert_identical_runs(_recorded(params, synapses="event", backend="eager"), _recorded(params, synapses="dense"))
 
 
 @needs_compiler
@@ -199,7 +199,7 @@ def test_event_driven_and_dense_synapse_updates_agree_exactly(mode):
 def test_compiled_backend_gives_the_same_bits_as_eager(mode, synapses):
     """torch.compile'd kernels (noise words, membrane, filters, STDP passes) change no result."""
     params = _plastic_small(mode)
-    assert_identical_runs(_recorded(params, synapses=synapses),
+    assert_identical_runs(_recorded(params, synapses=synapses, backend="eager"),
                           _recorded(params, synapses=synapses, backend="compiled"))
 
 
@@ -209,7 +209,8 @@ def test_compiled_backend_gives_the_same_bits_as_eager(mode, synapses):
 def test_fused_backend_gives_the_same_bits_as_eager(mode, dtype):
     """One C++ loop per network and step (and its Philox words) change no result."""
     params = _plastic_small(mode)
-    assert_identical_runs(_recorded(params, dtype=dtype), _recorded(params, dtype=dtype, backend="fused"))
+    assert_identical_runs(_recorded(params, dtype=dtype, backend="eager"),
+                          _recorded(params, dtype=dtype, backend="fused"))
 
 
 @needs_fused
@@ -247,8 +248,13 @@ def test_fused_backend_needs_event_synapses_and_its_build_tools(monkeypatch):
         NetworkBatch(1, SMALL, device="cpu", backend="fused")
 
 
+def test_auto_backend_is_fused_where_it_can_run_else_eager():
+    assert NetworkBatch(1, SMALL, device="cpu").backend == ("fused" if NO_FUSED is None else "eager")
+    assert NetworkBatch(1, SMALL, device="cpu", synapses="dense").backend == "eager"
+
+
 def test_unknown_backend_is_refused():
-    with pytest.raises(ValueError, match="backend must be 'eager', 'compiled' or 'fused', got 'triton'"):
+    with pytest.raises(ValueError, match="backend must be 'auto', 'eager', 'compiled' or 'fused', got 'triton'"):
         NetworkBatch(1, SMALL, device="cpu", backend="triton")
 
 

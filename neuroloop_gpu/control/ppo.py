@@ -142,7 +142,7 @@ def build_critic(config: PPOConfig) -> ValueOperator:
                              activation_class=nn.Tanh), in_keys=["observation"])
 
 
-def make_env(config: PPOConfig, device: torch.device, rank: distributed.Rank, backend: str = "eager") -> TransformedEnv:
+def make_env(config: PPOConfig, device: torch.device, rank: distributed.Rank, backend: str = "auto") -> TransformedEnv:
     """The batched env of this rank with observation normalisation and episode-return tracking."""
     base = FTSTSTorchEnv(
         config.num_envs, SimConfig(duration=config.episode_s * 1000.0), config.network, reward=config.reward,
@@ -217,7 +217,7 @@ class TrainResult:
     wall_s: float
 
 
-def train(config: PPOConfig, out: Path | str, *, device: torch.device | str = "cpu", backend: str = "eager",
+def train(config: PPOConfig, out: Path | str, *, device: torch.device | str = "cpu", backend: str = "auto",
           resume: Path | str | None = None, progress: bool = True) -> TrainResult:
     """Train (or resume) PPO and write ``checkpoint.pt`` and ``train_log.csv`` into ``out``.
 

@@ -62,7 +62,7 @@ class DBSCore:
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
         record_spikes: bool = False,
-        backend: str = "eager",
+        backend: str = "auto",
     ):
         self.bounds = bounds or ActionBounds()
         self.reward_config = reward_config or RewardConfig()

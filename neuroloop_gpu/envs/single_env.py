@@ -46,7 +46,7 @@ class DBSEnv(gym.Env):
         episode: EpisodeConfig | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
-        backend: str = "eager",
+        backend: str = "auto",
     ):
         require(model_class is NetworkParams, "model_class", "neuroloop_gpu.config.NetworkParams", model_class)
         self._vector = FTSTSVectorEnv(1, sim_config, network_params(model_params), bounds=bounds, reward=reward,

@@ -42,7 +42,7 @@ class FTSTSTorchEnv(EnvBase):
         episode: EpisodeConfig | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
-        backend: str = "eager",
+        backend: str = "auto",
         check_actions: bool = True,
     ):
         core = DBSCore(num_envs, network_params(model_params), sim_config or DEFAULT_SIM, bounds=bounds,

@@ -76,7 +76,7 @@ class FTSTSVectorEnv(VectorEnv):
     ``bounds`` (:class:`ActionBounds`), ``reward`` (:class:`RewardConfig`),
     ``episode`` (:class:`EpisodeConfig`: stimulation onset, latch),
     ``autoreset_mode``, ``max_episode_steps``, ``device`` (default CUDA when
-    available), ``dtype``, ``backend`` ("eager" or "compiled", see
+    available), ``dtype``, ``backend`` ("auto", "eager", "compiled" or "fused", see
     :class:`~neuroloop_gpu.network.NetworkBatch`), ``render_mode``
     ("rgb_array" or "human") and ``render_env`` (which env to draw).
     """
@@ -96,7 +96,7 @@ class FTSTSVectorEnv(VectorEnv):
         max_episode_steps: int | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
-        backend: str = "eager",
+        backend: str = "auto",
         render_mode: str | None = None,
         render_env: int = 0,
     ):

@@ -3,10 +3,11 @@
 from .connectivity import Connectivity
 from .dynamics import NeuronVectors, StepConstants, euler_step
 from .monitors import WindowRecording, WindowStats
-from .simulator import BACKENDS, NetworkBatch, WindowResult, backend_problem, default_device
+from .simulator import BACKEND_CHOICES, BACKENDS, NetworkBatch, WindowResult, backend_problem, default_device
 from .state import NetworkState
 
 __all__ = [
+    "BACKEND_CHOICES",
     "BACKENDS",
     "Connectivity",
     "NetworkBatch",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from .monitors import WindowMonitor, WindowRecording, WindowStats, mean_weight_m
 from .state import NetworkState
 
 BACKENDS = ("eager", "compiled", "fused")
+BACKEND_CHOICES = ("auto", *BACKENDS)  # auto: fused where it can run, else eager
 _NOISE_ELEMENTS = 1 << 18  # draws generated at once (several Euler steps when the batch is small)
 
 
@@ -81,7 +83,9 @@ class NetworkBatch:
             wait for the host every step), ``"dense"`` sweeps every synapse
             every step with fixed shapes (no host sync); default ``"event"`` on
             the CPU, ``"dense"`` elsewhere. Both give identical results.
-        backend: ``"eager"`` (default) runs every op as it comes; ``"compiled"``
+        backend: ``"auto"`` (default) picks ``"fused"`` where it can run (CPU,
+            event-driven synapses, a C++ compiler and ninja), else
+            ``"eager"``. ``"eager"`` runs every op as it comes; ``"compiled"``
             fuses the per-neuron work and the random-number generator with
             ``torch.compile`` (needs a C++ compiler on the CPU, Triton on
             CUDA; the first windows pay the compilation, cached on disk
@@ -105,7 +109,7 @@ class NetworkBatch:
         record: RecordConfig | None = None,
         kop_sample_interval: float = 1.0,
         synapses: str | None = None,
-        backend: str = "eager",
+        backend: str = "auto",
     ):
         require_count("num_networks", num_networks)
         require(dtype in (torch.float32, torch.float64), "dtype", "torch.float32 or torch.float64", dtype)
@@ -117,11 +121,22 @@ class NetworkBatch:
         self.dtype = dtype
         self.synapses = synapses or ("event" if self.device.type == "cpu" else "dense")
         require(self.synapses in ("event", "dense"), "synapses", "'event' or 'dense'", synapses)
-        require(backend in BACKENDS, "backend", ", ".join(map(repr, BACKENDS[:-1])) + f" or {BACKENDS[-1]!r}", backend)
+        require(backend in BACKEND_CHOICES, "backend",
+                ", ".join(map(repr, BACKEND_CHOICES[:-1])) + f" or {BACKEND_CHOICES[-1]!r}", backend)
+        chosen = backend
+        if backend == "auto":  # every backend gives the same bits: take the fastest that runs here
+            fused_runs = self.synapses == "event" and backend_problem("fused", self.device) is None
+            backend = "fused" if fused_runs else "eager"
         problem = backend_problem(backend, self.device)
         require(problem is None, "backend", problem, backend)
         require(backend != "fused" or self.synapses == "event", "synapses",
                 "'event' with backend='fused' (its loops visit the synapses of spiking neurons only)", synapses)
+        if backend == "fused" and chosen == "auto":
+            try:
+                load_kernel()
+            except RuntimeError as error:
+                warnings.warn(f"backend='auto' runs 'eager': {error}", RuntimeWarning, stacklevel=2)
+                backend = "eager"
         self.backend = backend
         if backend == "fused":
             load_kernel()
