@@ -62,6 +62,9 @@ class OpenLoopRun:
     spikes_e: list[np.ndarray] = field(default_factory=list)  # per window: packed E raster [B, steps, ceil(num_e/8)]
     num_e: int = 0
     wall_time_s: float = 0.0
+    # offline R per (network, sample_ms): the summary and the figure both need it, and it costs
+    # about a second per simulated second of a full-size network
+    kop_cache: dict[tuple[int, float], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
 
 def run_open_loop(net: NetworkBatch, protocol: OpenLoopProtocol, windows: int, *, progress: bool = True) -> OpenLoopRun:
@@ -114,6 +117,12 @@ def offline_kop(run: OpenLoopRun, network: int, sample_ms: float = 1.0) -> np.nd
     """Offline Kuramoto order parameter of one network over the whole run, sampled every ``sample_ms``."""
     if not run.spikes_e:
         raise ValueError("the run has no E spike raster: build the NetworkBatch with RecordConfig(spikes_e=True)")
+    if (network, sample_ms) not in run.kop_cache:
+        run.kop_cache[network, sample_ms] = _offline_kop(run, network, sample_ms)
+    return run.kop_cache[network, sample_ms]
+
+
+def _offline_kop(run: OpenLoopRun, network: int, sample_ms: float) -> np.ndarray:
     packed = np.concatenate([window[network] for window in run.spikes_e], axis=0)
     raster = torch.from_numpy(np.unpackbits(packed, axis=-1, count=run.num_e).astype(bool))
     every = max(1, round(sample_ms / run.step_ms))
