@@ -21,6 +21,7 @@ import torch
 
 from .connectivity import Connectivity
 from .dynamics import NeuronVectors, StepConstants
+from .monitors import WindowMonitor
 from .state import NetworkState
 
 SOURCE = Path(__file__).with_name("csrc") / "fused_step.cpp"
@@ -93,11 +94,13 @@ def fused_euler_step(
     noise: torch.Tensor,
     slot: int,
     spiked: torch.Tensor,
+    monitor: WindowMonitor,
 ) -> torch.Tensor:
     """:func:`~neuroloop_gpu.network.dynamics.euler_step` with event-driven synapses, in one
     kernel call that updates ``st`` in place; ``constants`` from :func:`kernel_constants`.
     Writes the spikes into ``spiked`` ``[B, N]`` (bool, E neurons first; reused from step to
-    step, which spares the page faults of a fresh buffer) and returns it."""
+    step, which spares the page faults of a fresh buffer) and returns it. Adds the step to the
+    running sums of ``monitor`` (:meth:`WindowMonitor.accumulators`)."""
     reals, integers = constants
     return torch.ops.neuroloop_fused.euler_step(
         st.v, st.refractory, st.x, st.s, st.spiked_pre, st.trace_pre, st.spiked_post, st.trace_post, st.weight,
@@ -105,4 +108,4 @@ def fused_euler_step(
         noise.contiguous(),  # rows of N draws sliced from whole Philox blocks
         n.mu, n.coupling, n.stim_sign, n.noise_gain, conn.ei_post, conn.ei_start, conn.ei_degree, conn.ei_by_post,
         conn.ei_pre_by_post, conn.ei_post_start, conn.ei_post_degree, conn.ie_post, conn.ie_start, conn.ie_degree,
-        spiked, reals, integers)
+        spiked, *monitor.accumulators(), monitor.shift, reals, integers)

@@ -16,6 +16,13 @@ from ..synchrony import causal_order, chi_from_moments
 from .state import NetworkState
 
 
+def population_mean(values: torch.Tensor) -> torch.Tensor:
+    """Mean over the last dim, summed in neuron order (torch's CPU cumsum accumulates a float32
+    row in float64, one element after the other), so that the fused kernel's plain loop gives the
+    same bits; ``mean`` would sum in an order of its own."""
+    return values.cumsum(-1)[..., -1] / values.shape[-1]
+
+
 def mean_weight_mv(weight: torch.Tensor, valid: torch.Tensor, j_i: float) -> torch.Tensor:
     """[B] mean J_I * w over the real synapses (``valid`` [B, S] masks out padding), mV."""
     return j_i * torch.where(valid, weight, 0.0).sum(-1) / valid.sum(-1).clamp(min=1)
@@ -67,21 +74,28 @@ class WindowMonitor:
         self.raster = torch.zeros(batch, steps, num_e, dtype=torch.bool, device=device) if record.spikes_e else None
         self.traces = zeros(3, batch, steps) if record.traces else None
 
-    def observe(self, k: int, state: NetworkState, spiked: torch.Tensor) -> None:
-        """Account for step ``k`` of the window, after it ran (``spiked`` [B, N], E first)."""
+    def accumulators(self) -> tuple[torch.Tensor, ...]:
+        """The running sums a fused kernel updates in place, in its order."""
+        return (self.mean_e_sum, self.mean_e_sq_sum, self.neuron_e_sum, self.neuron_e_sq_sum, self.v_i_sum,
+                self.v_i_sq_sum, self.spikes_e, self.spikes_i)
+
+    def observe(self, k: int, state: NetworkState, spiked: torch.Tensor, accumulated: bool = False) -> None:
+        """Account for step ``k`` of the window, after it ran (``spiked`` [B, N], E first);
+        ``accumulated``: the step already added itself to :meth:`accumulators`."""
         num_e = state.num_e
         spiked_e, spiked_i = spiked[:, :num_e], spiked[:, num_e:]
-        v_e = state.v_e - self.shift
-        mean_e = v_e.mean(-1)
-        self.mean_e_sum += mean_e
-        self.mean_e_sq_sum.addcmul_(mean_e, mean_e)
-        self.neuron_e_sum += v_e
-        self.neuron_e_sq_sum.addcmul_(v_e, v_e)
-        v_i = state.v_i - self.shift
-        self.v_i_sum += v_i.mean(-1)
-        self.v_i_sq_sum += (v_i * v_i).mean(-1)
-        self.spikes_e += spiked_e.sum(-1)
-        self.spikes_i += spiked_i.sum(-1)
+        if not accumulated:
+            v_e = state.v_e - self.shift
+            mean_e = population_mean(v_e)
+            self.mean_e_sum += mean_e
+            self.mean_e_sq_sum.addcmul_(mean_e, mean_e)
+            self.neuron_e_sum += v_e
+            self.neuron_e_sq_sum.addcmul_(v_e, v_e)
+            v_i = state.v_i - self.shift
+            self.v_i_sum += population_mean(v_i)
+            self.v_i_sq_sum += population_mean(v_i * v_i)
+            self.spikes_e += spiked_e.sum(-1)
+            self.spikes_i += spiked_i.sum(-1)
         if (k + 1) % self.kop_every == 0:
             self.kop_sum += causal_order(state.last_spike_e, state.last_isi_e, state.step.to(torch.int32))
             self.kop_samples += 1

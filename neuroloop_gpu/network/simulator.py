@@ -229,13 +229,13 @@ class NetworkBatch:
             for k in range(count):
                 slot = self._ring_position % c.delay_steps
                 self._ring_position += 1
-                if self.backend == "fused":
+                if self.backend == "fused":  # the kernel also adds the step to the monitor's running sums
                     fused_euler_step(self._fused_constants, self.neurons, conn, st, current[start + k], noise[k],
-                                     slot, spiked)
+                                     slot, spiked, monitor)
                 else:
                     spiked = euler_step(c, self.neurons, conn, st, current[start + k], noise[k], slot,
                                         self._synapse_rank, dense_rows, self._kernels)
-                monitor.observe(start + k, st, spiked)
+                monitor.observe(start + k, st, spiked, accumulated=self.backend == "fused")
         stats, recording = monitor.finish(st, self.sim.step_size, stimulus.energy, stimulus.charge,
                                           stimulus.net_charge)
         return WindowResult(stats, recording)

@@ -14,6 +14,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -126,16 +127,71 @@ void filter_populations(const Constants<T> c, int64_t ne, int64_t ni, T* __restr
   for (int64_t j = 0; j < ni; ++j) filter_one<T, Published>(c, x[ne + j], s[ne + j], input_i[j]);
 }
 
+// The window monitor's running sums (monitors.WindowMonitor.observe) of V - shift after the step:
+// population means summed in neuron order in double, as torch's CPU cumsum does
+// (monitors.population_mean), per-neuron E sums and squares, spike counts. Squares are added as
+// torch's addcmul_ adds them: with one rounding (fma) in its AVX2 kernels, two in its portable ones.
+template <typename T, bool kFma>
+inline T add_square(T sum, T d) {
+  return kFma ? std::fma(d, d, sum) : sum + d * d;
+}
+
+template <typename T, bool kFma>
+inline void observe_body(const T* __restrict__ v, const bool* __restrict__ spiked, int64_t ne, int64_t ni, T shift,
+                         T& mean_e_sum, T& mean_e_sq_sum, T* __restrict__ neuron_sum, T* __restrict__ neuron_sq_sum,
+                         T& v_i_sum, T& v_i_sq_sum, T& spikes_e, T& spikes_i) {
+  for (int64_t j = 0; j < ne; ++j) {
+    const T d = v[j] - shift;
+    neuron_sum[j] = neuron_sum[j] + d;
+    neuron_sq_sum[j] = add_square<T, kFma>(neuron_sq_sum[j], d);
+  }
+  double total = 0.0;
+  int64_t fired = 0;
+  for (int64_t j = 0; j < ne; ++j) {
+    total += static_cast<double>(v[j] - shift);
+    fired += spiked[j];
+  }
+  const T mean_e = static_cast<T>(total) / static_cast<T>(ne);
+  mean_e_sum = mean_e_sum + mean_e;
+  mean_e_sq_sum = add_square<T, kFma>(mean_e_sq_sum, mean_e);
+  spikes_e = spikes_e + static_cast<T>(fired);
+  double total_i = 0.0, squares_i = 0.0;
+  fired = 0;
+  for (int64_t j = ne; j < ne + ni; ++j) {
+    const T d = v[j] - shift;
+    total_i += static_cast<double>(d);
+    squares_i += static_cast<double>(d * d);
+    fired += spiked[j];
+  }
+  v_i_sum = v_i_sum + static_cast<T>(total_i) / static_cast<T>(ni);
+  v_i_sq_sum = v_i_sq_sum + static_cast<T>(squares_i) / static_cast<T>(ni);
+  spikes_i = spikes_i + static_cast<T>(fired);
+}
+
+// torch picks its AVX2 kernels where the CPU has AVX2 and FMA
+template <typename T>
+__attribute__((target("avx2,fma"))) void observe_with_fma(const T* v, const bool* spiked, int64_t ne, int64_t ni,
+                                                          T shift, T& a, T& b, T* c, T* d, T& e, T& f, T& g, T& h) {
+  observe_body<T, true>(v, spiked, ne, ni, shift, a, b, c, d, e, f, g, h);
+}
+
+template <typename T>
+void observe_portable(const T* v, const bool* spiked, int64_t ne, int64_t ni, T shift, T& a, T& b, T* c, T* d, T& e,
+                      T& f, T& g, T& h) {
+  observe_body<T, false>(v, spiked, ne, ni, shift, a, b, c, d, e, f, g, h);
+}
+
 constexpr int64_t kPrefetch = 16;  // synapses ahead: enough to overlap a cache miss
 
 struct Tables {  // the tensors of one step, by role
   at::Tensor v, refractory, x, s, spiked_pre, trace_pre, spiked_post, trace_post, weight, arriving_i, input_i,
       last_spike_e, last_isi_e, step, stim_i, noise, mu, coupling, stim_sign, noise_gain, ei_post, ei_start,
-      ei_degree, ei_by_post, ei_pre_by_post, ei_post_start, ei_post_degree, ie_post, ie_start, ie_degree, spiked;
+      ei_degree, ei_by_post, ei_pre_by_post, ei_post_start, ei_post_degree, ie_post, ie_start, ie_degree, spiked,
+      mean_e_sum, mean_e_sq_sum, neuron_e_sum, neuron_e_sq_sum, v_i_sum, v_i_sq_sum, spikes_e, spikes_i;
 };
 
 template <typename T, typename PreIndex>
-void step_networks(const Tables& t, const Constants<T>& constants) {
+void step_networks(const Tables& t, const Constants<T>& constants, T shift) {
   const int64_t batch = t.v.size(0), capacity = t.weight.size(1);
   T* v_all = t.v.data_ptr<T>();
   T* refractory_all = t.refractory.data_ptr<T>();
@@ -168,8 +224,17 @@ void step_networks(const Tables& t, const Constants<T>& constants) {
   const int64_t* ie_start = t.ie_start.data_ptr<int64_t>();
   const int64_t* ie_degree = t.ie_degree.data_ptr<int64_t>();
   bool* spiked_all = t.spiked.data_ptr<bool>();
+  T* mean_e_sum = t.mean_e_sum.data_ptr<T>();
+  T* mean_e_sq_sum = t.mean_e_sq_sum.data_ptr<T>();
+  T* neuron_e_sum = t.neuron_e_sum.data_ptr<T>();
+  T* neuron_e_sq_sum = t.neuron_e_sq_sum.data_ptr<T>();
+  T* v_i_sum = t.v_i_sum.data_ptr<T>();
+  T* v_i_sq_sum = t.v_i_sq_sum.data_ptr<T>();
+  T* spikes_e = t.spikes_e.data_ptr<T>();
+  T* spikes_i = t.spikes_i.data_ptr<T>();
 
   const int64_t ne = constants.num_e, ni = constants.num_i, n = ne + ni;
+  static const bool has_fma = __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2");
   at::parallel_for(0, batch, 1, [&](int64_t first, int64_t last) {
     const Constants<T> c = constants;  // a private copy: the stores below cannot alias it
     std::vector<int32_t> count_e(ne);  // I spikes arriving at each E neuron now
@@ -194,6 +259,9 @@ void step_networks(const Tables& t, const Constants<T>& constants) {
       const T plastic = (step[b] >= c.onset && c.onset >= 0) ? T(1) : T(0);
 
       integrate_neurons(c, n, v, refractory, s, noise, mu, coupling, stim_sign, noise_gain, stim, spiked);
+      (has_fma ? observe_with_fma<T> : observe_portable<T>)(v, spiked, ne, ni, shift, mean_e_sum[b],
+                                                            mean_e_sq_sum[b], neuron_e_sum + b * ne,
+                                                            neuron_e_sq_sum + b * ne, v_i_sum[b], v_i_sq_sum[b], spikes_e[b], spikes_i[b]);
       for (int64_t e = 0; e < ne; ++e) {
         const bool fired = spiked[e];
         spiked_pre[e] = fired;
@@ -272,17 +340,22 @@ at::Tensor euler_step(at::Tensor v, at::Tensor refractory, at::Tensor x, at::Ten
                       at::Tensor stim_sign, at::Tensor noise_gain, at::Tensor ei_post, at::Tensor ei_start,
                       at::Tensor ei_degree, at::Tensor ei_by_post, at::Tensor ei_pre_by_post, at::Tensor ei_post_start,
                       at::Tensor ei_post_degree, at::Tensor ie_post, at::Tensor ie_start, at::Tensor ie_degree,
-                      at::Tensor spiked, at::ArrayRef<double> reals, at::ArrayRef<int64_t> integers) {
+                      at::Tensor spiked, at::Tensor mean_e_sum, at::Tensor mean_e_sq_sum, at::Tensor neuron_e_sum,
+                      at::Tensor neuron_e_sq_sum, at::Tensor v_i_sum, at::Tensor v_i_sq_sum, at::Tensor spikes_e,
+                      at::Tensor spikes_i, double shift, at::ArrayRef<double> reals, at::ArrayRef<int64_t> integers) {
   require(reals.size() == NUM_REALS && integers.size() == NUM_INTEGERS, "wrong number of constants");
   Tables t{v, refractory, x, s, spiked_pre, trace_pre, spiked_post, trace_post, weight, arriving_i, input_i,
            last_spike_e, last_isi_e, step, stim_i, noise, mu, coupling, stim_sign, noise_gain, ei_post, ei_start,
            ei_degree, ei_by_post, ei_pre_by_post, ei_post_start, ei_post_degree, ie_post, ie_start, ie_degree,
-           spiked};
+           spiked, mean_e_sum, mean_e_sq_sum, neuron_e_sum, neuron_e_sq_sum, v_i_sum, v_i_sq_sum, spikes_e,
+           spikes_i};
   for (const at::Tensor& tensor : {t.v, t.refractory, t.x, t.s, t.spiked_pre, t.trace_pre, t.spiked_post,
                                    t.trace_post, t.weight, t.arriving_i, t.input_i, t.last_spike_e, t.last_isi_e,
                                    t.step, t.stim_i, t.noise, t.mu, t.coupling, t.stim_sign, t.noise_gain, t.ei_post,
                                    t.ei_start, t.ei_degree, t.ei_by_post, t.ei_pre_by_post, t.ei_post_start,
-                                   t.ei_post_degree, t.ie_post, t.ie_start, t.ie_degree}) {
+                                   t.ei_post_degree, t.ie_post, t.ie_start, t.ie_degree, t.mean_e_sum,
+                                   t.mean_e_sq_sum, t.neuron_e_sum, t.neuron_e_sq_sum, t.v_i_sum, t.v_i_sq_sum,
+                                   t.spikes_e, t.spikes_i}) {
     require(tensor.device().is_cpu() && tensor.is_contiguous(), "every tensor must be contiguous on the CPU");
   }
   require(integers[NUM_E] + integers[NUM_I] == v.size(1), "num_e + num_i must match v");
@@ -291,9 +364,9 @@ at::Tensor euler_step(at::Tensor v, at::Tensor refractory, at::Tensor x, at::Ten
   AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "neuroloop_fused_euler_step", [&] {
     Constants<scalar_t> c(reals, integers);
     if (ei_pre_by_post.scalar_type() == at::kShort) {
-      step_networks<scalar_t, int16_t>(t, c);
+      step_networks<scalar_t, int16_t>(t, c, static_cast<scalar_t>(shift));
     } else {
-      step_networks<scalar_t, int32_t>(t, c);
+      step_networks<scalar_t, int32_t>(t, c, static_cast<scalar_t>(shift));
     }
   });
   return t.spiked;
@@ -376,7 +449,9 @@ TORCH_LIBRARY(neuroloop_fused, m) {
       "Tensor(n!) step, Tensor stim_i, Tensor noise, Tensor mu, Tensor coupling, Tensor stim_sign, "
       "Tensor noise_gain, Tensor ei_post, Tensor ei_start, Tensor ei_degree, Tensor ei_by_post, "
       "Tensor ei_pre_by_post, Tensor ei_post_start, Tensor ei_post_degree, Tensor ie_post, Tensor ie_start, "
-      "Tensor ie_degree, Tensor(o!) spiked, float[] reals, int[] integers) -> Tensor(o!)");
+      "Tensor ie_degree, Tensor(o!) spiked, Tensor(p!) mean_e_sum, Tensor(q!) mean_e_sq_sum, "
+      "Tensor(r!) neuron_e_sum, Tensor(s!) neuron_e_sq_sum, Tensor(t!) v_i_sum, Tensor(u!) v_i_sq_sum, "
+      "Tensor(v!) spikes_e, Tensor(w!) spikes_i, float shift, float[] reals, int[] integers) -> Tensor(o!)");
   m.impl("euler_step", c10::DispatchKey::CPU, TORCH_FN(euler_step));
   m.def("box_muller_uniforms(Tensor seed, Tensor c1, Tensor c2, int stream, int count, ScalarType dtype) "
         "-> (Tensor, Tensor)");
