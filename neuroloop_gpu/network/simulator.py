@@ -44,8 +44,10 @@ def backend_problem(backend: str, device: torch.device) -> str | None:
     if backend == "fused" and device.type != "cpu":
         return f"'eager' or 'compiled' on {device.type} (the fused kernel is C++ for the CPU)"
     problem = None
-    if backend in ("compiled", "fused"):
-        problem = compiled_backend_problem(device) or (fused_backend_problem() if backend == "fused" else None)
+    if backend == "compiled":
+        problem = compiled_backend_problem(device)
+    elif backend == "fused":  # its Philox words are in its own library: no torch.compile involved
+        problem = fused_backend_problem()
     return None if problem is None else f"'eager' here: {problem}"
 
 
@@ -91,8 +93,8 @@ class NetworkBatch:
             CUDA; the first windows pay the compilation, cached on disk
             afterwards); ``"fused"`` (CPU only, event-driven synapses) runs a
             whole Euler step as one C++ loop per network (built on first use
-            with a C++ compiler and ninja, then cached) and draws the noise
-            like ``"compiled"``. Same results, bit for bit, whichever backend:
+            with a C++ compiler and ninja, then cached), Philox words of the
+            noise included. Same results, bit for bit, whichever backend:
             only integer ops and exact or identically ordered float ops are
             compiled or fused.
     """
@@ -121,28 +123,11 @@ class NetworkBatch:
         self.dtype = dtype
         self.synapses = synapses or ("event" if self.device.type == "cpu" else "dense")
         require(self.synapses in ("event", "dense"), "synapses", "'event' or 'dense'", synapses)
-        require(backend in BACKEND_CHOICES, "backend",
-                ", ".join(map(repr, BACKEND_CHOICES[:-1])) + f" or {BACKEND_CHOICES[-1]!r}", backend)
-        chosen = backend
-        if backend == "auto":  # every backend gives the same bits: take the fastest that runs here
-            fused_runs = self.synapses == "event" and backend_problem("fused", self.device) is None
-            backend = "fused" if fused_runs else "eager"
-        problem = backend_problem(backend, self.device)
-        require(problem is None, "backend", problem, backend)
-        require(backend != "fused" or self.synapses == "event", "synapses",
-                "'event' with backend='fused' (its loops visit the synapses of spiking neurons only)", synapses)
-        if backend == "fused" and chosen == "auto":
-            try:
-                load_kernel()
-            except RuntimeError as error:
-                warnings.warn(f"backend='auto' runs 'eager': {error}", RuntimeWarning, stacklevel=2)
-                backend = "eager"
-        self.backend = backend
-        if backend == "fused":
-            load_kernel()
+        self.backend = self._resolve_backend(backend, synapses)
+        if self.backend == "fused":
             self._kernels = StepKernels(noise_uniforms=fused_box_muller_uniforms)
         else:
-            self._kernels = StepKernels.compiled() if backend == "compiled" else StepKernels()
+            self._kernels = StepKernels.compiled() if self.backend == "compiled" else StepKernels()
         self.constants = StepConstants.from_params(self.params, self.sim.step_size)
         self._fused_constants = kernel_constants(self.constants)
         self.neurons = self.constants.neuron_vectors(self.device, dtype)
@@ -162,6 +147,28 @@ class NetworkBatch:
                                        _NOISE_ELEMENTS // (num_networks * (self.params.num_e + self.params.num_i))))
 
     # ----------------------------------------------------------------- setup
+    def _resolve_backend(self, backend: str, synapses: str | None) -> str:
+        """The backend to run (``"auto"`` resolved), its kernel library loaded; a clear error for
+        one that cannot run here."""
+        require(backend in BACKEND_CHOICES, "backend",
+                ", ".join(map(repr, BACKEND_CHOICES[:-1])) + f" or {BACKEND_CHOICES[-1]!r}", backend)
+        if backend == "auto":  # every backend gives the same bits: take the fastest that runs here
+            if self.synapses != "event" or backend_problem("fused", self.device) is not None:
+                return "eager"
+            try:
+                load_kernel()
+            except RuntimeError as error:
+                warnings.warn(f"backend='auto' runs 'eager': {error}", RuntimeWarning, stacklevel=3)
+                return "eager"
+            return "fused"
+        problem = backend_problem(backend, self.device)
+        require(problem is None, "backend", problem, backend)
+        require(backend != "fused" or self.synapses == "event", "synapses",
+                "'event' with backend='fused' (its loops visit the synapses of spiking neurons only)", synapses)
+        if backend == "fused":
+            load_kernel()
+        return backend
+
     def _seed_tensor(self, seeds, count: int, name: str) -> torch.Tensor | None:
         if seeds is None:
             return None
