@@ -145,7 +145,9 @@ def _add_size_options(command: argparse.ArgumentParser, default: str) -> None:
                          help="simulator backend (same results whichever; default auto: fused where it can run, "
                               "else eager): 'compiled' fuses kernels with "
                               "torch.compile (worth its ~1 min of compilation on runs of several minutes); 'fused' "
-                              "runs each Euler step as one C++ loop per network (CPU only; the fastest there)")
+                              "runs each Euler step as one C++ loop per network (CPU only; the fastest there); "
+                              "'triton' runs many Euler steps per kernel launch (CUDA only; the fastest there, "
+                              "window statistics equal to float32 rounding)")
 
 
 def _add_train_parser(commands) -> None:

@@ -97,12 +97,32 @@ def box_muller_uniforms(
     """The two uniform inputs of Box-Muller, ``[..., blocks, 2]`` each: radius
     uniforms from lanes 0 and 2 of each Philox block, angle uniforms from lanes
     1 and 3. Integer ops and exact float conversions only, so a compiled copy
-    of this function (``torch.compile``) returns the same bits as the eager one."""
-    key = split_seed(seed.unsqueeze(-1))
+    (:func:`compiled_box_muller_uniforms`) returns the same bits as this one."""
     blocks = torch.arange((count + 3) // 4, device=seed.device, dtype=torch.int64)
+    return box_muller_uniforms_of_blocks(seed, stream, c1, c2, blocks, dtype)
+
+
+def box_muller_uniforms_of_blocks(
+    seed: torch.Tensor, stream: int, c1: torch.Tensor, c2: torch.Tensor, blocks: torch.Tensor, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`box_muller_uniforms` for the Philox blocks (first counter words) ``blocks``."""
+    key = split_seed(seed.unsqueeze(-1))
     w0, w1, w2, w3 = philox4x32((blocks, c1.unsqueeze(-1), c2.unsqueeze(-1), torch.full_like(blocks, stream)), key)
     return (words_to_uniform(torch.stack((w0, w2), dim=-1), dtype),
             words_to_uniform(torch.stack((w1, w3), dim=-1), dtype))
+
+
+def compiled_box_muller_uniforms():
+    """:func:`box_muller_uniforms` with its Philox rounds fused by ``torch.compile``. The block
+    numbers come in as a tensor: Inductor would otherwise fold ``arange * multiplier`` into Triton
+    index arithmetic, where a multiplier above 2**31 does not compile (CUDA)."""
+    compiled = torch.compile(box_muller_uniforms_of_blocks)
+
+    def uniforms(seed, stream, c1, c2, count, dtype):
+        blocks = torch.arange((count + 3) // 4, device=seed.device, dtype=torch.int64)
+        return compiled(seed, stream, c1, c2, blocks, dtype)
+
+    return uniforms
 
 
 def standard_normal(

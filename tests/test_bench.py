@@ -150,7 +150,7 @@ def test_cli_help_lists_the_options(capsys):
     (dict(targets=("gpu-kernel",)), "targets must be among simulator"),
     (dict(peers=("neuron",)), "peers must be among reference"),
     (dict(device="tpu"), "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
-    (dict(backends=("triton",)), "backends must be one or more of eager, compiled, fused"),
+    (dict(backends=("graphs",)), "backends must be one or more of eager, compiled, fused, triton"),
 ])
 def test_bad_config_is_rejected_clearly(overrides, message):
     with pytest.raises(ValueError, match=message):

@@ -69,6 +69,8 @@ def test_torchrl_partial_reset_touches_only_the_masked_envs():
     assert torch.equal(reset["observation"][[0, 2]], before[[0, 2]])
     assert torch.equal(reset["observation"][1], env.core.reset(torch.zeros(3, dtype=torch.bool))[1])
     assert env.core.steps.tolist() == [1, 0, 1]
+    for key in ("done", "terminated", "truncated"):
+        assert not reset[key][1].any()
 
 
 def test_next_step_autoreset():

@@ -11,15 +11,16 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 SMALL = NetworkParams(num_e=160, num_i=40)
 
 
-def test_euler_loop_never_waits_for_the_host():
-    net = NetworkBatch(8, SMALL, device="cuda")
+@pytest.mark.parametrize("backend", ["eager", "triton"])
+def test_euler_loop_never_waits_for_the_host(backend):
+    net = NetworkBatch(8, SMALL, device="cuda", backend=backend)
     train = PulseTrain.constant(8, 100.0, device="cuda")
+    mask = torch.arange(8, device="cuda") == 3  # built before the check: a host-to-device copy waits
     net.run_window(train)  # warm-up (allocator, kernels)
     torch.cuda.set_sync_debug_mode("error")
     try:
         net.run_window(train, validate=False)
-        net.reset(torch.zeros(8, dtype=torch.bool, device="cuda").index_fill_(0, torch.tensor([3], device="cuda"),
-                                                                              True))
+        net.reset(mask)
     finally:
         torch.cuda.set_sync_debug_mode("default")
 
@@ -46,6 +47,7 @@ def test_batch_independence_on_cuda():
 
 
 def test_torchrl_env_step_and_partial_reset_never_wait_for_the_host():
+    """Our ``_step`` and ``_reset``; TorchRL's ``reset`` wrapper itself reads a partial mask on the host."""
     from neuroloop_gpu.config import SimConfig
     from neuroloop_gpu.envs import FTSTSTorchEnv
 
@@ -58,14 +60,16 @@ def test_torchrl_env_step_and_partial_reset_never_wait_for_the_host():
     try:
         out = env.step(td)["next"]
         out["_reset"] = torch.zeros(16, 1, dtype=torch.bool, device="cuda")
-        env.reset(out)
+        env._reset(out)
     finally:
         torch.cuda.set_sync_debug_mode("default")
 
 
 @pytest.mark.parametrize("synapses", ["dense", "event"])
 def test_compiled_backend_matches_eager_on_cuda(synapses):
-    """Triton kernels may contract multiply-adds into FMAs; this states whether they change any bit."""
+    """Inductor's Triton code rounds some float ops differently from eager CUDA (last bits of V
+    differ after a few windows, seen on an H200): spikes agree over these five windows, V and the
+    weights to float32 rounding. On the CPU the compiled backend gives eager's bits (test_simulator)."""
     runs = {}
     for backend in ("eager", "compiled"):
         net = NetworkBatch(4, SMALL, device="cuda", synapses=synapses, backend=backend,
@@ -73,5 +77,42 @@ def test_compiled_backend_matches_eager_on_cuda(synapses):
         rasters = [net.run_window(PulseTrain.constant(4, 100.0, device="cuda")).recording.spikes_e.cpu()
                    for _ in range(5)]
         runs[backend] = (torch.stack(rasters), net.state.v.cpu(), net.state.weight.cpu())
-    for eager, compiled in zip(runs["eager"], runs["compiled"]):
-        assert torch.equal(eager, compiled)
+    (raster_e, v_e, w_e), (raster_c, v_c, w_c) = runs["eager"], runs["compiled"]
+    assert raster_e.any() and torch.equal(raster_e, raster_c)
+    torch.testing.assert_close(v_c, v_e, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(w_c, w_e, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("size,windows", [(SMALL, 8), (NetworkParams(), 6)])
+def test_triton_backend_matches_eager_on_cuda(size, windows):
+    """Noise drawn in the kernel, CUDA's eager division: every state variable bit for bit (STDP is on
+    from 100 ms, window 5), statistics averaged over neurons to float32 rounding."""
+    from dataclasses import fields
+
+    runs = {}
+    for backend in ("eager", "triton"):
+        net = NetworkBatch(3, size, device="cuda", backend=backend, synapses="event", seeds=[4, 5, 6])
+        stats = []
+        for w in range(windows):
+            if w == windows - 2:
+                net.reset(torch.tensor([False, True, False], device="cuda"))
+            stats.append(net.run_window(PulseTrain.constant(3, 100.0, device="cuda")).stats)
+        runs[backend] = (net.state, stats)
+    (eager, eager_stats), (fused, fused_stats) = runs["eager"], runs["triton"]
+    for item in fields(eager):
+        assert torch.equal(getattr(eager, item.name), getattr(fused, item.name)), item.name
+    assert eager.weight.unique().numel() > 2  # STDP ran
+    for a, b in zip(eager_stats, fused_stats):
+        for item in fields(a):
+            torch.testing.assert_close(getattr(b, item.name), getattr(a, item.name), rtol=1e-5, atol=1e-5)
+        assert torch.equal(a.kop, b.kop) and torch.equal(a.rate_e, b.rate_e) and torch.equal(a.weight_mv, b.weight_mv)
+
+
+def test_triton_backend_records_like_eager_on_cuda():
+    rasters = {}
+    for backend in ("eager", "triton"):
+        net = NetworkBatch(2, SMALL, device="cuda", backend=backend, synapses="event",
+                           record=RecordConfig(spikes_e=True))
+        rasters[backend] = torch.stack([net.run_window(PulseTrain.constant(2, 100.0, device="cuda"))
+                                        .recording.spikes_e.cpu() for _ in range(3)])
+    assert rasters["eager"].any() and torch.equal(rasters["eager"], rasters["triton"])

@@ -55,8 +55,9 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
         help=f"what to time: {', '.join(TARGETS)} (default: all)")
     add("--backends", nargs="+", default=["eager"], choices=BACKENDS, metavar="BACKEND",
         help="simulator backends, each timed for every target and batch: eager, compiled (torch.compile; "
-             "compiled during the warm-up window), fused (one C++ loop per network and step, CPU only); "
-             "same results whichever (default: eager)")
+             "compiled during the warm-up window), fused (one C++ loop per network and step, CPU only), "
+             "triton (a Triton kernel running many steps per launch, CUDA only); same results whichever, "
+             "within the tolerances NetworkBatch states (default: eager)")
     add("--peers", nargs="+", default=["reference"], metavar="PEER",
         help=f"one-network peers: {', '.join(PEERS)}, or {', '.join(ALIASES)} (default: reference)")
     add("--dtype", choices=["float32", "float64"], default="float32")

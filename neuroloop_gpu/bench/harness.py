@@ -2,7 +2,7 @@
 
 Unit: one env-step is one 20 ms decision window (200 Euler steps of 0.1 ms)
 of one network; throughput is summed over the batch. For every requested
-backend (``eager``, ``compiled``, ``fused``: see :class:`~neuroloop_gpu.network.NetworkBatch`),
+backend (``eager``, ``compiled``, ``fused``, ``triton``: see :class:`~neuroloop_gpu.network.NetworkBatch`),
 target (``simulator``: :class:`~neuroloop_gpu.network.NetworkBatch` directly;
 ``vector-env``: the gymnasium :class:`~neuroloop_gpu.envs.FTSTSVectorEnv`;
 ``torchrl-env``: :class:`~neuroloop_gpu.envs.FTSTSTorchEnv`), network size and

@@ -24,8 +24,9 @@ class FTSTSTorchEnv(EnvBase):
     values of the window under ``info`` (``info.kop``, ``info.weight_mv``,
     ``info.energy_mv2ms``, ...). Partial resets through ``"_reset"`` merge
     fresh state with ``torch.where``; with ``check_actions=False`` nothing in
-    ``_step`` / ``_reset`` waits for the host on the simulator's dense
-    synapse path, the CUDA default (NaN actions then become 0, the
+    ``_step`` / ``_reset`` waits for the host on CUDA with the
+    simulator's dense synapses or the ``"triton"`` backend (TorchRL's own
+    ``reset`` wrapper reads a partial ``"_reset"`` mask on the host; NaN actions then become 0, the
     centre of the box, and ``info.invalid_action`` flags them); the default
     ``check_actions=True`` raises on NaN/inf at the cost of one host read per
     step. Arguments as for :class:`~neuroloop_gpu.envs.FTSTSVectorEnv`.

@@ -17,8 +17,9 @@ from .fused import box_muller_uniforms as fused_box_muller_uniforms
 from .fused import fused_backend_problem, fused_euler_step, kernel_constants, load_kernel
 from .monitors import WindowMonitor, WindowRecording, WindowStats, mean_weight_mv
 from .state import NetworkState
+from .triton_step import TritonSteps, triton_backend_problem
 
-BACKENDS = ("eager", "compiled", "fused")
+BACKENDS = ("eager", "compiled", "fused", "triton")
 BACKEND_CHOICES = ("auto", *BACKENDS)  # auto: fused where it can run, else eager
 _NOISE_ELEMENTS = 1 << 18  # draws generated at once (several Euler steps when the batch is small)
 
@@ -42,12 +43,14 @@ def backend_problem(backend: str, device: torch.device) -> str | None:
     instead (the allowed values first), or None when it can."""
     device = torch.device(device)
     if backend == "fused" and device.type != "cpu":
-        return f"'eager' or 'compiled' on {device.type} (the fused kernel is C++ for the CPU)"
+        return f"'eager', 'compiled' or 'triton' on {device.type} (the fused kernel is C++ for the CPU)"
     problem = None
     if backend == "compiled":
         problem = compiled_backend_problem(device)
     elif backend == "fused":  # its Philox words are in its own library: no torch.compile involved
         problem = fused_backend_problem()
+    elif backend == "triton":
+        problem = triton_backend_problem(device)
     return None if problem is None else f"'eager' here: {problem}"
 
 
@@ -81,10 +84,12 @@ class NetworkBatch:
         record: what to record per step (nothing by default).
         kop_sample_interval: ms between samples of the causal Kuramoto estimate.
         synapses: ``"event"`` updates only the synapses of neurons that spiked
-            (the fast choice on a CPU; its data-dependent list sizes make a GPU
-            wait for the host every step), ``"dense"`` sweeps every synapse
-            every step with fixed shapes (no host sync); default ``"event"`` on
-            the CPU, ``"dense"`` elsewhere. Both give identical results.
+            (the fast choice on a CPU; with the eager or compiled backend its
+            data-dependent list sizes make a GPU wait for the host every step,
+            while the Triton kernel builds its lists on the GPU), ``"dense"``
+            sweeps every synapse every step with fixed shapes (no host sync);
+            default ``"event"`` on the CPU or with ``backend="triton"``,
+            ``"dense"`` elsewhere. Both give identical results.
         backend: ``"auto"`` (default) picks ``"fused"`` where it can run (CPU,
             event-driven synapses, a C++ compiler and ninja), else
             ``"eager"``. ``"eager"`` runs every op as it comes; ``"compiled"``
@@ -94,9 +99,18 @@ class NetworkBatch:
             afterwards); ``"fused"`` (CPU only, event-driven synapses) runs a
             whole Euler step as one C++ loop per network (built on first use
             with a C++ compiler and ninja, then cached), Philox words of the
-            noise included. Same results, bit for bit, whichever backend:
-            only integer ops and exact or identically ordered float ops are
-            compiled or fused.
+            noise included; ``"triton"`` (CUDA, float32, event-driven
+            synapses) runs ``kop_sample_interval`` worth of Euler steps of
+            every network in one Triton kernel launch, noise included (see
+            :mod:`~neuroloop_gpu.network.triton_step`). Same results, bit for
+            bit, whichever backend, with two stated exceptions: ``"triton"``
+            sums the window statistics that average over neurons (chi, mean
+            and spread of V) in its own order (equal to float32 rounding; all
+            state, spikes, weights, rates and Kuramoto values bit for bit),
+            and ``"compiled"`` on CUDA rounds some float ops as Inductor's
+            Triton code does (potentials differ in the last bits; tested to a
+            tolerance). On the CPU only integer ops and exact or identically
+            ordered float ops are compiled or fused.
     """
 
     def __init__(
@@ -121,7 +135,7 @@ class NetworkBatch:
         self.num_networks = num_networks
         self.device = torch.device(device) if device is not None else default_device()
         self.dtype = dtype
-        self.synapses = synapses or ("event" if self.device.type == "cpu" else "dense")
+        self.synapses = synapses or ("event" if self.device.type == "cpu" or backend == "triton" else "dense")
         require(self.synapses in ("event", "dense"), "synapses", "'event' or 'dense'", synapses)
         self.backend = self._resolve_backend(backend, synapses)
         if self.backend == "fused":
@@ -143,6 +157,9 @@ class NetworkBatch:
         self.stimulator = StimulatorState.initial(num_networks, self.device)
         self._synapse_rank = torch.arange(self.connectivity.ei_post.shape[1], dtype=dtype, device=self.device)
         self._ring_position = 0
+        self._triton = (TritonSteps(self.constants, self.params.connection_prob, num_networks,
+                                    self.connectivity.ei_post.shape[1], self.device)
+                        if self.backend == "triton" else None)
         self._noise_steps = max(1, min(self.steps_per_window,
                                        _NOISE_ELEMENTS // (num_networks * (self.params.num_e + self.params.num_i))))
 
@@ -163,8 +180,10 @@ class NetworkBatch:
             return "fused"
         problem = backend_problem(backend, self.device)
         require(problem is None, "backend", problem, backend)
-        require(backend != "fused" or self.synapses == "event", "synapses",
-                "'event' with backend='fused' (its loops visit the synapses of spiking neurons only)", synapses)
+        require(backend not in ("fused", "triton") or self.synapses == "event", "synapses",
+                f"'event' with backend={backend!r} (its loops visit the synapses of spiking neurons only)", synapses)
+        require(backend != "triton" or self.dtype == torch.float32, "dtype", "torch.float32 with backend='triton'",
+                self.dtype)
         if backend == "fused":
             load_kernel()
         return backend
@@ -229,6 +248,9 @@ class NetworkBatch:
         # only changes at resets) rather than kept, which would cost ~1 MB per full-size network.
         conn = self.connectivity
         dense_rows = None if self.synapses == "event" else (conn.pre_rows("ie"), conn.pre_rows("ei"))
+        if self._triton is not None:
+            self._integrate_triton(current, monitor)
+            return self._finish(monitor, stimulus)
         spiked = torch.empty_like(st.v, dtype=torch.bool) if self.backend == "fused" else None
         for start in range(0, steps, self._noise_steps):
             count = min(self._noise_steps, steps - start)
@@ -243,7 +265,22 @@ class NetworkBatch:
                     spiked = euler_step(c, self.neurons, conn, st, current[start + k], noise[k], slot,
                                         self._synapse_rank, dense_rows, self._kernels)
                 monitor.observe(start + k, st, spiked, accumulated=self.backend == "fused")
-        stats, recording = monitor.finish(st, self.sim.step_size, stimulus.energy, stimulus.charge,
+        return self._finish(monitor, stimulus)
+
+    def _integrate_triton(self, current: torch.Tensor, monitor: WindowMonitor) -> None:
+        """The window in kernel launches of ``kop_every`` steps each (one step each when recording):
+        between launches the monitor takes its causal Kuramoto sample (and its recordings)."""
+        chunk = 1 if self.record.spikes_e or self.record.traces else self.kop_every
+        for start in range(0, self.steps_per_window, chunk):
+            rows = current[start:start + chunk]
+            noise = self.membrane_noise(rows.shape[0]) if self._triton.noise_from_torch else None
+            spiked = self._triton.run(self.neurons, self.connectivity, self.state, rows,
+                                      self._ring_position % self.constants.delay_steps, monitor, noise)
+            self._ring_position += rows.shape[0]
+            monitor.observe(start + rows.shape[0] - 1, self.state, spiked, accumulated=True)
+
+    def _finish(self, monitor: WindowMonitor, stimulus: WindowStimulus) -> WindowResult:
+        stats, recording = monitor.finish(self.state, self.sim.step_size, stimulus.energy, stimulus.charge,
                                           stimulus.net_charge)
         return WindowResult(stats, recording)
 

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# A GPU session's checks in one command: the CUDA tests, the CUDA benchmarks and profiles.
+#   bash benchmarks/gpu_session.sh tests bench profile     # stages, in order (default: all three)
+# Logs and result files go to $RESULTS (default /tmp/gpu_session), packed into $OUT/gpu_session.tgz at the end
+# when $OUT is set. Wheels under .whl/ (packages the GPU machine lacks) are installed into /tmp/site first.
+# Each stage has its own time limit, so one slow stage cannot take the others' results with it.
+set -u -o pipefail
+export PYTHONUNBUFFERED=1
+RESULTS=${RESULTS:-/tmp/gpu_session}
+mkdir -p "$RESULTS"
+pack() { [ -n "${OUT:-}" ] && tar czf "$OUT/gpu_session.tgz" -C "$RESULTS" .; }
+trap pack EXIT
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        || exit 1
+    export PYTHONPATH=/tmp/site:$PWD
+fi
+export PYTHONPATH=${PYTHONPATH:-$PWD}
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv | tee "$RESULTS/gpu.txt"
+python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$RESULTS/gpu.txt"
+
+run_stage() {  # run_stage NAME SECONDS COMMAND...
+    local name=$1 limit=$2 start=$SECONDS; shift 2
+    timeout "$limit" "$@" > "$RESULTS/$name.log" 2>&1
+    echo "== $name: exit $? in $((SECONDS - start)) s"
+    tail -n "${TAIL:-12}" "$RESULTS/$name.log"
+}
+bench() {  # bench TAG LIMIT ARGS...: the simulator target on CUDA
+    local tag=$1 limit=$2; shift 2
+    run_stage "bench-$tag" "$limit" python3 -m neuroloop_gpu.bench --device cuda --targets simulator --quiet \
+        --out "$RESULTS" --tag "$tag" "$@"
+}
+
+stage_tests() {
+    run_stage tests "${TESTS_LIMIT:-240}" python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_gpu.py \
+        tests/test_triton_backend.py -rs
+    run_stage tests-envs "${TESTS_LIMIT:-240}" python3 -m pytest -p no:cacheprovider -q tests/test_envs.py -k cuda
+}
+stage_bench() {  # one invocation per backend and synapse choice, each writing its own JSON; peers with the first
+    local synapses backend peers=${PEERS:-reference}
+    for synapses in ${SYNAPSES:-event}; do
+        for backend in ${BACKENDS:-triton compiled eager}; do
+            local limit_name="LIMIT_$backend"
+            bench "$synapses-$backend" "${!limit_name:-${BENCH_LIMIT:-120}}" --sizes ${SIZES:-small full} \
+                --batches ${BATCHES:-1 1024 16384} --windows 3 --repeats 2 --backends "$backend" \
+                --peers $peers --sim-option synapses="$synapses"
+            peers=none
+        done
+    done
+}
+stage_scale() {  # the triton backend at the small size, past the default batches
+    bench scale-triton "${LIMIT_scale:-60}" --sizes small --batches 65536 131072 --windows 3 --repeats 2 \
+        --backends triton --peers none
+}
+stage_profile() {
+    TAIL=40 run_stage profile-full-event 60 python3 benchmarks/profile_window.py --device cuda --size full \
+        --batch 4096 --backend eager --synapses event
+}
+stage_probe() {  # optional: scratch checks that are not part of the project
+    [ -f scratch/triton_math.py ] && TAIL=30 run_stage triton-math 60 python3 scratch/triton_math.py
+}
+
+for stage in "${@:-tests bench scale profile}"; do
+    for name in $stage; do "stage_$name"; done
+done

@@ -1,0 +1,139 @@
+"""The ``"triton"`` CUDA backend: many Euler steps of a network in one kernel program.
+
+The eager path launches ~100 kernels per Euler step and waits for the host three times
+(event-driven synapse lists), so on a GPU it is bound by launches, not by the chip. Here one
+Triton program advances one network through a run of steps (a chunk of the window, see
+:meth:`NetworkBatch._integrate`): its noise (Philox and Box-Muller, as :mod:`neuroloop_gpu.rng`
+draws it), membranes, I->E arrivals, E->I transmission, both STDP passes, filters, traces and
+phase bookkeeping, and the window monitor's running sums. Spike lists are compacted in the
+kernel (a prefix sum over the spike mask), so only the synapses of neurons that spiked are
+visited.
+
+Same bits as the eager path on the same device for every state variable (spikes, potentials,
+weights, traces, ...): each expression applies the eager op's IEEE operations in the same order
+(CUDA's eager division by a Python scalar is a product with the float32 reciprocal, which the
+kernel mirrors on CUDA; divisions and square roots are correctly rounded, multiply-adds are not
+contracted, and ``tl.log/sin/cos`` give CUDA's eager bits, which the GPU tests check). The
+window statistics that average over neurons (chi, the mean and spread of V) are summed in the
+kernel's own order: they agree with eager to float32 rounding (the tests allow 1e-5 relative),
+not bit for bit. E->I inputs that coincide under ``synaptic_input="summed"`` are added in
+arrival order by atomics on CUDA, as eager's ``index_add_`` adds them: not reproducible there
+to the last bit either way. float32 only.
+
+On a machine without a GPU the same kernel runs in Triton's interpreter (``TRITON_INTERPRET``
+semantics, on CPU tensors, with the CPU's eager division and noise drawn by torch), which is
+how the CPU test suite checks its logic against the eager path bit for bit.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import math
+import os
+
+import numpy as np
+import torch
+
+from .connectivity import Connectivity
+from .dynamics import NeuronVectors, StepConstants
+from .monitors import WindowMonitor
+from .state import NetworkState
+
+_PHILOX = dict(M0=0xD2511F53, M1=0xCD9E8D57, W0=0x9E3779B9, W1=0xBB67AE85)
+
+
+INTERPRET_ON_CPU = False  # tests set it: run the kernel in Triton's interpreter on CPU tensors
+MAX_CHUNK = 256  # most synapses of one spike per pass (tests lower it to walk rows in several passes)
+
+
+def triton_backend_problem(device: torch.device) -> str | None:
+    """Why the Triton kernel cannot run on ``device`` here, or None when it can."""
+    if torch.device(device).type != "cuda" and not INTERPRET_ON_CPU:
+        return "the Triton kernel runs on CUDA devices"
+    if importlib.util.find_spec("triton") is None:  # found, not imported: see load_kernel
+        return "Triton is not installed (it ships with CUDA builds of torch)"
+    return None
+
+
+@functools.cache
+def load_kernel(interpret: bool):
+    """The compiled kernel, or (``interpret``) its interpreted twin for CPU tensors. Triton reads
+    ``TRITON_INTERPRET`` when the kernel module is imported and again while it runs, so the
+    interpreter, once chosen, stays set for the process (only CPU-only test processes choose it)."""
+    if interpret:
+        os.environ["TRITON_INTERPRET"] = "1"
+    return importlib.import_module(".triton_kernel", __package__).steps_kernel
+
+
+def _float32(value: float) -> float:
+    """A Python float that converts to float32 exactly (torch rounds a Python scalar to the tensor's dtype)."""
+    return float(np.float32(value))
+
+
+class TritonSteps:
+    """Runs a batch of networks through a run of Euler steps in one kernel launch.
+
+    Holds the kernel's per-network scratch (spike lists, arrival counts, E->I winners) and its
+    constants, rounded to float32 as eager torch rounds them; divisors become float32 reciprocals
+    on CUDA (see the kernel module)."""
+
+    def __init__(self, c: StepConstants, connection_prob: float, batch: int, capacity: int,
+                 device: torch.device):
+        self.interpret = device.type != "cuda"
+        self.kernel = load_kernel(self.interpret)
+        self.noise_from_torch = self.interpret  # the interpreter's log/sin/cos are NumPy's, not the device's
+        divisor = (lambda tau: _float32(np.float32(1.0) / np.float32(tau))) if not self.interpret else _float32
+        self.constants = dict(
+            dt=_float32(c.dt), v_rest=_float32(c.v_rest), v_threshold=_float32(c.v_threshold),
+            v_reset=_float32(c.v_reset), refractory_steps=_float32(c.refractory_steps), tau_m=divisor(c.tau_m),
+            tau_d=divisor(c.tau_d), tau_r=divisor(c.tau_r), tau_pre=divisor(c.tau_pre), tau_post=divisor(c.tau_post),
+            trace_increment=_float32(c.trace_increment), ltd=_float32(c.ltd), ltp=_float32(c.ltp),
+            w_min=_float32(c.w_min), w_max=_float32(c.w_max), onset=c.plasticity_onset_steps,
+            two_pi=_float32(2.0 * math.pi))
+        ne, ni = c.num_e, c.num_i
+        # spike tiles: a chunk covers a typical synapse row (longer ones take more passes)
+        tile = min(1024, max(256, _pow2(ne + ni)))
+        chunk_e, chunk_i = _chunk(ni * connection_prob), _chunk(ne * connection_prob)
+        self.shape = dict(NE=ne, NI=ni, DELAY=c.delay_steps, BLOCK_N=_pow2(ne + ni), BLOCK_E=_pow2(ne + 1),
+                          BLOCK_I=_pow2(ni + 1), SPIKES_E=tile // chunk_e, CHUNK_E=chunk_e,
+                          SPIKES_I=tile // chunk_i, CHUNK_I=chunk_i, PUBLISHED=c.published, RECIPROCAL=not self.interpret,
+                          NOISE_IN_KERNEL=not self.noise_from_torch, **_PHILOX)
+        self.launch = {} if self.interpret else dict(num_warps=8 if ne + ni > 1024 else 4, enable_fp_fusion=False)
+        self.batch, self.capacity = batch, capacity
+        self.count_e = torch.empty(batch, ne, dtype=torch.int32, device=device)
+        self.winner = torch.empty(batch, ni, dtype=torch.int32, device=device)
+        self.sent = torch.empty(batch, ni, dtype=torch.float32, device=device)
+        self.lists = torch.empty(batch * (ne + 2 * ni), dtype=torch.int32, device=device)
+        self.spiked = torch.zeros(batch, ne + ni, dtype=torch.uint8, device=device)
+
+    def run(self, n: NeuronVectors, conn: Connectivity, st: NetworkState, current: torch.Tensor, ring_base: int,
+            monitor: WindowMonitor, noise: torch.Tensor | None) -> torch.Tensor:
+        """Advance every network ``current.shape[0]`` steps (``current`` [K, B]: the stimulus into I
+        neurons per step; ``ring_base``: the ring slot of the first step; ``noise`` [K, B, N] when
+        :attr:`noise_from_torch`, else None). Updates ``st`` and the running sums of ``monitor``
+        in place; returns the last step's spikes ``[B, N]`` (bool, E first)."""
+        steps = current.shape[0]
+        noise = noise.contiguous() if noise is not None else self.spiked  # unused when drawn in the kernel
+        self.kernel[(self.batch,)](
+            st.v, st.refractory, st.x, st.s, st.spiked_pre.view(torch.uint8), st.trace_pre,
+            st.spiked_post.view(torch.uint8), st.trace_post, st.weight, st.ring_spikes_i.view(torch.uint8),
+            st.ring_input_i, st.last_spike_e, st.last_isi_e, st.step, st.episode, st.seed,
+            current.contiguous(), noise, n.mu, n.coupling, n.stim_sign, n.noise_gain,
+            conn.ei_post, conn.ei_start, conn.ei_degree, conn.ei_by_post, conn.ei_pre_by_post, conn.ei_post_start,
+            conn.ei_post_degree, conn.ie_post, conn.ie_start, conn.ie_degree,
+            self.count_e, self.winner, self.sent, self.lists, self.spiked,
+            *monitor.accumulators(),
+            self.batch, self.capacity, ring_base, steps, _float32(monitor.shift),
+            **self.constants, **self.shape, **self.launch)
+        return self.spiked.view(torch.bool)
+
+
+def _pow2(value: int) -> int:
+    return 1 << max(0, value - 1).bit_length()
+
+
+def _chunk(mean_degree: float) -> int:
+    """Synapses per spike in one pass: the mean row length plus three standard deviations."""
+    return min(MAX_CHUNK, max(16, _pow2(math.ceil(mean_degree + 3 * math.sqrt(mean_degree)))))
