@@ -1,4 +1,4 @@
-"""The ``"fused"`` CPU backend: a whole Euler step as one C++ loop per network.
+"""The ``"fused"`` CPU backend: a run of Euler steps as one C++ loop per network.
 
 The batched tensor ops of :func:`~neuroloop_gpu.network.dynamics.euler_step` each
 sweep the whole batch (or a spike list built for it) through memory; on a
@@ -78,34 +78,31 @@ def box_muller_uniforms(seed: torch.Tensor, stream: int, c1: torch.Tensor, c2: t
     return radius.view(*shape, -1, 2), angle.view(*shape, -1, 2)
 
 
-def kernel_constants(c: StepConstants) -> tuple[list[float], list[int]]:
-    """The constants in the order of ``enum Real`` and ``enum Integer`` in the kernel."""
-    reals = [c.dt, c.v_rest, c.v_threshold, c.v_reset, float(c.refractory_steps), c.tau_m, c.tau_d, c.tau_r,
-             c.tau_pre, c.tau_post, c.trace_increment, c.ltd, c.ltp, c.w_min, c.w_max]
-    return reals, [c.num_e, c.num_i, c.plasticity_onset_steps, int(c.published)]
+class FusedSteps:
+    """Runs a batch of networks through a run of Euler steps in one kernel call (the
+    :class:`~neuroloop_gpu.network.triton_step.TritonSteps` interface), with the constants of
+    ``c`` in the order of ``enum Real`` and ``enum Integer`` in the kernel."""
 
+    noise_from_torch = True  # the noise's logarithm, sine and cosine are torch's (their bits are the contract)
 
-def fused_euler_step(
-    constants: tuple[list[float], list[int]],
-    n: NeuronVectors,
-    conn: Connectivity,
-    st: NetworkState,
-    stim_i: torch.Tensor,
-    noise: torch.Tensor,
-    slot: int,
-    spiked: torch.Tensor,
-    monitor: WindowMonitor,
-) -> torch.Tensor:
-    """:func:`~neuroloop_gpu.network.dynamics.euler_step` with event-driven synapses, in one
-    kernel call that updates ``st`` in place; ``constants`` from :func:`kernel_constants`.
-    Writes the spikes into ``spiked`` ``[B, N]`` (bool, E neurons first; reused from step to
-    step, which spares the page faults of a fresh buffer) and returns it. Adds the step to the
-    running sums of ``monitor`` (:meth:`WindowMonitor.accumulators`)."""
-    reals, integers = constants
-    return torch.ops.neuroloop_fused.euler_step(
-        st.v, st.refractory, st.x, st.s, st.spiked_pre, st.trace_pre, st.spiked_post, st.trace_post, st.weight,
-        st.ring_spikes_i[slot], st.ring_input_i[slot], st.last_spike_e, st.last_isi_e, st.step, stim_i,
-        noise.contiguous(),  # rows of N draws sliced from whole Philox blocks
-        n.mu, n.coupling, n.stim_sign, n.noise_gain, conn.ei_post, conn.ei_start, conn.ei_degree, conn.ei_by_post,
-        conn.ei_pre_by_post, conn.ei_post_start, conn.ei_post_degree, conn.ie_post, conn.ie_start, conn.ie_degree,
-        spiked, *monitor.accumulators(), monitor.shift, reals, integers)
+    def __init__(self, c: StepConstants, batch: int, num_neurons: int, device: torch.device):
+        load_kernel()
+        self.reals = [c.dt, c.v_rest, c.v_threshold, c.v_reset, float(c.refractory_steps), c.tau_m, c.tau_d, c.tau_r,
+                      c.tau_pre, c.tau_post, c.trace_increment, c.ltd, c.ltp, c.w_min, c.w_max]
+        self.integers = [c.num_e, c.num_i, c.plasticity_onset_steps, int(c.published)]
+        self.spiked = torch.zeros(batch, num_neurons, dtype=torch.bool, device=device)  # reused: no page faults
+
+    def run(self, n: NeuronVectors, conn: Connectivity, st: NetworkState, current: torch.Tensor, ring_base: int,
+            monitor: WindowMonitor, noise: torch.Tensor) -> torch.Tensor:
+        """Advance every network ``current.shape[0]`` steps (``current`` [K, B]: the stimulus into I
+        neurons per step; ``ring_base``: the ring slot of the first step; ``noise`` [K, B, N] standard
+        normal draws): :func:`~neuroloop_gpu.network.dynamics.euler_step` with event-driven synapses,
+        ``st`` updated in place, each step added to the running sums of ``monitor``
+        (:meth:`WindowMonitor.accumulators`). Returns the last step's spikes ``[B, N]`` (bool, E first)."""
+        return torch.ops.neuroloop_fused.euler_steps(
+            st.v, st.refractory, st.x, st.s, st.spiked_pre, st.trace_pre, st.spiked_post, st.trace_post, st.weight,
+            st.ring_spikes_i, st.ring_input_i, st.last_spike_e, st.last_isi_e, st.step, current.contiguous(),
+            noise.contiguous(),  # rows of N draws sliced from whole Philox blocks
+            n.mu, n.coupling, n.stim_sign, n.noise_gain, conn.ei_post, conn.ei_start, conn.ei_degree, conn.ei_by_post,
+            conn.ei_pre_by_post, conn.ei_post_start, conn.ei_post_degree, conn.ie_post, conn.ie_start, conn.ie_degree,
+            self.spiked, *monitor.accumulators(), ring_base, monitor.shift, self.reals, self.integers)

@@ -81,7 +81,8 @@ class WindowMonitor:
 
     def observe(self, k: int, state: NetworkState, spiked: torch.Tensor, accumulated: bool = False) -> None:
         """Account for step ``k`` of the window, after it ran (``spiked`` [B, N], E first);
-        ``accumulated``: the step already added itself to :meth:`accumulators`."""
+        ``accumulated``: the steps up to ``k`` already added themselves to :meth:`accumulators` (a
+        kernel backend that ran several steps in one call observes once, after its last)."""
         num_e = state.num_e
         spiked_e, spiked_i = spiked[:, :num_e], spiked[:, num_e:]
         if not accumulated:

@@ -14,7 +14,7 @@ from ..stimulus import PulseTrain, StimulatorState, WindowStimulus, render_windo
 from .connectivity import Connectivity
 from .dynamics import StepConstants, StepKernels, euler_step
 from .fused import box_muller_uniforms as fused_box_muller_uniforms
-from .fused import fused_backend_problem, fused_euler_step, kernel_constants, load_kernel
+from .fused import FusedSteps, fused_backend_problem, load_kernel
 from .monitors import WindowMonitor, WindowRecording, WindowStats, mean_weight_mv
 from .state import NetworkState
 from .triton_step import TritonSteps, triton_backend_problem
@@ -22,6 +22,7 @@ from .triton_step import TritonSteps, triton_backend_problem
 BACKENDS = ("eager", "compiled", "fused", "triton")
 BACKEND_CHOICES = ("auto", *BACKENDS)  # auto: fused where it can run, else eager
 _NOISE_ELEMENTS = 1 << 18  # draws generated at once (several Euler steps when the batch is small)
+_BLOCK_NOISE_ELEMENTS = 1 << 23  # at most, for the several steps one call of the fused kernel takes
 
 
 def compiled_backend_problem(device: torch.device) -> str | None:
@@ -143,7 +144,6 @@ class NetworkBatch:
         else:
             self._kernels = StepKernels.compiled() if self.backend == "compiled" else StepKernels()
         self.constants = StepConstants.from_params(self.params, self.sim.step_size)
-        self._fused_constants = kernel_constants(self.constants)
         self.neurons = self.constants.neuron_vectors(self.device, dtype)
         self.steps_per_window = self.sim.steps_per_window
         self.kop_every = steps_in(kop_sample_interval, self.sim.step_size, "kop_sample_interval")
@@ -157,9 +157,15 @@ class NetworkBatch:
         self.stimulator = StimulatorState.initial(num_networks, self.device)
         self._synapse_rank = torch.arange(self.connectivity.ei_post.shape[1], dtype=dtype, device=self.device)
         self._ring_position = 0
-        self._triton = (TritonSteps(self.constants, self.params.connection_prob, num_networks,
-                                    self.connectivity.ei_post.shape[1], self.device)
-                        if self.backend == "triton" else None)
+        # the kernel backends advance every network several steps per call
+        self._stepper = None
+        if self.backend == "triton":
+            self._stepper = TritonSteps(self.constants, self.params.connection_prob, num_networks,
+                                        self.connectivity.ei_post.shape[1], self.device)
+        elif self.backend == "fused":
+            self._stepper = FusedSteps(self.constants, num_networks, self.params.num_e + self.params.num_i,
+                                       self.device)
+        self._block_steps = self._steps_per_call()
         self._noise_steps = max(1, min(self.steps_per_window,
                                        _NOISE_ELEMENTS // (num_networks * (self.params.num_e + self.params.num_i))))
 
@@ -248,36 +254,49 @@ class NetworkBatch:
         # only changes at resets) rather than kept, which would cost ~1 MB per full-size network.
         conn = self.connectivity
         dense_rows = None if self.synapses == "event" else (conn.pre_rows("ie"), conn.pre_rows("ei"))
-        if self._triton is not None:
-            self._integrate_triton(current, monitor)
+        if self._stepper is not None:
+            self._integrate_blocks(current, monitor)
             return self._finish(monitor, stimulus)
-        spiked = torch.empty_like(st.v, dtype=torch.bool) if self.backend == "fused" else None
         for start in range(0, steps, self._noise_steps):
             count = min(self._noise_steps, steps - start)
             noise = self.membrane_noise(count)
             for k in range(count):
                 slot = self._ring_position % c.delay_steps
                 self._ring_position += 1
-                if self.backend == "fused":  # the kernel also adds the step to the monitor's running sums
-                    fused_euler_step(self._fused_constants, self.neurons, conn, st, current[start + k], noise[k],
-                                     slot, spiked, monitor)
-                else:
-                    spiked = euler_step(c, self.neurons, conn, st, current[start + k], noise[k], slot,
-                                        self._synapse_rank, dense_rows, self._kernels)
-                monitor.observe(start + k, st, spiked, accumulated=self.backend == "fused")
+                spiked = euler_step(c, self.neurons, conn, st, current[start + k], noise[k], slot,
+                                    self._synapse_rank, dense_rows, self._kernels)
+                monitor.observe(start + k, st, spiked)
         return self._finish(monitor, stimulus)
 
-    def _integrate_triton(self, current: torch.Tensor, monitor: WindowMonitor) -> None:
-        """The window in kernel launches of ``kop_every`` steps each (one step each when recording):
-        between launches the monitor takes its causal Kuramoto sample (and its recordings)."""
-        chunk = 1 if self.record.spikes_e or self.record.traces else self.kop_every
-        for start in range(0, self.steps_per_window, chunk):
-            rows = current[start:start + chunk]
-            noise = self.membrane_noise(rows.shape[0]) if self._triton.noise_from_torch else None
-            spiked = self._triton.run(self.neurons, self.connectivity, self.state, rows,
-                                      self._ring_position % self.constants.delay_steps, monitor, noise)
-            self._ring_position += rows.shape[0]
-            monitor.observe(start + rows.shape[0] - 1, self.state, spiked, accumulated=True)
+    def _steps_per_call(self) -> int:
+        """Steps per call of a kernel backend: a divisor of ``kop_every`` (the monitor takes its causal
+        Kuramoto sample between calls), one when recording (the recordings are taken between calls
+        too), and for noise drawn by torch as many as keep a call's draws under ``_BLOCK_NOISE_ELEMENTS``."""
+        if self._stepper is None or self.record.spikes_e or self.record.traces:
+            return 1
+        if not self._stepper.noise_from_torch:
+            return self.kop_every
+        per_step = self.num_networks * (self.params.num_e + self.params.num_i)
+        return max(d for d in range(1, self.kop_every + 1)
+                   if self.kop_every % d == 0 and (d == 1 or d * per_step <= _BLOCK_NOISE_ELEMENTS))
+
+    def _integrate_blocks(self, current: torch.Tensor, monitor: WindowMonitor) -> None:
+        """The window in kernel calls of :meth:`_steps_per_call` steps each; every call adds its steps
+        to the monitor's running sums, and between calls the monitor takes its samples. Noise drawn
+        by torch comes in chunks of whole calls, as many as fit in ``_NOISE_ELEMENTS`` draws."""
+        block, steps = self._block_steps, self.steps_per_window
+        per_call = block * self.num_networks * (self.params.num_e + self.params.num_i)
+        chunk = block * max(1, min(steps // block, _NOISE_ELEMENTS // per_call))
+        for first in range(0, steps, chunk):
+            count = min(chunk, steps - first)
+            noise = self.membrane_noise(count) if self._stepper.noise_from_torch else None
+            for start in range(first, first + count, block):
+                rows = current[start:start + block]
+                spiked = self._stepper.run(self.neurons, self.connectivity, self.state, rows,
+                                           self._ring_position % self.constants.delay_steps, monitor,
+                                           None if noise is None else noise[start - first:start - first + block])
+                self._ring_position += block
+                monitor.observe(start + block - 1, self.state, spiked, accumulated=True)
 
     def _finish(self, monitor: WindowMonitor, stimulus: WindowStimulus) -> WindowResult:
         stats, recording = monitor.finish(self.state, self.sim.step_size, stimulus.energy, stimulus.charge,

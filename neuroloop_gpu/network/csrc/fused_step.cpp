@@ -1,9 +1,11 @@
-// One forward-Euler step of a batch of FTSTS networks as one C++ loop per network (CPU).
+// A run of forward-Euler steps of a batch of FTSTS networks as one C++ loop per network (CPU).
 //
 // The same step as neuroloop_gpu/network/dynamics.py::euler_step with event-driven synapses,
 // written as the per-neuron and per-synapse loops those batched ops stand for, so that a
 // network's whole step stays in one core's cache and no intermediate tensor is ever built.
-// Networks run in parallel (at::parallel_for); each one touches only its own rows.
+// Each network goes through all the steps of a call before the next one starts, so its state
+// stays in cache from step to step. Networks run in parallel (at::parallel_for); each one
+// touches only its own rows.
 //
 // Same bits as the eager torch path: every expression below applies the same IEEE operations
 // in the same order as the tensor op it replaces (noted as "torch: ..."), constants are
@@ -184,15 +186,17 @@ void observe_portable(const T* v, const bool* spiked, int64_t ne, int64_t ni, T 
 constexpr int64_t kPrefetch = 16;  // synapses ahead: enough to overlap a cache miss
 
 struct Tables {  // the tensors of one step, by role
-  at::Tensor v, refractory, x, s, spiked_pre, trace_pre, spiked_post, trace_post, weight, arriving_i, input_i,
-      last_spike_e, last_isi_e, step, stim_i, noise, mu, coupling, stim_sign, noise_gain, ei_post, ei_start,
+  at::Tensor v, refractory, x, s, spiked_pre, trace_pre, spiked_post, trace_post, weight, ring_spikes_i,
+      ring_input_i, last_spike_e, last_isi_e, step, stim_i, noise, mu, coupling, stim_sign, noise_gain, ei_post,
+      ei_start,
       ei_degree, ei_by_post, ei_pre_by_post, ei_post_start, ei_post_degree, ie_post, ie_start, ie_degree, spiked,
       mean_e_sum, mean_e_sq_sum, neuron_e_sum, neuron_e_sq_sum, v_i_sum, v_i_sq_sum, spikes_e, spikes_i;
 };
 
 template <typename T, typename PreIndex>
-void step_networks(const Tables& t, const Constants<T>& constants, T shift) {
-  const int64_t batch = t.v.size(0), capacity = t.weight.size(1);
+void step_networks(const Tables& t, const Constants<T>& constants, T shift, int64_t ring_base) {
+  const int64_t batch = t.v.size(0), capacity = t.weight.size(1), steps = t.stim_i.size(0);
+  const int64_t delay = t.ring_spikes_i.size(0);
   T* v_all = t.v.data_ptr<T>();
   T* refractory_all = t.refractory.data_ptr<T>();
   T* x_all = t.x.data_ptr<T>();
@@ -202,13 +206,13 @@ void step_networks(const Tables& t, const Constants<T>& constants, T shift) {
   bool* spiked_post_all = t.spiked_post.data_ptr<bool>();
   T* trace_post_all = t.trace_post.data_ptr<T>();
   T* weight = t.weight.data_ptr<T>();  // global synapse ids index it directly
-  bool* arriving_i_all = t.arriving_i.data_ptr<bool>();
-  T* input_i_all = t.input_i.data_ptr<T>();
+  bool* ring_spikes_all = t.ring_spikes_i.data_ptr<bool>();  // [delay, batch, ni + 1]
+  T* ring_input_all = t.ring_input_i.data_ptr<T>();           // [delay, batch, ni]
   int32_t* last_spike_all = t.last_spike_e.data_ptr<int32_t>();
   int32_t* last_isi_all = t.last_isi_e.data_ptr<int32_t>();
   int64_t* step = t.step.data_ptr<int64_t>();
-  const T* stim_i = t.stim_i.data_ptr<T>();
-  const T* noise_all = t.noise.data_ptr<T>();
+  const T* stim_i = t.stim_i.data_ptr<T>();      // [steps, batch]
+  const T* noise_all = t.noise.data_ptr<T>();    // [steps, batch, n]
   const T* mu = t.mu.data_ptr<T>();
   const T* coupling = t.coupling.data_ptr<T>();
   const T* stim_sign = t.stim_sign.data_ptr<T>();
@@ -248,109 +252,115 @@ void step_networks(const Tables& t, const Constants<T>& constants, T shift) {
       T* trace_pre = trace_pre_all + b * (ne + 1);
       bool* spiked_post = spiked_post_all + b * (ni + 1);
       T* trace_post = trace_post_all + b * (ni + 1);
-      bool* arriving_i = arriving_i_all + b * (ni + 1);
-      T* input_i = input_i_all + b * ni;
       int32_t* last_spike = last_spike_all + b * ne;
       int32_t* last_isi = last_isi_all + b * ne;
-      const T* noise = noise_all + b * n;
       bool* spiked = spiked_all + b * n;
-      const T stim = stim_i[b];
-      const int32_t now = static_cast<int32_t>(step[b] + 1);
-      const T plastic = (step[b] >= c.onset && c.onset >= 0) ? T(1) : T(0);
+      for (int64_t k = 0; k < steps; ++k) {
+        const int64_t slot = (ring_base + k) % delay;
+        bool* arriving_i = ring_spikes_all + (slot * batch + b) * (ni + 1);
+        T* input_i = ring_input_all + (slot * batch + b) * ni;
+        const T* noise = noise_all + (k * batch + b) * n;
+        const T stim = stim_i[k * batch + b];
+        const int32_t now = static_cast<int32_t>(step[b] + 1);
+        const T plastic = (step[b] >= c.onset && c.onset >= 0) ? T(1) : T(0);
 
-      integrate_neurons(c, n, v, refractory, s, noise, mu, coupling, stim_sign, noise_gain, stim, spiked);
-      (has_fma ? observe_with_fma<T> : observe_portable<T>)(v, spiked, ne, ni, shift, mean_e_sum[b],
-                                                            mean_e_sq_sum[b], neuron_e_sum + b * ne,
-                                                            neuron_e_sq_sum + b * ne, v_i_sum[b], v_i_sq_sum[b], spikes_e[b], spikes_i[b]);
-      for (int64_t e = 0; e < ne; ++e) {
-        const bool fired = spiked[e];
-        spiked_pre[e] = fired;
-        if (fired) {  // causal phase bookkeeping for the online Kuramoto estimate
-          if (last_spike[e] >= 0) last_isi[e] = now - last_spike[e];
-          last_spike[e] = now;
+        integrate_neurons(c, n, v, refractory, s, noise, mu, coupling, stim_sign, noise_gain, stim, spiked);
+        (has_fma ? observe_with_fma<T> : observe_portable<T>)(v, spiked, ne, ni, shift, mean_e_sum[b],
+                                                              mean_e_sq_sum[b], neuron_e_sum + b * ne,
+                                                              neuron_e_sq_sum + b * ne, v_i_sum[b], v_i_sq_sum[b],
+                                                              spikes_e[b], spikes_i[b]);
+        for (int64_t e = 0; e < ne; ++e) {
+          const bool fired = spiked[e];
+          spiked_pre[e] = fired;
+          if (fired) {  // causal phase bookkeeping for the online Kuramoto estimate
+            if (last_spike[e] >= 0) last_isi[e] = now - last_spike[e];
+            last_spike[e] = now;
+          }
         }
-      }
-      for (int64_t i = 0; i < ni; ++i) spiked_post[i] = spiked[ne + i];
+        for (int64_t i = 0; i < ni; ++i) spiked_post[i] = spiked[ne + i];
 
-      // I -> E: the synapses leaving the I spikes emitted d ago; then this step's I spikes leave.
-      std::fill(count_e.begin(), count_e.end(), 0);
-      const int64_t e_offset = b * (ne + 1), i_offset = b * (ni + 1);
-      for (int64_t i = 0; i < ni; ++i) {
-        if (!arriving_i[i]) continue;
-        const int64_t from = ie_start[i_offset + i], to = from + ie_degree[i_offset + i];
-        for (int64_t id = from; id < to; ++id) ++count_e[ie_post[id] - e_offset];
-      }
-      for (int64_t i = 0; i < ni; ++i) arriving_i[i] = spiked_post[i];
-
-      // E -> I input with the weights before this step's STDP, in ascending synapse order:
-      // published, the highest-ranked active synapse of each I neuron wins; summed, all add up.
-      std::fill(sent.begin(), sent.end(), T(0));
-      for (int64_t e = 0; e < ne; ++e) {
-        if (!spiked_pre[e]) continue;
-        const int64_t from = ei_start[e_offset + e], to = from + ei_degree[e_offset + e];
-        for (int64_t id = from; id < to; ++id) {
-          T& into = sent[ei_post[id] - i_offset];
-          into = c.published ? weight[id] : into + weight[id];
+        // I -> E: the synapses leaving the I spikes emitted d ago; then this step's I spikes leave.
+        std::fill(count_e.begin(), count_e.end(), 0);
+        const int64_t e_offset = b * (ne + 1), i_offset = b * (ni + 1);
+        for (int64_t i = 0; i < ni; ++i) {
+          if (!arriving_i[i]) continue;
+          const int64_t from = ie_start[i_offset + i], to = from + ie_degree[i_offset + i];
+          for (int64_t id = from; id < to; ++id) ++count_e[ie_post[id] - e_offset];
         }
-      }
+        for (int64_t i = 0; i < ni; ++i) arriving_i[i] = spiked_post[i];
 
-      // STDP (eq. 7-11), first every synapse entering an I spike (final value), then those
-      // leaving an E spike whose I neuron did not spike: dynamics.stdp_entering_i / stdp_leaving_e.
-      T* net_weight = weight + b * capacity;
-      for (int64_t i = 0; i < ni; ++i) {
-        if (!spiked_post[i]) continue;
-        const int64_t from = ei_post_start[i_offset + i], to = from + ei_post_degree[i_offset + i];
-        for (int64_t p = from; p < to; ++p) {
-          // the weights entering one I neuron lie scattered: ask for them ahead of use
-          if (p + kPrefetch < to) __builtin_prefetch(net_weight + ei_by_post[p + kPrefetch], 1);
-          const int64_t pre = ei_pre_by_post[p];
-          T& w = net_weight[ei_by_post[p]];
-          w = stdp(c, w, spiked_pre[pre], trace_pre[pre], true, trace_post[i], plastic);
+        // E -> I input with the weights before this step's STDP, in ascending synapse order:
+        // published, the highest-ranked active synapse of each I neuron wins; summed, all add up.
+        std::fill(sent.begin(), sent.end(), T(0));
+        for (int64_t e = 0; e < ne; ++e) {
+          if (!spiked_pre[e]) continue;
+          const int64_t from = ei_start[e_offset + e], to = from + ei_degree[e_offset + e];
+          for (int64_t id = from; id < to; ++id) {
+            T& into = sent[ei_post[id] - i_offset];
+            into = c.published ? weight[id] : into + weight[id];
+          }
         }
-      }
-      for (int64_t e = 0; e < ne; ++e) {
-        if (!spiked_pre[e]) continue;
-        const int64_t from = ei_start[e_offset + e], to = from + ei_degree[e_offset + e];
-        for (int64_t id = from; id < to; ++id) {
-          const int64_t post = ei_post[id] - i_offset;
-          if (spiked_post[post]) continue;
-          weight[id] = stdp(c, weight[id], true, trace_pre[e], false, trace_post[post], plastic);
-        }
-      }
 
-      if (c.published) {
-        filter_populations<T, true>(c, ne, ni, x, s, count_e.data(), input_i);
-      } else {
-        filter_populations<T, false>(c, ne, ni, x, s, count_e.data(), input_i);
+        // STDP (eq. 7-11), first every synapse entering an I spike (final value), then those
+        // leaving an E spike whose I neuron did not spike: dynamics.stdp_entering_i / stdp_leaving_e.
+        T* net_weight = weight + b * capacity;
+        for (int64_t i = 0; i < ni; ++i) {
+          if (!spiked_post[i]) continue;
+          const int64_t from = ei_post_start[i_offset + i], to = from + ei_post_degree[i_offset + i];
+          for (int64_t p = from; p < to; ++p) {
+            // the weights entering one I neuron lie scattered: ask for them ahead of use
+            if (p + kPrefetch < to) __builtin_prefetch(net_weight + ei_by_post[p + kPrefetch], 1);
+            const int64_t pre = ei_pre_by_post[p];
+            T& w = net_weight[ei_by_post[p]];
+            w = stdp(c, w, spiked_pre[pre], trace_pre[pre], true, trace_post[i], plastic);
+          }
+        }
+        for (int64_t e = 0; e < ne; ++e) {
+          if (!spiked_pre[e]) continue;
+          const int64_t from = ei_start[e_offset + e], to = from + ei_degree[e_offset + e];
+          for (int64_t id = from; id < to; ++id) {
+            const int64_t post = ei_post[id] - i_offset;
+            if (spiked_post[post]) continue;
+            weight[id] = stdp(c, weight[id], true, trace_pre[e], false, trace_post[post], plastic);
+          }
+        }
+
+        if (c.published) {
+          filter_populations<T, true>(c, ne, ni, x, s, count_e.data(), input_i);
+        } else {
+          filter_populations<T, false>(c, ne, ni, x, s, count_e.data(), input_i);
+        }
+        std::copy(sent.begin(), sent.end(), input_i);  // this step's E->I input leaves, d from now
+        update_traces(c, trace_pre, spiked_pre, ne + 1, c.tau_pre);
+        update_traces(c, trace_post, spiked_post, ni + 1, c.tau_post);
+        step[b] += 1;
       }
-      std::copy(sent.begin(), sent.end(), input_i);  // this step's E->I input leaves, d from now
-      update_traces(c, trace_pre, spiked_pre, ne + 1, c.tau_pre);
-      update_traces(c, trace_post, spiked_post, ni + 1, c.tau_post);
-      step[b] += 1;
     }
   });
 }
 
-void require(bool ok, const char* what) { TORCH_CHECK(ok, "neuroloop_fused.euler_step: ", what); }
+void require(bool ok, const char* what) { TORCH_CHECK(ok, "neuroloop_fused.euler_steps: ", what); }
 
-at::Tensor euler_step(at::Tensor v, at::Tensor refractory, at::Tensor x, at::Tensor s, at::Tensor spiked_pre,
+at::Tensor euler_steps(at::Tensor v, at::Tensor refractory, at::Tensor x, at::Tensor s, at::Tensor spiked_pre,
                       at::Tensor trace_pre, at::Tensor spiked_post, at::Tensor trace_post, at::Tensor weight,
-                      at::Tensor arriving_i, at::Tensor input_i, at::Tensor last_spike_e, at::Tensor last_isi_e,
+                      at::Tensor ring_spikes_i, at::Tensor ring_input_i, at::Tensor last_spike_e, at::Tensor last_isi_e,
                       at::Tensor step, at::Tensor stim_i, at::Tensor noise, at::Tensor mu, at::Tensor coupling,
                       at::Tensor stim_sign, at::Tensor noise_gain, at::Tensor ei_post, at::Tensor ei_start,
                       at::Tensor ei_degree, at::Tensor ei_by_post, at::Tensor ei_pre_by_post, at::Tensor ei_post_start,
                       at::Tensor ei_post_degree, at::Tensor ie_post, at::Tensor ie_start, at::Tensor ie_degree,
                       at::Tensor spiked, at::Tensor mean_e_sum, at::Tensor mean_e_sq_sum, at::Tensor neuron_e_sum,
                       at::Tensor neuron_e_sq_sum, at::Tensor v_i_sum, at::Tensor v_i_sq_sum, at::Tensor spikes_e,
-                      at::Tensor spikes_i, double shift, at::ArrayRef<double> reals, at::ArrayRef<int64_t> integers) {
+                      at::Tensor spikes_i, int64_t ring_base, double shift, at::ArrayRef<double> reals,
+                      at::ArrayRef<int64_t> integers) {
   require(reals.size() == NUM_REALS && integers.size() == NUM_INTEGERS, "wrong number of constants");
-  Tables t{v, refractory, x, s, spiked_pre, trace_pre, spiked_post, trace_post, weight, arriving_i, input_i,
+  Tables t{v, refractory, x, s, spiked_pre, trace_pre, spiked_post, trace_post, weight, ring_spikes_i, ring_input_i,
            last_spike_e, last_isi_e, step, stim_i, noise, mu, coupling, stim_sign, noise_gain, ei_post, ei_start,
            ei_degree, ei_by_post, ei_pre_by_post, ei_post_start, ei_post_degree, ie_post, ie_start, ie_degree,
            spiked, mean_e_sum, mean_e_sq_sum, neuron_e_sum, neuron_e_sq_sum, v_i_sum, v_i_sq_sum, spikes_e,
            spikes_i};
   for (const at::Tensor& tensor : {t.v, t.refractory, t.x, t.s, t.spiked_pre, t.trace_pre, t.spiked_post,
-                                   t.trace_post, t.weight, t.arriving_i, t.input_i, t.last_spike_e, t.last_isi_e,
+                                   t.trace_post, t.weight, t.ring_spikes_i, t.ring_input_i, t.last_spike_e,
+                                   t.last_isi_e,
                                    t.step, t.stim_i, t.noise, t.mu, t.coupling, t.stim_sign, t.noise_gain, t.ei_post,
                                    t.ei_start, t.ei_degree, t.ei_by_post, t.ei_pre_by_post, t.ei_post_start,
                                    t.ei_post_degree, t.ie_post, t.ie_start, t.ie_degree, t.mean_e_sum,
@@ -361,12 +371,19 @@ at::Tensor euler_step(at::Tensor v, at::Tensor refractory, at::Tensor x, at::Ten
   require(integers[NUM_E] + integers[NUM_I] == v.size(1), "num_e + num_i must match v");
   require(spiked.scalar_type() == at::kBool && spiked.sizes() == v.sizes() && spiked.is_contiguous(),
           "spiked must be a contiguous bool tensor shaped like v");
+  const int64_t steps = stim_i.size(0), batch = v.size(0);
+  require(stim_i.dim() == 2 && stim_i.size(1) == batch && noise.dim() == 3 && noise.size(0) == steps &&
+              noise.size(1) == batch && noise.size(2) == v.size(1),
+          "stim_i must be [steps, batch] and noise [steps, batch, n]");
+  require(ring_spikes_i.dim() == 3 && ring_spikes_i.size(1) == batch && ring_input_i.dim() == 3 &&
+              ring_input_i.size(0) == ring_spikes_i.size(0) && ring_input_i.size(1) == batch && ring_base >= 0,
+          "the rings must be [delay, batch, ...] and ring_base >= 0");
   AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "neuroloop_fused_euler_step", [&] {
     Constants<scalar_t> c(reals, integers);
     if (ei_pre_by_post.scalar_type() == at::kShort) {
-      step_networks<scalar_t, int16_t>(t, c, static_cast<scalar_t>(shift));
+      step_networks<scalar_t, int16_t>(t, c, static_cast<scalar_t>(shift), ring_base);
     } else {
-      step_networks<scalar_t, int32_t>(t, c, static_cast<scalar_t>(shift));
+      step_networks<scalar_t, int32_t>(t, c, static_cast<scalar_t>(shift), ring_base);
     }
   });
   return t.spiked;
@@ -443,16 +460,17 @@ std::tuple<at::Tensor, at::Tensor> box_muller_uniforms(at::Tensor seed, at::Tens
 
 TORCH_LIBRARY(neuroloop_fused, m) {
   m.def(
-      "euler_step(Tensor(a!) v, Tensor(b!) refractory, Tensor(c!) x, Tensor(d!) s, Tensor(e!) spiked_pre, "
+      "euler_steps(Tensor(a!) v, Tensor(b!) refractory, Tensor(c!) x, Tensor(d!) s, Tensor(e!) spiked_pre, "
       "Tensor(f!) trace_pre, Tensor(g!) spiked_post, Tensor(h!) trace_post, Tensor(i!) weight, "
-      "Tensor(j!) arriving_i, Tensor(k!) input_i, Tensor(l!) last_spike_e, Tensor(m!) last_isi_e, "
+      "Tensor(j!) ring_spikes_i, Tensor(k!) ring_input_i, Tensor(l!) last_spike_e, Tensor(m!) last_isi_e, "
       "Tensor(n!) step, Tensor stim_i, Tensor noise, Tensor mu, Tensor coupling, Tensor stim_sign, "
       "Tensor noise_gain, Tensor ei_post, Tensor ei_start, Tensor ei_degree, Tensor ei_by_post, "
       "Tensor ei_pre_by_post, Tensor ei_post_start, Tensor ei_post_degree, Tensor ie_post, Tensor ie_start, "
       "Tensor ie_degree, Tensor(o!) spiked, Tensor(p!) mean_e_sum, Tensor(q!) mean_e_sq_sum, "
       "Tensor(r!) neuron_e_sum, Tensor(s!) neuron_e_sq_sum, Tensor(t!) v_i_sum, Tensor(u!) v_i_sq_sum, "
-      "Tensor(v!) spikes_e, Tensor(w!) spikes_i, float shift, float[] reals, int[] integers) -> Tensor(o!)");
-  m.impl("euler_step", c10::DispatchKey::CPU, TORCH_FN(euler_step));
+      "Tensor(v!) spikes_e, Tensor(w!) spikes_i, int ring_base, float shift, float[] reals, int[] integers) "
+      "-> Tensor(o!)");
+  m.impl("euler_steps", c10::DispatchKey::CPU, TORCH_FN(euler_steps));
   m.def("box_muller_uniforms(Tensor seed, Tensor c1, Tensor c2, int stream, int count, ScalarType dtype) "
         "-> (Tensor, Tensor)");
   m.impl("box_muller_uniforms", c10::DispatchKey::CPU, TORCH_FN(box_muller_uniforms));
