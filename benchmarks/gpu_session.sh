@@ -56,8 +56,8 @@ stage_profile() {
     TAIL=40 run_stage profile-full-event 60 python3 benchmarks/profile_window.py --device cuda --size full \
         --batch 4096 --backend eager --synapses event
 }
-stage_probe() {  # optional: scratch checks that are not part of the project
-    [ -f scratch/triton_math.py ] && TAIL=30 run_stage triton-math 60 python3 scratch/triton_math.py
+stage_math() {  # Triton's float32 math against eager torch's bits (what the Triton backend relies on)
+    TAIL=20 run_stage triton-math 60 python3 benchmarks/triton_math_check.py
 }
 
 for stage in "${@:-tests bench scale profile}"; do

@@ -245,18 +245,24 @@ class NetworkBatch:
         return self._integrate(stimulus)
 
     def _integrate(self, stimulus: WindowStimulus) -> WindowResult:
-        c, st = self.constants, self.state
-        steps = self.steps_per_window
         current = stimulus.current_i.to(self.dtype).t().contiguous()  # [steps, B]: one row per step
-        monitor = WindowMonitor(st, steps, self.kop_every, self.record, self.params.v_reset,
+        monitor = WindowMonitor(self.state, self.steps_per_window, self.kop_every, self.record, self.params.v_reset,
                                 self.synapse_valid(), self.params.j_i)
-        # The dense sweep's per-synapse presynaptic rows: expanded once per window (connectivity
-        # only changes at resets) rather than kept, which would cost ~1 MB per full-size network.
-        conn = self.connectivity
-        dense_rows = None if self.synapses == "event" else (conn.pre_rows("ie"), conn.pre_rows("ei"))
         if self._stepper is not None:
             self._integrate_blocks(current, monitor)
-            return self._finish(monitor, stimulus)
+        else:
+            self._integrate_steps(current, monitor)
+        stats, recording = monitor.finish(self.state, self.sim.step_size, stimulus.energy, stimulus.charge,
+                                          stimulus.net_charge)
+        return WindowResult(stats, recording)
+
+    def _integrate_steps(self, current: torch.Tensor, monitor: WindowMonitor) -> None:
+        """The window step by step with batched torch ops (eager or compiled backend)."""
+        c, st, conn = self.constants, self.state, self.connectivity
+        steps = self.steps_per_window
+        # The dense sweep's per-synapse presynaptic rows: expanded once per window (connectivity
+        # only changes at resets) rather than kept, which would cost ~1 MB per full-size network.
+        dense_rows = None if self.synapses == "event" else (conn.pre_rows("ie"), conn.pre_rows("ei"))
         for start in range(0, steps, self._noise_steps):
             count = min(self._noise_steps, steps - start)
             noise = self.membrane_noise(count)
@@ -266,7 +272,6 @@ class NetworkBatch:
                 spiked = euler_step(c, self.neurons, conn, st, current[start + k], noise[k], slot,
                                     self._synapse_rank, dense_rows, self._kernels)
                 monitor.observe(start + k, st, spiked)
-        return self._finish(monitor, stimulus)
 
     def _steps_per_call(self) -> int:
         """Steps per call of a kernel backend: a divisor of ``kop_every`` (the monitor takes its causal
@@ -297,11 +302,6 @@ class NetworkBatch:
                                            None if noise is None else noise[start - first:start - first + block])
                 self._ring_position += block
                 monitor.observe(start + block - 1, self.state, spiked, accumulated=True)
-
-    def _finish(self, monitor: WindowMonitor, stimulus: WindowStimulus) -> WindowResult:
-        stats, recording = monitor.finish(self.state, self.sim.step_size, stimulus.energy, stimulus.charge,
-                                          stimulus.net_charge)
-        return WindowResult(stats, recording)
 
     def membrane_noise(self, count: int) -> torch.Tensor:
         """Standard normal draws ``[count, B, num_e + num_i]`` for the next ``count`` steps
