@@ -31,6 +31,8 @@ Two semantics for events that hit the same variable in one step
 
 from __future__ import annotations
 
+import functools
+
 import math
 import warnings
 from dataclasses import dataclass
@@ -38,7 +40,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import NetworkParams, steps_in
-from ..rng import box_muller_uniforms, compiled_box_muller_uniforms
+from ..rng import compiled_box_muller_uniforms, standard_normal
 from .connectivity import Connectivity
 from .state import NetworkState
 
@@ -332,7 +334,7 @@ def integrate_synapses_and_traces(
 
 @dataclass(frozen=True)
 class StepKernels:
-    """The fusable parts of a step: the uniforms of the membrane noise, neuron update, synaptic
+    """The fusable parts of a step: the membrane noise (a :func:`~neuroloop_gpu.rng.standard_normal`), neuron update, synaptic
     filter and traces, and the two event-driven STDP passes; eager (the plain functions) or compiled (``torch.compile``
     fuses each into one loop over the batch or the synapse list instead of ~10 passes over
     memory). On the CPU the compiled code keeps the same IEEE operations in the same order
@@ -341,7 +343,7 @@ class StepKernels:
     differently (last bits of V; tests/test_gpu.py states the tolerance).
     Transcendental functions are never compiled (see :func:`~neuroloop_gpu.rng.standard_normal`)."""
 
-    noise_uniforms: object = box_muller_uniforms
+    noise: object = standard_normal
     neurons: object = integrate_neurons
     synapses_and_traces: object = integrate_synapses_and_traces
     stdp_entering_i: object = stdp_entering_i
@@ -350,7 +352,8 @@ class StepKernels:
     @classmethod
     def compiled(cls) -> "StepKernels":
         # the STDP passes see a different number of synapses every step: one dynamic-shape kernel each
-        return cls(compiled_box_muller_uniforms(), torch.compile(integrate_neurons),
+        return cls(functools.partial(standard_normal, uniforms=compiled_box_muller_uniforms()),
+                   torch.compile(integrate_neurons),
                    torch.compile(integrate_synapses_and_traces), _any_length(stdp_entering_i),
                    _any_length(stdp_leaving_e))
 

@@ -13,12 +13,15 @@ and ninja; about a minute) and caches the build on disk.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import shutil
 from pathlib import Path
 
 import torch
 
+from .. import rng
+from ..rng import uniform_words, words_to_uniform
 from .connectivity import Connectivity
 from .dynamics import NeuronVectors, StepConstants
 from .monitors import WindowMonitor
@@ -62,7 +65,7 @@ def load_kernel() -> None:
     _ninja_on_path()
     try:
         cpp_extension.load(name="neuroloop_fused", sources=[str(SOURCE)], extra_cflags=_FLAGS,
-                           extra_ldflags=["-fopenmp"], is_python_module=False)
+                           extra_ldflags=["-fopenmp", "-ldl"], is_python_module=False)
     except (RuntimeError, OSError) as error:
         raise RuntimeError(f"building the fused kernel ({SOURCE}) failed; backend='eager' or 'compiled' "
                            f"run without it. {error}") from error
@@ -78,12 +81,43 @@ def box_muller_uniforms(seed: torch.Tensor, stream: int, c1: torch.Tensor, c2: t
     return radius.view(*shape, -1, 2), angle.view(*shape, -1, 2)
 
 
+def standard_normal(seed: torch.Tensor, stream: int, c1: torch.Tensor, c2: torch.Tensor, count: int,
+                    dtype: torch.dtype) -> torch.Tensor:
+    """:func:`neuroloop_gpu.rng.standard_normal` in the kernel library: Philox words, Box-Muller with
+    the vector-math calls torch's CPU kernels make, draws written in place (same bits, see
+    :func:`noise_function`); one pass instead of torch's ~10 over the draws."""
+    shape = torch.broadcast_shapes(seed.shape, c1.shape, c2.shape)
+    seed, c1, c2 = (t.contiguous().view(-1) for t in torch.broadcast_tensors(seed, c1, c2))
+    return torch.ops.neuroloop_fused.standard_normal(seed, c1, c2, stream, count, dtype).view(*shape, count)
+
+
+@functools.cache
+def noise_function(dtype: torch.dtype):
+    """The fused backend's membrane noise: :func:`standard_normal` where the kernel library found
+    torch's vector math and it gives torch's bits here, else :func:`neuroloop_gpu.rng.standard_normal`
+    on this library's Philox words."""
+    load_kernel()
+    if torch.ops.neuroloop_fused.standard_normal_available(dtype) and box_muller_agrees_with_torch(dtype):
+        return standard_normal
+    return functools.partial(rng.standard_normal, uniforms=box_muller_uniforms)
+
+
+def box_muller_agrees_with_torch(dtype: torch.dtype, draws: int = 1 << 16) -> bool:
+    """Whether the kernel library's Box-Muller transform gives torch's bits on ``draws`` generator
+    outputs (the tests check every float32 one)."""
+    words = uniform_words(torch.tensor([7]), 0, torch.tensor([0]), torch.tensor([0]), 2 * draws)[0]
+    radius_u, angle_u = words_to_uniform(words, dtype).view(2, -1)
+    radius, angle = radius_u.clone().log_().mul_(-2.0).sqrt_(), angle_u.clone().mul_(2.0 * math.pi)
+    ours = torch.ops.neuroloop_fused.box_muller(radius_u, angle_u)
+    return torch.equal(ours[0], radius * torch.cos(angle)) and torch.equal(ours[1], radius * angle.sin_())
+
+
 class FusedSteps:
     """Runs a batch of networks through a run of Euler steps in one kernel call (the
     :class:`~neuroloop_gpu.network.triton_step.TritonSteps` interface), with the constants of
     ``c`` in the order of ``enum Real`` and ``enum Integer`` in the kernel."""
 
-    noise_from_torch = True  # the noise's logarithm, sine and cosine are torch's (their bits are the contract)
+    noise_from_torch = True  # drawn before each call (noise_function): its log, sqrt, sin, cos are torch's bits
 
     def __init__(self, c: StepConstants, batch: int, num_neurons: int, device: torch.device):
         load_kernel()

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import torch
 
 from ..config import NetworkParams, RecordConfig, SimConfig, require, require_count, steps_in
-from ..rng import STREAM_MEMBRANE_NOISE, standard_normal
+from ..rng import STREAM_MEMBRANE_NOISE
 from ..stimulus import PulseTrain, StimulatorState, WindowStimulus, render_window
 from .connectivity import Connectivity
 from .dynamics import StepConstants, StepKernels, euler_step
-from .fused import box_muller_uniforms as fused_box_muller_uniforms
+from .fused import noise_function as fused_noise_function
 from .fused import FusedSteps, fused_backend_problem, load_kernel
 from .monitors import WindowMonitor, WindowRecording, WindowStats, mean_weight_mv
 from .state import NetworkState
@@ -140,7 +140,7 @@ class NetworkBatch:
         require(self.synapses in ("event", "dense"), "synapses", "'event' or 'dense'", synapses)
         self.backend = self._resolve_backend(backend, synapses)
         if self.backend == "fused":
-            self._kernels = StepKernels(noise_uniforms=fused_box_muller_uniforms)
+            self._kernels = StepKernels(noise=fused_noise_function(dtype))
         else:
             self._kernels = StepKernels.compiled() if self.backend == "compiled" else StepKernels()
         self.constants = StepConstants.from_params(self.params, self.sim.step_size)
@@ -312,9 +312,8 @@ class NetworkBatch:
         """
         st = self.state
         steps = st.step + torch.arange(count, device=self.device).unsqueeze(1)
-        return standard_normal(st.seed.view(1, -1), STREAM_MEMBRANE_NOISE, steps, st.episode.view(1, -1),
-                               self.params.num_e + self.params.num_i, self.dtype,
-                               self._kernels.noise_uniforms)
+        return self._kernels.noise(st.seed.view(1, -1), STREAM_MEMBRANE_NOISE, steps, st.episode.view(1, -1),
+                                   self.params.num_e + self.params.num_i, self.dtype)
 
     # ------------------------------------------------------------- queries
     def synapse_valid(self) -> torch.Tensor:

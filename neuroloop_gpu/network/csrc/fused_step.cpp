@@ -16,11 +16,30 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <dlfcn.h>
+
+#include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <cstdint>
 #include <vector>
 
 namespace {
+
+// Spike flags are read as the bytes (0 or 1) of torch's bool tensors: GCC vectorises a select on a
+// uint8_t, not on a bool. Every helper is inlined into advance_networks, which is built twice: for
+// AVX2 + FMA and for the baseline instruction set.
+using Flag = uint8_t;
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+bool has_avx2_fma() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return supported;
+#else
+  return false;
+#endif
+}
 
 // Positions of the float64 and int64 constants (neuroloop_gpu/network/fused.py builds them).
 enum Real { DT, V_REST, V_THRESHOLD, V_RESET, REFRACTORY_STEPS, TAU_M, TAU_D, TAU_R, TAU_PRE, TAU_POST,
@@ -43,12 +62,12 @@ struct Constants {
 };
 
 // torch clamp(min=lo) / clamp(max=hi): NaN passes through, an equal value is kept
-template <typename T> inline T at_least(T x, T lo) { return x < lo ? lo : x; }
-template <typename T> inline T at_most(T x, T hi) { return x > hi ? hi : x; }
+template <typename T> ALWAYS_INLINE T at_least(T x, T lo) { return x < lo ? lo : x; }
+template <typename T> ALWAYS_INLINE T at_most(T x, T hi) { return x > hi ? hi : x; }
 
 // dynamics.stdp for one synapse: plastic is 1 from plasticity onset on, else 0
 template <typename T>
-inline T stdp(const Constants<T>& c, T w, bool pre_spiked, T pre_trace, bool post_spiked, T post_trace, T plastic) {
+ALWAYS_INLINE T stdp(const Constants<T>& c, T w, bool pre_spiked, T pre_trace, bool post_spiked, T post_trace, T plastic) {
   if (c.published) {
     if (post_spiked) return at_most(w + plastic * c.ltp * pre_trace, c.w_max);
     if (pre_spiked) return at_least(w + plastic * c.ltd * post_trace, c.w_min);
@@ -66,7 +85,7 @@ inline T stdp(const Constants<T>& c, T w, bool pre_spiked, T pre_trace, bool pos
 // dynamics._trace: A + dt * (-A) / tau, or on a spike A + increment (summed: decayed + increment).
 // One loop per semantics: a loop-invariant choice inside the loop keeps it from vectorising.
 template <typename T>
-void update_traces(const Constants<T> c, T* __restrict__ trace, const bool* __restrict__ spiked, int64_t count,
+ALWAYS_INLINE void update_traces(const Constants<T> c, T* __restrict__ trace, const Flag* __restrict__ spiked, int64_t count,
                    T tau) {
   if (c.published) {
     for (int64_t k = 0; k < count; ++k) {
@@ -85,10 +104,10 @@ void update_traces(const Constants<T> c, T* __restrict__ trace, const bool* __re
 
 // Membrane (eq. 1-2), threshold, reset, refractory hold, floor: dynamics.integrate_neurons.
 template <typename T>
-void integrate_neurons(const Constants<T> c, int64_t n, T* __restrict__ v, T* __restrict__ refractory,
+ALWAYS_INLINE void integrate_neurons(const Constants<T> c, int64_t n, T* __restrict__ v, T* __restrict__ refractory,
                        const T* __restrict__ s, const T* __restrict__ noise, const T* __restrict__ mu,
                        const T* __restrict__ coupling, const T* __restrict__ stim_sign,
-                       const T* __restrict__ noise_gain, T stim, bool* __restrict__ spiked) {
+                       const T* __restrict__ noise_gain, T stim, Flag* __restrict__ spiked) {
   for (int64_t j = 0; j < n; ++j) {
     const T old = v[j];
     // torch: (((V_rest - V) + coupling S + mu + sign stim) * dt / tau_m + V) + gain xi
@@ -98,10 +117,14 @@ void integrate_neurons(const Constants<T> c, int64_t n, T* __restrict__ v, T* __
     v_new = v_new + stim_sign[j] * stim;
     v_new = v_new * c.dt / c.tau_m + old;
     v_new = v_new + noise_gain[j] * noise[j];
-    const T held_before = at_least(refractory[j] - T(1), T(-1));
-    const bool fired = old < c.v_threshold && v_new >= c.v_threshold;
-    const bool held = held_before >= T(0) || fired;
-    v[j] = held ? c.v_reset : at_least(v_new, c.v_rest);
+    const T remaining = refractory[j] - T(1);
+    const T held_before = at_least(remaining, T(-1));
+    // no branch, so that the loop vectorises: & and | rather than && and ||, and the hold tested
+    // on the unclamped count (the same truth value: the clamp only lifts values below -1 to -1)
+    const bool fired = (old < c.v_threshold) & (v_new >= c.v_threshold);
+    const bool held = (remaining >= T(0)) | fired;
+    const T floored = at_least(v_new, c.v_rest);
+    v[j] = held ? c.v_reset : floored;
     refractory[j] = fired ? c.refractory_steps : held_before;
     spiked[j] = fired;
   }
@@ -112,7 +135,7 @@ void integrate_neurons(const Constants<T> c, int64_t n, T* __restrict__ v, T* __
 // dynamics.integrate_synapses_and_traces. E neurons receive -1 per I spike (published: once, however
 // many coincide), I neurons the E->I input.
 template <typename T, bool Published>
-inline void filter_one(const Constants<T>& c, T& x, T& s, T arrived) {
+ALWAYS_INLINE void filter_one(const Constants<T>& c, T& x, T& s, T arrived) {
   const T x0 = x, s0 = s;
   s = (x0 - s0) * c.dt / c.tau_d + s0;
   const T decayed = -x0 * c.dt / c.tau_r + x0;
@@ -120,7 +143,7 @@ inline void filter_one(const Constants<T>& c, T& x, T& s, T arrived) {
 }
 
 template <typename T, bool Published>
-void filter_populations(const Constants<T> c, int64_t ne, int64_t ni, T* __restrict__ x, T* __restrict__ s,
+ALWAYS_INLINE void filter_populations(const Constants<T> c, int64_t ne, int64_t ni, T* __restrict__ x, T* __restrict__ s,
                         const int32_t* __restrict__ count_e, const T* __restrict__ input_i) {
   for (int64_t j = 0; j < ne; ++j) {
     const T count = static_cast<T>(count_e[j]);
@@ -134,12 +157,12 @@ void filter_populations(const Constants<T> c, int64_t ne, int64_t ni, T* __restr
 // (monitors.population_mean), per-neuron E sums and squares, spike counts. Squares are added as
 // torch's addcmul_ adds them: with one rounding (fma) in its AVX2 kernels, two in its portable ones.
 template <typename T, bool kFma>
-inline T add_square(T sum, T d) {
+ALWAYS_INLINE T add_square(T sum, T d) {
   return kFma ? std::fma(d, d, sum) : sum + d * d;
 }
 
 template <typename T, bool kFma>
-inline void observe_body(const T* __restrict__ v, const bool* __restrict__ spiked, int64_t ne, int64_t ni, T shift,
+ALWAYS_INLINE void observe(const T* __restrict__ v, const Flag* __restrict__ spiked, int64_t ne, int64_t ni, T shift,
                          T& mean_e_sum, T& mean_e_sq_sum, T* __restrict__ neuron_sum, T* __restrict__ neuron_sq_sum,
                          T& v_i_sum, T& v_i_sq_sum, T& spikes_e, T& spikes_i) {
   for (int64_t j = 0; j < ne; ++j) {
@@ -170,172 +193,169 @@ inline void observe_body(const T* __restrict__ v, const bool* __restrict__ spike
   spikes_i = spikes_i + static_cast<T>(fired);
 }
 
-// torch picks its AVX2 kernels where the CPU has AVX2 and FMA
-template <typename T>
-__attribute__((target("avx2,fma"))) void observe_with_fma(const T* v, const bool* spiked, int64_t ne, int64_t ni,
-                                                          T shift, T& a, T& b, T* c, T* d, T& e, T& f, T& g, T& h) {
-  observe_body<T, true>(v, spiked, ne, ni, shift, a, b, c, d, e, f, g, h);
-}
-
-template <typename T>
-void observe_portable(const T* v, const bool* spiked, int64_t ne, int64_t ni, T shift, T& a, T& b, T* c, T* d, T& e,
-                      T& f, T& g, T& h) {
-  observe_body<T, false>(v, spiked, ne, ni, shift, a, b, c, d, e, f, g, h);
-}
-
 constexpr int64_t kPrefetch = 16;  // synapses ahead: enough to overlap a cache miss
 
-struct Tables {  // the tensors of one step, by role
+struct Tables {  // the tensors of one call, by role
   at::Tensor v, refractory, x, s, spiked_pre, trace_pre, spiked_post, trace_post, weight, ring_spikes_i,
       ring_input_i, last_spike_e, last_isi_e, step, stim_i, noise, mu, coupling, stim_sign, noise_gain, ei_post,
-      ei_start,
-      ei_degree, ei_by_post, ei_pre_by_post, ei_post_start, ei_post_degree, ie_post, ie_start, ie_degree, spiked,
-      mean_e_sum, mean_e_sq_sum, neuron_e_sum, neuron_e_sq_sum, v_i_sum, v_i_sq_sum, spikes_e, spikes_i;
+      ei_start, ei_degree, ei_by_post, ei_pre_by_post, ei_post_start, ei_post_degree, ie_post, ie_start, ie_degree,
+      spiked, mean_e_sum, mean_e_sq_sum, neuron_e_sum, neuron_e_sq_sum, v_i_sum, v_i_sq_sum, spikes_e, spikes_i;
 };
 
 template <typename T, typename PreIndex>
-void step_networks(const Tables& t, const Constants<T>& constants, T shift, int64_t ring_base) {
-  const int64_t batch = t.v.size(0), capacity = t.weight.size(1), steps = t.stim_i.size(0);
-  const int64_t delay = t.ring_spikes_i.size(0);
-  T* v_all = t.v.data_ptr<T>();
-  T* refractory_all = t.refractory.data_ptr<T>();
-  T* x_all = t.x.data_ptr<T>();
-  T* s_all = t.s.data_ptr<T>();
-  bool* spiked_pre_all = t.spiked_pre.data_ptr<bool>();
-  T* trace_pre_all = t.trace_pre.data_ptr<T>();
-  bool* spiked_post_all = t.spiked_post.data_ptr<bool>();
-  T* trace_post_all = t.trace_post.data_ptr<T>();
-  T* weight = t.weight.data_ptr<T>();  // global synapse ids index it directly
-  bool* ring_spikes_all = t.ring_spikes_i.data_ptr<bool>();  // [delay, batch, ni + 1]
-  T* ring_input_all = t.ring_input_i.data_ptr<T>();           // [delay, batch, ni]
-  int32_t* last_spike_all = t.last_spike_e.data_ptr<int32_t>();
-  int32_t* last_isi_all = t.last_isi_e.data_ptr<int32_t>();
-  int64_t* step = t.step.data_ptr<int64_t>();
-  const T* stim_i = t.stim_i.data_ptr<T>();      // [steps, batch]
-  const T* noise_all = t.noise.data_ptr<T>();    // [steps, batch, n]
-  const T* mu = t.mu.data_ptr<T>();
-  const T* coupling = t.coupling.data_ptr<T>();
-  const T* stim_sign = t.stim_sign.data_ptr<T>();
-  const T* noise_gain = t.noise_gain.data_ptr<T>();
-  const int32_t* ei_post = t.ei_post.data_ptr<int32_t>();
-  const int64_t* ei_start = t.ei_start.data_ptr<int64_t>();
-  const int64_t* ei_degree = t.ei_degree.data_ptr<int64_t>();
-  const int32_t* ei_by_post = t.ei_by_post.data_ptr<int32_t>();
-  const PreIndex* ei_pre_by_post = t.ei_pre_by_post.data_ptr<PreIndex>();
-  const int64_t* ei_post_start = t.ei_post_start.data_ptr<int64_t>();
-  const int64_t* ei_post_degree = t.ei_post_degree.data_ptr<int64_t>();
-  const int32_t* ie_post = t.ie_post.data_ptr<int32_t>();
-  const int64_t* ie_start = t.ie_start.data_ptr<int64_t>();
-  const int64_t* ie_degree = t.ie_degree.data_ptr<int64_t>();
-  bool* spiked_all = t.spiked.data_ptr<bool>();
-  T* mean_e_sum = t.mean_e_sum.data_ptr<T>();
-  T* mean_e_sq_sum = t.mean_e_sq_sum.data_ptr<T>();
-  T* neuron_e_sum = t.neuron_e_sum.data_ptr<T>();
-  T* neuron_e_sq_sum = t.neuron_e_sq_sum.data_ptr<T>();
-  T* v_i_sum = t.v_i_sum.data_ptr<T>();
-  T* v_i_sq_sum = t.v_i_sq_sum.data_ptr<T>();
-  T* spikes_e = t.spikes_e.data_ptr<T>();
-  T* spikes_i = t.spikes_i.data_ptr<T>();
+struct Arrays {  // the data of Tables, typed; flags as bytes (see Flag)
+  int64_t batch, capacity, steps, delay;
+  T *v_all, *refractory_all, *x_all, *s_all, *trace_pre_all, *trace_post_all, *weight, *ring_input_all;
+  Flag *spiked_pre_all, *spiked_post_all, *ring_spikes_all, *spiked_all;
+  int32_t *last_spike_all, *last_isi_all;
+  int64_t* step;
+  const T *stim_i, *noise_all, *mu, *coupling, *stim_sign, *noise_gain;
+  const int32_t *ei_post, *ei_by_post, *ie_post;
+  const PreIndex* ei_pre_by_post;
+  const int64_t *ei_start, *ei_degree, *ei_post_start, *ei_post_degree, *ie_start, *ie_degree;
+  T *mean_e_sum, *mean_e_sq_sum, *neuron_e_sum, *neuron_e_sq_sum, *v_i_sum, *v_i_sq_sum, *spikes_e, *spikes_i;
 
-  const int64_t ne = constants.num_e, ni = constants.num_i, n = ne + ni;
-  static const bool has_fma = __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2");
-  at::parallel_for(0, batch, 1, [&](int64_t first, int64_t last) {
-    const Constants<T> c = constants;  // a private copy: the stores below cannot alias it
-    std::vector<int32_t> count_e(ne);  // I spikes arriving at each E neuron now
-    std::vector<T> sent(ni);           // E->I input leaving now for each I neuron
-    for (int64_t b = first; b < last; ++b) {
-      T* v = v_all + b * n;
-      T* refractory = refractory_all + b * n;
-      T* x = x_all + b * n;
-      T* s = s_all + b * n;
-      bool* spiked_pre = spiked_pre_all + b * (ne + 1);
-      T* trace_pre = trace_pre_all + b * (ne + 1);
-      bool* spiked_post = spiked_post_all + b * (ni + 1);
-      T* trace_post = trace_post_all + b * (ni + 1);
-      int32_t* last_spike = last_spike_all + b * ne;
-      int32_t* last_isi = last_isi_all + b * ne;
-      bool* spiked = spiked_all + b * n;
-      for (int64_t k = 0; k < steps; ++k) {
-        const int64_t slot = (ring_base + k) % delay;
-        bool* arriving_i = ring_spikes_all + (slot * batch + b) * (ni + 1);
-        T* input_i = ring_input_all + (slot * batch + b) * ni;
-        const T* noise = noise_all + (k * batch + b) * n;
-        const T stim = stim_i[k * batch + b];
-        const int32_t now = static_cast<int32_t>(step[b] + 1);
-        const T plastic = (step[b] >= c.onset && c.onset >= 0) ? T(1) : T(0);
+  explicit Arrays(const Tables& t)
+      : batch(t.v.size(0)), capacity(t.weight.size(1)), steps(t.stim_i.size(0)), delay(t.ring_spikes_i.size(0)),
+        v_all(t.v.data_ptr<T>()), refractory_all(t.refractory.data_ptr<T>()), x_all(t.x.data_ptr<T>()),
+        s_all(t.s.data_ptr<T>()), trace_pre_all(t.trace_pre.data_ptr<T>()),
+        trace_post_all(t.trace_post.data_ptr<T>()), weight(t.weight.data_ptr<T>()),
+        ring_input_all(t.ring_input_i.data_ptr<T>()), spiked_pre_all(flags(t.spiked_pre)),
+        spiked_post_all(flags(t.spiked_post)), ring_spikes_all(flags(t.ring_spikes_i)), spiked_all(flags(t.spiked)),
+        last_spike_all(t.last_spike_e.data_ptr<int32_t>()), last_isi_all(t.last_isi_e.data_ptr<int32_t>()),
+        step(t.step.data_ptr<int64_t>()), stim_i(t.stim_i.data_ptr<T>()), noise_all(t.noise.data_ptr<T>()),
+        mu(t.mu.data_ptr<T>()), coupling(t.coupling.data_ptr<T>()), stim_sign(t.stim_sign.data_ptr<T>()),
+        noise_gain(t.noise_gain.data_ptr<T>()), ei_post(t.ei_post.data_ptr<int32_t>()),
+        ei_by_post(t.ei_by_post.data_ptr<int32_t>()), ie_post(t.ie_post.data_ptr<int32_t>()),
+        ei_pre_by_post(t.ei_pre_by_post.data_ptr<PreIndex>()), ei_start(t.ei_start.data_ptr<int64_t>()),
+        ei_degree(t.ei_degree.data_ptr<int64_t>()), ei_post_start(t.ei_post_start.data_ptr<int64_t>()),
+        ei_post_degree(t.ei_post_degree.data_ptr<int64_t>()), ie_start(t.ie_start.data_ptr<int64_t>()),
+        ie_degree(t.ie_degree.data_ptr<int64_t>()), mean_e_sum(t.mean_e_sum.data_ptr<T>()),
+        mean_e_sq_sum(t.mean_e_sq_sum.data_ptr<T>()), neuron_e_sum(t.neuron_e_sum.data_ptr<T>()),
+        neuron_e_sq_sum(t.neuron_e_sq_sum.data_ptr<T>()), v_i_sum(t.v_i_sum.data_ptr<T>()),
+        v_i_sq_sum(t.v_i_sq_sum.data_ptr<T>()), spikes_e(t.spikes_e.data_ptr<T>()),
+        spikes_i(t.spikes_i.data_ptr<T>()) {}
 
-        integrate_neurons(c, n, v, refractory, s, noise, mu, coupling, stim_sign, noise_gain, stim, spiked);
-        (has_fma ? observe_with_fma<T> : observe_portable<T>)(v, spiked, ne, ni, shift, mean_e_sum[b],
-                                                              mean_e_sq_sum[b], neuron_e_sum + b * ne,
-                                                              neuron_e_sq_sum + b * ne, v_i_sum[b], v_i_sq_sum[b],
-                                                              spikes_e[b], spikes_i[b]);
-        for (int64_t e = 0; e < ne; ++e) {
-          const bool fired = spiked[e];
-          spiked_pre[e] = fired;
-          if (fired) {  // causal phase bookkeeping for the online Kuramoto estimate
-            if (last_spike[e] >= 0) last_isi[e] = now - last_spike[e];
-            last_spike[e] = now;
-          }
-        }
-        for (int64_t i = 0; i < ni; ++i) spiked_post[i] = spiked[ne + i];
+  static Flag* flags(const at::Tensor& t) { return reinterpret_cast<Flag*>(t.data_ptr<bool>()); }
+};
 
-        // I -> E: the synapses leaving the I spikes emitted d ago; then this step's I spikes leave.
-        std::fill(count_e.begin(), count_e.end(), 0);
-        const int64_t e_offset = b * (ne + 1), i_offset = b * (ni + 1);
-        for (int64_t i = 0; i < ni; ++i) {
-          if (!arriving_i[i]) continue;
-          const int64_t from = ie_start[i_offset + i], to = from + ie_degree[i_offset + i];
-          for (int64_t id = from; id < to; ++id) ++count_e[ie_post[id] - e_offset];
-        }
-        for (int64_t i = 0; i < ni; ++i) arriving_i[i] = spiked_post[i];
+// Networks [first, last) through all the steps of the call; Avx2: built for AVX2 + FMA, whose
+// kernels torch runs there too (see observe).
+template <typename T, typename PreIndex, bool Avx2>
+ALWAYS_INLINE void advance_networks(const Arrays<T, PreIndex>& a, const Constants<T> c, T shift, int64_t ring_base,
+                                    int64_t first, int64_t last) {
+  const int64_t ne = c.num_e, ni = c.num_i, n = ne + ni;
+  std::vector<int32_t> count_e(ne);  // I spikes arriving at each E neuron now
+  std::vector<T> sent(ni);           // E->I input leaving now for each I neuron
+  for (int64_t b = first; b < last; ++b) {
+    T* v = a.v_all + b * n;
+    T* refractory = a.refractory_all + b * n;
+    T* x = a.x_all + b * n;
+    T* s = a.s_all + b * n;
+    Flag* spiked_pre = a.spiked_pre_all + b * (ne + 1);
+    T* trace_pre = a.trace_pre_all + b * (ne + 1);
+    Flag* spiked_post = a.spiked_post_all + b * (ni + 1);
+    T* trace_post = a.trace_post_all + b * (ni + 1);
+    int32_t* last_spike = a.last_spike_all + b * ne;
+    int32_t* last_isi = a.last_isi_all + b * ne;
+    Flag* spiked = a.spiked_all + b * n;
+    for (int64_t k = 0; k < a.steps; ++k) {
+      const int64_t slot = (ring_base + k) % a.delay;
+      Flag* arriving_i = a.ring_spikes_all + (slot * a.batch + b) * (ni + 1);
+      T* input_i = a.ring_input_all + (slot * a.batch + b) * ni;
+      const T* noise = a.noise_all + (k * a.batch + b) * n;
+      const T stim = a.stim_i[k * a.batch + b];
+      const int32_t now = static_cast<int32_t>(a.step[b] + 1);
+      const T plastic = (a.step[b] >= c.onset && c.onset >= 0) ? T(1) : T(0);
 
-        // E -> I input with the weights before this step's STDP, in ascending synapse order:
-        // published, the highest-ranked active synapse of each I neuron wins; summed, all add up.
-        std::fill(sent.begin(), sent.end(), T(0));
-        for (int64_t e = 0; e < ne; ++e) {
-          if (!spiked_pre[e]) continue;
-          const int64_t from = ei_start[e_offset + e], to = from + ei_degree[e_offset + e];
-          for (int64_t id = from; id < to; ++id) {
-            T& into = sent[ei_post[id] - i_offset];
-            into = c.published ? weight[id] : into + weight[id];
-          }
-        }
-
-        // STDP (eq. 7-11), first every synapse entering an I spike (final value), then those
-        // leaving an E spike whose I neuron did not spike: dynamics.stdp_entering_i / stdp_leaving_e.
-        T* net_weight = weight + b * capacity;
-        for (int64_t i = 0; i < ni; ++i) {
-          if (!spiked_post[i]) continue;
-          const int64_t from = ei_post_start[i_offset + i], to = from + ei_post_degree[i_offset + i];
-          for (int64_t p = from; p < to; ++p) {
-            // the weights entering one I neuron lie scattered: ask for them ahead of use
-            if (p + kPrefetch < to) __builtin_prefetch(net_weight + ei_by_post[p + kPrefetch], 1);
-            const int64_t pre = ei_pre_by_post[p];
-            T& w = net_weight[ei_by_post[p]];
-            w = stdp(c, w, spiked_pre[pre], trace_pre[pre], true, trace_post[i], plastic);
-          }
-        }
-        for (int64_t e = 0; e < ne; ++e) {
-          if (!spiked_pre[e]) continue;
-          const int64_t from = ei_start[e_offset + e], to = from + ei_degree[e_offset + e];
-          for (int64_t id = from; id < to; ++id) {
-            const int64_t post = ei_post[id] - i_offset;
-            if (spiked_post[post]) continue;
-            weight[id] = stdp(c, weight[id], true, trace_pre[e], false, trace_post[post], plastic);
-          }
-        }
-
-        if (c.published) {
-          filter_populations<T, true>(c, ne, ni, x, s, count_e.data(), input_i);
-        } else {
-          filter_populations<T, false>(c, ne, ni, x, s, count_e.data(), input_i);
-        }
-        std::copy(sent.begin(), sent.end(), input_i);  // this step's E->I input leaves, d from now
-        update_traces(c, trace_pre, spiked_pre, ne + 1, c.tau_pre);
-        update_traces(c, trace_post, spiked_post, ni + 1, c.tau_post);
-        step[b] += 1;
+      integrate_neurons(c, n, v, refractory, s, noise, a.mu, a.coupling, a.stim_sign, a.noise_gain, stim, spiked);
+      observe<T, Avx2>(v, spiked, ne, ni, shift, a.mean_e_sum[b], a.mean_e_sq_sum[b], a.neuron_e_sum + b * ne,
+                       a.neuron_e_sq_sum + b * ne, a.v_i_sum[b], a.v_i_sq_sum[b], a.spikes_e[b], a.spikes_i[b]);
+      for (int64_t e = 0; e < ne; ++e) {  // causal phase bookkeeping for the online Kuramoto estimate
+        const bool fired = spiked[e];
+        const int32_t last = last_spike[e];
+        spiked_pre[e] = fired;
+        last_isi[e] = fired & (last >= 0) ? now - last : last_isi[e];
+        last_spike[e] = fired ? now : last;
       }
+      for (int64_t i = 0; i < ni; ++i) spiked_post[i] = spiked[ne + i];
+
+      // I -> E: the synapses leaving the I spikes emitted d ago; then this step's I spikes leave.
+      std::fill(count_e.begin(), count_e.end(), 0);
+      const int64_t e_offset = b * (ne + 1), i_offset = b * (ni + 1);
+      for (int64_t i = 0; i < ni; ++i) {
+        if (!arriving_i[i]) continue;
+        const int64_t from = a.ie_start[i_offset + i], to = from + a.ie_degree[i_offset + i];
+        for (int64_t id = from; id < to; ++id) ++count_e[a.ie_post[id] - e_offset];
+      }
+      for (int64_t i = 0; i < ni; ++i) arriving_i[i] = spiked_post[i];
+
+      // E -> I input with the weights before this step's STDP, in ascending synapse order:
+      // published, the highest-ranked active synapse of each I neuron wins; summed, all add up.
+      std::fill(sent.begin(), sent.end(), T(0));
+      for (int64_t e = 0; e < ne; ++e) {
+        if (!spiked_pre[e]) continue;
+        const int64_t from = a.ei_start[e_offset + e], to = from + a.ei_degree[e_offset + e];
+        for (int64_t id = from; id < to; ++id) {
+          T& into = sent[a.ei_post[id] - i_offset];
+          into = c.published ? a.weight[id] : into + a.weight[id];
+        }
+      }
+
+      // STDP (eq. 7-11), first every synapse entering an I spike (final value), then those
+      // leaving an E spike whose I neuron did not spike: dynamics.stdp_entering_i / stdp_leaving_e.
+      T* net_weight = a.weight + b * a.capacity;
+      for (int64_t i = 0; i < ni; ++i) {
+        if (!spiked_post[i]) continue;
+        const int64_t from = a.ei_post_start[i_offset + i], to = from + a.ei_post_degree[i_offset + i];
+        for (int64_t p = from; p < to; ++p) {
+          // the weights entering one I neuron lie scattered: ask for them ahead of use
+          if (p + kPrefetch < to) __builtin_prefetch(net_weight + a.ei_by_post[p + kPrefetch], 1);
+          const int64_t pre = a.ei_pre_by_post[p];
+          T& w = net_weight[a.ei_by_post[p]];
+          w = stdp(c, w, spiked_pre[pre], trace_pre[pre], true, trace_post[i], plastic);
+        }
+      }
+      for (int64_t e = 0; e < ne; ++e) {
+        if (!spiked_pre[e]) continue;
+        const int64_t from = a.ei_start[e_offset + e], to = from + a.ei_degree[e_offset + e];
+        for (int64_t id = from; id < to; ++id) {
+          const int64_t post = a.ei_post[id] - i_offset;
+          if (spiked_post[post]) continue;
+          a.weight[id] = stdp(c, a.weight[id], true, trace_pre[e], false, trace_post[post], plastic);
+        }
+      }
+
+      if (c.published) {
+        filter_populations<T, true>(c, ne, ni, x, s, count_e.data(), input_i);
+      } else {
+        filter_populations<T, false>(c, ne, ni, x, s, count_e.data(), input_i);
+      }
+      std::copy(sent.begin(), sent.end(), input_i);  // this step's E->I input leaves, d from now
+      update_traces(c, trace_pre, spiked_pre, ne + 1, c.tau_pre);
+      update_traces(c, trace_post, spiked_post, ni + 1, c.tau_post);
+      a.step[b] += 1;
     }
+  }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+template <typename T, typename PreIndex>
+__attribute__((target("avx2,fma"))) void advance_networks_avx2(const Arrays<T, PreIndex>& a, const Constants<T> c,
+                                                               T shift, int64_t ring_base, int64_t first,
+                                                               int64_t last) {
+  advance_networks<T, PreIndex, true>(a, c, shift, ring_base, first, last);
+}
+#endif
+
+template <typename T, typename PreIndex>
+void step_networks(const Tables& t, const Constants<T>& constants, T shift, int64_t ring_base) {
+  const Arrays<T, PreIndex> arrays(t);
+  at::parallel_for(0, arrays.batch, 1, [&](int64_t first, int64_t last) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (has_avx2_fma()) return advance_networks_avx2<T, PreIndex>(arrays, constants, shift, ring_base, first, last);
+#endif
+    advance_networks<T, PreIndex, false>(arrays, constants, shift, ring_base, first, last);
   });
 }
 
@@ -405,20 +425,25 @@ inline double word_to_uniform<double>(uint32_t word) {
   return (static_cast<double>(word) + 0.5) * 0x1p-32;
 }
 
+// The round keys are computed once per row and the rounds unrolled, so that the loop over blocks
+// vectorises (several blocks per instruction; the 32 x 32 -> 64-bit products stay exact).
 template <typename T>
-void philox_row(uint64_t seed, uint32_t c1, uint32_t c2, uint32_t stream, int64_t blocks, T* __restrict__ radius,
+ALWAYS_INLINE void philox_row(uint64_t seed, uint32_t c1, uint32_t c2, uint32_t stream, int64_t blocks, T* __restrict__ radius,
                 T* __restrict__ angle) {
-  const uint32_t key0 = static_cast<uint32_t>(seed), key1 = static_cast<uint32_t>(seed >> 32);
+  uint32_t k0[10], k1[10];
+  k0[0] = static_cast<uint32_t>(seed);
+  k1[0] = static_cast<uint32_t>(seed >> 32);
+  for (int round = 1; round < 10; ++round) {
+    k0[round] = k0[round - 1] + kWeyl0;
+    k1[round] = k1[round - 1] + kWeyl1;
+  }
   for (int64_t block = 0; block < blocks; ++block) {
-    uint32_t x0 = static_cast<uint32_t>(block), x1 = c1, x2 = c2, x3 = stream, k0 = key0, k1 = key1;
+    uint32_t x0 = static_cast<uint32_t>(block), x1 = c1, x2 = c2, x3 = stream;
+#pragma GCC unroll 10
     for (int round = 0; round < 10; ++round) {
-      if (round) {
-        k0 += kWeyl0;
-        k1 += kWeyl1;
-      }
       const uint64_t p0 = static_cast<uint64_t>(x0) * kMult0, p1 = static_cast<uint64_t>(x2) * kMult1;
-      x0 = static_cast<uint32_t>(p1 >> 32) ^ x1 ^ k0;
-      x2 = static_cast<uint32_t>(p0 >> 32) ^ x3 ^ k1;
+      x0 = static_cast<uint32_t>(p1 >> 32) ^ x1 ^ k0[round];
+      x2 = static_cast<uint32_t>(p0 >> 32) ^ x3 ^ k1[round];
       x1 = static_cast<uint32_t>(p1);
       x3 = static_cast<uint32_t>(p0);
     }
@@ -428,6 +453,34 @@ void philox_row(uint64_t seed, uint32_t c1, uint32_t c2, uint32_t stream, int64_
     angle[2 * block] = word_to_uniform<T>(x1);
     angle[2 * block + 1] = word_to_uniform<T>(x3);
   }
+}
+
+// Rows of uniforms (rng.box_muller_uniforms); built for AVX2 too, as advance_networks is.
+template <typename T>
+ALWAYS_INLINE void philox_rows_body(const int64_t* seed, const int64_t* c1, const int64_t* c2, uint32_t stream,
+                                    int64_t rows, int64_t blocks, T* radius, T* angle) {
+  for (int64_t row = 0; row < rows; ++row) {
+    philox_row<T>(static_cast<uint64_t>(seed[row]), static_cast<uint32_t>(c1[row]), static_cast<uint32_t>(c2[row]),
+                  stream, blocks, radius + row * 2 * blocks, angle + row * 2 * blocks);
+  }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+template <typename T>
+__attribute__((target("avx2"))) void philox_rows_avx2(const int64_t* seed, const int64_t* c1, const int64_t* c2,
+                                                      uint32_t stream, int64_t rows, int64_t blocks, T* radius,
+                                                      T* angle) {
+  philox_rows_body<T>(seed, c1, c2, stream, rows, blocks, radius, angle);
+}
+#endif
+
+template <typename T>
+void philox_rows(const int64_t* seed, const int64_t* c1, const int64_t* c2, uint32_t stream, int64_t rows,
+                 int64_t blocks, T* radius, T* angle) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (has_avx2_fma()) return philox_rows_avx2<T>(seed, c1, c2, stream, rows, blocks, radius, angle);
+#endif
+  philox_rows_body<T>(seed, c1, c2, stream, rows, blocks, radius, angle);
 }
 
 std::tuple<at::Tensor, at::Tensor> box_muller_uniforms(at::Tensor seed, at::Tensor c1, at::Tensor c2, int64_t stream,
@@ -446,14 +499,124 @@ std::tuple<at::Tensor, at::Tensor> box_muller_uniforms(at::Tensor seed, at::Tens
     scalar_t* radius_all = radius.data_ptr<scalar_t>();
     scalar_t* angle_all = angle.data_ptr<scalar_t>();
     at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t row = begin; row < end; ++row) {
-        philox_row<scalar_t>(static_cast<uint64_t>(seed_of[row]), static_cast<uint32_t>(c1_of[row]),
-                             static_cast<uint32_t>(c2_of[row]), static_cast<uint32_t>(stream), blocks,
-                             radius_all + row * blocks * 2, angle_all + row * blocks * 2);
-      }
+      philox_rows<scalar_t>(seed_of + begin, c1_of + begin, c2_of + begin, static_cast<uint32_t>(stream), end - begin,
+                            blocks, radius_all + begin * blocks * 2, angle_all + begin * blocks * 2);
     });
   });
   return {radius, angle};
+}
+
+
+// rng.standard_normal for rows of (seed, c1, c2): the Philox uniforms above, then Box-Muller
+// with the functions torch's CPU kernels use. A torch built with MKL (at::vml) evaluates log,
+// sqrt, cos and sin of a contiguous float tensor with MKL's vector math library in its
+// high-accuracy mode; its results are not always correctly rounded, so the same bits need the same
+// calls. They are looked up in the library that holds torch's CPU kernels (the 64-bit-length
+// variants, whatever MKL_INT is); where it has none, the noise stays with torch
+// (standard_normal_available).
+template <typename T>
+using VmlFunction = void (*)(int64_t, const T*, T*, int64_t);
+constexpr int64_t kVmlMode = 0x2 | 0x140000 | 0x100;  // VML_HA | VML_FTZDAZ_OFF | VML_ERRMODE_IGNORE, as at::vml
+
+template <typename T>
+struct VectorMath {
+  VmlFunction<T> log, sqrt, cos, sin;
+  bool available() const { return log && sqrt && cos && sin; }
+};
+
+void* torch_cpu_library() {
+  Dl_info info;
+  if (!dladdr(reinterpret_cast<void*>(&at::native::empty_cpu), &info)) return nullptr;
+  return dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+}
+
+template <typename T>
+const VectorMath<T>& vector_math() {
+  static const VectorMath<T> math = [] {
+    void* library = torch_cpu_library();
+    const char* names[4][2] = {{"vmsLn_64", "vmdLn_64"}, {"vmsSqrt_64", "vmdSqrt_64"}, {"vmsCos_64", "vmdCos_64"},
+                               {"vmsSin_64", "vmdSin_64"}};
+    VmlFunction<T> found[4] = {};
+    for (int f = 0; f < 4 && library; ++f) {
+      found[f] = reinterpret_cast<VmlFunction<T>>(dlsym(library, names[f][std::is_same_v<T, double>]));
+    }
+    return VectorMath<T>{found[0], found[1], found[2], found[3]};
+  }();
+  return math;
+}
+
+bool standard_normal_available(at::ScalarType dtype) {
+  return dtype == at::kDouble ? vector_math<double>().available() : vector_math<float>().available();
+}
+
+// Box-Muller on `pairs` (radius, angle) uniforms in place: radius <- sqrt(-2 log u), angle <- cos
+// of 2 pi u, sine <- sin of 2 pi u, each op as torch's rng.standard_normal applies it.
+template <typename T>
+void box_muller_in_place(const VectorMath<T>& math, int64_t pairs, T* radius, T* angle, T* sine) {
+  math.log(pairs, radius, radius, kVmlMode);
+  for (int64_t j = 0; j < pairs; ++j) radius[j] = radius[j] * T(-2);  // exact
+  math.sqrt(pairs, radius, radius, kVmlMode);
+  const T two_pi = static_cast<T>(2.0 * M_PI);  // torch rounds a Python scalar to the tensor's type
+  for (int64_t j = 0; j < pairs; ++j) angle[j] = angle[j] * two_pi;
+  math.sin(pairs, angle, sine, kVmlMode);
+  math.cos(pairs, angle, angle, kVmlMode);
+}
+
+at::Tensor standard_normal(at::Tensor seed, at::Tensor c1, at::Tensor c2, int64_t stream, int64_t count,
+                           at::ScalarType dtype) {
+  require(seed.scalar_type() == at::kLong && c1.scalar_type() == at::kLong && c2.scalar_type() == at::kLong &&
+              seed.dim() == 1 && c1.sizes() == seed.sizes() && c2.sizes() == seed.sizes(),
+          "seed, c1 and c2 must be int64 vectors of one length");
+  require(standard_normal_available(dtype), "torch's CPU vector math (MKL VML) is not available here");
+  const at::Tensor seeds = seed.contiguous(), first = c1.contiguous(), second = c2.contiguous();
+  const int64_t rows = seeds.size(0), blocks = (count + 3) / 4, pairs_per_row = 2 * blocks;
+  at::Tensor normal = at::empty({rows, count}, seed.options().dtype(dtype));
+  const int64_t* seed_of = seeds.data_ptr<int64_t>();
+  const int64_t* c1_of = first.data_ptr<int64_t>();
+  const int64_t* c2_of = second.data_ptr<int64_t>();
+  // rows go through Box-Muller in groups of about kPairs pairs: long vector-math calls, in cache
+  constexpr int64_t kPairs = 4096;
+  const int64_t group = std::max<int64_t>(1, kPairs / pairs_per_row);
+  AT_DISPATCH_FLOATING_TYPES(dtype, "neuroloop_fused_standard_normal", [&] {
+    const VectorMath<scalar_t>& math = vector_math<scalar_t>();
+    scalar_t* normal_all = normal.data_ptr<scalar_t>();
+    at::parallel_for(0, (rows + group - 1) / group, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> radius(group * pairs_per_row), angle(group * pairs_per_row), sine(group * pairs_per_row);
+      for (int64_t g = begin; g < end; ++g) {
+        const int64_t row0 = g * group, row_count = std::min(group, rows - row0);
+        philox_rows<scalar_t>(seed_of + row0, c1_of + row0, c2_of + row0, static_cast<uint32_t>(stream), row_count,
+                              blocks, radius.data(), angle.data());
+        box_muller_in_place(math, row_count * pairs_per_row, radius.data(), angle.data(), sine.data());
+        for (int64_t r = 0; r < row_count; ++r) {  // draws 2j and 2j + 1 of a row: pair j's cosine and sine
+          const scalar_t* rad = radius.data() + r * pairs_per_row;
+          const scalar_t* cosine = angle.data() + r * pairs_per_row;
+          const scalar_t* sin_of = sine.data() + r * pairs_per_row;
+          scalar_t* out = normal_all + (row0 + r) * count;
+          for (int64_t j = 0; j < count / 2; ++j) {
+            out[2 * j] = rad[j] * cosine[j];
+            out[2 * j + 1] = rad[j] * sin_of[j];
+          }
+          if (count % 2) out[count - 1] = rad[count / 2] * cosine[count / 2];
+        }
+      }
+    });
+  });
+  return normal;
+}
+
+// The transform alone, for whole arrays of uniforms (tests compare it with torch's on every float32
+// uniform the generator can produce): (radius * cos, radius * sin).
+std::tuple<at::Tensor, at::Tensor> box_muller(at::Tensor radius_u, at::Tensor angle_u) {
+  require(radius_u.sizes() == angle_u.sizes() && radius_u.scalar_type() == angle_u.scalar_type(),
+          "radius and angle uniforms must have one shape and dtype");
+  require(standard_normal_available(radius_u.scalar_type()), "torch's CPU vector math (MKL VML) is not available here");
+  at::Tensor radius = radius_u.contiguous().clone(), angle = angle_u.contiguous().clone();
+  at::Tensor sine = at::empty_like(angle);
+  AT_DISPATCH_FLOATING_TYPES(radius.scalar_type(), "neuroloop_fused_box_muller", [&] {
+    box_muller_in_place(vector_math<scalar_t>(), radius.numel(), radius.data_ptr<scalar_t>(),
+                        angle.data_ptr<scalar_t>(), sine.data_ptr<scalar_t>());
+  });
+  return {radius * angle, radius * sine};
 }
 
 }  // namespace
@@ -474,4 +637,9 @@ TORCH_LIBRARY(neuroloop_fused, m) {
   m.def("box_muller_uniforms(Tensor seed, Tensor c1, Tensor c2, int stream, int count, ScalarType dtype) "
         "-> (Tensor, Tensor)");
   m.impl("box_muller_uniforms", c10::DispatchKey::CPU, TORCH_FN(box_muller_uniforms));
+  m.def("standard_normal_available(ScalarType dtype) -> bool", TORCH_FN(standard_normal_available));
+  m.def("standard_normal(Tensor seed, Tensor c1, Tensor c2, int stream, int count, ScalarType dtype) -> Tensor");
+  m.impl("standard_normal", c10::DispatchKey::CPU, TORCH_FN(standard_normal));
+  m.def("box_muller(Tensor radius_u, Tensor angle_u) -> (Tensor, Tensor)");
+  m.impl("box_muller", c10::DispatchKey::CPU, TORCH_FN(box_muller));
 }
