@@ -82,12 +82,21 @@ def kuramoto_order(raster: torch.Tensor, sample_every: int = 1) -> torch.Tensor:
     return torch.where(defined > 0, torch.hypot(cos_sum, sin_sum) / defined.clamp(min=1), 0.0)
 
 
+def ordered_sum(values: torch.Tensor) -> torch.Tensor:
+    """Sum over the last dim in element order: torch's CPU cumsum accumulates a float32 row in
+    float64, one element after the other, so that a plain loop (the fused kernel's) gives the same
+    bits; ``sum`` would add in an order of its own."""
+    return values.cumsum(-1)[..., -1]
+
+
 def causal_order(last_spike: torch.Tensor, last_isi: torch.Tensor, now: torch.Tensor) -> torch.Tensor:
     """Online Kuramoto estimate at step ``now`` [B] from each neuron's last spike
-    step and last inter-spike interval (``[B, N]``, int; isi 0 = not yet known)."""
+    step and last inter-spike interval (``[B, N]``, int; isi 0 = not yet known).
+    Sums in neuron order and the modulus as sqrt(c^2 + s^2): the fused CPU kernel, which takes
+    these samples itself, repeats every op."""
     ok = last_isi > 0
     phase = 2 * math.pi * (now.unsqueeze(1) - last_spike).to(torch.float32) / last_isi.clamp(min=1).to(torch.float32)
     count = ok.sum(-1)
-    cos_sum = torch.where(ok, torch.cos(phase), 0.0).sum(-1)
-    sin_sum = torch.where(ok, torch.sin(phase), 0.0).sum(-1)
-    return torch.where(count > 0, torch.hypot(cos_sum, sin_sum) / count.clamp(min=1), 0.0)
+    cos_sum = ordered_sum(torch.where(ok, torch.cos(phase), 0.0))
+    sin_sum = ordered_sum(torch.where(ok, torch.sin(phase), 0.0))
+    return torch.where(count > 0, (cos_sum * cos_sum + sin_sum * sin_sum).sqrt() / count.clamp(min=1), 0.0)

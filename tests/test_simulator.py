@@ -217,30 +217,24 @@ def test_fused_backend_gives_the_same_bits_as_eager(mode, dtype):
 
 
 @needs_fused
-@pytest.mark.parametrize("mode", ["published", "summed"])
-def test_fused_backend_gives_the_same_bits_as_eager_over_several_steps_per_call(mode):
-    """Unrecorded, each kernel call advances the networks kop_sample_interval worth of steps."""
+@pytest.mark.parametrize(("mode", "torch_math_in_kernel"), [("published", True), ("summed", True),
+                                                            ("published", False)])
+def test_fused_backend_gives_the_same_bits_as_eager_over_several_steps_per_call(mode, torch_math_in_kernel,
+                                                                                  monkeypatch):
+    """Unrecorded, one kernel call runs a whole window and takes the causal Kuramoto samples itself;
+    without torch's vector math in the kernel library, a call runs kop_sample_interval worth of steps
+    and the monitor takes them between calls."""
+    from neuroloop_gpu.network import fused as fused_module
+
+    if not torch_math_in_kernel:
+        monkeypatch.setattr(fused_module, "torch_math_in_kernel", lambda dtype: False)
+    elif not fused_module.torch_math_in_kernel(torch.float32):
+        pytest.skip("the kernel library has no torch vector math here")
     params = _plastic_small(mode)
     fused = NetworkBatch(3, params, seeds=[4, 5, 6], device="cpu", backend="fused", kop_sample_interval=2.0)
-    assert fused._block_steps == 20
+    assert fused._block_steps == (200 if torch_math_in_kernel else 20)
     assert_identical_runs(NetworkBatch(3, params, seeds=[4, 5, 6], device="cpu", backend="eager",
                                        kop_sample_interval=2.0), fused)
-
-
-@needs_fused
-def test_fused_noise_words_are_the_torch_ones():
-    from neuroloop_gpu.network.fused import box_muller_uniforms as fused_uniforms
-    from neuroloop_gpu.rng import box_muller_uniforms
-
-    seed = torch.tensor([[0, 5, 2**40 + 7, 123456789012]])
-    c1 = torch.arange(3).view(3, 1) + torch.tensor([[0, 10, 2**31, 4_000_000_000]])
-    c2 = torch.tensor([[0, 1, 7, 2**32 - 1]])
-    for dtype in (torch.float32, torch.float64):
-        for count in (1, 5, 75, 2000):
-            for ours, theirs in zip(fused_uniforms(seed, 3, c1, c2, count, dtype),
-                                    box_muller_uniforms(seed, 3, c1, c2, count, dtype)):
-                assert ours.shape == theirs.shape == (3, 4, (count + 3) // 4, 2)
-                assert torch.equal(ours, theirs)
 
 
 @needs_fused
@@ -273,7 +267,9 @@ def test_fused_noise_falls_back_to_torch_math_where_the_library_disagrees(monkey
     from neuroloop_gpu.rng import standard_normal
 
     monkeypatch.setattr(fused, "box_muller_agrees_with_torch", lambda dtype: False)
-    noise = fused.noise_function.__wrapped__(torch.float32)
+    assert not fused.torch_math_in_kernel.__wrapped__(torch.float32)
+    monkeypatch.setattr(fused, "torch_math_in_kernel", lambda dtype: False)
+    noise = fused.noise_function(torch.float32)
     assert noise is not fused.standard_normal
     seed, steps, episode = torch.tensor([[3, 4]]), torch.arange(2).view(2, 1), torch.zeros(1, 2, dtype=torch.int64)
     assert torch.equal(noise(seed, 0, steps, episode, 50, torch.float32),

@@ -92,12 +92,19 @@ def standard_normal(seed: torch.Tensor, stream: int, c1: torch.Tensor, c2: torch
 
 
 @functools.cache
-def noise_function(dtype: torch.dtype):
-    """The fused backend's membrane noise: :func:`standard_normal` where the kernel library found
-    torch's vector math and it gives torch's bits here, else :func:`neuroloop_gpu.rng.standard_normal`
-    on this library's Philox words."""
+def torch_math_in_kernel(dtype: torch.dtype) -> bool:
+    """Whether the kernel library found the vector math torch's CPU kernels use for ``dtype`` and
+    gives their bits here (checked once per process on 2**16 draws; the tests check every float32
+    one): then it draws the noise itself (:func:`noise_function`) and, for float32, the kernel
+    takes the causal Kuramoto samples between its steps."""
     load_kernel()
-    if torch.ops.neuroloop_fused.standard_normal_available(dtype) and box_muller_agrees_with_torch(dtype):
+    return bool(torch.ops.neuroloop_fused.standard_normal_available(dtype)) and box_muller_agrees_with_torch(dtype)
+
+
+def noise_function(dtype: torch.dtype):
+    """The fused backend's membrane noise: :func:`standard_normal` where :func:`torch_math_in_kernel`,
+    else :func:`neuroloop_gpu.rng.standard_normal` on this library's Philox words."""
+    if torch_math_in_kernel(dtype):
         return standard_normal
     return functools.partial(rng.standard_normal, uniforms=box_muller_uniforms)
 
@@ -119,24 +126,31 @@ class FusedSteps:
 
     noise_from_torch = True  # drawn before each call (noise_function): its log, sqrt, sin, cos are torch's bits
 
-    def __init__(self, c: StepConstants, batch: int, num_neurons: int, device: torch.device):
+    def __init__(self, c: StepConstants, batch: int, num_neurons: int, kop_every: int, device: torch.device):
         load_kernel()
+        # the kernel samples the causal Kuramoto estimate every kop_every steps (one call can then run a
+        # whole window) where it has torch's cosine, sine and square root
+        self.samples_kuramoto = torch_math_in_kernel(torch.float32)
+        self.kop_every = kop_every if self.samples_kuramoto else 0
         self.reals = [c.dt, c.v_rest, c.v_threshold, c.v_reset, float(c.refractory_steps), c.tau_m, c.tau_d, c.tau_r,
                       c.tau_pre, c.tau_post, c.trace_increment, c.ltd, c.ltp, c.w_min, c.w_max]
         self.integers = [c.num_e, c.num_i, c.plasticity_onset_steps, int(c.published)]
         self.spiked = torch.zeros(batch, num_neurons, dtype=torch.bool, device=device)  # reused: no page faults
 
     def run(self, n: NeuronVectors, conn: Connectivity, st: NetworkState, current: torch.Tensor, ring_base: int,
-            monitor: WindowMonitor, noise: torch.Tensor) -> torch.Tensor:
+            monitor: WindowMonitor, noise: torch.Tensor, first_step: int) -> torch.Tensor:
         """Advance every network ``current.shape[0]`` steps (``current`` [K, B]: the stimulus into I
         neurons per step; ``ring_base``: the ring slot of the first step; ``noise`` [K, B, N] standard
-        normal draws): :func:`~neuroloop_gpu.network.dynamics.euler_step` with event-driven synapses,
-        ``st`` updated in place, each step added to the running sums of ``monitor``
-        (:meth:`WindowMonitor.accumulators`). Returns the last step's spikes ``[B, N]`` (bool, E first)."""
+        normal draws; ``first_step``: the window step of the first step):
+        :func:`~neuroloop_gpu.network.dynamics.euler_step` with event-driven synapses, ``st`` updated
+        in place, each step added to the running sums of ``monitor`` (:meth:`WindowMonitor.accumulators`;
+        with :attr:`samples_kuramoto` also its ``kop_sum``). Returns the last step's spikes ``[B, N]``
+        (bool, E first)."""
         return torch.ops.neuroloop_fused.euler_steps(
             st.v, st.refractory, st.x, st.s, st.spiked_pre, st.trace_pre, st.spiked_post, st.trace_post, st.weight,
             st.ring_spikes_i, st.ring_input_i, st.last_spike_e, st.last_isi_e, st.step, current.contiguous(),
             noise.contiguous(),  # rows of N draws sliced from whole Philox blocks
             n.mu, n.coupling, n.stim_sign, n.noise_gain, conn.ei_post, conn.ei_start, conn.ei_degree, conn.ei_by_post,
             conn.ei_pre_by_post, conn.ei_post_start, conn.ei_post_degree, conn.ie_post, conn.ie_start, conn.ie_degree,
-            self.spiked, *monitor.accumulators(), ring_base, monitor.shift, self.reals, self.integers)
+            self.spiked, *monitor.accumulators(), monitor.kop_sum, ring_base, first_step, self.kop_every, monitor.shift,
+            self.reals, self.integers)

@@ -12,15 +12,13 @@ from dataclasses import dataclass
 import torch
 
 from ..config import RecordConfig
-from ..synchrony import causal_order, chi_from_moments
+from ..synchrony import causal_order, chi_from_moments, ordered_sum
 from .state import NetworkState
 
 
 def population_mean(values: torch.Tensor) -> torch.Tensor:
-    """Mean over the last dim, summed in neuron order (torch's CPU cumsum accumulates a float32
-    row in float64, one element after the other), so that the fused kernel's plain loop gives the
-    same bits; ``mean`` would sum in an order of its own."""
-    return values.cumsum(-1)[..., -1] / values.shape[-1]
+    """Mean over the last dim, summed in neuron order (:func:`~neuroloop_gpu.synchrony.ordered_sum`)."""
+    return ordered_sum(values) / values.shape[-1]
 
 
 def mean_weight_mv(weight: torch.Tensor, valid: torch.Tensor, j_i: float) -> torch.Tensor:
@@ -79,10 +77,13 @@ class WindowMonitor:
         return (self.mean_e_sum, self.mean_e_sq_sum, self.neuron_e_sum, self.neuron_e_sq_sum, self.v_i_sum,
                 self.v_i_sq_sum, self.spikes_e, self.spikes_i)
 
-    def observe(self, k: int, state: NetworkState, spiked: torch.Tensor, accumulated: bool = False) -> None:
+    def observe(self, k: int, state: NetworkState, spiked: torch.Tensor, accumulated: bool = False,
+                sampled_from: int | None = None) -> None:
         """Account for step ``k`` of the window, after it ran (``spiked`` [B, N], E first);
         ``accumulated``: the steps up to ``k`` already added themselves to :meth:`accumulators` (a
-        kernel backend that ran several steps in one call observes once, after its last)."""
+        kernel backend that ran several steps in one call observes once, after its last);
+        ``sampled_from``: that call began at step ``sampled_from`` and also added its causal Kuramoto
+        samples to ``kop_sum``."""
         num_e = state.num_e
         spiked_e, spiked_i = spiked[:, :num_e], spiked[:, num_e:]
         if not accumulated:
@@ -97,7 +98,9 @@ class WindowMonitor:
             self.v_i_sq_sum += population_mean(v_i * v_i)
             self.spikes_e += spiked_e.sum(-1)
             self.spikes_i += spiked_i.sum(-1)
-        if (k + 1) % self.kop_every == 0:
+        if sampled_from is not None:
+            self.kop_samples += (k + 1) // self.kop_every - sampled_from // self.kop_every
+        elif (k + 1) % self.kop_every == 0:
             self.kop_sum += causal_order(state.last_spike_e, state.last_isi_e, state.step.to(torch.int32))
             self.kop_samples += 1
         if self.raster is not None:

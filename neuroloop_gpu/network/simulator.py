@@ -164,7 +164,7 @@ class NetworkBatch:
                                         self.connectivity.ei_post.shape[1], self.device)
         elif self.backend == "fused":
             self._stepper = FusedSteps(self.constants, num_networks, self.params.num_e + self.params.num_i,
-                                       self.device)
+                                       self.kop_every, self.device)
         self._block_steps = self._steps_per_call()
         self._noise_steps = max(1, min(self.steps_per_window,
                                        _NOISE_ELEMENTS // (num_networks * (self.params.num_e + self.params.num_i))))
@@ -274,21 +274,24 @@ class NetworkBatch:
                 monitor.observe(start + k, st, spiked)
 
     def _steps_per_call(self) -> int:
-        """Steps per call of a kernel backend: a divisor of ``kop_every`` (the monitor takes its causal
-        Kuramoto sample between calls), one when recording (the recordings are taken between calls
-        too), and for noise drawn by torch as many as keep a call's draws under ``_BLOCK_NOISE_ELEMENTS``."""
+        """Steps per call of a kernel backend: one when recording (the recordings are taken between
+        calls); a divisor of the window (of ``kop_every`` when the monitor takes the causal Kuramoto
+        samples between calls), and with noise drawn by torch as many as keep a call's draws under
+        ``_BLOCK_NOISE_ELEMENTS``."""
         if self._stepper is None or self.record.spikes_e or self.record.traces:
             return 1
+        span = self.steps_per_window if self._stepper.samples_kuramoto else self.kop_every
         if not self._stepper.noise_from_torch:
-            return self.kop_every
+            return span
         per_step = self.num_networks * (self.params.num_e + self.params.num_i)
-        return max(d for d in range(1, self.kop_every + 1)
-                   if self.kop_every % d == 0 and (d == 1 or d * per_step <= _BLOCK_NOISE_ELEMENTS))
+        return max(d for d in range(1, span + 1)
+                   if span % d == 0 and (d == 1 or d * per_step <= _BLOCK_NOISE_ELEMENTS))
 
     def _integrate_blocks(self, current: torch.Tensor, monitor: WindowMonitor) -> None:
         """The window in kernel calls of :meth:`_steps_per_call` steps each; every call adds its steps
-        to the monitor's running sums, and between calls the monitor takes its samples. Noise drawn
-        by torch comes in chunks of whole calls, as many as fit in ``_NOISE_ELEMENTS`` draws."""
+        to the monitor's running sums, and between calls the monitor takes what the kernel does not
+        (the Kuramoto samples unless it :attr:`samples_kuramoto`). Noise drawn by torch comes in
+        chunks of whole calls, as many as fit in ``_NOISE_ELEMENTS`` draws."""
         block, steps = self._block_steps, self.steps_per_window
         per_call = block * self.num_networks * (self.params.num_e + self.params.num_i)
         chunk = block * max(1, min(steps // block, _NOISE_ELEMENTS // per_call))
@@ -299,9 +302,11 @@ class NetworkBatch:
                 rows = current[start:start + block]
                 spiked = self._stepper.run(self.neurons, self.connectivity, self.state, rows,
                                            self._ring_position % self.constants.delay_steps, monitor,
-                                           None if noise is None else noise[start - first:start - first + block])
+                                           None if noise is None else noise[start - first:start - first + block],
+                                           start)
                 self._ring_position += block
-                monitor.observe(start + block - 1, self.state, spiked, accumulated=True)
+                monitor.observe(start + block - 1, self.state, spiked, accumulated=True,
+                                sampled_from=start if self._stepper.samples_kuramoto else None)
 
     def membrane_noise(self, count: int) -> torch.Tensor:
         """Standard normal draws ``[count, B, num_e + num_i]`` for the next ``count`` steps

@@ -84,6 +84,7 @@ class TritonSteps:
         self.interpret = device.type != "cuda"
         self.kernel = load_kernel(self.interpret)
         self.noise_from_torch = self.interpret  # the interpreter's log/sin/cos are NumPy's, not the device's
+        self.samples_kuramoto = False  # the monitor samples it between launches
         divisor = (lambda tau: _float32(np.float32(1.0) / np.float32(tau))) if not self.interpret else _float32
         self.constants = dict(
             dt=_float32(c.dt), v_rest=_float32(c.v_rest), v_threshold=_float32(c.v_threshold),
@@ -109,11 +110,12 @@ class TritonSteps:
         self.spiked = torch.zeros(batch, ne + ni, dtype=torch.uint8, device=device)
 
     def run(self, n: NeuronVectors, conn: Connectivity, st: NetworkState, current: torch.Tensor, ring_base: int,
-            monitor: WindowMonitor, noise: torch.Tensor | None) -> torch.Tensor:
+            monitor: WindowMonitor, noise: torch.Tensor | None, first_step: int) -> torch.Tensor:
         """Advance every network ``current.shape[0]`` steps (``current`` [K, B]: the stimulus into I
         neurons per step; ``ring_base``: the ring slot of the first step; ``noise`` [K, B, N] when
-        :attr:`noise_from_torch`, else None). Updates ``st`` and the running sums of ``monitor``
-        in place; returns the last step's spikes ``[B, N]`` (bool, E first)."""
+        :attr:`noise_from_torch`, else None; ``first_step``, the window step of the first step, only
+        matters to a stepper that :attr:`samples_kuramoto`). Updates ``st`` and the running sums of
+        ``monitor`` in place; returns the last step's spikes ``[B, N]`` (bool, E first)."""
         steps = current.shape[0]
         noise = noise.contiguous() if noise is not None else self.spiked  # unused when drawn in the kernel
         self.kernel[(self.batch,)](

@@ -41,6 +41,48 @@ bool has_avx2_fma() {
 #endif
 }
 
+// The transcendental functions torch's CPU kernels use (the noise's Box-Muller transform, the
+// causal Kuramoto estimate). A torch built with MKL (at::vml) evaluates log,
+// sqrt, cos and sin of a contiguous float tensor with MKL's vector math library in its
+// high-accuracy mode; its results are not always correctly rounded, so the same bits need the same
+// calls. They are looked up in the library that holds torch's CPU kernels (the 64-bit-length
+// variants, whatever MKL_INT is); where it has none, the noise stays with torch
+// (standard_normal_available) and the Kuramoto samples between kernel calls.
+template <typename T>
+using VmlFunction = void (*)(int64_t, const T*, T*, int64_t);
+constexpr int64_t kVmlMode = 0x2 | 0x140000 | 0x100;  // VML_HA | VML_FTZDAZ_OFF | VML_ERRMODE_IGNORE, as at::vml
+
+template <typename T>
+struct VectorMath {
+  VmlFunction<T> log, sqrt, cos, sin;
+  bool available() const { return log && sqrt && cos && sin; }
+};
+
+void* torch_cpu_library() {
+  Dl_info info;
+  if (!dladdr(reinterpret_cast<void*>(&at::native::empty_cpu), &info)) return nullptr;
+  return dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+}
+
+template <typename T>
+const VectorMath<T>& vector_math() {
+  static const VectorMath<T> math = [] {
+    void* library = torch_cpu_library();
+    const char* names[4][2] = {{"vmsLn_64", "vmdLn_64"}, {"vmsSqrt_64", "vmdSqrt_64"}, {"vmsCos_64", "vmdCos_64"},
+                               {"vmsSin_64", "vmdSin_64"}};
+    VmlFunction<T> found[4] = {};
+    for (int f = 0; f < 4 && library; ++f) {
+      found[f] = reinterpret_cast<VmlFunction<T>>(dlsym(library, names[f][std::is_same_v<T, double>]));
+    }
+    return VectorMath<T>{found[0], found[1], found[2], found[3]};
+  }();
+  return math;
+}
+
+bool standard_normal_available(at::ScalarType dtype) {
+  return dtype == at::kDouble ? vector_math<double>().available() : vector_math<float>().available();
+}
+
 // Positions of the float64 and int64 constants (neuroloop_gpu/network/fused.py builds them).
 enum Real { DT, V_REST, V_THRESHOLD, V_RESET, REFRACTORY_STEPS, TAU_M, TAU_D, TAU_R, TAU_PRE, TAU_POST,
             TRACE_INCREMENT, LTD, LTP, W_MIN, W_MAX, NUM_REALS };
@@ -193,13 +235,42 @@ ALWAYS_INLINE void observe(const T* __restrict__ v, const Flag* __restrict__ spi
   spikes_i = spikes_i + static_cast<T>(fired);
 }
 
+// synchrony.causal_order for one network: the online Kuramoto estimate at step `now` from each E
+// neuron's last spike step and last inter-spike interval (0: not yet known), summed in neuron
+// order in double as torch's CPU cumsum sums (synchrony.ordered_sum).
+ALWAYS_INLINE float causal_order(const VectorMath<float>& math, int64_t ne, const int32_t* __restrict__ last_spike,
+                                 const int32_t* __restrict__ last_isi, int32_t now, float* __restrict__ phase,
+                                 float* __restrict__ cosine, float* __restrict__ sine) {
+  const float two_pi = static_cast<float>(2.0 * M_PI);
+  for (int64_t e = 0; e < ne; ++e) {
+    phase[e] = two_pi * static_cast<float>(now - last_spike[e]) / static_cast<float>(std::max(last_isi[e], 1));
+  }
+  math.cos(ne, phase, cosine, kVmlMode);
+  math.sin(ne, phase, sine, kVmlMode);
+  double cos_total = 0.0, sin_total = 0.0;
+  int64_t count = 0;
+  for (int64_t e = 0; e < ne; ++e) {
+    const bool ok = last_isi[e] > 0;
+    cos_total += static_cast<double>(ok ? cosine[e] : 0.0f);
+    sin_total += static_cast<double>(ok ? sine[e] : 0.0f);
+    count += ok;
+  }
+  if (count == 0) return 0.0f;
+  const float c = static_cast<float>(cos_total), s = static_cast<float>(sin_total);
+  const float squared = c * c + s * s;
+  float norm;
+  math.sqrt(1, &squared, &norm, kVmlMode);
+  return norm / static_cast<float>(count);
+}
+
 constexpr int64_t kPrefetch = 16;  // synapses ahead: enough to overlap a cache miss
 
 struct Tables {  // the tensors of one call, by role
   at::Tensor v, refractory, x, s, spiked_pre, trace_pre, spiked_post, trace_post, weight, ring_spikes_i,
       ring_input_i, last_spike_e, last_isi_e, step, stim_i, noise, mu, coupling, stim_sign, noise_gain, ei_post,
       ei_start, ei_degree, ei_by_post, ei_pre_by_post, ei_post_start, ei_post_degree, ie_post, ie_start, ie_degree,
-      spiked, mean_e_sum, mean_e_sq_sum, neuron_e_sum, neuron_e_sq_sum, v_i_sum, v_i_sq_sum, spikes_e, spikes_i;
+      spiked, mean_e_sum, mean_e_sq_sum, neuron_e_sum, neuron_e_sq_sum, v_i_sum, v_i_sq_sum, spikes_e, spikes_i,
+      kop_sum;
 };
 
 template <typename T, typename PreIndex>
@@ -213,7 +284,7 @@ struct Arrays {  // the data of Tables, typed; flags as bytes (see Flag)
   const int32_t *ei_post, *ei_by_post, *ie_post;
   const PreIndex* ei_pre_by_post;
   const int64_t *ei_start, *ei_degree, *ei_post_start, *ei_post_degree, *ie_start, *ie_degree;
-  T *mean_e_sum, *mean_e_sq_sum, *neuron_e_sum, *neuron_e_sq_sum, *v_i_sum, *v_i_sq_sum, *spikes_e, *spikes_i;
+  T *mean_e_sum, *mean_e_sq_sum, *neuron_e_sum, *neuron_e_sq_sum, *v_i_sum, *v_i_sq_sum, *spikes_e, *spikes_i, *kop_sum;
 
   explicit Arrays(const Tables& t)
       : batch(t.v.size(0)), capacity(t.weight.size(1)), steps(t.stim_i.size(0)), delay(t.ring_spikes_i.size(0)),
@@ -234,19 +305,27 @@ struct Arrays {  // the data of Tables, typed; flags as bytes (see Flag)
         mean_e_sq_sum(t.mean_e_sq_sum.data_ptr<T>()), neuron_e_sum(t.neuron_e_sum.data_ptr<T>()),
         neuron_e_sq_sum(t.neuron_e_sq_sum.data_ptr<T>()), v_i_sum(t.v_i_sum.data_ptr<T>()),
         v_i_sq_sum(t.v_i_sq_sum.data_ptr<T>()), spikes_e(t.spikes_e.data_ptr<T>()),
-        spikes_i(t.spikes_i.data_ptr<T>()) {}
+        spikes_i(t.spikes_i.data_ptr<T>()), kop_sum(t.kop_sum.data_ptr<T>()) {}
 
   static Flag* flags(const at::Tensor& t) { return reinterpret_cast<Flag*>(t.data_ptr<bool>()); }
+};
+
+// What a call's steps are within the window: the window step of the first one, and every how many
+// steps the causal Kuramoto estimate is sampled into kop_sum (0: the monitor samples it).
+struct WindowPosition {
+  int64_t first_step, kop_every;
 };
 
 // Networks [first, last) through all the steps of the call; Avx2: built for AVX2 + FMA, whose
 // kernels torch runs there too (see observe).
 template <typename T, typename PreIndex, bool Avx2>
 ALWAYS_INLINE void advance_networks(const Arrays<T, PreIndex>& a, const Constants<T> c, T shift, int64_t ring_base,
-                                    int64_t first, int64_t last) {
+                                    WindowPosition window, int64_t first, int64_t last) {
   const int64_t ne = c.num_e, ni = c.num_i, n = ne + ni;
   std::vector<int32_t> count_e(ne);  // I spikes arriving at each E neuron now
   std::vector<T> sent(ni);           // E->I input leaving now for each I neuron
+  std::vector<float> phase(ne), cosine(ne), sine(ne);  // causal Kuramoto scratch
+  const VectorMath<float>& math = vector_math<float>();
   for (int64_t b = first; b < last; ++b) {
     T* v = a.v_all + b * n;
     T* refractory = a.refractory_all + b * n;
@@ -335,6 +414,11 @@ ALWAYS_INLINE void advance_networks(const Arrays<T, PreIndex>& a, const Constant
       update_traces(c, trace_pre, spiked_pre, ne + 1, c.tau_pre);
       update_traces(c, trace_post, spiked_post, ni + 1, c.tau_post);
       a.step[b] += 1;
+      if (window.kop_every > 0 && (window.first_step + k + 1) % window.kop_every == 0) {
+        const float order = causal_order(math, ne, last_spike, last_isi, static_cast<int32_t>(a.step[b]), phase.data(),
+                                         cosine.data(), sine.data());
+        a.kop_sum[b] = a.kop_sum[b] + static_cast<T>(order);
+      }
     }
   }
 }
@@ -342,20 +426,22 @@ ALWAYS_INLINE void advance_networks(const Arrays<T, PreIndex>& a, const Constant
 #if defined(__x86_64__) || defined(__i386__)
 template <typename T, typename PreIndex>
 __attribute__((target("avx2,fma"))) void advance_networks_avx2(const Arrays<T, PreIndex>& a, const Constants<T> c,
-                                                               T shift, int64_t ring_base, int64_t first,
-                                                               int64_t last) {
-  advance_networks<T, PreIndex, true>(a, c, shift, ring_base, first, last);
+                                                               T shift, int64_t ring_base, WindowPosition window,
+                                                               int64_t first, int64_t last) {
+  advance_networks<T, PreIndex, true>(a, c, shift, ring_base, window, first, last);
 }
 #endif
 
 template <typename T, typename PreIndex>
-void step_networks(const Tables& t, const Constants<T>& constants, T shift, int64_t ring_base) {
+void step_networks(const Tables& t, const Constants<T>& constants, T shift, int64_t ring_base, WindowPosition window) {
   const Arrays<T, PreIndex> arrays(t);
   at::parallel_for(0, arrays.batch, 1, [&](int64_t first, int64_t last) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (has_avx2_fma()) return advance_networks_avx2<T, PreIndex>(arrays, constants, shift, ring_base, first, last);
+    if (has_avx2_fma()) {
+      return advance_networks_avx2<T, PreIndex>(arrays, constants, shift, ring_base, window, first, last);
+    }
 #endif
-    advance_networks<T, PreIndex, false>(arrays, constants, shift, ring_base, first, last);
+    advance_networks<T, PreIndex, false>(arrays, constants, shift, ring_base, window, first, last);
   });
 }
 
@@ -370,14 +456,14 @@ at::Tensor euler_steps(at::Tensor v, at::Tensor refractory, at::Tensor x, at::Te
                       at::Tensor ei_post_degree, at::Tensor ie_post, at::Tensor ie_start, at::Tensor ie_degree,
                       at::Tensor spiked, at::Tensor mean_e_sum, at::Tensor mean_e_sq_sum, at::Tensor neuron_e_sum,
                       at::Tensor neuron_e_sq_sum, at::Tensor v_i_sum, at::Tensor v_i_sq_sum, at::Tensor spikes_e,
-                      at::Tensor spikes_i, int64_t ring_base, double shift, at::ArrayRef<double> reals,
-                      at::ArrayRef<int64_t> integers) {
+                      at::Tensor spikes_i, at::Tensor kop_sum, int64_t ring_base, int64_t first_step,
+                      int64_t kop_every, double shift, at::ArrayRef<double> reals, at::ArrayRef<int64_t> integers) {
   require(reals.size() == NUM_REALS && integers.size() == NUM_INTEGERS, "wrong number of constants");
   Tables t{v, refractory, x, s, spiked_pre, trace_pre, spiked_post, trace_post, weight, ring_spikes_i, ring_input_i,
            last_spike_e, last_isi_e, step, stim_i, noise, mu, coupling, stim_sign, noise_gain, ei_post, ei_start,
            ei_degree, ei_by_post, ei_pre_by_post, ei_post_start, ei_post_degree, ie_post, ie_start, ie_degree,
            spiked, mean_e_sum, mean_e_sq_sum, neuron_e_sum, neuron_e_sq_sum, v_i_sum, v_i_sq_sum, spikes_e,
-           spikes_i};
+           spikes_i, kop_sum};
   for (const at::Tensor& tensor : {t.v, t.refractory, t.x, t.s, t.spiked_pre, t.trace_pre, t.spiked_post,
                                    t.trace_post, t.weight, t.ring_spikes_i, t.ring_input_i, t.last_spike_e,
                                    t.last_isi_e,
@@ -385,7 +471,7 @@ at::Tensor euler_steps(at::Tensor v, at::Tensor refractory, at::Tensor x, at::Te
                                    t.ei_start, t.ei_degree, t.ei_by_post, t.ei_pre_by_post, t.ei_post_start,
                                    t.ei_post_degree, t.ie_post, t.ie_start, t.ie_degree, t.mean_e_sum,
                                    t.mean_e_sq_sum, t.neuron_e_sum, t.neuron_e_sq_sum, t.v_i_sum, t.v_i_sq_sum,
-                                   t.spikes_e, t.spikes_i}) {
+                                   t.spikes_e, t.spikes_i, t.kop_sum}) {
     require(tensor.device().is_cpu() && tensor.is_contiguous(), "every tensor must be contiguous on the CPU");
   }
   require(integers[NUM_E] + integers[NUM_I] == v.size(1), "num_e + num_i must match v");
@@ -398,12 +484,15 @@ at::Tensor euler_steps(at::Tensor v, at::Tensor refractory, at::Tensor x, at::Te
   require(ring_spikes_i.dim() == 3 && ring_spikes_i.size(1) == batch && ring_input_i.dim() == 3 &&
               ring_input_i.size(0) == ring_spikes_i.size(0) && ring_input_i.size(1) == batch && ring_base >= 0,
           "the rings must be [delay, batch, ...] and ring_base >= 0");
+  require(first_step >= 0 && kop_every >= 0 && (kop_every == 0 || vector_math<float>().available()),
+          "first_step >= 0 and kop_every >= 0 (0 where torch's vector math is not available)");
+  const WindowPosition window{first_step, kop_every};
   AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "neuroloop_fused_euler_step", [&] {
     Constants<scalar_t> c(reals, integers);
     if (ei_pre_by_post.scalar_type() == at::kShort) {
-      step_networks<scalar_t, int16_t>(t, c, static_cast<scalar_t>(shift), ring_base);
+      step_networks<scalar_t, int16_t>(t, c, static_cast<scalar_t>(shift), ring_base, window);
     } else {
-      step_networks<scalar_t, int32_t>(t, c, static_cast<scalar_t>(shift), ring_base);
+      step_networks<scalar_t, int32_t>(t, c, static_cast<scalar_t>(shift), ring_base, window);
     }
   });
   return t.spiked;
@@ -507,47 +596,8 @@ std::tuple<at::Tensor, at::Tensor> box_muller_uniforms(at::Tensor seed, at::Tens
 }
 
 
-// rng.standard_normal for rows of (seed, c1, c2): the Philox uniforms above, then Box-Muller
-// with the functions torch's CPU kernels use. A torch built with MKL (at::vml) evaluates log,
-// sqrt, cos and sin of a contiguous float tensor with MKL's vector math library in its
-// high-accuracy mode; its results are not always correctly rounded, so the same bits need the same
-// calls. They are looked up in the library that holds torch's CPU kernels (the 64-bit-length
-// variants, whatever MKL_INT is); where it has none, the noise stays with torch
-// (standard_normal_available).
-template <typename T>
-using VmlFunction = void (*)(int64_t, const T*, T*, int64_t);
-constexpr int64_t kVmlMode = 0x2 | 0x140000 | 0x100;  // VML_HA | VML_FTZDAZ_OFF | VML_ERRMODE_IGNORE, as at::vml
-
-template <typename T>
-struct VectorMath {
-  VmlFunction<T> log, sqrt, cos, sin;
-  bool available() const { return log && sqrt && cos && sin; }
-};
-
-void* torch_cpu_library() {
-  Dl_info info;
-  if (!dladdr(reinterpret_cast<void*>(&at::native::empty_cpu), &info)) return nullptr;
-  return dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
-}
-
-template <typename T>
-const VectorMath<T>& vector_math() {
-  static const VectorMath<T> math = [] {
-    void* library = torch_cpu_library();
-    const char* names[4][2] = {{"vmsLn_64", "vmdLn_64"}, {"vmsSqrt_64", "vmdSqrt_64"}, {"vmsCos_64", "vmdCos_64"},
-                               {"vmsSin_64", "vmdSin_64"}};
-    VmlFunction<T> found[4] = {};
-    for (int f = 0; f < 4 && library; ++f) {
-      found[f] = reinterpret_cast<VmlFunction<T>>(dlsym(library, names[f][std::is_same_v<T, double>]));
-    }
-    return VectorMath<T>{found[0], found[1], found[2], found[3]};
-  }();
-  return math;
-}
-
-bool standard_normal_available(at::ScalarType dtype) {
-  return dtype == at::kDouble ? vector_math<double>().available() : vector_math<float>().available();
-}
+// rng.standard_normal for rows of (seed, c1, c2): the Philox uniforms above, then Box-Muller with
+// torch's vector math (see VectorMath).
 
 // Box-Muller on `pairs` (radius, angle) uniforms in place: radius <- sqrt(-2 log u), angle <- cos
 // of 2 pi u, sine <- sin of 2 pi u, each op as torch's rng.standard_normal applies it.
@@ -631,7 +681,8 @@ TORCH_LIBRARY(neuroloop_fused, m) {
       "Tensor ei_pre_by_post, Tensor ei_post_start, Tensor ei_post_degree, Tensor ie_post, Tensor ie_start, "
       "Tensor ie_degree, Tensor(o!) spiked, Tensor(p!) mean_e_sum, Tensor(q!) mean_e_sq_sum, "
       "Tensor(r!) neuron_e_sum, Tensor(s!) neuron_e_sq_sum, Tensor(t!) v_i_sum, Tensor(u!) v_i_sq_sum, "
-      "Tensor(v!) spikes_e, Tensor(w!) spikes_i, int ring_base, float shift, float[] reals, int[] integers) "
+      "Tensor(v!) spikes_e, Tensor(w!) spikes_i, Tensor(x!) kop_sum, int ring_base, int first_step, int kop_every, "
+      "float shift, float[] reals, int[] integers) "
       "-> Tensor(o!)");
   m.impl("euler_steps", c10::DispatchKey::CPU, TORCH_FN(euler_steps));
   m.def("box_muller_uniforms(Tensor seed, Tensor c1, Tensor c2, int stream, int count, ScalarType dtype) "
