@@ -3,15 +3,17 @@
 // The same step as neuroloop_gpu/network/dynamics.py::euler_step with event-driven synapses,
 // written as the per-neuron and per-synapse loops those batched ops stand for, so that a
 // network's whole step stays in one core's cache and no intermediate tensor is ever built.
-// Each network goes through all the steps of a call before the next one starts, so its state
-// stays in cache from step to step. Networks run in parallel (at::parallel_for); each one
-// touches only its own rows.
+// Each network goes through all the steps of a call (up to a whole window) before the next one
+// starts, so its state stays in cache from step to step; the call also takes the window's causal
+// Kuramoto samples. Networks run in parallel (at::parallel_for); each one touches only its own rows.
+// The library also draws the membrane noise (standard_normal).
 //
 // Same bits as the eager torch path: every expression below applies the same IEEE operations
 // in the same order as the tensor op it replaces (noted as "torch: ..."), constants are
-// rounded to the working type exactly as torch rounds a Python scalar, and the build turns
-// off multiply-add contraction (-ffp-contract=off). Coincident E->I inputs are summed in
-// ascending synapse order, the order of torch's CPU index_add_.
+// rounded to the working type exactly as torch rounds a Python scalar, transcendental functions
+// are the ones torch calls (VectorMath), and the build turns off multiply-add contraction
+// (-ffp-contract=off). Coincident E->I inputs are summed in ascending synapse order, the order of
+// torch's CPU index_add_.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
