@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 #include <cstdint>
 #include <vector>
@@ -265,6 +266,22 @@ ALWAYS_INLINE float causal_order(const VectorMath<float>& math, int64_t ne, cons
   return norm / static_cast<float>(count);
 }
 
+// The indices of the set flags among flags[0, count), ascending; returns how many. Reads eight
+// flags at a time (most neurons are silent in a step): a set flag is bit 8j of a little-endian word.
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "set_flags reads flags as little-endian words");
+ALWAYS_INLINE int64_t set_flags(const Flag* __restrict__ flags, int64_t count, int32_t* __restrict__ out) {
+  int64_t found = 0, k = 0;
+  for (; k + 8 <= count; k += 8) {
+    uint64_t word;
+    std::memcpy(&word, flags + k, sizeof word);
+    for (; word != 0; word &= word - 1) out[found++] = static_cast<int32_t>(k + __builtin_ctzll(word) / 8);
+  }
+  for (; k < count; ++k) {
+    if (flags[k]) out[found++] = static_cast<int32_t>(k);
+  }
+  return found;
+}
+
 constexpr int64_t kPrefetch = 16;  // synapses ahead: enough to overlap a cache miss
 
 struct Tables {  // the tensors of one call, by role
@@ -326,7 +343,8 @@ ALWAYS_INLINE void advance_networks(const Arrays<T, PreIndex>& a, const Constant
   const int64_t ne = c.num_e, ni = c.num_i, n = ne + ni;
   std::vector<int32_t> count_e(ne);  // I spikes arriving at each E neuron now
   std::vector<T> sent(ni);           // E->I input leaving now for each I neuron
-  std::vector<float> phase(ne), cosine(ne), sine(ne);  // causal Kuramoto scratch
+  std::vector<int32_t> e_list(ne), i_list(ni), arriving_list(ni);  // this step's spike lists
+  std::vector<float> phase(ne), cosine(ne), sine(ne);                 // causal Kuramoto scratch
   const VectorMath<float>& math = vector_math<float>();
   for (int64_t b = first; b < last; ++b) {
     T* v = a.v_all + b * n;
@@ -361,11 +379,16 @@ ALWAYS_INLINE void advance_networks(const Arrays<T, PreIndex>& a, const Constant
       }
       for (int64_t i = 0; i < ni; ++i) spiked_post[i] = spiked[ne + i];
 
+      // The step's spike lists, in ascending order (the order of the loops they replace).
+      const int64_t spiking_e = set_flags(spiked_pre, ne, e_list.data());
+      const int64_t spiking_i = set_flags(spiked_post, ni, i_list.data());
+      const int64_t arriving = set_flags(arriving_i, ni, arriving_list.data());
+
       // I -> E: the synapses leaving the I spikes emitted d ago; then this step's I spikes leave.
       std::fill(count_e.begin(), count_e.end(), 0);
       const int64_t e_offset = b * (ne + 1), i_offset = b * (ni + 1);
-      for (int64_t i = 0; i < ni; ++i) {
-        if (!arriving_i[i]) continue;
+      for (int64_t k = 0; k < arriving; ++k) {
+        const int64_t i = arriving_list[k];
         const int64_t from = a.ie_start[i_offset + i], to = from + a.ie_degree[i_offset + i];
         for (int64_t id = from; id < to; ++id) ++count_e[a.ie_post[id] - e_offset];
       }
@@ -374,8 +397,8 @@ ALWAYS_INLINE void advance_networks(const Arrays<T, PreIndex>& a, const Constant
       // E -> I input with the weights before this step's STDP, in ascending synapse order:
       // published, the highest-ranked active synapse of each I neuron wins; summed, all add up.
       std::fill(sent.begin(), sent.end(), T(0));
-      for (int64_t e = 0; e < ne; ++e) {
-        if (!spiked_pre[e]) continue;
+      for (int64_t k = 0; k < spiking_e; ++k) {
+        const int64_t e = e_list[k];
         const int64_t from = a.ei_start[e_offset + e], to = from + a.ei_degree[e_offset + e];
         for (int64_t id = from; id < to; ++id) {
           T& into = sent[a.ei_post[id] - i_offset];
@@ -386,8 +409,8 @@ ALWAYS_INLINE void advance_networks(const Arrays<T, PreIndex>& a, const Constant
       // STDP (eq. 7-11), first every synapse entering an I spike (final value), then those
       // leaving an E spike whose I neuron did not spike: dynamics.stdp_entering_i / stdp_leaving_e.
       T* net_weight = a.weight + b * a.capacity;
-      for (int64_t i = 0; i < ni; ++i) {
-        if (!spiked_post[i]) continue;
+      for (int64_t k = 0; k < spiking_i; ++k) {
+        const int64_t i = i_list[k];
         const int64_t from = a.ei_post_start[i_offset + i], to = from + a.ei_post_degree[i_offset + i];
         for (int64_t p = from; p < to; ++p) {
           // the weights entering one I neuron lie scattered: ask for them ahead of use
@@ -397,8 +420,8 @@ ALWAYS_INLINE void advance_networks(const Arrays<T, PreIndex>& a, const Constant
           w = stdp(c, w, spiked_pre[pre], trace_pre[pre], true, trace_post[i], plastic);
         }
       }
-      for (int64_t e = 0; e < ne; ++e) {
-        if (!spiked_pre[e]) continue;
+      for (int64_t k = 0; k < spiking_e; ++k) {
+        const int64_t e = e_list[k];
         const int64_t from = a.ei_start[e_offset + e], to = from + a.ei_degree[e_offset + e];
         for (int64_t id = from; id < to; ++id) {
           const int64_t post = a.ei_post[id] - i_offset;
