@@ -5,7 +5,8 @@ sweep the whole batch (or a spike list built for it) through memory; on a
 CPU most of a step's time goes into building those intermediate tensors. The
 kernel in ``csrc/fused_step.cpp`` runs the same step as the loops those ops
 stand for, network by network in parallel, with each network's state in one
-core's cache, and gives the same bits as the eager path (the tests check it).
+core's cache, and gives the same bits as the eager path (the tests check it);
+``csrc/noise.cpp`` draws the membrane noise.
 Torch builds it with its C++-extension tooling on first use (a C++ compiler
 and ninja; about a minute) and caches the build on disk.
 """
@@ -27,7 +28,8 @@ from .dynamics import NeuronVectors, StepConstants
 from .monitors import WindowMonitor
 from .state import NetworkState
 
-SOURCE = Path(__file__).with_name("csrc") / "fused_step.cpp"
+CSRC = Path(__file__).with_name("csrc")
+SOURCES = [CSRC / "fused_step.cpp", CSRC / "noise.cpp"]  # the step, the noise (common.h: what they share)
 # -ffp-contract=off: a multiply-add must round twice, as the eager ops do; -fno-trapping-math lets the
 # compiler evaluate both sides of a select (so that the loops vectorise) and changes no value
 _FLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math"]
@@ -64,10 +66,10 @@ def load_kernel() -> None:
 
     _ninja_on_path()
     try:
-        cpp_extension.load(name="neuroloop_fused", sources=[str(SOURCE)], extra_cflags=_FLAGS,
+        cpp_extension.load(name="neuroloop_fused", sources=[str(path) for path in SOURCES], extra_cflags=_FLAGS,
                            extra_ldflags=["-fopenmp", "-ldl"], is_python_module=False)
     except (RuntimeError, OSError) as error:
-        raise RuntimeError(f"building the fused kernel ({SOURCE}) failed; backend='eager' or 'compiled' "
+        raise RuntimeError(f"building the fused kernel ({CSRC}) failed; backend='eager' or 'compiled' "
                            f"run without it. {error}") from error
 
 
