@@ -32,7 +32,6 @@ Two semantics for events that hit the same variable in one step
 from __future__ import annotations
 
 import functools
-
 import math
 import warnings
 from dataclasses import dataclass
@@ -334,13 +333,13 @@ def integrate_synapses_and_traces(
 
 @dataclass(frozen=True)
 class StepKernels:
-    """The fusable parts of a step: the membrane noise (a :func:`~neuroloop_gpu.rng.standard_normal`), neuron update, synaptic
-    filter and traces, and the two event-driven STDP passes; eager (the plain functions) or compiled (``torch.compile``
-    fuses each into one loop over the batch or the synapse list instead of ~10 passes over
-    memory). On the CPU the compiled code keeps the same IEEE operations in the same order
-    (Inductor neither contracts multiply-adds into FMAs nor turns divisions into products),
-    so both give the same bits (tested); on CUDA Inductor's Triton code rounds some of them
-    differently (last bits of V; tests/test_gpu.py states the tolerance).
+    """The fusable parts of a step: the membrane noise (a :func:`~neuroloop_gpu.rng.standard_normal`),
+    neuron update, synaptic filter and traces, and the two event-driven STDP passes; eager (the plain
+    functions) or compiled (``torch.compile`` fuses each into one loop over the batch or the synapse list
+    instead of ~10 passes over memory; for the noise, its Philox words). On the CPU the compiled code
+    keeps the same IEEE operations in the same order (Inductor neither contracts multiply-adds into
+    FMAs nor turns divisions into products), so both give the same bits (tested); on CUDA Inductor's
+    Triton code rounds some of them differently (last bits of V; tests/test_gpu.py states the tolerance).
     Transcendental functions are never compiled (see :func:`~neuroloop_gpu.rng.standard_normal`)."""
 
     noise: object = standard_normal
