@@ -73,12 +73,18 @@ def load_kernel() -> None:
                            f"run without it. {error}") from error
 
 
+def _rows(*counters: torch.Tensor) -> tuple[torch.Size, list[torch.Tensor]]:
+    """The broadcast shape of the counter words and each of them flattened to one row per draw row
+    (``torch.broadcast_shapes`` would cost a tenth of a millisecond in Python per call)."""
+    broadcast = torch.broadcast_tensors(*counters)
+    return broadcast[0].shape, [t.contiguous().view(-1) for t in broadcast]
+
+
 def box_muller_uniforms(seed: torch.Tensor, stream: int, c1: torch.Tensor, c2: torch.Tensor, count: int,
                         dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`neuroloop_gpu.rng.box_muller_uniforms` in the kernel library (same bits; counter
     words below 2**32): ``seed``, ``c1`` and ``c2`` broadcast to the rows of the result."""
-    shape = torch.broadcast_shapes(seed.shape, c1.shape, c2.shape)
-    seed, c1, c2 = (t.contiguous().view(-1) for t in torch.broadcast_tensors(seed, c1, c2))
+    shape, (seed, c1, c2) = _rows(seed, c1, c2)
     radius, angle = torch.ops.neuroloop_fused.box_muller_uniforms(seed, c1, c2, stream, count, dtype)
     return radius.view(*shape, -1, 2), angle.view(*shape, -1, 2)
 
@@ -88,8 +94,7 @@ def standard_normal(seed: torch.Tensor, stream: int, c1: torch.Tensor, c2: torch
     """:func:`neuroloop_gpu.rng.standard_normal` in the kernel library: Philox words, Box-Muller with
     the vector-math calls torch's CPU kernels make, draws written in place (same bits, see
     :func:`noise_function`); one pass instead of torch's ~10 over the draws."""
-    shape = torch.broadcast_shapes(seed.shape, c1.shape, c2.shape)
-    seed, c1, c2 = (t.contiguous().view(-1) for t in torch.broadcast_tensors(seed, c1, c2))
+    shape, (seed, c1, c2) = _rows(seed, c1, c2)
     return torch.ops.neuroloop_fused.standard_normal(seed, c1, c2, stream, count, dtype).view(*shape, count)
 
 
