@@ -125,6 +125,13 @@ def compiled_box_muller_uniforms():
     return uniforms
 
 
+def box_muller_polar(radius_u: torch.Tensor, angle_u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Box-Muller's radius sqrt(-2 log u) and angle 2 pi u, in place, in the uniforms' dtype (float32 is
+    ~2x cheaper than float64); the draws are radius * cos(angle) and radius * sin(angle). The fused
+    CPU backend repeats these ops with the same functions (it checks its bits against this one)."""
+    return radius_u.log_().mul_(-2.0).sqrt_(), angle_u.mul_(2.0 * math.pi)
+
+
 def standard_normal(
     seed: torch.Tensor,
     stream: int,
@@ -143,10 +150,7 @@ def standard_normal(
     sine and cosine always run eagerly: compiled code evaluates them with
     other approximations (last-bit differences in about a third of the draws).
     """
-    radius_u, angle_u = uniforms(seed, stream, c1, c2, count, dtype)
-    # in the working dtype (float32 is ~2x cheaper); in place to spare allocations
-    radius = radius_u.log_().mul_(-2.0).sqrt_()
-    angle = angle_u.mul_(2.0 * math.pi)
+    radius, angle = box_muller_polar(*uniforms(seed, stream, c1, c2, count, dtype))
     normal = torch.empty(radius.shape + (2,), dtype=dtype, device=radius.device)  # [..., blocks, 2, 2]
     torch.mul(radius, torch.cos(angle), out=normal[..., 0])
     torch.mul(radius, angle.sin_(), out=normal[..., 1])

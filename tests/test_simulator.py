@@ -1,7 +1,6 @@
 """The batched simulator: independence, resets, continuity, recording, memory."""
 
 import dataclasses
-import math
 
 import pytest
 import torch
@@ -243,14 +242,14 @@ def test_fused_noise_draws_are_the_torch_ones():
     else torch's on its Philox words) equal rng.standard_normal's; the transform is checked on
     every float32 uniform the generator can give."""
     from neuroloop_gpu.network import fused
-    from neuroloop_gpu.rng import standard_normal
+    from neuroloop_gpu.rng import box_muller_polar, standard_normal
 
     noise = fused.noise_function(torch.float32)
     if torch.ops.neuroloop_fused.standard_normal_available(torch.float32):
         assert noise is fused.standard_normal  # torch's CPU math is MKL's here: the fast path must be taken
         uniform = (torch.arange(1 << 23, dtype=torch.float32) + 0.5) * 2.0**-23  # exact: below 2**24
         cosine, sine = torch.ops.neuroloop_fused.box_muller(uniform, uniform)
-        radius, angle = uniform.clone().log_().mul_(-2.0).sqrt_(), uniform.clone().mul_(2.0 * math.pi)
+        radius, angle = box_muller_polar(uniform.clone(), uniform.clone())
         assert torch.equal(cosine, radius * torch.cos(angle)) and torch.equal(sine, radius * angle.sin_())
     seed = torch.tensor([[0, 5, 2**40 + 7]])
     steps, episode = torch.arange(4).view(4, 1), torch.tensor([[0, 3, 1]])

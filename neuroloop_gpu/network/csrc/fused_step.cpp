@@ -362,8 +362,8 @@ ALWAYS_INLINE void advance_networks(const Arrays<T, PreIndex>& a, const Constant
       // I -> E: the synapses leaving the I spikes emitted d ago; then this step's I spikes leave.
       std::fill(count_e.begin(), count_e.end(), 0);
       const int64_t e_offset = b * (ne + 1), i_offset = b * (ni + 1);
-      for (int64_t k = 0; k < arriving; ++k) {
-        const int64_t i = arriving_list[k];
+      for (int64_t j = 0; j < arriving; ++j) {
+        const int64_t i = arriving_list[j];
         const int64_t from = a.ie_start[i_offset + i], to = from + a.ie_degree[i_offset + i];
         for (int64_t id = from; id < to; ++id) ++count_e[a.ie_post[id] - e_offset];
       }
@@ -372,8 +372,8 @@ ALWAYS_INLINE void advance_networks(const Arrays<T, PreIndex>& a, const Constant
       // E -> I input with the weights before this step's STDP, in ascending synapse order:
       // published, the highest-ranked active synapse of each I neuron wins; summed, all add up.
       std::fill(sent.begin(), sent.end(), T(0));
-      for (int64_t k = 0; k < spiking_e; ++k) {
-        const int64_t e = e_list[k];
+      for (int64_t j = 0; j < spiking_e; ++j) {
+        const int64_t e = e_list[j];
         const int64_t from = a.ei_start[e_offset + e], to = from + a.ei_degree[e_offset + e];
         for (int64_t id = from; id < to; ++id) {
           T& into = sent[a.ei_post[id] - i_offset];
@@ -384,8 +384,8 @@ ALWAYS_INLINE void advance_networks(const Arrays<T, PreIndex>& a, const Constant
       // STDP (eq. 7-11), first every synapse entering an I spike (final value), then those
       // leaving an E spike whose I neuron did not spike: dynamics.stdp_entering_i / stdp_leaving_e.
       T* net_weight = a.weight + b * a.capacity;
-      for (int64_t k = 0; k < spiking_i; ++k) {
-        const int64_t i = i_list[k];
+      for (int64_t j = 0; j < spiking_i; ++j) {
+        const int64_t i = i_list[j];
         const int64_t from = a.ei_post_start[i_offset + i], to = from + a.ei_post_degree[i_offset + i];
         for (int64_t p = from; p < to; ++p) {
           // the weights entering one I neuron lie scattered: ask for them ahead of use
@@ -395,8 +395,8 @@ ALWAYS_INLINE void advance_networks(const Arrays<T, PreIndex>& a, const Constant
           w = stdp(c, w, spiked_pre[pre], trace_pre[pre], true, trace_post[i], plastic);
         }
       }
-      for (int64_t k = 0; k < spiking_e; ++k) {
-        const int64_t e = e_list[k];
+      for (int64_t j = 0; j < spiking_e; ++j) {
+        const int64_t e = e_list[j];
         const int64_t from = a.ei_start[e_offset + e], to = from + a.ei_degree[e_offset + e];
         for (int64_t id = from; id < to; ++id) {
           const int64_t post = a.ei_post[id] - i_offset;

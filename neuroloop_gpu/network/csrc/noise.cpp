@@ -150,32 +150,43 @@ void philox_rows(const int64_t* seed, const int64_t* c1, const int64_t* c2, uint
   philox_rows_baseline<T>(seed, c1, c2, stream, rows, blocks, radius, angle);
 }
 
+// The (seed, c1, c2) rows of a draw op: int64 vectors of one length, contiguous.
+struct CounterRows {
+  at::Tensor seed, c1, c2;
+  CounterRows(const at::Tensor& seed_in, const at::Tensor& c1_in, const at::Tensor& c2_in) {
+    require(seed_in.scalar_type() == at::kLong && c1_in.scalar_type() == at::kLong &&
+                c2_in.scalar_type() == at::kLong && seed_in.dim() == 1 && c1_in.sizes() == seed_in.sizes() &&
+                c2_in.sizes() == seed_in.sizes(),
+            "seed, c1 and c2 must be int64 vectors of one length");
+    seed = seed_in.contiguous();
+    c1 = c1_in.contiguous();
+    c2 = c2_in.contiguous();
+  }
+  int64_t count() const { return seed.size(0); }
+  // philox_rows over rows [first, first + rows)
+  template <typename T>
+  void uniforms(uint32_t stream, int64_t first, int64_t rows, int64_t blocks, T* radius, T* angle) const {
+    philox_rows<T>(seed.data_ptr<int64_t>() + first, c1.data_ptr<int64_t>() + first, c2.data_ptr<int64_t>() + first,
+                   stream, rows, blocks, radius, angle);
+  }
+};
+
 std::tuple<at::Tensor, at::Tensor> box_muller_uniforms(at::Tensor seed, at::Tensor c1, at::Tensor c2, int64_t stream,
                                                         int64_t count, at::ScalarType dtype) {
-  require(seed.scalar_type() == at::kLong && c1.scalar_type() == at::kLong && c2.scalar_type() == at::kLong &&
-              seed.dim() == 1 && c1.sizes() == seed.sizes() && c2.sizes() == seed.sizes(),
-          "seed, c1 and c2 must be int64 vectors of one length");
-  const at::Tensor seeds = seed.contiguous(), first = c1.contiguous(), second = c2.contiguous();
-  const int64_t rows = seeds.size(0), blocks = (count + 3) / 4;
+  const CounterRows counters(seed, c1, c2);
+  const int64_t rows = counters.count(), blocks = (count + 3) / 4;
   at::Tensor radius = at::empty({rows, blocks, 2}, seed.options().dtype(dtype));
   at::Tensor angle = at::empty({rows, blocks, 2}, seed.options().dtype(dtype));
-  const int64_t* seed_of = seeds.data_ptr<int64_t>();
-  const int64_t* c1_of = first.data_ptr<int64_t>();
-  const int64_t* c2_of = second.data_ptr<int64_t>();
   AT_DISPATCH_FLOATING_TYPES(dtype, "neuroloop_fused_box_muller_uniforms", [&] {
     scalar_t* radius_all = radius.data_ptr<scalar_t>();
     scalar_t* angle_all = angle.data_ptr<scalar_t>();
     at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
-      philox_rows<scalar_t>(seed_of + begin, c1_of + begin, c2_of + begin, static_cast<uint32_t>(stream), end - begin,
-                            blocks, radius_all + begin * blocks * 2, angle_all + begin * blocks * 2);
+      counters.uniforms<scalar_t>(static_cast<uint32_t>(stream), begin, end - begin, blocks,
+                                  radius_all + begin * blocks * 2, angle_all + begin * blocks * 2);
     });
   });
   return {radius, angle};
 }
-
-
-// rng.standard_normal for rows of (seed, c1, c2): the Philox uniforms above, then Box-Muller with
-// torch's vector math (see VectorMath).
 
 // Box-Muller on `pairs` (radius, angle) uniforms in place: radius <- sqrt(-2 log u), angle <- cos
 // of 2 pi u, sine <- sin of 2 pi u, each op as torch's rng.standard_normal applies it.
@@ -190,18 +201,14 @@ void box_muller_in_place(const VectorMath<T>& math, int64_t pairs, T* radius, T*
   math.cos(pairs, angle, angle, kVmlMode);
 }
 
+// rng.standard_normal for rows of (seed, c1, c2): the Philox uniforms above, then Box-Muller with
+// torch's vector math.
 at::Tensor standard_normal(at::Tensor seed, at::Tensor c1, at::Tensor c2, int64_t stream, int64_t count,
                            at::ScalarType dtype) {
-  require(seed.scalar_type() == at::kLong && c1.scalar_type() == at::kLong && c2.scalar_type() == at::kLong &&
-              seed.dim() == 1 && c1.sizes() == seed.sizes() && c2.sizes() == seed.sizes(),
-          "seed, c1 and c2 must be int64 vectors of one length");
+  const CounterRows counters(seed, c1, c2);
   require(standard_normal_available(dtype), "torch's CPU vector math (MKL VML) is not available here");
-  const at::Tensor seeds = seed.contiguous(), first = c1.contiguous(), second = c2.contiguous();
-  const int64_t rows = seeds.size(0), blocks = (count + 3) / 4, pairs_per_row = 2 * blocks;
+  const int64_t rows = counters.count(), blocks = (count + 3) / 4, pairs_per_row = 2 * blocks;
   at::Tensor normal = at::empty({rows, count}, seed.options().dtype(dtype));
-  const int64_t* seed_of = seeds.data_ptr<int64_t>();
-  const int64_t* c1_of = first.data_ptr<int64_t>();
-  const int64_t* c2_of = second.data_ptr<int64_t>();
   // rows go through Box-Muller in groups of about kPairs pairs: long vector-math calls, in cache
   constexpr int64_t kPairs = 4096;
   const int64_t group = std::max<int64_t>(1, kPairs / pairs_per_row);
@@ -212,8 +219,8 @@ at::Tensor standard_normal(at::Tensor seed, at::Tensor c1, at::Tensor c2, int64_
       std::vector<scalar_t> radius(group * pairs_per_row), angle(group * pairs_per_row), sine(group * pairs_per_row);
       for (int64_t g = begin; g < end; ++g) {
         const int64_t row0 = g * group, row_count = std::min(group, rows - row0);
-        philox_rows<scalar_t>(seed_of + row0, c1_of + row0, c2_of + row0, static_cast<uint32_t>(stream), row_count,
-                              blocks, radius.data(), angle.data());
+        counters.uniforms<scalar_t>(static_cast<uint32_t>(stream), row0, row_count, blocks, radius.data(),
+                                    angle.data());
         box_muller_in_place(math, row_count * pairs_per_row, radius.data(), angle.data(), sine.data());
         for (int64_t r = 0; r < row_count; ++r) {  // draws 2j and 2j + 1 of a row: pair j's cosine and sine
           const scalar_t* rad = radius.data() + r * pairs_per_row;
