@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A GPU session's checks in one command: the CUDA tests, the CUDA benchmarks and profiles.
-#   bash benchmarks/gpu_session.sh tests bench profile     # stages, in order (default: all three)
+#   bash benchmarks/gpu_session.sh tests bench profile     # stages, in order (default: tests bench scale profile)
+#   stages: tests, triton_tests, bench, scale, variants (Triton launch settings), profile (torch profiler),
+#           ncu (Nsight Compute), math (Triton's math vs torch)
 # Logs and result files go to $RESULTS (default /tmp/gpu_session), packed into $OUT/gpu_session.tgz at the end
 # when $OUT is set. Wheels under .whl/ (packages the GPU machine lacks) are installed into /tmp/site first.
 # Each stage has its own time limit, so one slow stage cannot take the others' results with it.
@@ -24,6 +26,7 @@ run_stage() {  # run_stage NAME SECONDS COMMAND...
     timeout "$limit" "$@" > "$RESULTS/$name.log" 2>&1
     echo "== $name: exit $? in $((SECONDS - start)) s"
     tail -n "${TAIL:-12}" "$RESULTS/$name.log"
+    pack  # after every stage: what ran comes back even if the call is cut off later
 }
 bench() {  # bench TAG LIMIT ARGS...: the simulator target on CUDA
     local tag=$1 limit=$2; shift 2
@@ -35,6 +38,19 @@ stage_tests() {
     run_stage tests "${TESTS_LIMIT:-240}" python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_gpu.py \
         tests/test_triton_backend.py -rs
     run_stage tests-envs "${TESTS_LIMIT:-240}" python3 -m pytest -p no:cacheprovider -q tests/test_envs.py -k cuda
+}
+stage_triton_tests() {  # only the Triton backend's CUDA checks
+    run_stage triton-tests "${TESTS_LIMIT:-240}" python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_gpu.py \
+        -k triton -rs
+    run_stage triton-settings 60 python3 -m pytest -p no:cacheprovider -q tests/test_triton_backend.py -k bad_settings
+}
+stage_variants() {  # the Triton kernel's settings side by side; KERNELS: other kernel sources to compare
+    local kernels="neuroloop_gpu/network/triton_kernel.py ${KERNELS:-}" run="python3 benchmarks/triton_variants.py"
+    local out="--json $RESULTS/variants.jsonl --label ${LABEL:-tree}" limit=${LIMIT_variants:-120}
+    run_stage variants-full "$limit" $run --size full --batch 8192 --kernels $kernels --warps 8 16 $out
+    run_stage variants-full-tile "$limit" $run --size full --batch 8192 --tiles 512 --warps 16 $out
+    run_stage variants-small "$limit" $run --size small --batch 65536 --kernels $kernels --warps 2 4 $out
+    run_stage variants-small-regs "$limit" $run --size small --batch 65536 --warps 2 --tiles 0 128 --maxnreg 0 128 $out
 }
 stage_bench() {  # one invocation per backend and synapse choice, each writing its own JSON; peers with the first
     local synapses backend peers=${PEERS:-reference}
@@ -55,6 +71,21 @@ stage_scale() {  # the triton backend at the small size, past the default batche
 stage_profile() {
     TAIL=40 run_stage profile-full-event 60 python3 benchmarks/profile_window.py --device cuda --size full \
         --batch 4096 --backend eager --synapses event
+}
+stage_ncu() {  # Nsight Compute on one launch of the Triton kernel (after the warm-up window's launches)
+    local size batch
+    for config in ${NCU_CONFIGS:-full:16384 small:65536}; do
+        size=${config%%:*} batch=${config##*:}
+        TAIL=${NCU_TAIL:-60} run_stage "ncu-$size-b$batch" "${LIMIT_ncu:-90}" ncu --clock-control none \
+            --kernel-name regex:steps_kernel --launch-skip 25 --launch-count 1 --import-source yes \
+            --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+            --section SchedulerStats --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
+            --section SourceCounters --export "$RESULTS/ncu-$size-b$batch" \
+            python3 benchmarks/profile_window.py --device cuda --size "$size" --batch "$batch" --backend triton \
+            --profiler none
+        ncu --import "$RESULTS/ncu-$size-b$batch.ncu-rep" --page source --csv --print-source cuda,sass \
+            > "$RESULTS/ncu-$size-b$batch-source.csv" 2>&1 || true  # stall samples per line, read off the machine
+    done
 }
 stage_math() {  # Triton's float32 math against eager torch's bits (what the Triton backend relies on)
     TAIL=20 run_stage triton-math 60 python3 benchmarks/triton_math_check.py

@@ -1,14 +1,18 @@
 """Where one decision window's time goes: ``torch.profiler`` over the benchmark workload.
 
     python benchmarks/profile_window.py --device cuda --size full --batch 1024 --backend eager --synapses event
+    ncu --kernel-name regex:steps_kernel --launch-skip 25 --launch-count 1 \
+        python benchmarks/profile_window.py --device cuda --backend triton --profiler none
 
 Prints the top operators (by device time on CUDA, CPU time on the CPU) of ``--windows`` windows
-after one untimed warm-up window, and the wall time per window.
+after one untimed warm-up window, and the wall time per window. ``--profiler none`` leaves the
+profiling to an outside tool (Nsight Compute's counters and torch's profiler cannot share CUPTI).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import torch
@@ -28,6 +32,7 @@ def main() -> None:
     parser.add_argument("--synapses", default=None, help="event or dense (default: the simulator's choice)")
     parser.add_argument("--windows", type=int, default=1)
     parser.add_argument("--rows", type=int, default=25)
+    parser.add_argument("--profiler", choices=["torch", "none"], default="torch")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -39,13 +44,15 @@ def main() -> None:
     sync()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     start = time.perf_counter()
-    with profile(activities=activities) as prof:
+    with profile(activities=activities) if args.profiler == "torch" else contextlib.nullcontext() as prof:
         for _ in range(args.windows):
             net.run_window(train)
         sync()
     wall = (time.perf_counter() - start) / args.windows
     print(f"{args.size} B={args.batch} {net.backend}/{net.synapses} on {device}: {wall:.3f} s per window under the "
-          f"profiler, {args.batch / wall:.1f} env-steps/s")
+          f"{args.profiler} profiler, {args.batch / wall:.1f} env-steps/s")
+    if args.profiler == "none":
+        return
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(prof.key_averages().table(sort_by=key, row_limit=args.rows, max_name_column_width=60))
 

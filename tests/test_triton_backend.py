@@ -84,6 +84,51 @@ def test_triton_kernel_matches_eager_in_the_interpreter(synaptic_input, record, 
     assert any(rate > 0 for window in eager["windows"] for rate in window["rate_i"])
 
 
+_DRAWS = r"""
+import json
+import os
+os.environ["TRITON_INTERPRET"] = "1"  # before Triton is imported
+import torch
+import triton
+import triton.language as tl
+from neuroloop_gpu.network import triton_step
+from neuroloop_gpu.network.triton_kernel import normal_draws
+from neuroloop_gpu.config import NetworkParams
+from neuroloop_gpu.network import NetworkBatch
+
+@triton.jit
+def draws(seed_ptr, step_ptr, episode_ptr, out_ptr, two_pi, BLOCK_N: tl.constexpr, M0: tl.constexpr,
+          M1: tl.constexpr, W0: tl.constexpr, W1: tl.constexpr):
+    b = tl.program_id(0)
+    seed = tl.load(seed_ptr + b)
+    key0 = (seed & 0xFFFFFFFF).to(tl.uint32)
+    key1 = ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32)
+    noise = normal_draws(tl.load(step_ptr + b), tl.load(episode_ptr + b), key0, key1, two_pi, BLOCK_N,
+                         M0, M1, W0, W1)
+    tl.store(out_ptr + b * BLOCK_N + tl.arange(0, BLOCK_N), noise)
+
+net = NetworkBatch(3, NetworkParams(num_e=48, num_i=16), seeds=[1, 2**33 + 7, 12345], device="cpu")
+net.state.step += torch.tensor([0, 17, 2**32 + 3])
+net.state.episode += torch.tensor([0, 2, 1])
+out = torch.empty(3, 64)
+draws[(3,)](net.state.seed, net.state.step, net.state.episode, out, triton_step._float32(2 * torch.pi), BLOCK_N=64,
+            **triton_step._PHILOX)
+print(json.dumps({"kernel": out.tolist(), "simulator": net.membrane_noise(1)[0].tolist()}))
+"""
+
+
+@needs_triton
+def test_in_kernel_noise_draws_the_simulators_noise_in_order():
+    """The CUDA kernel draws its noise itself (four draws per Philox block, interleaved): in the
+    interpreter the same draws in the same places, to the rounding of NumPy's log/sin/cos."""
+    done = subprocess.run([sys.executable, "-c", _DRAWS], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.splitlines()[-1])
+    kernel, simulator = torch.tensor(out["kernel"]), torch.tensor(out["simulator"])
+    assert simulator.std() > 0.5  # real draws
+    torch.testing.assert_close(kernel, simulator, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("options,message", [
     (dict(backend="triton", device="cpu"), "backend must be 'eager' here: the Triton kernel runs on CUDA devices"),
 ])

@@ -46,33 +46,78 @@ def stdp(w, pre_spiked, pre_trace, post_spiked, post_trace, plastic, ltd, ltp, w
     return tl.where(new > w_max, w_max, new)
 
 
+@triton.jit
+def _sum4(a, b, c, d, e, f, g, h):
+    return a + e, b + f, c + g, d + h
+
+
+@triton.jit
+def normal_draws(step, episode, key0, key1, two_pi, BLOCK_N: tl.constexpr, M0: tl.constexpr, M1: tl.constexpr,
+                 W0: tl.constexpr, W1: tl.constexpr):
+    """Draws 0 .. BLOCK_N - 1 of the membrane noise of (step, episode), as the simulator's
+    ``membrane_noise`` draws them: draw n is word n % 4 of Philox4x32-10 block n // 4 of counter
+    (step, episode, stream 0), Box-Muller on words (0, 1) giving draws 0 (cos) and 1 (sin), on
+    words (2, 3) draws 2 and 3. One block per four lanes, then interleaved."""
+    LANES: tl.constexpr = BLOCK_N // 4
+    # counter words 1-3 and the keys are the same in every lane: scalars until they meet word 0
+    # (broadcast round keys would hold 20 registers per lane through the step loop)
+    c0 = tl.arange(0, LANES).to(tl.uint32)
+    c1 = (step & 0xFFFFFFFF).to(tl.uint32)
+    c2 = (episode & 0xFFFFFFFF).to(tl.uint32)
+    c3 = c2 * 0
+    k0 = key0
+    k1 = key1
+    for r in tl.static_range(10):
+        if r > 0:
+            k0 = k0 + tl.full([], W0, tl.uint32)
+            k1 = k1 + tl.full([], W1, tl.uint32)
+        hi0 = tl.umulhi(c0, tl.full([], M0, tl.uint32))
+        lo0 = c0 * tl.full([], M0, tl.uint32)
+        hi1 = tl.umulhi(c2, tl.full([], M1, tl.uint32))
+        lo1 = c2 * tl.full([], M1, tl.uint32)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+    first = tl.sqrt_rn(tl.log(((c0 >> 9).to(tl.float32) + 0.5) * 1.1920928955078125e-07) * -2.0)
+    second = tl.sqrt_rn(tl.log(((c2 >> 9).to(tl.float32) + 0.5) * 1.1920928955078125e-07) * -2.0)
+    first_angle = ((c1 >> 9).to(tl.float32) + 0.5) * 1.1920928955078125e-07 * two_pi
+    second_angle = ((c3 >> 9).to(tl.float32) + 0.5) * 1.1920928955078125e-07 * two_pi
+    z0, z1 = first * tl.cos(first_angle), first * tl.sin(first_angle)
+    z2, z3 = second * tl.cos(second_angle), second * tl.sin(second_angle)
+    return tl.reshape(tl.join(tl.join(z0, z2), tl.join(z1, z3)), [BLOCK_N])  # join adds a minor axis
+
+
 # run-time integers that change from call to call: one compiled kernel for every value
 @triton.jit(do_not_specialize=["batch", "capacity", "ring_base", "num_steps", "onset"])
 def steps_kernel(
     v_ptr, refractory_ptr, x_ptr, s_ptr, spiked_pre_ptr, trace_pre_ptr, spiked_post_ptr, trace_post_ptr,
     weight_ptr, ring_spikes_ptr, ring_input_ptr, last_spike_ptr, last_isi_ptr, step_ptr, episode_ptr, seed_ptr,
-    current_ptr, noise_ptr, mu_ptr, coupling_ptr, sign_ptr, gain_ptr,
+    current_ptr, noise_ptr,
     ei_post_ptr, ei_start_ptr, ei_degree_ptr, ei_by_post_ptr, ei_pre_by_post_ptr, ei_post_start_ptr,
     ei_post_degree_ptr, ie_post_ptr, ie_start_ptr, ie_degree_ptr,
-    count_e_ptr, winner_ptr, sent_ptr, list_ptr, spiked_ptr,
+    flags_ptr, traces_ptr, list_ptr, count_e_ptr, winner_ptr, sent_ptr, spiked_ptr,
     mean_e_sum_ptr, mean_e_sq_sum_ptr, neuron_e_sum_ptr, neuron_e_sq_sum_ptr, v_i_sum_ptr, v_i_sq_sum_ptr,
     spikes_e_ptr, spikes_i_ptr,
     batch, capacity, ring_base, num_steps, shift,
     dt, v_rest, v_threshold, v_reset, refractory_steps, tau_m, tau_d, tau_r, tau_pre, tau_post,
-    trace_increment, ltd, ltp, w_min, w_max, onset, two_pi,
-    NE: tl.constexpr, NI: tl.constexpr, DELAY: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_E: tl.constexpr,
-    BLOCK_I: tl.constexpr, SPIKES_E: tl.constexpr, CHUNK_E: tl.constexpr, SPIKES_I: tl.constexpr,
-    CHUNK_I: tl.constexpr, PUBLISHED: tl.constexpr, RECIPROCAL: tl.constexpr,
+    trace_increment, ltd, ltp, w_min, w_max, onset, two_pi, mu_e, mu_i, coupling_e, coupling_i, gain_e, gain_i,
+    NE: tl.constexpr, NI: tl.constexpr, DELAY: tl.constexpr, BLOCK_N: tl.constexpr,
+    SPIKES_E: tl.constexpr, CHUNK_E: tl.constexpr, SPIKES_I: tl.constexpr, CHUNK_I: tl.constexpr,
+    PUBLISHED: tl.constexpr, RECIPROCAL: tl.constexpr,
     NOISE_IN_KERNEL: tl.constexpr, M0: tl.constexpr, M1: tl.constexpr, W0: tl.constexpr, W1: tl.constexpr,
 ):
+    # One program is one network; lane j is neuron j (E first, then I). The neuron state lives in
+    # registers for the whole run of steps; only what other lanes must look up (spike flags and STDP
+    # traces for the synapse passes, spike lists, arrival counts, E->I winners) goes through memory,
+    # in scratch tables of two parities (step k uses k % 2), so that two barriers per step suffice:
+    # (a) after the tables are written, (b) after the synapse passes' atomics. A table of parity p is
+    # written again two steps later, after barrier (b) of the step between: no lane still reads it.
     N: tl.constexpr = NE + NI
+    FIELD: tl.constexpr = 21  # bits per count in the packed prefix sum (E spikes, I spikes, I arrivals)
+    MASK: tl.constexpr = (1 << FIELD) - 1
     b = tl.program_id(0).to(tl.int64)
     j = tl.arange(0, BLOCK_N)
     in_n = j < N
     is_e = j < NE
     is_i = in_n & (j >= NE)
-    je = tl.arange(0, BLOCK_E)
-    ji = tl.arange(0, BLOCK_I)
     rows_e = tl.arange(0, SPIKES_E)  # tiles of E spikes x their E->I synapses
     lanes_e = tl.arange(0, CHUNK_E)
     rows_i = tl.arange(0, SPIKES_I)  # tiles of I spikes x their I->E or incoming E->I synapses
@@ -81,53 +126,58 @@ def steps_kernel(
     row_e = b * (NE + 1)  # rows of the tables with a dummy column
     row_i = b * (NI + 1)
     syn = b * capacity
-    mu = tl.load(mu_ptr + j, mask=in_n, other=0.0)
-    coupling = tl.load(coupling_ptr + j, mask=in_n, other=0.0)
-    sign = tl.load(sign_ptr + j, mask=in_n, other=0.0)
-    gain = tl.load(gain_ptr + j, mask=in_n, other=0.0)
+    # per-neuron constants: eager's NeuronVectors hold these two values per population
+    mu = tl.where(is_e, mu_e, mu_i)
+    coupling = tl.where(is_e, coupling_e, coupling_i)
+    sign = tl.where(is_e, -1.0, 1.0)
+    gain = tl.where(is_e, gain_e, gain_i)
+    tau_trace = tl.where(is_e, tau_pre, tau_post)
     seed = tl.load(seed_ptr + b)
     key0 = (seed & 0xFFFFFFFF).to(tl.uint32)
     key1 = ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32)
     episode = tl.load(episode_ptr + b)
     step = tl.load(step_ptr + b)
+    # chunks that cover the longest synapse row of this network in each table
+    row_parts = tl.maximum(tl.cdiv(tl.max(tl.load(ei_degree_ptr + row_e + j, mask=is_e, other=0), 0), CHUNK_E),
+                           tl.cdiv(tl.max(tl.load(ie_degree_ptr + row_i + j - NE, mask=is_i, other=0), 0), CHUNK_I))
+    row_parts = tl.maximum(row_parts, tl.cdiv(tl.max(tl.load(ei_post_degree_ptr + row_i + j - NE, mask=is_i,
+                                                             other=0), 0), CHUNK_I))
+
+    v = tl.load(v_ptr + row_n + j, mask=in_n, other=0.0)
+    s = tl.load(s_ptr + row_n + j, mask=in_n, other=0.0)
+    x = tl.load(x_ptr + row_n + j, mask=in_n, other=0.0)
+    refractory = tl.load(refractory_ptr + row_n + j, mask=in_n, other=0.0)
+    trace = tl.where(is_e, tl.load(trace_pre_ptr + row_e + j, mask=is_e, other=0.0),
+                     tl.load(trace_post_ptr + row_i + j - NE, mask=is_i, other=0.0))
+    e_sum = tl.load(neuron_e_sum_ptr + b * NE + j, mask=is_e, other=0.0)
+    e_sq = tl.load(neuron_e_sq_sum_ptr + b * NE + j, mask=is_e, other=0.0)
+    last = tl.load(last_spike_ptr + b * NE + j, mask=is_e, other=-1)
+    isi = tl.load(last_isi_ptr + b * NE + j, mask=is_e, other=0)
+    mean_e_sum = tl.load(mean_e_sum_ptr + b)
+    mean_e_sq_sum = tl.load(mean_e_sq_sum_ptr + b)
+    v_i_sum = tl.load(v_i_sum_ptr + b)
+    v_i_sq_sum = tl.load(v_i_sq_sum_ptr + b)
+    spikes_e = tl.load(spikes_e_ptr + b)
+    spikes_i = tl.load(spikes_i_ptr + b)
+    fired = j < 0
     k = 0
     while k < num_steps:  # while, not range: Triton's interpreter takes no tensor as a range bound
         slot = (ring_base + k) % DELAY
+        part = (k % 2) * batch + b  # this step's scratch tables
+        # arrivals, read first so that their latency hides behind the noise; each lane writes its slot
+        # again below (this step's I spikes and E->I input), after its own read
+        ring_spikes = ring_spikes_ptr + (slot * batch + b) * (NI + 1)
+        arriving = (tl.load(ring_spikes + j - NE, mask=is_i, other=0) != 0) & is_i
+        ring_input = ring_input_ptr + (slot * batch + b) * NI
+        input_i = tl.load(ring_input + j - NE, mask=is_i, other=0.0)
         stim = tl.load(current_ptr + k * batch + b)
-        # ---- membrane noise: Philox4x32-10 block j // 4 of (step, episode, stream 0), then Box-Muller
+        # ---- membrane noise
         if NOISE_IN_KERNEL:
-            c0 = (j // 4).to(tl.uint32)
-            c1 = (step & 0xFFFFFFFF).to(tl.uint32) + tl.zeros([BLOCK_N], tl.uint32)
-            c2 = (episode & 0xFFFFFFFF).to(tl.uint32) + tl.zeros([BLOCK_N], tl.uint32)
-            c3 = tl.zeros([BLOCK_N], tl.uint32)
-            k0 = key0 + tl.zeros([BLOCK_N], tl.uint32)
-            k1 = key1 + tl.zeros([BLOCK_N], tl.uint32)
-            m0 = tl.full([BLOCK_N], M0, tl.uint32)
-            m1 = tl.full([BLOCK_N], M1, tl.uint32)
-            for r in tl.static_range(10):
-                if r > 0:
-                    k0 = k0 + tl.full([BLOCK_N], W0, tl.uint32)
-                    k1 = k1 + tl.full([BLOCK_N], W1, tl.uint32)
-                hi0 = tl.umulhi(c0, m0)
-                lo0 = c0 * m0
-                hi1 = tl.umulhi(c2, m1)
-                lo1 = c2 * m1
-                c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
-            second = ((j // 2) % 2) == 1  # lanes 2, 3 of a block: words 2 (radius) and 3 (angle)
-            radius_word = tl.where(second, c2, c0)
-            angle_word = tl.where(second, c3, c1)
-            radius_u = ((radius_word >> 9).to(tl.float32) + 0.5) * 1.1920928955078125e-07
-            angle_u = ((angle_word >> 9).to(tl.float32) + 0.5) * 1.1920928955078125e-07
-            radius = tl.sqrt_rn(tl.log(radius_u) * -2.0)
-            angle = angle_u * two_pi
-            noise = radius * tl.where((j % 2) == 1, tl.sin(angle), tl.cos(angle))
+            noise = normal_draws(step, episode, key0, key1, two_pi, BLOCK_N, M0, M1, W0, W1)
         else:
             noise = tl.load(noise_ptr + (k * batch + b) * N + j, mask=in_n, other=0.0)
 
         # ---- membrane (eq. 1-2), threshold, reset, refractory hold, floor: integrate_neurons
-        v = tl.load(v_ptr + row_n + j, mask=in_n, other=0.0)
-        s = tl.load(s_ptr + row_n + j, mask=in_n, other=0.0)
-        refractory = tl.load(refractory_ptr + row_n + j, mask=in_n, other=0.0)
         v_new = (v_rest - v) + coupling * s
         v_new = v_new + mu
         v_new = v_new + sign * stim
@@ -139,186 +189,171 @@ def steps_kernel(
         held_before = tl.where(held_before < -1.0, -1.0, held_before)
         fired = (v < v_threshold) & (v_new >= v_threshold) & in_n
         held = (held_before >= 0.0) | fired
-        v_new = tl.where(held, v_reset, tl.where(v_new < v_rest, v_rest, v_new))
+        v = tl.where(held, v_reset, tl.where(v_new < v_rest, v_rest, v_new))
         refractory = tl.where(fired, refractory_steps, held_before)
-        tl.store(v_ptr + row_n + j, v_new, mask=in_n)
-        tl.store(refractory_ptr + row_n + j, refractory, mask=in_n)
-        tl.store(spiked_ptr + row_n + j, fired.to(tl.uint8), mask=in_n)
 
-        # ---- window monitor running sums of V - shift (WindowMonitor.observe)
-        d = v_new - shift
-        d_e = tl.where(is_e, d, 0.0)
-        d_i = tl.where(is_i, d, 0.0)
-        mean_e = tl.div_rn(tl.sum(d_e, 0), NE * 1.0)
-        tl.store(mean_e_sum_ptr + b, tl.load(mean_e_sum_ptr + b) + mean_e)
-        tl.store(mean_e_sq_sum_ptr + b, tl.load(mean_e_sq_sum_ptr + b) + mean_e * mean_e)
-        e_sum = tl.load(neuron_e_sum_ptr + b * NE + j, mask=is_e, other=0.0)
-        tl.store(neuron_e_sum_ptr + b * NE + j, e_sum + d, mask=is_e)
-        e_sq = tl.load(neuron_e_sq_sum_ptr + b * NE + j, mask=is_e, other=0.0)
-        tl.store(neuron_e_sq_sum_ptr + b * NE + j, e_sq + d * d, mask=is_e)
-        tl.store(v_i_sum_ptr + b, tl.load(v_i_sum_ptr + b) + tl.div_rn(tl.sum(d_i, 0), NI * 1.0))
-        tl.store(v_i_sq_sum_ptr + b, tl.load(v_i_sq_sum_ptr + b) + tl.div_rn(tl.sum(d_i * d_i, 0), NI * 1.0))
-        tl.store(spikes_e_ptr + b, tl.load(spikes_e_ptr + b) + tl.sum((fired & is_e).to(tl.float32), 0))
-        tl.store(spikes_i_ptr + b, tl.load(spikes_i_ptr + b) + tl.sum((fired & is_i).to(tl.float32), 0))
-
-        # ---- this step's spikes into the spike tables; phase bookkeeping (causal Kuramoto)
-        tl.store(spiked_pre_ptr + row_e + j, fired.to(tl.uint8), mask=is_e)
-        tl.store(spiked_post_ptr + row_i + j - NE, fired.to(tl.uint8), mask=is_i)
-        now = (step + 1).to(tl.int32)
-        last = tl.load(last_spike_ptr + b * NE + j, mask=is_e, other=-1)
-        isi = tl.load(last_isi_ptr + b * NE + j, mask=is_e, other=0)
-        tl.store(last_isi_ptr + b * NE + j, tl.where(fired & (last >= 0), now - last, isi), mask=is_e)
-        tl.store(last_spike_ptr + b * NE + j, tl.where(fired, now, last), mask=is_e)
-        # spike lists, ascending: E spikes of now, I spikes of now, I spikes emitted d ago
+        # ---- window monitor running sums of V - shift (WindowMonitor.observe); spike counts packed
+        # into one prefix sum whose total and running values give the three spike lists
+        d = v - shift
         fired_e = fired & is_e
         fired_i = fired & is_i
-        count_fired_e = tl.sum(fired_e.to(tl.int32), 0)
-        count_fired_i = tl.sum(fired_i.to(tl.int32), 0)
-        tl.store(list_ptr + row_n + tl.cumsum(fired_e.to(tl.int32), 0) - 1, j, mask=fired_e)
-        tl.store(list_ptr + row_n + NE + tl.cumsum(fired_i.to(tl.int32), 0) - 1, j - NE, mask=fired_i)
-        ring_spikes = ring_spikes_ptr + (slot * batch + b) * (NI + 1)
-        arriving = (tl.load(ring_spikes + ji, mask=ji < NI, other=0) != 0) & (ji < NI)
-        count_arriving = tl.sum(arriving.to(tl.int32), 0)
-        arriving_list = list_ptr + batch * N + b * NI
-        tl.store(arriving_list + tl.cumsum(arriving.to(tl.int32), 0) - 1, ji, mask=arriving)
-        tl.store(count_e_ptr + b * NE + je, tl.zeros([BLOCK_E], tl.int32), mask=je < NE)
-        tl.store(winner_ptr + b * NI + ji, tl.full([BLOCK_I], -1, tl.int32), mask=ji < NI)
-        tl.store(sent_ptr + b * NI + ji, tl.zeros([BLOCK_I], tl.float32), mask=ji < NI)
-        tl.debug_barrier()
+        packed = fired_e.to(tl.int64) + (fired_i.to(tl.int64) << FIELD) + (arriving.to(tl.int64) << 2 * FIELD)
+        total_e, total_i, total_i_sq, counts = tl.reduce(
+            (tl.where(is_e, d, 0.0), tl.where(is_i, d, 0.0), tl.where(is_i, d * d, 0.0), packed), 0, _sum4)
+        mean_e = tl.div_rn(total_e, NE * 1.0)
+        mean_e_sum += mean_e
+        mean_e_sq_sum += mean_e * mean_e
+        e_sum += d
+        e_sq += d * d
+        v_i_sum += tl.div_rn(total_i, NI * 1.0)
+        v_i_sq_sum += tl.div_rn(total_i_sq, NI * 1.0)
+        count_fired_e = (counts & MASK).to(tl.int32)
+        count_fired_i = ((counts >> FIELD) & MASK).to(tl.int32)
+        count_arriving = (counts >> 2 * FIELD).to(tl.int32)
+        spikes_e += count_fired_e.to(tl.float32)
+        spikes_i += count_fired_i.to(tl.float32)
+        now = (step + 1).to(tl.int32)  # phase bookkeeping (causal Kuramoto)
+        isi = tl.where(fired & (last >= 0), now - last, isi)
+        last = tl.where(fired, now, last)
+
+        # ---- the tables of this step: spike flags, traces before this step's update, spike lists
+        # (ascending: E spikes of now, I spikes of now, I spikes emitted d ago); counts and winners cleared
+        flags = flags_ptr + part * N
+        traces = traces_ptr + part * N
+        tl.store(flags + j, fired.to(tl.uint8), mask=in_n)
+        tl.store(traces + j, trace, mask=in_n)
+        trace = trace_step(trace, fired, dt, tau_trace, trace_increment, RECIPROCAL, PUBLISHED)
+        lists = list_ptr + part * (N + NI)
+        position = tl.cumsum(packed, 0)
+        tl.store(lists + (position & MASK) - 1, j, mask=fired_e)
+        tl.store(lists + NE + ((position >> FIELD) & MASK) - 1, j - NE, mask=fired_i)
+        tl.store(lists + N + (position >> 2 * FIELD) - 1, j - NE, mask=arriving)
+        counts_e = count_e_ptr + part * NE
+        winners = winner_ptr + part * NI
+        sent_i = sent_ptr + part * NI
+        tl.store(counts_e + j, tl.zeros([BLOCK_N], tl.int32), mask=is_e)
+        tl.store(winners + j - NE, tl.full([BLOCK_N], -1, tl.int64), mask=is_i)
+        if not PUBLISHED:
+            tl.store(sent_i + j - NE, tl.zeros([BLOCK_N], tl.float32), mask=is_i)
         tl.store(ring_spikes + j - NE, fired.to(tl.uint8), mask=is_i)  # this step's I spikes leave, d from now
+        tl.debug_barrier()  # (a)
 
-        # Each spike list is walked in tiles of several spikes by a chunk of their synapses, so that
-        # the dependent loads (spike -> its range -> its synapses) of many spikes are in flight at once.
-        # ---- I -> E: the synapses leaving the I spikes emitted d ago (published: once however many)
-        group = 0
-        while group < count_arriving:
-            spike = group + rows_i
-            listed = spike < count_arriving
-            i = tl.load(arriving_list + spike, mask=listed, other=0, cache_modifier=".cg")
-            first = tl.load(ie_start_ptr + row_i + i, mask=listed, other=0)
-            degree = tl.load(ie_degree_ptr + row_i + i, mask=listed, other=0)
-            offset = 0
-            while offset < tl.max(degree, 0):
-                ids = first[:, None] + offset + lanes_i[None, :]
-                ok = (offset + lanes_i[None, :]) < degree[:, None]
-                post = tl.load(ie_post_ptr + ids, mask=ok, other=0) - row_e
-                if PUBLISHED:
-                    tl.store(count_e_ptr + b * NE + post, tl.full([SPIKES_I, CHUNK_I], 1, tl.int32), mask=ok)
-                else:
-                    tl.atomic_add(count_e_ptr + b * NE + post, tl.full([SPIKES_I, CHUNK_I], 1, tl.int32), mask=ok)
-                offset += CHUNK_I
-            group += SPIKES_I
-
-        # ---- E -> I input with the weights before this step's STDP (published: highest synapse wins)
-        group = 0
-        while group < count_fired_e:
-            spike = group + rows_e
-            listed = spike < count_fired_e
-            e = tl.load(list_ptr + row_n + spike, mask=listed, other=0, cache_modifier=".cg")
-            first = tl.load(ei_start_ptr + row_e + e, mask=listed, other=0)
-            degree = tl.load(ei_degree_ptr + row_e + e, mask=listed, other=0)
-            offset = 0
-            while offset < tl.max(degree, 0):
-                ids = first[:, None] + offset + lanes_e[None, :]
-                ok = (offset + lanes_e[None, :]) < degree[:, None]
-                post = tl.load(ei_post_ptr + ids, mask=ok, other=0) - row_i
-                if PUBLISHED:
-                    tl.atomic_max(winner_ptr + b * NI + post, (ids - syn).to(tl.int32), mask=ok)
-                else:
-                    tl.atomic_add(sent_ptr + b * NI + post, tl.load(weight_ptr + ids, mask=ok, other=0.0), mask=ok)
-                offset += CHUNK_E
-            group += SPIKES_E
-        tl.debug_barrier()
-        if PUBLISHED:
-            winner = tl.load(winner_ptr + b * NI + ji, mask=ji < NI, other=-1, cache_modifier=".cg")
-            sent = tl.load(weight_ptr + syn + winner, mask=(ji < NI) & (winner >= 0), other=0.0,
-                           cache_modifier=".cg")
-        else:
-            sent = tl.load(sent_ptr + b * NI + ji, mask=ji < NI, other=0.0, cache_modifier=".cg")
-
-        # ---- STDP (eq. 7-11): every synapse entering an I spike (its final value), then those
-        # leaving an E spike whose I neuron did not spike: stdp_entering_i / stdp_leaving_e
+        # ---- every synapse event of the step in one walk over the three spike lists, a tile of
+        # each per iteration (several spikes by a chunk of their synapse rows), so that the dependent
+        # loads (spike -> its row -> its synapses -> weights, flags, traces) of all of them are in
+        # flight together. Weights: the E spikes' rows carry E->I transmission (the weight before
+        # this step's STDP, read by the lane that then updates it) and the STDP of every synapse
+        # leaving an E spike; the rows entering I spikes update only the synapses whose E neuron did
+        # not spike. Each synapse is written once, from its old weight, by stdp(): the values of
+        # dynamics' two passes (stdp_entering_i, stdp_leaving_e), in any order.
         plastic = ((step >= onset) & (onset >= 0)).to(tl.float32)
-        group = 0
-        while group < count_fired_i:
-            spike = group + rows_i
-            listed = spike < count_fired_i
-            i = tl.load(list_ptr + row_n + NE + spike, mask=listed, other=0, cache_modifier=".cg")
-            first = tl.load(ei_post_start_ptr + row_i + i, mask=listed, other=0)
-            degree = tl.load(ei_post_degree_ptr + row_i + i, mask=listed, other=0)
-            post_trace = tl.load(trace_post_ptr + row_i + i, mask=listed, other=0.0)
-            offset = 0
-            while offset < tl.max(degree, 0):
-                positions = first[:, None] + offset + lanes_i[None, :]
-                ok = (offset + lanes_i[None, :]) < degree[:, None]
-                into = syn + tl.load(ei_by_post_ptr + positions, mask=ok, other=0)
-                pre = row_e + tl.load(ei_pre_by_post_ptr + positions, mask=ok, other=0).to(tl.int64)
-                w = tl.load(weight_ptr + into, mask=ok, other=0.0)
-                pre_spiked = tl.load(spiked_pre_ptr + pre, mask=ok, other=0, cache_modifier=".cg") != 0
-                pre_trace = tl.load(trace_pre_ptr + pre, mask=ok, other=0.0)
-                new = stdp(w, pre_spiked, pre_trace, ok | ~ok, post_trace[:, None], plastic, ltd, ltp, w_min, w_max,
-                           PUBLISHED)
-                tl.store(weight_ptr + into, new, mask=ok)
-                offset += CHUNK_I
-            group += SPIKES_I
-        group = 0
-        while group < count_fired_e:
-            spike = group + rows_e
-            listed = spike < count_fired_e
-            e = tl.load(list_ptr + row_n + spike, mask=listed, other=0, cache_modifier=".cg")
-            first = tl.load(ei_start_ptr + row_e + e, mask=listed, other=0)
-            degree = tl.load(ei_degree_ptr + row_e + e, mask=listed, other=0)
-            pre_trace = tl.load(trace_pre_ptr + row_e + e, mask=listed, other=0.0)
-            offset = 0
-            while offset < tl.max(degree, 0):
-                ids = first[:, None] + offset + lanes_e[None, :]
-                ok = (offset + lanes_e[None, :]) < degree[:, None]
-                post = tl.load(ei_post_ptr + ids, mask=ok, other=0)
-                post_spiked = tl.load(spiked_post_ptr + post, mask=ok, other=0, cache_modifier=".cg") != 0
-                post_trace = tl.load(trace_post_ptr + post, mask=ok, other=0.0)
+        tiles = tl.maximum(tl.cdiv(count_fired_e, SPIKES_E),
+                           tl.maximum(tl.cdiv(count_fired_i, SPIKES_I), tl.cdiv(count_arriving, SPIKES_I)))
+        tile = 0
+        while tile < tiles:
+            spike_e = tile * SPIKES_E + rows_e  # E spikes of now
+            listed_e = spike_e < count_fired_e
+            e = tl.load(lists + spike_e, mask=listed_e, other=0, cache_modifier=".cg")
+            first_e = tl.load(ei_start_ptr + row_e + e, mask=listed_e, other=0)
+            degree_e = tl.load(ei_degree_ptr + row_e + e, mask=listed_e, other=0)
+            pre_trace_e = tl.load(traces + e, mask=listed_e, other=0.0, cache_modifier=".cg")
+            spike_i = tile * SPIKES_I + rows_i  # I spikes of now
+            listed_i = spike_i < count_fired_i
+            i = tl.load(lists + NE + spike_i, mask=listed_i, other=0, cache_modifier=".cg")
+            first_i = tl.load(ei_post_start_ptr + row_i + i, mask=listed_i, other=0)
+            degree_i = tl.load(ei_post_degree_ptr + row_i + i, mask=listed_i, other=0)
+            post_trace_i = tl.load(traces + NE + i, mask=listed_i, other=0.0, cache_modifier=".cg")
+            listed_a = spike_i < count_arriving  # I spikes emitted d ago
+            a = tl.load(lists + N + spike_i, mask=listed_a, other=0, cache_modifier=".cg")
+            first_a = tl.load(ie_start_ptr + row_i + a, mask=listed_a, other=0)
+            degree_a = tl.load(ie_degree_ptr + row_i + a, mask=listed_a, other=0)
+            part_of_row = 0
+            while part_of_row < row_parts:
+                # leaving E spikes: transmission (published: the highest synapse wins; its id and
+                # weight travel together in one 64-bit maximum), then STDP
+                lane = part_of_row * CHUNK_E + lanes_e[None, :]
+                ok = lane < degree_e[:, None]
+                ids = first_e[:, None] + lane
+                post = NE + tl.load(ei_post_ptr + ids, mask=ok, other=0) - row_i
                 w = tl.load(weight_ptr + ids, mask=ok, other=0.0)
-                new = stdp(w, ok | ~ok, pre_trace[:, None], post_spiked, post_trace, plastic, ltd, ltp, w_min, w_max,
-                           PUBLISHED)
-                tl.store(weight_ptr + ids, new, mask=ok & ~post_spiked)
-                offset += CHUNK_E
-            group += SPIKES_E
-        tl.debug_barrier()
+                post_spiked = tl.load(flags + post, mask=ok, other=0, cache_modifier=".cg") != 0
+                post_trace = tl.load(traces + post, mask=ok, other=0.0, cache_modifier=".cg")
+                if PUBLISHED:
+                    bits = w.to(tl.int32, bitcast=True).to(tl.int64) & 0xFFFFFFFF
+                    tl.atomic_max(winners + post - NE, ((ids - syn) << 32) | bits, mask=ok)
+                else:
+                    tl.atomic_add(sent_i + post - NE, w, mask=ok)
+                new = stdp(w, ok | ~ok, pre_trace_e[:, None], post_spiked, post_trace, plastic, ltd, ltp, w_min,
+                           w_max, PUBLISHED)
+                tl.store(weight_ptr + ids, new, mask=ok)
+                # entering I spikes from E neurons that did not spike
+                lane = part_of_row * CHUNK_I + lanes_i[None, :]
+                ok = lane < degree_i[:, None]
+                positions = first_i[:, None] + lane
+                into = syn + tl.load(ei_by_post_ptr + positions, mask=ok, other=0)
+                pre = tl.load(ei_pre_by_post_ptr + positions, mask=ok, other=0).to(tl.int64)
+                w = tl.load(weight_ptr + into, mask=ok, other=0.0)
+                pre_spiked = tl.load(flags + pre, mask=ok, other=0, cache_modifier=".cg") != 0
+                pre_trace = tl.load(traces + pre, mask=ok, other=0.0, cache_modifier=".cg")
+                new = stdp(w, pre_spiked, pre_trace, ok | ~ok, post_trace_i[:, None], plastic, ltd, ltp, w_min,
+                           w_max, PUBLISHED)
+                tl.store(weight_ptr + into, new, mask=ok & ~pre_spiked)
+                # I -> E arrivals (published: once however many)
+                ok = lane < degree_a[:, None]
+                post = tl.load(ie_post_ptr + first_a[:, None] + lane, mask=ok, other=0) - row_e
+                if PUBLISHED:
+                    tl.store(counts_e + post, tl.full([SPIKES_I, CHUNK_I], 1, tl.int32), mask=ok)
+                else:
+                    tl.atomic_add(counts_e + post, tl.full([SPIKES_I, CHUNK_I], 1, tl.int32), mask=ok)
+                part_of_row += 1
+            tile += 1
+        tl.debug_barrier()  # (b)
 
         # ---- two-stage synaptic filter of the inputs emitted d ago; this step's E->I input leaves
-        ring_input = ring_input_ptr + (slot * batch + b) * NI
-        count = tl.load(count_e_ptr + b * NE + j, mask=is_e, other=0, cache_modifier=".cg").to(tl.float32)
+        count = tl.load(counts_e + j, mask=is_e, other=0, cache_modifier=".cg").to(tl.float32)
         if PUBLISHED:
             count = tl.where(count > 1.0, 1.0, count)
-        input_i = tl.load(ring_input + j - NE, mask=is_i, other=0.0)
+            winner = tl.load(winners + j - NE, mask=is_i, other=-1, cache_modifier=".cg")
+            sent = tl.where(winner >= 0, (winner & 0xFFFFFFFF).to(tl.int32).to(tl.float32, bitcast=True), 0.0)
+        else:
+            sent = tl.load(sent_i + j - NE, mask=is_i, other=0.0, cache_modifier=".cg")
         arrived = tl.where(is_e, -count, input_i)
-        x = tl.load(x_ptr + row_n + j, mask=in_n, other=0.0)
         s_next = (x - s) * dt
         s_next = scale(s_next, tau_d, RECIPROCAL) + s
         x_decayed = -x * dt
         x_decayed = scale(x_decayed, tau_r, RECIPROCAL) + x
         if PUBLISHED:
-            x_next = tl.where(arrived != 0.0, x + arrived, x_decayed)
+            x = tl.where(arrived != 0.0, x + arrived, x_decayed)
         else:
-            x_next = x_decayed + arrived
-        tl.store(x_ptr + row_n + j, x_next, mask=in_n)
-        tl.store(s_ptr + row_n + j, s_next, mask=in_n)
-        tl.debug_barrier()
-        tl.store(ring_input + ji, sent, mask=ji < NI)
-
-        # ---- STDP traces (dynamics._trace): decay, or the increment on a spike
-        pre_spiked_now = tl.load(spiked_pre_ptr + row_e + je, mask=je < NE, other=0, cache_modifier=".cg") != 0
-        trace = tl.load(trace_pre_ptr + row_e + je, mask=je < NE, other=0.0)
-        tl.store(trace_pre_ptr + row_e + je,
-                 trace_step(trace, pre_spiked_now, dt, tau_pre, trace_increment, RECIPROCAL, PUBLISHED),
-                 mask=je < NE)
-        post_spiked_now = tl.load(spiked_post_ptr + row_i + ji, mask=ji < NI, other=0,
-                                  cache_modifier=".cg") != 0
-        trace = tl.load(trace_post_ptr + row_i + ji, mask=ji < NI, other=0.0)
-        tl.store(trace_post_ptr + row_i + ji,
-                 trace_step(trace, post_spiked_now, dt, tau_post, trace_increment, RECIPROCAL, PUBLISHED),
-                 mask=ji < NI)
+            x = x_decayed + arrived
+        s = s_next
+        tl.store(ring_input + j - NE, sent, mask=is_i)
         step += 1
         k += 1
-        tl.debug_barrier()
-    tl.store(step_ptr + b, step)
 
+    # k - num_steps is 0 here, which the compiler cannot see: the addresses of the final stores are
+    # computed after the loop rather than kept alive through it (a hundred or more registers)
+    b = b + (k - num_steps)
+    row_n = b * N
+    row_e = b * (NE + 1)
+    row_i = b * (NI + 1)
+    tl.store(v_ptr + row_n + j, v, mask=in_n)
+    tl.store(s_ptr + row_n + j, s, mask=in_n)
+    tl.store(x_ptr + row_n + j, x, mask=in_n)
+    tl.store(refractory_ptr + row_n + j, refractory, mask=in_n)
+    tl.store(trace_pre_ptr + row_e + j, trace, mask=is_e)
+    tl.store(trace_post_ptr + row_i + j - NE, trace, mask=is_i)
+    tl.store(spiked_pre_ptr + row_e + j, fired.to(tl.uint8), mask=is_e)
+    tl.store(spiked_post_ptr + row_i + j - NE, fired.to(tl.uint8), mask=is_i)
+    tl.store(spiked_ptr + row_n + j, fired.to(tl.uint8), mask=in_n)
+    tl.store(neuron_e_sum_ptr + b * NE + j, e_sum, mask=is_e)
+    tl.store(neuron_e_sq_sum_ptr + b * NE + j, e_sq, mask=is_e)
+    tl.store(last_spike_ptr + b * NE + j, last, mask=is_e)
+    tl.store(last_isi_ptr + b * NE + j, isi, mask=is_e)
+    tl.store(mean_e_sum_ptr + b, mean_e_sum)
+    tl.store(mean_e_sq_sum_ptr + b, mean_e_sq_sum)
+    tl.store(v_i_sum_ptr + b, v_i_sum)
+    tl.store(v_i_sq_sum_ptr + b, v_i_sq_sum)
+    tl.store(spikes_e_ptr + b, spikes_e)
+    tl.store(spikes_i_ptr + b, spikes_i)
+    tl.store(step_ptr + b, step)

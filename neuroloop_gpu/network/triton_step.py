@@ -92,21 +92,30 @@ class TritonSteps:
             tau_d=divisor(c.tau_d), tau_r=divisor(c.tau_r), tau_pre=divisor(c.tau_pre), tau_post=divisor(c.tau_post),
             trace_increment=_float32(c.trace_increment), ltd=_float32(c.ltd), ltp=_float32(c.ltp),
             w_min=_float32(c.w_min), w_max=_float32(c.w_max), onset=c.plasticity_onset_steps,
-            two_pi=_float32(2.0 * math.pi))
+            two_pi=_float32(2.0 * math.pi), mu_e=_float32(c.mu_e), mu_i=_float32(c.mu_i),
+            coupling_e=_float32(c.coupling_e), coupling_i=_float32(c.coupling_i),
+            gain_e=_float32(c.noise_gain_e), gain_i=_float32(c.noise_gain_i))
         ne, ni = c.num_e, c.num_i
         # spike tiles: a chunk covers a typical synapse row (longer ones take more passes)
         tile = min(1024, max(256, _pow2(ne + ni)))
         chunk_e, chunk_i = _chunk(ni * connection_prob), _chunk(ne * connection_prob)
-        self.shape = dict(NE=ne, NI=ni, DELAY=c.delay_steps, BLOCK_N=_pow2(ne + ni), BLOCK_E=_pow2(ne + 1),
-                          BLOCK_I=_pow2(ni + 1), SPIKES_E=tile // chunk_e, CHUNK_E=chunk_e,
-                          SPIKES_I=tile // chunk_i, CHUNK_I=chunk_i, PUBLISHED=c.published, RECIPROCAL=not self.interpret,
+        self.shape = dict(NE=ne, NI=ni, DELAY=c.delay_steps, BLOCK_N=max(16, _pow2(ne + ni)),
+                          SPIKES_E=tile // chunk_e, CHUNK_E=chunk_e, SPIKES_I=tile // chunk_i, CHUNK_I=chunk_i,
+                          PUBLISHED=c.published, RECIPROCAL=not self.interpret,
                           NOISE_IN_KERNEL=not self.noise_from_torch, **_PHILOX)
-        self.launch = {} if self.interpret else dict(num_warps=8 if ne + ni > 1024 else 4, enable_fp_fusion=False)
+        # four neurons per thread: the fastest of 1-32 warps at both sizes on an H200 (benchmarks/results)
+        warps = min(16, max(1, self.shape["BLOCK_N"] // 128))
+        self.launch = {} if self.interpret else dict(num_warps=warps, enable_fp_fusion=False)
         self.batch, self.capacity = batch, capacity
-        self.count_e = torch.empty(batch, ne, dtype=torch.int32, device=device)
-        self.winner = torch.empty(batch, ni, dtype=torch.int32, device=device)
-        self.sent = torch.empty(batch, ni, dtype=torch.float32, device=device)
-        self.lists = torch.empty(batch * (ne + 2 * ni), dtype=torch.int32, device=device)
+        # scratch tables of two parities (see the kernel): spike flags and STDP traces [E | I], spike
+        # lists (E spikes, I spikes, I arrivals), I->E arrival counts, E->I winners (synapse id and
+        # weight in one int64) or summed inputs
+        self.flags = torch.empty(2, batch, ne + ni, dtype=torch.uint8, device=device)
+        self.traces = torch.empty(2, batch, ne + ni, dtype=torch.float32, device=device)
+        self.lists = torch.empty(2, batch, ne + 2 * ni, dtype=torch.int32, device=device)
+        self.count_e = torch.empty(2, batch, ne, dtype=torch.int32, device=device)
+        self.winner = torch.empty(2, batch, ni, dtype=torch.int64, device=device)
+        self.sent = torch.empty(2, batch, ni, dtype=torch.float32, device=device)
         self.spiked = torch.zeros(batch, ne + ni, dtype=torch.uint8, device=device)
 
     def run(self, n: NeuronVectors, conn: Connectivity, st: NetworkState, current: torch.Tensor, ring_base: int,
@@ -122,10 +131,10 @@ class TritonSteps:
             st.v, st.refractory, st.x, st.s, st.spiked_pre.view(torch.uint8), st.trace_pre,
             st.spiked_post.view(torch.uint8), st.trace_post, st.weight, st.ring_spikes_i.view(torch.uint8),
             st.ring_input_i, st.last_spike_e, st.last_isi_e, st.step, st.episode, st.seed,
-            current.contiguous(), noise, n.mu, n.coupling, n.stim_sign, n.noise_gain,
+            current.contiguous(), noise,
             conn.ei_post, conn.ei_start, conn.ei_degree, conn.ei_by_post, conn.ei_pre_by_post, conn.ei_post_start,
             conn.ei_post_degree, conn.ie_post, conn.ie_start, conn.ie_degree,
-            self.count_e, self.winner, self.sent, self.lists, self.spiked,
+            self.flags, self.traces, self.lists, self.count_e, self.winner, self.sent, self.spiked,
             *monitor.accumulators(),
             self.batch, self.capacity, ring_base, steps, _float32(monitor.shift),
             **self.constants, **self.shape, **self.launch)
