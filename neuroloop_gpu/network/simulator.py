@@ -20,7 +20,7 @@ from .state import NetworkState
 from .triton_step import TritonSteps, triton_backend_problem
 
 BACKENDS = ("eager", "compiled", "fused", "triton")
-BACKEND_CHOICES = ("auto", *BACKENDS)  # auto: fused where it can run, else eager
+BACKEND_CHOICES = ("auto", *BACKENDS)  # auto: fused (CPU) or triton (CUDA) where it can run, else eager
 _NOISE_ELEMENTS = 1 << 18  # draws generated at once (several Euler steps when the batch is small)
 _BLOCK_NOISE_ELEMENTS = 1 << 23  # at most, for the several steps one call of the fused kernel takes
 
@@ -92,7 +92,8 @@ class NetworkBatch:
             default ``"event"`` on the CPU or with ``backend="triton"``,
             ``"dense"`` elsewhere. Both give identical results.
         backend: ``"auto"`` (default) picks ``"fused"`` where it can run (CPU,
-            event-driven synapses, a C++ compiler and ninja), else
+            event-driven synapses, a C++ compiler and ninja), ``"triton"``
+            where it can (CUDA, float32, event-driven synapses, Triton), else
             ``"eager"``. ``"eager"`` runs every op as it comes; ``"compiled"``
             fuses the per-neuron work and the random-number generator with
             ``torch.compile`` (needs a C++ compiler on the CPU, Triton on
@@ -136,6 +137,8 @@ class NetworkBatch:
         self.num_networks = num_networks
         self.device = torch.device(device) if device is not None else default_device()
         self.dtype = dtype
+        if backend == "auto" and self._triton_fits(synapses):
+            backend = "triton"
         self.synapses = synapses or ("event" if self.device.type == "cpu" or backend == "triton" else "dense")
         require(self.synapses in ("event", "dense"), "synapses", "'event' or 'dense'", synapses)
         self.backend = self._resolve_backend(backend, synapses)
@@ -170,12 +173,18 @@ class NetworkBatch:
                                        _NOISE_ELEMENTS // (num_networks * (self.params.num_e + self.params.num_i))))
 
     # ----------------------------------------------------------------- setup
+    def _triton_fits(self, synapses: str | None) -> bool:
+        """Whether ``backend="auto"`` takes the Triton kernel: on CUDA in float32 with event-driven
+        synapses (the default there with it), Triton installed."""
+        return (self.device.type == "cuda" and self.dtype == torch.float32 and synapses in (None, "event")
+                and triton_backend_problem(self.device) is None)
+
     def _resolve_backend(self, backend: str, synapses: str | None) -> str:
         """The backend to run (``"auto"`` resolved), its kernel library loaded; a clear error for
         one that cannot run here."""
         require(backend in BACKEND_CHOICES, "backend",
                 ", ".join(map(repr, BACKEND_CHOICES[:-1])) + f" or {BACKEND_CHOICES[-1]!r}", backend)
-        if backend == "auto":  # every backend gives the same bits: take the fastest that runs here
+        if backend == "auto":  # every CPU backend gives the same bits: take the fastest that runs here
             if self.synapses != "event" or backend_problem("fused", self.device) is not None:
                 return "eager"
             try:
