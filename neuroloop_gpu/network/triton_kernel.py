@@ -108,8 +108,11 @@ def steps_kernel(
     # registers for the whole run of steps; only what other lanes must look up (spike flags and STDP
     # traces for the synapse passes, spike lists, arrival counts, E->I winners) goes through memory,
     # in scratch tables of two parities (step k uses k % 2), so that two barriers per step suffice:
-    # (a) after the tables are written, (b) after the synapse passes' atomics. A table of parity p is
-    # written again two steps later, after barrier (b) of the step between: no lane still reads it.
+    # (a) after the tables are written, (b) after the arrival and transmission atomics (the STDP
+    # passes after it write the weights that transmission read). A table of parity p is written
+    # again two steps later, after barrier (b) of the step between: no lane still reads it.
+    # (One walk over all three spike lists per step, transmission and STDP of E rows together, was
+    # 15 % slower at full size and equal at small size on an H200: benchmarks/results.)
     N: tl.constexpr = NE + NI
     FIELD: tl.constexpr = 21  # bits per count in the packed prefix sum (E spikes, I spikes, I arrivals)
     MASK: tl.constexpr = (1 << FIELD) - 1
@@ -137,11 +140,10 @@ def steps_kernel(
     key1 = ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32)
     episode = tl.load(episode_ptr + b)
     step = tl.load(step_ptr + b)
-    # chunks that cover the longest synapse row of this network in each table
-    row_parts = tl.maximum(tl.cdiv(tl.max(tl.load(ei_degree_ptr + row_e + j, mask=is_e, other=0), 0), CHUNK_E),
-                           tl.cdiv(tl.max(tl.load(ie_degree_ptr + row_i + j - NE, mask=is_i, other=0), 0), CHUNK_I))
-    row_parts = tl.maximum(row_parts, tl.cdiv(tl.max(tl.load(ei_post_degree_ptr + row_i + j - NE, mask=is_i,
-                                                             other=0), 0), CHUNK_I))
+    # longest synapse row of this network in each table: the passes over a spike tile's rows
+    longest_ei = tl.max(tl.load(ei_degree_ptr + row_e + j, mask=is_e, other=0), 0)
+    longest_ie = tl.max(tl.load(ie_degree_ptr + row_i + j - NE, mask=is_i, other=0), 0)
+    longest_into_i = tl.max(tl.load(ei_post_degree_ptr + row_i + j - NE, mask=is_i, other=0), 0)
 
     v = tl.load(v_ptr + row_n + j, mask=in_n, other=0.0)
     s = tl.load(s_ptr + row_n + j, mask=in_n, other=0.0)
@@ -238,75 +240,50 @@ def steps_kernel(
         tl.store(ring_spikes + j - NE, fired.to(tl.uint8), mask=is_i)  # this step's I spikes leave, d from now
         tl.debug_barrier()  # (a)
 
-        # ---- every synapse event of the step in one walk over the three spike lists, a tile of
-        # each per iteration (several spikes by a chunk of their synapse rows), so that the dependent
-        # loads (spike -> its row -> its synapses -> weights, flags, traces) of all of them are in
-        # flight together. Weights: the E spikes' rows carry E->I transmission (the weight before
-        # this step's STDP, read by the lane that then updates it) and the STDP of every synapse
-        # leaving an E spike; the rows entering I spikes update only the synapses whose E neuron did
-        # not spike. Each synapse is written once, from its old weight, by stdp(): the values of
-        # dynamics' two passes (stdp_entering_i, stdp_leaving_e), in any order.
-        plastic = ((step >= onset) & (onset >= 0)).to(tl.float32)
-        tiles = tl.maximum(tl.cdiv(count_fired_e, SPIKES_E),
-                           tl.maximum(tl.cdiv(count_fired_i, SPIKES_I), tl.cdiv(count_arriving, SPIKES_I)))
-        tile = 0
-        while tile < tiles:
-            spike_e = tile * SPIKES_E + rows_e  # E spikes of now
-            listed_e = spike_e < count_fired_e
-            e = tl.load(lists + spike_e, mask=listed_e, other=0, cache_modifier=".cg")
-            first_e = tl.load(ei_start_ptr + row_e + e, mask=listed_e, other=0)
-            degree_e = tl.load(ei_degree_ptr + row_e + e, mask=listed_e, other=0)
-            pre_trace_e = tl.load(traces + e, mask=listed_e, other=0.0, cache_modifier=".cg")
-            spike_i = tile * SPIKES_I + rows_i  # I spikes of now
-            listed_i = spike_i < count_fired_i
-            i = tl.load(lists + NE + spike_i, mask=listed_i, other=0, cache_modifier=".cg")
-            first_i = tl.load(ei_post_start_ptr + row_i + i, mask=listed_i, other=0)
-            degree_i = tl.load(ei_post_degree_ptr + row_i + i, mask=listed_i, other=0)
-            post_trace_i = tl.load(traces + NE + i, mask=listed_i, other=0.0, cache_modifier=".cg")
-            listed_a = spike_i < count_arriving  # I spikes emitted d ago
-            a = tl.load(lists + N + spike_i, mask=listed_a, other=0, cache_modifier=".cg")
-            first_a = tl.load(ie_start_ptr + row_i + a, mask=listed_a, other=0)
-            degree_a = tl.load(ie_degree_ptr + row_i + a, mask=listed_a, other=0)
-            part_of_row = 0
-            while part_of_row < row_parts:
-                # leaving E spikes: transmission (published: the highest synapse wins; its id and
-                # weight travel together in one 64-bit maximum), then STDP
-                lane = part_of_row * CHUNK_E + lanes_e[None, :]
-                ok = lane < degree_e[:, None]
-                ids = first_e[:, None] + lane
-                post = NE + tl.load(ei_post_ptr + ids, mask=ok, other=0) - row_i
-                w = tl.load(weight_ptr + ids, mask=ok, other=0.0)
-                post_spiked = tl.load(flags + post, mask=ok, other=0, cache_modifier=".cg") != 0
-                post_trace = tl.load(traces + post, mask=ok, other=0.0, cache_modifier=".cg")
-                if PUBLISHED:
-                    bits = w.to(tl.int32, bitcast=True).to(tl.int64) & 0xFFFFFFFF
-                    tl.atomic_max(winners + post - NE, ((ids - syn) << 32) | bits, mask=ok)
-                else:
-                    tl.atomic_add(sent_i + post - NE, w, mask=ok)
-                new = stdp(w, ok | ~ok, pre_trace_e[:, None], post_spiked, post_trace, plastic, ltd, ltp, w_min,
-                           w_max, PUBLISHED)
-                tl.store(weight_ptr + ids, new, mask=ok)
-                # entering I spikes from E neurons that did not spike
-                lane = part_of_row * CHUNK_I + lanes_i[None, :]
-                ok = lane < degree_i[:, None]
-                positions = first_i[:, None] + lane
-                into = syn + tl.load(ei_by_post_ptr + positions, mask=ok, other=0)
-                pre = tl.load(ei_pre_by_post_ptr + positions, mask=ok, other=0).to(tl.int64)
-                w = tl.load(weight_ptr + into, mask=ok, other=0.0)
-                pre_spiked = tl.load(flags + pre, mask=ok, other=0, cache_modifier=".cg") != 0
-                pre_trace = tl.load(traces + pre, mask=ok, other=0.0, cache_modifier=".cg")
-                new = stdp(w, pre_spiked, pre_trace, ok | ~ok, post_trace_i[:, None], plastic, ltd, ltp, w_min,
-                           w_max, PUBLISHED)
-                tl.store(weight_ptr + into, new, mask=ok & ~pre_spiked)
-                # I -> E arrivals (published: once however many)
-                ok = lane < degree_a[:, None]
-                post = tl.load(ie_post_ptr + first_a[:, None] + lane, mask=ok, other=0) - row_e
+        # Each spike list is walked in tiles of several spikes by a chunk of their synapses, so that
+        # the dependent loads (spike -> its range -> its synapses) of many spikes are in flight at once.
+        # ---- I -> E: the synapses leaving the I spikes emitted d ago (published: once however many)
+        group = 0
+        while group < count_arriving:
+            spike = group + rows_i
+            listed = spike < count_arriving
+            i = tl.load(lists + N + spike, mask=listed, other=0, cache_modifier=".cg")
+            first = tl.load(ie_start_ptr + row_i + i, mask=listed, other=0)
+            degree = tl.load(ie_degree_ptr + row_i + i, mask=listed, other=0)
+            offset = 0
+            while offset < longest_ie:
+                ids = first[:, None] + offset + lanes_i[None, :]
+                ok = (offset + lanes_i[None, :]) < degree[:, None]
+                post = tl.load(ie_post_ptr + ids, mask=ok, other=0) - row_e
                 if PUBLISHED:
                     tl.store(counts_e + post, tl.full([SPIKES_I, CHUNK_I], 1, tl.int32), mask=ok)
                 else:
                     tl.atomic_add(counts_e + post, tl.full([SPIKES_I, CHUNK_I], 1, tl.int32), mask=ok)
-                part_of_row += 1
-            tile += 1
+                offset += CHUNK_I
+            group += SPIKES_I
+
+        # ---- E -> I input with the weights before this step's STDP (published: the highest synapse
+        # wins; its id and weight travel together in one 64-bit maximum)
+        group = 0
+        while group < count_fired_e:
+            spike = group + rows_e
+            listed = spike < count_fired_e
+            e = tl.load(lists + spike, mask=listed, other=0, cache_modifier=".cg")
+            first = tl.load(ei_start_ptr + row_e + e, mask=listed, other=0)
+            degree = tl.load(ei_degree_ptr + row_e + e, mask=listed, other=0)
+            offset = 0
+            while offset < longest_ei:
+                ids = first[:, None] + offset + lanes_e[None, :]
+                ok = (offset + lanes_e[None, :]) < degree[:, None]
+                post = tl.load(ei_post_ptr + ids, mask=ok, other=0) - row_i
+                w = tl.load(weight_ptr + ids, mask=ok, other=0.0)
+                if PUBLISHED:
+                    bits = w.to(tl.int32, bitcast=True).to(tl.int64) & 0xFFFFFFFF
+                    tl.atomic_max(winners + post, ((ids - syn) << 32) | bits, mask=ok)
+                else:
+                    tl.atomic_add(sent_i + post, w, mask=ok)
+                offset += CHUNK_E
+            group += SPIKES_E
         tl.debug_barrier()  # (b)
 
         # ---- two-stage synaptic filter of the inputs emitted d ago; this step's E->I input leaves
@@ -328,6 +305,53 @@ def steps_kernel(
             x = x_decayed + arrived
         s = s_next
         tl.store(ring_input + j - NE, sent, mask=is_i)
+
+        # ---- STDP (eq. 7-11): every synapse entering an I spike (its final value), then those
+        # leaving an E spike whose I neuron did not spike: stdp_entering_i / stdp_leaving_e
+        plastic = ((step >= onset) & (onset >= 0)).to(tl.float32)
+        group = 0
+        while group < count_fired_i:
+            spike = group + rows_i
+            listed = spike < count_fired_i
+            i = tl.load(lists + NE + spike, mask=listed, other=0, cache_modifier=".cg")
+            first = tl.load(ei_post_start_ptr + row_i + i, mask=listed, other=0)
+            degree = tl.load(ei_post_degree_ptr + row_i + i, mask=listed, other=0)
+            post_trace = tl.load(traces + NE + i, mask=listed, other=0.0, cache_modifier=".cg")
+            offset = 0
+            while offset < longest_into_i:
+                positions = first[:, None] + offset + lanes_i[None, :]
+                ok = (offset + lanes_i[None, :]) < degree[:, None]
+                into = syn + tl.load(ei_by_post_ptr + positions, mask=ok, other=0)
+                pre = tl.load(ei_pre_by_post_ptr + positions, mask=ok, other=0).to(tl.int64)
+                w = tl.load(weight_ptr + into, mask=ok, other=0.0)
+                pre_spiked = tl.load(flags + pre, mask=ok, other=0, cache_modifier=".cg") != 0
+                pre_trace = tl.load(traces + pre, mask=ok, other=0.0, cache_modifier=".cg")
+                new = stdp(w, pre_spiked, pre_trace, ok | ~ok, post_trace[:, None], plastic, ltd, ltp, w_min, w_max,
+                           PUBLISHED)
+                tl.store(weight_ptr + into, new, mask=ok)
+                offset += CHUNK_I
+            group += SPIKES_I
+        group = 0
+        while group < count_fired_e:
+            spike = group + rows_e
+            listed = spike < count_fired_e
+            e = tl.load(lists + spike, mask=listed, other=0, cache_modifier=".cg")
+            first = tl.load(ei_start_ptr + row_e + e, mask=listed, other=0)
+            degree = tl.load(ei_degree_ptr + row_e + e, mask=listed, other=0)
+            pre_trace = tl.load(traces + e, mask=listed, other=0.0, cache_modifier=".cg")
+            offset = 0
+            while offset < longest_ei:
+                ids = first[:, None] + offset + lanes_e[None, :]
+                ok = (offset + lanes_e[None, :]) < degree[:, None]
+                post = NE + tl.load(ei_post_ptr + ids, mask=ok, other=0) - row_i
+                post_spiked = tl.load(flags + post, mask=ok, other=0, cache_modifier=".cg") != 0
+                post_trace = tl.load(traces + post, mask=ok, other=0.0, cache_modifier=".cg")
+                w = tl.load(weight_ptr + ids, mask=ok, other=0.0)
+                new = stdp(w, ok | ~ok, pre_trace[:, None], post_spiked, post_trace, plastic, ltd, ltp, w_min, w_max,
+                           PUBLISHED)
+                tl.store(weight_ptr + ids, new, mask=ok & ~post_spiked)
+                offset += CHUNK_E
+            group += SPIKES_E
         step += 1
         k += 1
 
