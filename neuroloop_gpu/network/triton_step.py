@@ -2,8 +2,8 @@
 
 The eager path launches ~100 kernels per Euler step and waits for the host three times
 (event-driven synapse lists), so on a GPU it is bound by launches, not by the chip. Here one
-Triton program advances one network through a run of steps (a chunk of the window, see
-:meth:`NetworkBatch._integrate`): its noise (Philox and Box-Muller, as :mod:`neuroloop_gpu.rng`
+Triton program advances one network (its neuron state in registers) through a run of steps (a
+chunk of the window, see :meth:`NetworkBatch._integrate`): its noise (Philox and Box-Muller, as :mod:`neuroloop_gpu.rng`
 draws it), membranes, I->E arrivals, E->I transmission, both STDP passes, filters, traces and
 phase bookkeeping, and the window monitor's running sums. Spike lists are compacted in the
 kernel (a prefix sum over the spike mask), so only the synapses of neurons that spiked are
@@ -123,7 +123,8 @@ class TritonSteps:
         """Advance every network ``current.shape[0]`` steps (``current`` [K, B]: the stimulus into I
         neurons per step; ``ring_base``: the ring slot of the first step; ``noise`` [K, B, N] when
         :attr:`noise_from_torch`, else None; ``first_step``, the window step of the first step, only
-        matters to a stepper that :attr:`samples_kuramoto`). Updates ``st`` and the running sums of
+        matters to a stepper that :attr:`samples_kuramoto`; ``n`` is not read: the kernel takes the
+        two per-population values these vectors hold from the constants). Updates ``st`` and the running sums of
         ``monitor`` in place; returns the last step's spikes ``[B, N]`` (bool, E first)."""
         steps = current.shape[0]
         noise = noise.contiguous() if noise is not None else self.spiked  # unused when drawn in the kernel
