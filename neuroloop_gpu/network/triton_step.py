@@ -103,9 +103,7 @@ class TritonSteps:
                           SPIKES_E=tile // chunk_e, CHUNK_E=chunk_e, SPIKES_I=tile // chunk_i, CHUNK_I=chunk_i,
                           PUBLISHED=c.published, RECIPROCAL=not self.interpret,
                           NOISE_IN_KERNEL=not self.noise_from_torch, **_PHILOX)
-        # four neurons per thread: the fastest of 1-32 warps at both sizes on an H200 (benchmarks/results)
-        warps = min(16, max(1, self.shape["BLOCK_N"] // 128))
-        self.launch = {} if self.interpret else dict(num_warps=warps, enable_fp_fusion=False)
+        self.launch = {} if self.interpret else launch_options(self.shape["BLOCK_N"])
         self.batch, self.capacity = batch, capacity
         # scratch tables of two parities (see the kernel): spike flags and STDP traces [E | I], spike
         # lists (E spikes, I spikes, I arrivals), I->E arrival counts, E->I winners (synapse id and
@@ -126,9 +124,16 @@ class TritonSteps:
         matters to a stepper that :attr:`samples_kuramoto`; ``n`` is not read: the kernel takes the
         two per-population values these vectors hold from the constants). Updates ``st`` and the running sums of
         ``monitor`` in place; returns the last step's spikes ``[B, N]`` (bool, E first)."""
-        steps = current.shape[0]
+        arguments, options = self.arguments(conn, st, current, ring_base, monitor, noise)
+        self.kernel[(self.batch,)](*arguments, **options)
+        return self.spiked.view(torch.bool)
+
+    def arguments(self, conn: Connectivity, st: NetworkState, current: torch.Tensor, ring_base: int,
+                  monitor: WindowMonitor, noise: torch.Tensor | None) -> tuple[tuple, dict]:
+        """The kernel's positional arguments for a launch (see :meth:`run`) and its keywords: the
+        constants, the compile-time shape and the launch options."""
         noise = noise.contiguous() if noise is not None else self.spiked  # unused when drawn in the kernel
-        self.kernel[(self.batch,)](
+        arguments = (
             st.v, st.refractory, st.x, st.s, st.spiked_pre.view(torch.uint8), st.trace_pre,
             st.spiked_post.view(torch.uint8), st.trace_post, st.weight, st.ring_spikes_i.view(torch.uint8),
             st.ring_input_i, st.last_spike_e, st.last_isi_e, st.step, st.episode, st.seed,
@@ -137,9 +142,15 @@ class TritonSteps:
             conn.ei_post_degree, conn.ie_post, conn.ie_start, conn.ie_degree,
             self.flags, self.traces, self.lists, self.count_e, self.winner, self.sent, self.spiked,
             *monitor.accumulators(),
-            self.batch, self.capacity, ring_base, steps, _float32(monitor.shift),
-            **self.constants, **self.shape, **self.launch)
-        return self.spiked.view(torch.bool)
+            self.batch, self.capacity, ring_base, current.shape[0], _float32(monitor.shift))
+        return arguments, {**self.constants, **self.shape, **self.launch}
+
+
+def launch_options(block_n: int) -> dict:
+    """Triton launch options on CUDA for networks of ``block_n`` lanes: four neurons per thread
+    (the fastest of 1-32 warps at both sizes on an H200, benchmarks/results), no multiply-add
+    contraction (eager's bits)."""
+    return dict(num_warps=min(16, max(1, block_n // 128)), enable_fp_fusion=False)
 
 
 def _pow2(value: int) -> int:
