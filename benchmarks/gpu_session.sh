@@ -49,7 +49,7 @@ stage_variants() {  # the Triton kernel's settings side by side; KERNELS: other 
     local out="--json $RESULTS/variants.jsonl --label ${LABEL:-tree}" limit=${LIMIT_variants:-120}
     run_stage variants-full "$limit" $run --size full --batch 8192 --kernels $kernels --warps 8 16 $out
     run_stage variants-small "$limit" $run --size small --batch 65536 --kernels $kernels --warps 2 4 $out
-    run_stage variants-small-regs "$limit" $run --size small --batch 65536 --warps 2 --tiles 0 128 --maxnreg 0 128 $out
+    run_stage variants-small-regs "$limit" $run --size small --batch 65536 --warps 2 4 --tiles 0 128 --maxnreg 0 128 $out
     run_stage variants-full-regs "$limit" $run --size full --batch 8192 --warps 8 --tiles 0 512 --maxnreg 0 128 $out
 }
 stage_bench() {  # one invocation per backend and synapse choice, each writing its own JSON; peers with the first
