@@ -26,7 +26,6 @@ TRAIN_LOG = "train_log.csv"
 
 
 def _raster_segment(run: OpenLoopRun, network: int, start_ms: float, length_ms: float) -> tuple[np.ndarray, np.ndarray]:
-    steps_per_window = run.spikes_e[0].shape[1]
     first = int(start_ms // run.window_ms)
     count = max(1, int(np.ceil(length_ms / run.window_ms)))
     packed = np.concatenate([w[network] for w in run.spikes_e[first:first + count]], axis=0)

@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from neuroloop_gpu.config import NetworkParams, PlasticityParams
+from neuroloop_gpu.config import NetworkParams
 from neuroloop_gpu.network import NetworkBatch
 
 needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs Triton")
