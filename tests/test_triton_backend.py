@@ -184,6 +184,19 @@ def test_triton_backend_off_cuda_is_a_clear_error(options, message):
         NetworkBatch(1, NetworkParams(num_e=40, num_i=10), **options)
 
 
+def test_triton_backend_needs_a_gpu_triton_supports(monkeypatch):
+    """``backend="auto"`` falls back to eager on such a GPU; naming ``"triton"`` is a clear error."""
+    from neuroloop_gpu.network import triton_step
+    from neuroloop_gpu.network.simulator import backend_problem
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (6, 1))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: object())
+    assert "compute capability 7.0" in triton_step.triton_backend_problem(torch.device("cuda"))
+    assert "'eager' here" in backend_problem("triton", torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    assert triton_step.triton_backend_problem(torch.device("cuda")) is None
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("options,message", [
     (dict(synapses="dense"), "synapses must be 'event' with backend='triton'"),

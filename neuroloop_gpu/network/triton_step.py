@@ -54,6 +54,8 @@ def triton_backend_problem(device: torch.device) -> str | None:
         return "the Triton kernel runs on CUDA devices"
     if importlib.util.find_spec("triton") is None:  # found, not imported: see load_kernel
         return "Triton is not installed (it ships with CUDA builds of torch)"
+    if torch.device(device).type == "cuda" and torch.cuda.get_device_capability(device) < (7, 0):
+        return "the Triton kernel needs a GPU of compute capability 7.0 or newer (Triton's own minimum)"
     return None
 
 
