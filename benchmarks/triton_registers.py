@@ -1,0 +1,101 @@
+"""Registers, spills and programs per SM of the Triton kernel's CUDA flavour, compiled here: no GPU needed.
+
+    python benchmarks/triton_registers.py --size small --warps 2 4 --tiles 0 128 --maxnreg 0 128
+
+Each variant (warps x spike tile x register cap, as in ``benchmarks/triton_variants.py``) is compiled for
+``--arch`` (default sm_90, the H100/H200) with Triton's own ptxas, as the CUDA backend compiles it (noise in
+the kernel, reciprocal divisions), and ``cuobjdump --dump-resource-usage`` (shipped with Triton) gives its
+registers per thread and stack (spills). Programs per SM follow from the 64K-register file (allocated 8 per
+thread at a time), at most 64 warps and 32 programs per SM. Prints one JSON line per variant. The test suite
+runs it (tests/test_triton_backend.py), so the CUDA flavour of the kernel is compiled in CPU CI too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import tempfile
+
+import torch
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from triton.runtime.jit import mangle_type
+
+from neuroloop_gpu.bench.workload import parse_size
+from neuroloop_gpu.network import NetworkBatch, triton_step
+from neuroloop_gpu.network.monitors import WindowMonitor
+from neuroloop_gpu.network.triton_kernel import steps_kernel  # compiled flavour: no TRITON_INTERPRET here
+
+REGISTERS_PER_SM, WARPS_PER_SM, PROGRAMS_PER_SM = 65536, 64, 32
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="full", help="small, full or NE/NI")
+    parser.add_argument("--synaptic-input", default="published", choices=["published", "summed"])
+    parser.add_argument("--warps", type=int, nargs="+", default=[0], help="warps per program (0: the default)")
+    parser.add_argument("--tiles", type=int, nargs="+", default=[0], help="synapses per spike tile (0: default)")
+    parser.add_argument("--maxnreg", type=int, nargs="+", default=[0], help="register caps (0: none)")
+    parser.add_argument("--arch", type=int, default=90, help="compute capability x 10")
+    args = parser.parse_args()
+
+    triton_step.load_kernel = lambda interpret: steps_kernel  # the stepper is built on the CPU below
+    params = parse_size(args.size).params(synaptic_input=args.synaptic_input)
+    net = NetworkBatch(2, params, device="cpu", backend="eager", synapses="event")
+    steps = triton_step.TritonSteps(net.constants, params.connection_prob, 2, net.connectivity.ei_post.shape[1],
+                                    torch.device("cpu"))
+    monitor = WindowMonitor(net.state, net.steps_per_window, net.kop_every, net.record, params.v_reset,
+                            net.synapse_valid(), params.j_i)
+    arguments, keywords = steps.arguments(net.connectivity, net.state, torch.zeros(10, 2), 0, monitor, None)
+    keywords.update(RECIPROCAL=True, NOISE_IN_KERNEL=True)  # as on CUDA
+    default = triton_step.launch_options(keywords["BLOCK_N"])
+    for warps in args.warps:
+        for tile in args.tiles:
+            for maxnreg in args.maxnreg:
+                shape = dict(keywords)
+                if tile:
+                    shape.update(SPIKES_E=max(1, tile // shape["CHUNK_E"]), SPIKES_I=max(1, tile // shape["CHUNK_I"]))
+                options = dict(default, num_warps=warps or default["num_warps"])
+                if maxnreg:
+                    options["maxnreg"] = maxnreg
+                usage = resources(compile_kernel(arguments, shape, options, args.arch))
+                warps_used = options["num_warps"]
+                allocated = -(-usage["registers"] // 8) * 8  # registers are allocated 8 per thread at a time
+                programs = min(PROGRAMS_PER_SM, WARPS_PER_SM // warps_used,
+                               REGISTERS_PER_SM // (allocated * 32 * warps_used))
+                print(json.dumps(dict(size=args.size, synaptic_input=args.synaptic_input, arch=args.arch,
+                                      num_warps=warps_used, tile=tile, maxnreg=maxnreg, **usage,
+                                      programs_per_sm=programs, warps_per_sm=programs * warps_used)), flush=True)
+
+
+def compile_kernel(arguments: tuple, shape: dict, options: dict, arch: int):
+    """The kernel compiled for ``arch`` with these arguments' types and this compile-time shape."""
+    values = {**dict(zip(steps_kernel.arg_names, arguments)), **shape}
+    signature, constexprs = {}, {}
+    for index, param in enumerate(steps_kernel.params):
+        if param.is_constexpr:
+            signature[param.name], constexprs[(index,)] = "constexpr", values[param.name]
+        else:
+            signature[param.name] = mangle_type(values[param.name])
+    return triton.compile(ASTSource(steps_kernel, signature, constexprs), target=GPUTarget("cuda", arch, 32),
+                          options=options)
+
+
+def resources(kernel) -> dict:
+    """Registers per thread and stack bytes (spills) from cuobjdump's resource usage of the cubin."""
+    cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
+        cubin.write(kernel.asm["cubin"])
+        cubin.flush()
+        report = subprocess.run([cuobjdump, "--dump-resource-usage", cubin.name], capture_output=True, text=True,
+                                check=True).stdout
+    registers, stack = re.search(r"REG:(\d+)\s+STACK:(\d+)", report).groups()
+    return dict(registers=int(registers), stack_bytes=int(stack), barriers=kernel.asm["ptx"].count("bar.sync"))
+
+
+if __name__ == "__main__":
+    main()
