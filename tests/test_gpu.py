@@ -116,3 +116,15 @@ def test_triton_backend_records_like_eager_on_cuda():
         rasters[backend] = torch.stack([net.run_window(PulseTrain.constant(2, 100.0, device="cuda"))
                                         .recording.spikes_e.cpu() for _ in range(3)])
     assert rasters["eager"].any() and torch.equal(rasters["eager"], rasters["triton"])
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_triton_backend_runs_on_a_gpu_that_is_not_the_current_one():
+    """Triton launches on the current device; the stepper makes it the networks' own."""
+    assert torch.cuda.current_device() == 0
+    results = {}
+    for device in ("cuda:0", "cuda:1"):
+        net = NetworkBatch(2, SMALL, device=device, backend="triton")
+        results[device] = [net.run_window(PulseTrain.constant(2, 100.0, device=device)).stats.rate_e.cpu()
+                           for _ in range(3)]
+    assert all(torch.equal(a, b) for a, b in zip(results["cuda:0"], results["cuda:1"]))

@@ -37,9 +37,12 @@ def init_from_environment(device: torch.device) -> Rank:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return Rank()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        torch.cuda.set_device(local_rank)  # NCCL and Triton work on the current device: this rank's own
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Rank(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return Rank(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
 def rank_device(device: torch.device, rank: Rank) -> torch.device:

@@ -27,6 +27,7 @@ how the CPU test suite checks its logic against the eager path bit for bit.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.util
@@ -127,7 +128,9 @@ class TritonSteps:
         two per-population values these vectors hold from the constants). Updates ``st`` and the running sums of
         ``monitor`` in place; returns the last step's spikes ``[B, N]`` (bool, E first)."""
         arguments, options = self.arguments(conn, st, current, ring_base, monitor, noise)
-        self.kernel[(self.batch,)](*arguments, **options)
+        # Triton launches on the current device: make it the one that holds the networks (cuda:1 ...)
+        with contextlib.nullcontext() if self.interpret else torch.cuda.device(st.v.device):
+            self.kernel[(self.batch,)](*arguments, **options)
         return self.spiked.view(torch.bool)
 
     def arguments(self, conn: Connectivity, st: NetworkState, current: torch.Tensor, ring_base: int,
