@@ -4,13 +4,16 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from neuroloop_gpu.bench import BenchConfig, add_subcommand, compute_ratios, parse_size, run, run_benchmarks
+from neuroloop_gpu.bench.harness import source_digest
 from neuroloop_gpu.bench.peers import expand_peers, run_peer
 from neuroloop_gpu.bench.peers.brian2_peer import ENV_PYTHON
 from neuroloop_gpu.bench.workload import pulse_train_per_step
@@ -26,6 +29,16 @@ def parse(argv):
     return parser.parse_args(["bench", *argv])
 
 
+def test_source_digest_names_the_code_not_the_checkout(tmp_path):
+    """Same sources, same digest wherever they lie; one changed byte, another digest."""
+    package = Path(__file__).resolve().parents[1] / "neuroloop_gpu"
+    copy = tmp_path / "neuroloop_gpu"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pt", "*.csv"))
+    assert source_digest(copy) == source_digest(package)
+    (copy / "config.py").write_text((copy / "config.py").read_text() + " ")
+    assert source_digest(copy) != source_digest(package)
+
+
 def test_harness_writes_well_formed_json_and_plot(tmp_path):
     doc = run_benchmarks(BenchConfig(**TINY, peers=("reference",)), out=tmp_path)
     path = tmp_path / "throughput_cpu.json"
@@ -34,8 +47,9 @@ def test_harness_writes_well_formed_json_and_plot(tmp_path):
     assert saved["schema"] == "neuroloop-bench/1" and saved["device_type"] == "cpu"
     assert saved["device"].startswith("cpu")
     env = saved["environment"]
-    assert {"python", "torch", "numpy", "git_commit", "torch_threads", "cpu_count"} <= env.keys()
+    assert {"python", "torch", "numpy", "git_commit", "torch_threads", "cpu_count", "source_sha256"} <= env.keys()
     assert env["torch"] == torch.__version__ and env["numpy"] == np.__version__
+    assert env["source_sha256"] == source_digest()
     assert saved["config"]["batches"] == [1, 2] and saved["config"]["peers"] == ["reference"]
     assert saved["workload"]["window_ms"] == 20.0
 

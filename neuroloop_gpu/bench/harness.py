@@ -20,6 +20,7 @@ are computed from the same run. Memory: :mod:`neuroloop_gpu.bench.measure`.
 from __future__ import annotations
 
 import gc
+import hashlib
 import inspect
 import json
 import os
@@ -163,6 +164,15 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def source_digest(package: Path = Path(__file__).resolve().parents[1]) -> str:
+    """SHA-256 of the package's source files (paths and contents, sorted): names the code that ran
+    even where the git metadata is stale or missing (a copied working tree, an installed wheel)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in package.rglob("*") if p.suffix in (".py", ".cpp", ".h") and p.is_file()):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def environment_info(device: torch.device) -> dict:
     info = {
         "python": platform.python_version(),
@@ -174,6 +184,7 @@ def environment_info(device: torch.device) -> dict:
         "torch_threads": torch.get_num_threads(),
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": None,
+        "source_sha256": source_digest(),
     }
     status = _git("status", "--porcelain", "--untracked-files=no")
     info["git_dirty"] = None if status is None else bool(status)
