@@ -58,7 +58,7 @@ def main() -> None:
             for maxnreg in args.maxnreg:
                 shape = dict(keywords)
                 if tile:
-                    shape.update(SPIKES_E=max(1, tile // shape["CHUNK_E"]), SPIKES_I=max(1, tile // shape["CHUNK_I"]))
+                    shape.update(triton_step.spike_tiles(tile, shape["CHUNK_E"], shape["CHUNK_I"]))
                 options = dict(default, num_warps=warps or default["num_warps"])
                 if maxnreg:
                     options["maxnreg"] = maxnreg

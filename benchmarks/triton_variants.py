@@ -25,7 +25,7 @@ import time
 import torch
 
 from neuroloop_gpu.bench.workload import STIM_AMPLITUDE_MV, STIM_FREQUENCY_HZ, STIM_PULSE_WIDTH_US, parse_size
-from neuroloop_gpu.network import NetworkBatch
+from neuroloop_gpu.network import NetworkBatch, triton_step
 from neuroloop_gpu.stimulus import PulseTrain
 
 
@@ -61,8 +61,7 @@ def main() -> None:
         if package_kernel is not None:
             net._stepper.kernel = _load_kernel(kernel) if kernel else package_kernel
         if tile:
-            net._stepper.shape.update(SPIKES_E=max(1, tile // shape["CHUNK_E"]),
-                                      SPIKES_I=max(1, tile // shape["CHUNK_I"]))
+            net._stepper.shape.update(triton_step.spike_tiles(tile, shape["CHUNK_E"], shape["CHUNK_I"]))
         elif shape:
             net._stepper.shape.update(shape)
         launch.update(num_warps=warps)

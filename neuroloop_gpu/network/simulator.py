@@ -137,11 +137,9 @@ class NetworkBatch:
         self.num_networks = num_networks
         self.device = torch.device(device) if device is not None else default_device()
         self.dtype = dtype
-        if backend == "auto" and self._triton_fits(synapses):
-            backend = "triton"
-        self.synapses = synapses or ("event" if self.device.type == "cpu" or backend == "triton" else "dense")
-        require(self.synapses in ("event", "dense"), "synapses", "'event' or 'dense'", synapses)
+        require(synapses in (None, "event", "dense"), "synapses", "'event' or 'dense'", synapses)
         self.backend = self._resolve_backend(backend, synapses)
+        self.synapses = synapses or ("event" if self.device.type == "cpu" or self.backend == "triton" else "dense")
         if self.backend == "fused":
             self._kernels = StepKernels(noise=fused_noise_function(dtype))
         else:
@@ -173,19 +171,17 @@ class NetworkBatch:
                                        _NOISE_ELEMENTS // (num_networks * (self.params.num_e + self.params.num_i))))
 
     # ----------------------------------------------------------------- setup
-    def _triton_fits(self, synapses: str | None) -> bool:
-        """Whether ``backend="auto"`` takes the Triton kernel: on CUDA in float32 with event-driven
-        synapses (the default there with it), Triton installed."""
-        return (self.device.type == "cuda" and self.dtype == torch.float32 and synapses in (None, "event")
-                and triton_backend_problem(self.device) is None)
-
     def _resolve_backend(self, backend: str, synapses: str | None) -> str:
         """The backend to run (``"auto"`` resolved), its kernel library loaded; a clear error for
-        one that cannot run here."""
+        one that cannot run here. ``synapses`` as given (None: event-driven wherever a kernel backend runs)."""
         require(backend in BACKEND_CHOICES, "backend",
                 ", ".join(map(repr, BACKEND_CHOICES[:-1])) + f" or {BACKEND_CHOICES[-1]!r}", backend)
-        if backend == "auto":  # every CPU backend gives the same bits: take the fastest that runs here
-            if self.synapses != "event" or backend_problem("fused", self.device) is not None:
+        event = synapses in (None, "event")
+        if backend == "auto":  # the fastest backend that runs here (CPU: the same bits whichever)
+            if self.device.type == "cuda":
+                fits = event and self.dtype == torch.float32 and triton_backend_problem(self.device) is None
+                return "triton" if fits else "eager"
+            if not event or backend_problem("fused", self.device) is not None:
                 return "eager"
             try:
                 load_kernel()
@@ -195,7 +191,7 @@ class NetworkBatch:
             return "fused"
         problem = backend_problem(backend, self.device)
         require(problem is None, "backend", problem, backend)
-        require(backend not in ("fused", "triton") or self.synapses == "event", "synapses",
+        require(backend not in ("fused", "triton") or event, "synapses",
                 f"'event' with backend={backend!r} (its loops visit the synapses of spiking neurons only)", synapses)
         require(backend != "triton" or self.dtype == torch.float32, "dtype", "torch.float32 with backend='triton'",
                 self.dtype)

@@ -103,7 +103,7 @@ class TritonSteps:
         tile = min(1024, max(256, _pow2(ne + ni)))
         chunk_e, chunk_i = _chunk(ni * connection_prob), _chunk(ne * connection_prob)
         self.shape = dict(NE=ne, NI=ni, DELAY=c.delay_steps, BLOCK_N=max(16, _pow2(ne + ni)),
-                          SPIKES_E=tile // chunk_e, CHUNK_E=chunk_e, SPIKES_I=tile // chunk_i, CHUNK_I=chunk_i,
+                          CHUNK_E=chunk_e, CHUNK_I=chunk_i, **spike_tiles(tile, chunk_e, chunk_i),
                           PUBLISHED=c.published, RECIPROCAL=not self.interpret,
                           NOISE_IN_KERNEL=not self.noise_from_torch, **_PHILOX)
         self.launch = {} if self.interpret else launch_options(self.shape["BLOCK_N"])
@@ -149,6 +149,12 @@ class TritonSteps:
             *monitor.accumulators(),
             self.batch, self.capacity, ring_base, current.shape[0], _float32(monitor.shift))
         return arguments, {**self.constants, **self.shape, **self.launch}
+
+
+def spike_tiles(synapses: int, chunk_e: int, chunk_i: int) -> dict:
+    """Spikes per tile (``SPIKES_E``, ``SPIKES_I``: at least one) for tiles of about ``synapses``
+    synapses, a chunk of each spike's row by the spikes."""
+    return dict(SPIKES_E=max(1, synapses // chunk_e), SPIKES_I=max(1, synapses // chunk_i))
 
 
 def launch_options(block_n: int) -> dict:
