@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A GPU session's checks in one command: the CUDA tests, the CUDA benchmarks and profiles.
 #   bash benchmarks/gpu_session.sh tests bench profile     # stages, in order (default: tests bench scale profile)
-#   stages: tests, triton_tests, bench, scale, variants (Triton launch settings), profile (torch profiler),
+#   stages: tests, triton_tests, bench, scale, variants (Triton launch settings; BASE_REV=<commit> times that
+#           commit's kernel first, in the same run), profile (torch profiler),
 #           ncu (Nsight Compute), math (Triton's math vs torch)
 # Logs and result files go to $RESULTS (default /tmp/gpu_session), packed into $OUT/gpu_session.tgz at the end
 # when $OUT is set. Wheels under .whl/ (packages the GPU machine lacks) are installed into /tmp/site first.
@@ -47,6 +48,14 @@ stage_triton_tests() {  # only the Triton backend's CUDA checks
 stage_variants() {  # the Triton kernel's settings side by side; KERNELS: other kernel sources to compare
     local kernels="neuroloop_gpu/network/triton_kernel.py ${KERNELS:-}" run="python3 benchmarks/triton_variants.py"
     local out="--json $RESULTS/variants.jsonl --label ${LABEL:-tree}" limit=${LIMIT_variants:-120}
+    if [ -n "${BASE_REV:-}" ]; then  # an earlier commit's kernel at its default settings first, in the same run
+        local base=/tmp/base_tree     # (kernels whose arguments differ cannot share one stepper)
+        rm -rf "$base" && mkdir -p "$base" && git archive "$BASE_REV" | tar -x -C "$base"
+        local base_run="env PYTHONPATH=/tmp/site:$base python3 $base/benchmarks/triton_variants.py"
+        local base_out="--label $BASE_REV --json $RESULTS/variants.jsonl"
+        run_stage variants-base-full "$limit" $base_run --size full --batch 8192 --warps 16 $base_out
+        run_stage variants-base-small "$limit" $base_run --size small --batch 65536 --warps 2 $base_out
+    fi
     run_stage variants-full "$limit" $run --size full --batch 8192 --kernels $kernels --warps 8 16 $out
     run_stage variants-small "$limit" $run --size small --batch 65536 --kernels $kernels --warps 2 4 $out
     run_stage variants-small-regs "$limit" $run --size small --batch 65536 --warps 2 4 --tiles 0 128 --maxnreg 0 128 $out

@@ -47,10 +47,10 @@ def main() -> None:
     params = parse_size(args.size).params(synaptic_input=args.synaptic_input)
     net = NetworkBatch(2, params, device="cpu", backend="eager", synapses="event")
     steps = triton_step.TritonSteps(net.constants, params.connection_prob, 2, net.connectivity.ei_post.shape[1],
-                                    torch.device("cpu"))
+                                    net.kop_every, torch.device("cpu"))
     monitor = WindowMonitor(net.state, net.steps_per_window, net.kop_every, net.record, params.v_reset,
                             net.synapse_valid(), params.j_i)
-    arguments, keywords = steps.arguments(net.connectivity, net.state, torch.zeros(10, 2), 0, monitor, None)
+    arguments, keywords = steps.arguments(net.connectivity, net.state, torch.zeros(10, 2), 0, monitor, None, 0)
     keywords.update(RECIPROCAL=True, NOISE_IN_KERNEL=True)  # as on CUDA
     default = triton_step.launch_options(keywords["BLOCK_N"])
     for warps in args.warps:

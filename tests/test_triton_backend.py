@@ -43,7 +43,7 @@ for backend in ("eager", "triton"):
                        kop_sample_interval=0.5, record=RecordConfig(spikes_e=record, traces=record))
     train = PulseTrain.constant(2, 100.0, frequency=250.0, pulse_width=500.0)
     windows = []
-    for w in range(2):
+    for w in range(3):
         if w == 1:
             net.reset(torch.tensor([False, True]))
         result = net.run_window(train)
@@ -73,16 +73,17 @@ def test_triton_kernel_matches_eager_in_the_interpreter(synaptic_input, record, 
     assert triton["backend"] == "triton"
     for name, value in eager["state"].items():
         assert triton["state"][name] == value, f"state.{name} differs"
-    exact = {"kop", "weight_mv", "rate_e", "rate_i", "energy", "charge", "net_charge", "raster"}
+    exact = {"weight_mv", "rate_e", "rate_i", "energy", "charge", "net_charge", "raster"}
     for window_e, window_t in zip(eager["windows"], triton["windows"]):
         for name, value in window_e.items():
             if name in exact:
                 assert window_t[name] == value, name
-            else:  # averages over neurons, summed in the kernel's own order
+            else:  # averages over neurons (kop: and NumPy's cos, sin), summed in the kernel's own order
                 torch.testing.assert_close(torch.tensor(window_t[name]), torch.tensor(value), rtol=1e-5, atol=1e-5)
     # the check is not vacuous: weights moved and spikes happened
     assert len(set(sum(eager["state"]["weight"], []))) > 2
     assert any(rate > 0 for window in eager["windows"] for rate in window["rate_i"])
+    assert sum(kop > 0 for window in eager["windows"] for kop in window["kop"]) >= 3  # the kernel sampled it
 
 
 _DRAWS = r"""
@@ -173,3 +174,50 @@ def test_triton_backend_needs_a_gpu_triton_supports(monkeypatch):
 def test_triton_backend_bad_settings_are_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):
         NetworkBatch(1, NetworkParams(num_e=40, num_i=10), backend="triton", device="cuda", **options)
+
+
+_QUOTIENT = r"""
+import json
+import math
+import os
+os.environ["TRITON_INTERPRET"] = "1"  # before Triton is imported
+import torch
+import triton
+import triton.language as tl
+from neuroloop_gpu.network.triton_kernel import corrected_quotient
+
+@triton.jit
+def divide(a_ptr, b_ptr, reciprocal_ptr, out_ptr, BLOCK: tl.constexpr):
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(out_ptr + i, corrected_quotient(tl.load(a_ptr + i), tl.load(b_ptr + i), tl.load(reciprocal_ptr + i)))
+
+torch.manual_seed(0)
+n = 1 << 18
+steps_since = torch.randint(0, 400_000, (n,))
+isi = torch.randint(1, 20_000, (n,))
+isi[:4096] = torch.tensor([2**k - 1 for k in range(1, 17)]).repeat(256)  # all-ones significands
+numerator = 2 * math.pi * steps_since.to(torch.float32)  # the Kuramoto phase's operands
+denominator = isi.to(torch.float32)
+numerator[-8192:] = (torch.rand(8192) - 0.5) * 2e4  # sums over neurons, divided by population sizes
+denominator[-8192:] = torch.tensor([40.0, 160.0, 400.0, 1600.0, 10.0, 50.0, 3.0, 1.0]).repeat(1024)
+exact = numerator / denominator
+differ = {}
+for ulps in (-2, -1, 0, 1, 2):
+    reciprocal = 1.0 / denominator
+    for _ in range(abs(ulps)):
+        reciprocal = torch.nextafter(reciprocal, torch.full_like(reciprocal, math.copysign(math.inf, ulps)))
+    out = torch.empty(n)
+    divide[(n // 4096,)](numerator, denominator, reciprocal, out, BLOCK=4096)
+    differ[ulps] = int((out != exact).sum())
+print(json.dumps(differ))
+"""
+
+
+@needs_triton
+def test_kernel_division_gives_the_ieee_quotient():
+    """The kernel's division (no IEEE slow path) from a reciprocal up to two ulps off: the correctly
+    rounded quotient for the operands of the Kuramoto sample (divisors with significands of all ones
+    included) and of the population means."""
+    done = subprocess.run([sys.executable, "-c", _QUOTIENT], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == {"-2": 0, "-1": 0, "0": 0, "1": 0, "2": 0}

@@ -162,7 +162,7 @@ class NetworkBatch:
         self._stepper = None
         if self.backend == "triton":
             self._stepper = TritonSteps(self.constants, self.params.connection_prob, num_networks,
-                                        self.connectivity.ei_post.shape[1], self.device)
+                                        self.connectivity.ei_post.shape[1], self.kop_every, self.device)
         elif self.backend == "fused":
             self._stepper = FusedSteps(self.constants, num_networks, self.params.num_e + self.params.num_i,
                                        self.kop_every, self.device)

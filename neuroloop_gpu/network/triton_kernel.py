@@ -20,6 +20,23 @@ def scale(x, divisor, RECIPROCAL: tl.constexpr):
 
 
 @triton.jit
+def quotient(a, b):
+    """a / b without tl.div_rn, whose IEEE slow path is a subroutine call that costs registers
+    (ptxas, sm_90, full size, 16 warps: 128 -> 72 bytes of spills per thread)."""
+    return corrected_quotient(a, b, tl.fdiv(tl.full(b.shape, 1.0, tl.float32), b, ieee_rounding=False))
+
+
+@triton.jit
+def corrected_quotient(a, b, reciprocal):
+    """a / b from a reciprocal of b within two ulps: one Newton step on the reciprocal, one
+    correction of the quotient (residuals exact by fma). The IEEE quotient's bits for the operands
+    here (tests/test_triton_backend.py)."""
+    r = tl.fma(reciprocal, tl.fma(-b, reciprocal, 1.0), reciprocal)
+    q = a * r
+    return tl.fma(tl.fma(-b, q, a), r, q)
+
+
+@triton.jit
 def trace_step(trace, spiked, dt, tau, increment, RECIPROCAL: tl.constexpr, PUBLISHED: tl.constexpr):
     """dynamics._trace: A + dt * (-A) / tau, or on a spike A + increment (summed: decayed + increment)."""
     decayed = scale(-trace * dt, tau, RECIPROCAL) + trace
@@ -44,6 +61,11 @@ def stdp(w, pre_spiked, pre_trace, post_spiked, post_trace, plastic, ltd, ltp, w
     new = w + plastic * change
     new = tl.where(new < w_min, w_min, new)
     return tl.where(new > w_max, w_max, new)
+
+
+@triton.jit
+def _sum3(a, b, c, d, e, f):
+    return a + d, b + e, c + f
 
 
 @triton.jit
@@ -86,7 +108,7 @@ def normal_draws(step, episode, key0, key1, two_pi, BLOCK_N: tl.constexpr, M0: t
 
 
 # run-time integers that change from call to call: one compiled kernel for every value
-@triton.jit(do_not_specialize=["batch", "capacity", "ring_base", "num_steps", "onset"])
+@triton.jit(do_not_specialize=["batch", "capacity", "ring_base", "num_steps", "first_step", "kop_every", "onset"])
 def steps_kernel(
     v_ptr, refractory_ptr, x_ptr, s_ptr, spiked_pre_ptr, trace_pre_ptr, spiked_post_ptr, trace_post_ptr,
     weight_ptr, ring_spikes_ptr, ring_input_ptr, last_spike_ptr, last_isi_ptr, step_ptr, episode_ptr, seed_ptr,
@@ -95,8 +117,8 @@ def steps_kernel(
     ei_post_degree_ptr, ie_post_ptr, ie_start_ptr, ie_degree_ptr,
     flags_ptr, traces_ptr, list_ptr, count_e_ptr, winner_ptr, sent_ptr, spiked_ptr,
     mean_e_sum_ptr, mean_e_sq_sum_ptr, neuron_e_sum_ptr, neuron_e_sq_sum_ptr, v_i_sum_ptr, v_i_sq_sum_ptr,
-    spikes_e_ptr, spikes_i_ptr,
-    batch, capacity, ring_base, num_steps, shift,
+    spikes_e_ptr, spikes_i_ptr, kop_sum_ptr,
+    batch, capacity, ring_base, num_steps, first_step, kop_every, shift,
     dt, v_rest, v_threshold, v_reset, refractory_steps, tau_m, tau_d, tau_r, tau_pre, tau_post,
     trace_increment, ltd, ltp, w_min, w_max, onset, two_pi, mu_e, mu_i, coupling_e, coupling_i, gain_e, gain_i,
     NE: tl.constexpr, NI: tl.constexpr, DELAY: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -161,6 +183,7 @@ def steps_kernel(
     v_i_sq_sum = tl.load(v_i_sq_sum_ptr + b)
     spikes_e = tl.load(spikes_e_ptr + b)
     spikes_i = tl.load(spikes_i_ptr + b)
+    kop_sum = tl.load(kop_sum_ptr + b)
     fired = j < 0
     k = 0
     while k < num_steps:  # while, not range: Triton's interpreter takes no tensor as a range bound
@@ -202,13 +225,13 @@ def steps_kernel(
         packed = fired_e.to(tl.int64) + (fired_i.to(tl.int64) << FIELD) + (arriving.to(tl.int64) << 2 * FIELD)
         total_e, total_i, total_i_sq, counts = tl.reduce(
             (tl.where(is_e, d, 0.0), tl.where(is_i, d, 0.0), tl.where(is_i, d * d, 0.0), packed), 0, _sum4)
-        mean_e = tl.div_rn(total_e, NE * 1.0)
+        mean_e = quotient(total_e, tl.full([], NE, tl.float32))
         mean_e_sum += mean_e
         mean_e_sq_sum += mean_e * mean_e
         e_sum += d
         e_sq += d * d
-        v_i_sum += tl.div_rn(total_i, NI * 1.0)
-        v_i_sq_sum += tl.div_rn(total_i_sq, NI * 1.0)
+        v_i_sum += quotient(total_i, tl.full([], NI, tl.float32))
+        v_i_sq_sum += quotient(total_i_sq, tl.full([], NI, tl.float32))
         count_fired_e = (counts & MASK).to(tl.int32)
         count_fired_i = ((counts >> FIELD) & MASK).to(tl.int32)
         count_arriving = (counts >> 2 * FIELD).to(tl.int32)
@@ -217,6 +240,14 @@ def steps_kernel(
         now = (step + 1).to(tl.int32)  # phase bookkeeping (causal Kuramoto)
         isi = tl.where(fired & (last >= 0), now - last, isi)
         last = tl.where(fired, now, last)
+        if (first_step + k + 1) % kop_every == 0:  # a causal Kuramoto sample: synchrony.causal_order
+            known = (isi > 0) & is_e
+            phase = quotient(two_pi * (now - last).to(tl.float32), tl.maximum(isi, 1).to(tl.float32))
+            cos_sum, sin_sum, known_count = tl.reduce(
+                (tl.where(known, tl.cos(phase), 0.0), tl.where(known, tl.sin(phase), 0.0), known.to(tl.int32)), 0,
+                _sum3)
+            modulus = tl.sqrt_rn(cos_sum * cos_sum + sin_sum * sin_sum)
+            kop_sum += tl.where(known_count > 0, quotient(modulus, tl.maximum(known_count, 1).to(tl.float32)), 0.0)
 
         # ---- the tables of this step: spike flags, traces before this step's update, spike lists
         # (ascending: E spikes of now, I spikes of now, I spikes emitted d ago); counts and winners cleared
@@ -382,4 +413,5 @@ def steps_kernel(
     tl.store(v_i_sq_sum_ptr + b, v_i_sq_sum)
     tl.store(spikes_e_ptr + b, spikes_e)
     tl.store(spikes_i_ptr + b, spikes_i)
+    tl.store(kop_sum_ptr + b, kop_sum)
     tl.store(step_ptr + b, step)

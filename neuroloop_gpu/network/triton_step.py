@@ -5,7 +5,8 @@ The eager path launches ~100 kernels per Euler step and waits for the host three
 Triton program advances one network (its neuron state in registers) through a run of steps (a
 chunk of the window, see :meth:`NetworkBatch._integrate`): its noise (Philox and Box-Muller, as :mod:`neuroloop_gpu.rng`
 draws it), membranes, I->E arrivals, E->I transmission, both STDP passes, filters, traces and
-phase bookkeeping, and the window monitor's running sums. Spike lists are compacted in the
+phase bookkeeping, the window monitor's running sums and its causal Kuramoto samples (so that one
+launch runs a whole window). Spike lists are compacted in the
 kernel (a prefix sum over the spike mask), so only the synapses of neurons that spiked are
 visited.
 
@@ -14,9 +15,9 @@ weights, traces, ...): each expression applies the eager op's IEEE operations in
 (CUDA's eager division by a Python scalar is a product with the float32 reciprocal, which the
 kernel mirrors on CUDA; divisions and square roots are correctly rounded, multiply-adds are not
 contracted, and ``tl.log/sin/cos`` give CUDA's eager bits, which the GPU tests check). The
-window statistics that average over neurons (chi, the mean and spread of V) are summed in the
-kernel's own order: they agree with eager to float32 rounding (the tests allow 1e-5 relative),
-not bit for bit. E->I inputs that coincide under ``synaptic_input="summed"`` are added in
+window statistics that average over neurons (chi, the causal Kuramoto estimate, the mean and
+spread of V) are summed in the kernel's own order: they agree with eager to float32 rounding
+(the tests allow 1e-5 relative), not bit for bit. E->I inputs that coincide under ``synaptic_input="summed"`` are added in
 arrival order by atomics on CUDA, as eager's ``index_add_`` adds them: not reproducible there
 to the last bit either way. float32 only.
 
@@ -82,12 +83,13 @@ class TritonSteps:
     constants, rounded to float32 as eager torch rounds them; divisors become float32 reciprocals
     on CUDA (see the kernel module)."""
 
-    def __init__(self, c: StepConstants, connection_prob: float, batch: int, capacity: int,
+    samples_kuramoto = True  # every kop_every steps of the window, into the monitor's kop_sum
+
+    def __init__(self, c: StepConstants, connection_prob: float, batch: int, capacity: int, kop_every: int,
                  device: torch.device):
         self.interpret = device.type != "cuda"
         self.kernel = load_kernel(self.interpret)
         self.noise_from_torch = self.interpret  # the interpreter's log/sin/cos are NumPy's, not the device's
-        self.samples_kuramoto = False  # the monitor samples it between launches
         divisor = (lambda tau: _float32(np.float32(1.0) / np.float32(tau))) if not self.interpret else _float32
         self.constants = dict(
             dt=_float32(c.dt), v_rest=_float32(c.v_rest), v_threshold=_float32(c.v_threshold),
@@ -107,7 +109,7 @@ class TritonSteps:
                           PUBLISHED=c.published, RECIPROCAL=not self.interpret,
                           NOISE_IN_KERNEL=not self.noise_from_torch, **_PHILOX)
         self.launch = {} if self.interpret else launch_options(self.shape["BLOCK_N"])
-        self.batch, self.capacity = batch, capacity
+        self.batch, self.capacity, self.kop_every = batch, capacity, kop_every
         # scratch tables of two parities (see the kernel): spike flags and STDP traces [E | I], spike
         # lists (E spikes, I spikes, I arrivals), I->E arrival counts, E->I winners (synapse id and
         # weight in one int64) or summed inputs
@@ -124,17 +126,18 @@ class TritonSteps:
         """Advance every network ``current.shape[0]`` steps (``current`` [K, B]: the stimulus into I
         neurons per step; ``ring_base``: the ring slot of the first step; ``noise`` [K, B, N] when
         :attr:`noise_from_torch`, else None; ``first_step``, the window step of the first step, only
-        matters to a stepper that :attr:`samples_kuramoto`; ``n`` is not read: the kernel takes the
-        two per-population values these vectors hold from the constants). Updates ``st`` and the running sums of
-        ``monitor`` in place; returns the last step's spikes ``[B, N]`` (bool, E first)."""
-        arguments, options = self.arguments(conn, st, current, ring_base, monitor, noise)
+        says which steps take a Kuramoto sample; ``n`` is not read: the kernel takes the two
+        per-population values these vectors hold from the constants). Updates ``st`` and the running
+        sums of ``monitor`` (``kop_sum`` included) in place; returns the last step's spikes ``[B, N]``
+        (bool, E first)."""
+        arguments, options = self.arguments(conn, st, current, ring_base, monitor, noise, first_step)
         # Triton launches on the current device: make it the one that holds the networks (cuda:1 ...)
         with contextlib.nullcontext() if self.interpret else torch.cuda.device(st.v.device):
             self.kernel[(self.batch,)](*arguments, **options)
         return self.spiked.view(torch.bool)
 
     def arguments(self, conn: Connectivity, st: NetworkState, current: torch.Tensor, ring_base: int,
-                  monitor: WindowMonitor, noise: torch.Tensor | None) -> tuple[tuple, dict]:
+                  monitor: WindowMonitor, noise: torch.Tensor | None, first_step: int) -> tuple[tuple, dict]:
         """The kernel's positional arguments for a launch (see :meth:`run`) and its keywords: the
         constants, the compile-time shape and the launch options."""
         noise = noise.contiguous() if noise is not None else self.spiked  # unused when drawn in the kernel
@@ -146,8 +149,8 @@ class TritonSteps:
             conn.ei_post, conn.ei_start, conn.ei_degree, conn.ei_by_post, conn.ei_pre_by_post, conn.ei_post_start,
             conn.ei_post_degree, conn.ie_post, conn.ie_start, conn.ie_degree,
             self.flags, self.traces, self.lists, self.count_e, self.winner, self.sent, self.spiked,
-            *monitor.accumulators(),
-            self.batch, self.capacity, ring_base, current.shape[0], _float32(monitor.shift))
+            *monitor.accumulators(), monitor.kop_sum,
+            self.batch, self.capacity, ring_base, current.shape[0], first_step, self.kop_every, _float32(monitor.shift))
         return arguments, {**self.constants, **self.shape, **self.launch}
 
 
