@@ -47,7 +47,7 @@ stage_triton_tests() {  # only the Triton backend's CUDA checks
 }
 stage_variants() {  # the Triton kernel's settings side by side; KERNELS: other kernel sources to compare
     local kernels="neuroloop_gpu/network/triton_kernel.py ${KERNELS:-}" run="python3 benchmarks/triton_variants.py"
-    local out="--json $RESULTS/variants.jsonl --label ${LABEL:-tree}" limit=${LIMIT_variants:-120}
+    local out="--json $RESULTS/variants.jsonl --label ${LABEL:-tree}" limit=${LIMIT_variants:-180}
     if [ -n "${BASE_REV:-}" ]; then  # an earlier commit's kernel at its default settings first, in the same run
         local base=/tmp/base_tree     # (kernels whose arguments differ cannot share one stepper)
         rm -rf "$base" && mkdir -p "$base" && git archive "$BASE_REV" | tar -x -C "$base"
@@ -56,10 +56,12 @@ stage_variants() {  # the Triton kernel's settings side by side; KERNELS: other 
         run_stage variants-base-full "$limit" $base_run --size full --batch 8192 --warps 16 $base_out
         run_stage variants-base-small "$limit" $base_run --size small --batch 65536 --warps 2 $base_out
     fi
-    run_stage variants-full "$limit" $run --size full --batch 8192 --kernels $kernels --warps 8 16 $out
-    run_stage variants-small "$limit" $run --size small --batch 65536 --kernels $kernels --warps 2 4 $out
-    run_stage variants-small-regs "$limit" $run --size small --batch 65536 --warps 2 4 --tiles 0 128 --maxnreg 0 128 $out
-    run_stage variants-full-regs "$limit" $run --size full --batch 8192 --warps 8 --tiles 0 512 --maxnreg 0 128 $out
+    # spike tiles and register caps: benchmarks/triton_registers.py gives each one's registers, spills and
+    # programs per SM without a GPU
+    run_stage variants-small "$limit" $run --size small --batch 65536 --kernels $kernels --warps 2 \
+        --tiles 0 64 128 --maxnreg 0 128 $out
+    run_stage variants-small-4w "$limit" $run --size small --batch 65536 --kernels $kernels --warps 4 --tiles 0 64 128 $out
+    run_stage variants-full "$limit" $run --size full --batch 8192 --kernels $kernels --warps 16 --tiles 0 256 512 $out
 }
 stage_bench() {  # one invocation per backend and synapse choice, each writing its own JSON; peers with the first
     local synapses backend peers=${PEERS:-reference}
