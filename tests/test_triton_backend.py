@@ -28,6 +28,7 @@ import torch
 from neuroloop_gpu.network import triton_step
 triton_step.INTERPRET_ON_CPU = True
 triton_step.MAX_CHUNK = int(sys.argv[3])  # small: rows of synapses take several passes
+field_bits = int(sys.argv[4])  # bits per count in the packed prefix sum (0: the stepper's; 21: 64-bit packing)
 from neuroloop_gpu.config import NetworkParams, PlasticityParams, RecordConfig, SimConfig
 from neuroloop_gpu.network import NetworkBatch
 from neuroloop_gpu.stimulus import PulseTrain
@@ -41,6 +42,8 @@ out = {}
 for backend in ("eager", "triton"):
     net = NetworkBatch(2, params, sim, seeds=[5, 6], device="cpu", backend=backend, synapses="event",
                        kop_sample_interval=0.5, record=RecordConfig(spikes_e=record, traces=record))
+    if backend == "triton" and field_bits:
+        net._stepper.shape.update(FIELD_E=field_bits, FIELD_I=field_bits)
     train = PulseTrain.constant(2, 100.0, frequency=250.0, pulse_width=500.0)
     windows = []
     for w in range(3):
@@ -57,18 +60,21 @@ print(json.dumps(out))
 """
 
 
-def _run_check(synaptic_input: str, record: bool, max_chunk: int) -> dict:
+def _run_check(synaptic_input: str, record: bool, max_chunk: int, fields: int = 0) -> dict:
     done = subprocess.run([sys.executable, "-c", _CHECK, synaptic_input, "record" if record else "plain",
-                           str(max_chunk)],
+                           str(max_chunk), str(fields)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.splitlines()[-1])
 
 
 @needs_triton
-@pytest.mark.parametrize("synaptic_input,record,max_chunk", [("published", False, 4), ("summed", True, 256)])
-def test_triton_kernel_matches_eager_in_the_interpreter(synaptic_input, record, max_chunk):
-    out = _run_check(synaptic_input, record, max_chunk)
+@pytest.mark.parametrize("synaptic_input,record,max_chunk,fields",
+                         [("published", False, 4, 0), ("summed", True, 256, 21)])
+def test_triton_kernel_matches_eager_in_the_interpreter(synaptic_input, record, max_chunk, fields):
+    """Both packings of the spike counts: 32-bit (the fields networks of up to ~2000 neurons need)
+    and 64-bit (fields of 21 bits, for larger ones)."""
+    out = _run_check(synaptic_input, record, max_chunk, fields)
     eager, triton = out["eager"], out["triton"]
     assert triton["backend"] == "triton"
     for name, value in eager["state"].items():

@@ -121,7 +121,8 @@ def steps_kernel(
     batch, capacity, ring_base, num_steps, first_step, kop_every, shift,
     dt, v_rest, v_threshold, v_reset, refractory_steps, tau_m, tau_d, tau_r, tau_pre, tau_post,
     trace_increment, ltd, ltp, w_min, w_max, onset, two_pi, mu_e, mu_i, coupling_e, coupling_i, gain_e, gain_i,
-    NE: tl.constexpr, NI: tl.constexpr, DELAY: tl.constexpr, BLOCK_N: tl.constexpr,
+    NE: tl.constexpr, NI: tl.constexpr, FIELD_E: tl.constexpr, FIELD_I: tl.constexpr, DELAY: tl.constexpr,
+    BLOCK_N: tl.constexpr,
     SPIKES_E: tl.constexpr, CHUNK_E: tl.constexpr, SPIKES_I: tl.constexpr, CHUNK_I: tl.constexpr,
     PUBLISHED: tl.constexpr, RECIPROCAL: tl.constexpr,
     NOISE_IN_KERNEL: tl.constexpr, M0: tl.constexpr, M1: tl.constexpr, W0: tl.constexpr, W1: tl.constexpr,
@@ -136,8 +137,13 @@ def steps_kernel(
     # (One walk over all three spike lists per step, transmission and STDP of E rows together, was
     # 15 % slower at full size and equal at small size on an H200: benchmarks/results.)
     N: tl.constexpr = NE + NI
-    FIELD: tl.constexpr = 21  # bits per count in the packed prefix sum (E spikes, I spikes, I arrivals)
-    MASK: tl.constexpr = (1 << FIELD) - 1
+    # the packed prefix sum's fields: E spikes (bits 0 ..), I spikes (from FIELD_E), I arrivals (from
+    # ARRIVALS); 32-bit where they fit (both sizes here: 11 + 9 + 9 bits at full size), which halves the
+    # scan's shuffles and adds
+    PACK: tl.constexpr = tl.int32 if FIELD_E + 2 * FIELD_I <= 31 else tl.int64
+    MASK_E: tl.constexpr = (1 << FIELD_E) - 1
+    MASK_I: tl.constexpr = (1 << FIELD_I) - 1
+    ARRIVALS: tl.constexpr = FIELD_E + FIELD_I
     b = tl.program_id(0).to(tl.int64)
     j = tl.arange(0, BLOCK_N)
     in_n = j < N
@@ -222,7 +228,7 @@ def steps_kernel(
         d = v - shift
         fired_e = fired & is_e
         fired_i = fired & is_i
-        packed = fired_e.to(tl.int64) + (fired_i.to(tl.int64) << FIELD) + (arriving.to(tl.int64) << 2 * FIELD)
+        packed = fired_e.to(PACK) + (fired_i.to(PACK) << FIELD_E) + (arriving.to(PACK) << ARRIVALS)
         total_e, total_i, total_i_sq, counts = tl.reduce(
             (tl.where(is_e, d, 0.0), tl.where(is_i, d, 0.0), tl.where(is_i, d * d, 0.0), packed), 0, _sum4)
         mean_e = quotient(total_e, tl.full([], NE, tl.float32))
@@ -232,9 +238,9 @@ def steps_kernel(
         e_sq += d * d
         v_i_sum += quotient(total_i, tl.full([], NI, tl.float32))
         v_i_sq_sum += quotient(total_i_sq, tl.full([], NI, tl.float32))
-        count_fired_e = (counts & MASK).to(tl.int32)
-        count_fired_i = ((counts >> FIELD) & MASK).to(tl.int32)
-        count_arriving = (counts >> 2 * FIELD).to(tl.int32)
+        count_fired_e = (counts & MASK_E).to(tl.int32)
+        count_fired_i = ((counts >> FIELD_E) & MASK_I).to(tl.int32)
+        count_arriving = (counts >> ARRIVALS).to(tl.int32)
         spikes_e += count_fired_e.to(tl.float32)
         spikes_i += count_fired_i.to(tl.float32)
         now = (step + 1).to(tl.int32)  # phase bookkeeping (causal Kuramoto)
@@ -258,9 +264,9 @@ def steps_kernel(
         trace = trace_step(trace, fired, dt, tau_trace, trace_increment, RECIPROCAL, PUBLISHED)
         lists = list_ptr + part * (N + NI)
         position = tl.cumsum(packed, 0)
-        tl.store(lists + (position & MASK) - 1, j, mask=fired_e)
-        tl.store(lists + NE + ((position >> FIELD) & MASK) - 1, j - NE, mask=fired_i)
-        tl.store(lists + N + (position >> 2 * FIELD) - 1, j - NE, mask=arriving)
+        tl.store(lists + (position & MASK_E) - 1, j, mask=fired_e)
+        tl.store(lists + NE + ((position >> FIELD_E) & MASK_I) - 1, j - NE, mask=fired_i)
+        tl.store(lists + N + (position >> ARRIVALS) - 1, j - NE, mask=arriving)
         counts_e = count_e_ptr + part * NE
         winners = winner_ptr + part * NI
         sent_i = sent_ptr + part * NI

@@ -17,9 +17,9 @@ kernel mirrors on CUDA; divisions and square roots are correctly rounded, multip
 contracted, and ``tl.log/sin/cos`` give CUDA's eager bits, which the GPU tests check). The
 window statistics that average over neurons (chi, the causal Kuramoto estimate, the mean and
 spread of V) are summed in the kernel's own order: they agree with eager to float32 rounding
-(the tests allow 1e-5 relative), not bit for bit. E->I inputs that coincide under ``synaptic_input="summed"`` are added in
-arrival order by atomics on CUDA, as eager's ``index_add_`` adds them: not reproducible there
-to the last bit either way. float32 only.
+(the tests allow 1e-5 relative), not bit for bit. E->I inputs that coincide under
+``synaptic_input="summed"`` are added in arrival order by atomics on CUDA, as eager's
+``index_add_`` adds them: not reproducible there to the last bit either way. float32 only.
 
 On a machine without a GPU the same kernel runs in Triton's interpreter (``TRITON_INTERPRET``
 semantics, on CPU tensors, with the CPU's eager division and noise drawn by torch), which is
@@ -104,8 +104,9 @@ class TritonSteps:
         # spike tiles: a chunk covers a typical synapse row (longer ones take more passes)
         tile = min(1024, max(256, _pow2(ne + ni)))
         chunk_e, chunk_i = _chunk(ni * connection_prob), _chunk(ne * connection_prob)
-        self.shape = dict(NE=ne, NI=ni, DELAY=c.delay_steps, BLOCK_N=max(16, _pow2(ne + ni)),
-                          CHUNK_E=chunk_e, CHUNK_I=chunk_i, **spike_tiles(tile, chunk_e, chunk_i),
+        # FIELD_*: bits of a count of E (I) neurons, fields of the kernel's packed prefix sum
+        self.shape = dict(NE=ne, NI=ni, FIELD_E=ne.bit_length(), FIELD_I=ni.bit_length(), DELAY=c.delay_steps,
+                          BLOCK_N=max(16, _pow2(ne + ni)), CHUNK_E=chunk_e, CHUNK_I=chunk_i, **spike_tiles(tile, chunk_e, chunk_i),
                           PUBLISHED=c.published, RECIPROCAL=not self.interpret,
                           NOISE_IN_KERNEL=not self.noise_from_torch, **_PHILOX)
         self.launch = {} if self.interpret else launch_options(self.shape["BLOCK_N"])
