@@ -83,12 +83,12 @@ stage_profile() {
     TAIL=40 run_stage profile-full-event 60 python3 benchmarks/profile_window.py --device cuda --size full \
         --batch 4096 --backend eager --synapses event
 }
-stage_ncu() {  # Nsight Compute on one launch of the Triton kernel (after the warm-up window's launches)
+stage_ncu() {  # Nsight Compute on one launch (one window) of the Triton kernel, after the warm-up window's
     local size batch
-    for config in ${NCU_CONFIGS:-full:16384 small:65536}; do
+    for config in ${NCU_CONFIGS:-full:2048 small:65536}; do  # full: building 16384 networks outlasts the limit
         size=${config%%:*} batch=${config##*:}
         TAIL=${NCU_TAIL:-60} run_stage "ncu-$size-b$batch" "${LIMIT_ncu:-90}" ncu --clock-control none \
-            --kernel-name regex:steps_kernel --launch-skip 25 --launch-count 1 --import-source yes \
+            --kernel-name regex:steps_kernel --launch-skip 1 --launch-count 1 --import-source yes \
             --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
             --section SchedulerStats --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
             --section SourceCounters --export "$RESULTS/ncu-$size-b$batch" \

@@ -1,7 +1,7 @@
 """Where one decision window's time goes: ``torch.profiler`` over the benchmark workload.
 
     python benchmarks/profile_window.py --device cuda --size full --batch 1024 --backend eager --synapses event
-    ncu --kernel-name regex:steps_kernel --launch-skip 25 --launch-count 1 \
+    ncu --kernel-name regex:steps_kernel --launch-skip 1 --launch-count 1 \
         python benchmarks/profile_window.py --device cuda --backend triton --profiler none
 
 Prints the top operators (by device time on CUDA, CPU time on the CPU) of ``--windows`` windows
