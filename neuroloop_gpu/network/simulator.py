@@ -14,6 +14,7 @@ from ..stimulus import PulseTrain, StimulatorState, WindowStimulus, render_windo
 from .connectivity import Connectivity
 from .dynamics import StepConstants, StepKernels, euler_step
 from .fused import noise_function as fused_noise_function
+from .fused import render_window as fused_render_window
 from .fused import FusedSteps, fused_backend_problem, load_kernel
 from .monitors import WindowMonitor, WindowRecording, WindowStats, mean_weight_mv
 from .state import NetworkState
@@ -140,8 +141,10 @@ class NetworkBatch:
         require(synapses in (None, "event", "dense"), "synapses", "'event' or 'dense'", synapses)
         self.backend = self._resolve_backend(backend, synapses)
         self.synapses = synapses or ("event" if self.device.type == "cpu" or self.backend == "triton" else "dense")
+        self._render = render_window  # the pulse train of a window onto its steps
         if self.backend == "fused":
             self._kernels = StepKernels(noise=fused_noise_function(dtype))
+            self._render = fused_render_window
         else:
             self._kernels = StepKernels.compiled() if self.backend == "compiled" else StepKernels()
         self.constants = StepConstants.from_params(self.params, self.sim.step_size)
@@ -246,7 +249,7 @@ class NetworkBatch:
         train = train if train is not None else PulseTrain.off(self.num_networks, self.device)
         if validate:
             train.validate(self.num_networks)
-        stimulus, self.stimulator = render_window(train, self.stimulator, self.steps_per_window, self.sim.step_size)
+        stimulus, self.stimulator = self._render(train, self.stimulator, self.steps_per_window, self.sim.step_size)
         return self._integrate(stimulus)
 
     def _integrate(self, stimulus: WindowStimulus) -> WindowResult:
