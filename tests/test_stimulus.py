@@ -158,3 +158,15 @@ def test_fused_render_window_gives_the_torch_bits(steps, dt):
         for name in ("since_onset", "amplitude", "width", "polarity"):
             assert torch.equal(getattr(ours, name).view(torch.int64), getattr(theirs, name).view(torch.int64)), name
     assert expected.current_i.abs().sum() > 0 and (theirs.since_onset < float("inf")).all()
+
+
+@pytest.mark.skipif(backend_problem("fused", torch.device("cpu")) is not None, reason="needs the fused backend")
+def test_fused_render_window_leaves_other_dtypes_to_torch():
+    """A float32 train (torch computes some of its steps in float32) takes the torch ops."""
+    from neuroloop_gpu.network.fused import render_window as fused_render_window
+
+    train = PulseTrain(*(torch.tensor([v, v], dtype=torch.float32) for v in (80.0, 130.0, 60.0, 1.0)))
+    state = StimulatorState.initial(2, "cpu")
+    expected, carry = render_window(train, state, 200, 0.1)
+    got, ours = fused_render_window(train, state, 200, 0.1)
+    assert torch.equal(got.current_i, expected.current_i) and torch.equal(ours.since_onset, carry.since_onset)
