@@ -5,8 +5,9 @@
 Each variant (warps x spike tile x register cap, as in ``benchmarks/triton_variants.py``) is compiled for
 ``--arch`` (default sm_90, the H100/H200) with Triton's own ptxas, as the CUDA backend compiles it (noise in
 the kernel, reciprocal divisions), and ``cuobjdump --dump-resource-usage`` (shipped with Triton) gives its
-registers per thread and stack (spills). Programs per SM follow from the 64K-register file (allocated 8 per
-thread at a time), at most 64 warps and 32 programs per SM. Prints one JSON line per variant. The test suite
+registers per thread and stack (spills), ``cuobjdump -sass`` its machine code (instructions, shuffles and
+barriers in the whole kernel: static counts, not executed ones). Programs per SM follow from the 64K-register
+file (allocated 8 per thread at a time), at most 64 warps and 32 programs per SM. Prints one JSON line per variant. The test suite
 runs it (tests/test_triton_backend.py), so the CUDA flavour of the kernel is compiled in CPU CI too.
 """
 
@@ -86,15 +87,19 @@ def compile_kernel(arguments: tuple, shape: dict, options: dict, arch: int):
 
 
 def resources(kernel) -> dict:
-    """Registers per thread and stack bytes (spills) from cuobjdump's resource usage of the cubin."""
+    """Registers per thread and stack bytes (spills) from cuobjdump's resource usage of the cubin, and
+    the static counts of its machine instructions, shuffles and barriers."""
     cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
         cubin.write(kernel.asm["cubin"])
         cubin.flush()
-        report = subprocess.run([cuobjdump, "--dump-resource-usage", cubin.name], capture_output=True, text=True,
-                                check=True).stdout
+        report, sass = (subprocess.run([cuobjdump, option, cubin.name], capture_output=True, text=True,
+                                       check=True).stdout for option in ("--dump-resource-usage", "-sass"))
     registers, stack = re.search(r"REG:(\d+)\s+STACK:(\d+)", report).groups()
-    return dict(registers=int(registers), stack_bytes=int(stack), barriers=kernel.asm["ptx"].count("bar.sync"))
+    # an instruction line: /*offset*/ [predicate] OPCODE...
+    opcodes = re.findall(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)", sass)
+    return dict(registers=int(registers), stack_bytes=int(stack), instructions=len(opcodes),
+                shuffles=opcodes.count("SHFL"), barriers=opcodes.count("BAR"))
 
 
 if __name__ == "__main__":

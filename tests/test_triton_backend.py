@@ -149,6 +149,7 @@ def test_triton_kernel_compiles_for_hopper(size, synaptic_input):
     assert done.returncode == 0, done.stderr[-3000:]
     usage = json.loads(done.stdout.splitlines()[-1])
     assert 0 < usage["registers"] <= 255 and usage["programs_per_sm"] >= 1 and usage["barriers"] >= 2
+    assert usage["instructions"] > 1000 and usage["shuffles"] > 0  # the machine code was read
 
 
 @pytest.mark.parametrize("options,message", [
