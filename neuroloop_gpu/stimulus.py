@@ -63,13 +63,19 @@ class PulseTrain:
     def off(cls, batch: int, device: torch.device | str = "cpu") -> "PulseTrain":
         return cls.constant(batch, 0.0, device=device)
 
-    def validate(self, batch: int) -> None:
-        """Raise ``ValueError`` naming the offending field (host check, once per window)."""
+    def check_shapes(self, batch: int) -> None:
+        """Raise ``ValueError`` for a field that is not a ``[batch]`` tensor (no device read)."""
         for item in fields(self):
             value = getattr(self, item.name)
             if not isinstance(value, torch.Tensor) or value.shape != (batch,):
                 raise ValueError(f"PulseTrain.{item.name} must be a tensor of shape ({batch},), got "
                                  f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}")
+
+    def validate(self, batch: int) -> None:
+        """Raise ``ValueError`` naming the offending field (host check, once per window)."""
+        self.check_shapes(batch)
+        for item in fields(self):
+            value = getattr(self, item.name)
             if not bool(torch.isfinite(value).all()):
                 raise ValueError(f"PulseTrain.{item.name} must be finite, got {value.tolist()}")
         period_us = 1e6 / self.frequency.clamp_min(1e-300)

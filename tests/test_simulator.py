@@ -327,3 +327,28 @@ def test_synapse_lists_by_pre_and_by_post_describe_the_same_synapses():
         assert torch.equal(degree, torch.stack([torch.bincount(r, minlength=rows) for r in local_rows]))
         assert torch.equal(start[:, 0], torch.arange(3) * local_rows.shape[1])
         assert torch.equal(start[:, 1:], start[:, :-1] + degree[:, :-1])
+
+
+@pytest.mark.parametrize("backend", ["eager"] + ([] if NO_FUSED else ["fused"]))
+@pytest.mark.parametrize("field,value,message", [
+    ("amplitude", float("nan"), "amplitude must be finite"),
+    ("pulse_width", 9000.0, "pulse_width must be > 0 us and at most half"),
+    ("frequency", None, r"frequency must be a tensor of shape \(2,\)"),
+])
+def test_a_bad_pulse_train_leaves_the_networks_untouched(backend, field, value, message):
+    """The train is rejected before anything is committed: state, stimulator carry-over, ring position."""
+    net = NetworkBatch(2, SMALL, device="cpu", backend=backend)
+    net.run_window(PulseTrain.constant(2, 100.0))  # a pulse that straddles into the next window
+    before = snapshot(net)
+    carry = {f.name: getattr(net.stimulator, f.name).clone() for f in dataclasses.fields(net.stimulator)}
+    ring = net._ring_position
+    bad = PulseTrain.constant(2, 100.0)
+    if value is None:
+        bad.frequency = bad.frequency[:1]
+    else:
+        getattr(bad, field)[1] = value
+    with pytest.raises(ValueError, match=message):
+        net.run_window(bad)
+    assert all(torch.equal(before[name], value) for name, value in snapshot(net).items())
+    assert all(torch.equal(carry[f.name], getattr(net.stimulator, f.name)) for f in dataclasses.fields(net.stimulator))
+    assert net._ring_position == ring

@@ -248,8 +248,13 @@ class NetworkBatch:
         """Advance every network by one window under its pulse train (default: no stimulation)."""
         train = train if train is not None else PulseTrain.off(self.num_networks, self.device)
         if validate:
-            train.validate(self.num_networks)
-        stimulus, self.stimulator = self._render(train, self.stimulator, self.steps_per_window, self.sim.step_size)
+            train.check_shapes(self.num_networks)
+        # rendered before the values are checked: on a GPU its ~80 small kernels are queued while the
+        # previous window still runs, and the check's host read then waits for them as well
+        stimulus, stimulator = self._render(train, self.stimulator, self.steps_per_window, self.sim.step_size)
+        if validate:
+            train.validate(self.num_networks)  # before anything is committed
+        self.stimulator = stimulator
         return self._integrate(stimulus)
 
     def _integrate(self, stimulus: WindowStimulus) -> WindowResult:
