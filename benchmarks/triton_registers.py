@@ -7,8 +7,9 @@ Each variant (warps x spike tile x register cap, as in ``benchmarks/triton_varia
 the kernel, reciprocal divisions), and ``cuobjdump --dump-resource-usage`` (shipped with Triton) gives its
 registers per thread and stack (spills), ``cuobjdump -sass`` its machine code (instructions, shuffles and
 barriers in the whole kernel: static counts, not executed ones). Programs per SM follow from the 64K-register
-file (allocated 8 per thread at a time), at most 64 warps and 32 programs per SM. Prints one JSON line per variant. The test suite
-runs it (tests/test_triton_backend.py), so the CUDA flavour of the kernel is compiled in CPU CI too.
+file (allocated 8 per thread at a time), at most 64 warps and 32 programs per SM. Prints one JSON line per
+variant. The test suite runs it (tests/test_triton_backend.py), so the CUDA flavour of the kernel is compiled
+in CPU CI too.
 """
 
 from __future__ import annotations

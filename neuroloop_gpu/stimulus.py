@@ -74,6 +74,11 @@ class PulseTrain:
     def validate(self, batch: int) -> None:
         """Raise ``ValueError`` naming the offending field (host check, once per window)."""
         self.check_shapes(batch)
+        self.check_values()
+
+    def check_values(self) -> None:
+        """Raise ``ValueError`` for a field with values out of range (reads the device: a sync on a
+        GPU); the shapes checked first (:meth:`check_shapes`)."""
         for item in fields(self):
             value = getattr(self, item.name)
             if not bool(torch.isfinite(value).all()):

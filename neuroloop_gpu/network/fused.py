@@ -105,7 +105,8 @@ def render_window(train: PulseTrain, state: StimulatorState, steps: int,
                   step_size: float) -> tuple[WindowStimulus, StimulatorState]:
     """:func:`neuroloop_gpu.stimulus.render_window` in the kernel library: the same bits in one call
     instead of ~80 small torch ops (0.5-0.6 -> ~0.03 ms per window at one network on this
-    project's CPU, this wrapper included); trains and states of float64 CPU tensors (what the library builds), others in torch."""
+    project's CPU, this wrapper included); trains and states of float64 CPU tensors (what the
+    library builds), others in torch."""
     load_kernel()
     tensors = [getattr(train, f.name) for f in fields(train)] + [getattr(state, f.name) for f in fields(state)]
     if any(t.dtype != torch.float64 or t.device.type != "cpu" for t in tensors):

@@ -13,9 +13,9 @@ from ..rng import STREAM_MEMBRANE_NOISE
 from ..stimulus import PulseTrain, StimulatorState, WindowStimulus, render_window
 from .connectivity import Connectivity
 from .dynamics import StepConstants, StepKernels, euler_step
+from .fused import FusedSteps, fused_backend_problem, load_kernel
 from .fused import noise_function as fused_noise_function
 from .fused import render_window as fused_render_window
-from .fused import FusedSteps, fused_backend_problem, load_kernel
 from .monitors import WindowMonitor, WindowRecording, WindowStats, mean_weight_mv
 from .state import NetworkState
 from .triton_step import TritonSteps, triton_backend_problem
@@ -253,7 +253,7 @@ class NetworkBatch:
         # previous window still runs, and the check's host read then waits for them as well
         stimulus, stimulator = self._render(train, self.stimulator, self.steps_per_window, self.sim.step_size)
         if validate:
-            train.validate(self.num_networks)  # before anything is committed
+            train.check_values()  # before anything is committed
         self.stimulator = stimulator
         return self._integrate(stimulus)
 

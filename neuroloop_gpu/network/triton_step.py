@@ -3,12 +3,11 @@
 The eager path launches ~100 kernels per Euler step and waits for the host three times
 (event-driven synapse lists), so on a GPU it is bound by launches, not by the chip. Here one
 Triton program advances one network (its neuron state in registers) through a run of steps (a
-chunk of the window, see :meth:`NetworkBatch._integrate`): its noise (Philox and Box-Muller, as :mod:`neuroloop_gpu.rng`
-draws it), membranes, I->E arrivals, E->I transmission, both STDP passes, filters, traces and
-phase bookkeeping, the window monitor's running sums and its causal Kuramoto samples (so that one
-launch runs a whole window). Spike lists are compacted in the
-kernel (a prefix sum over the spike mask), so only the synapses of neurons that spiked are
-visited.
+whole window; one step when recording, see :meth:`NetworkBatch._integrate_blocks`): its noise
+(Philox and Box-Muller, as :mod:`neuroloop_gpu.rng` draws it), membranes, I->E arrivals, E->I
+transmission, both STDP passes, filters, traces and phase bookkeeping, the window monitor's
+running sums and its causal Kuramoto samples. Spike lists are compacted in the kernel (a prefix
+sum over the spike mask), so only the synapses of neurons that spiked are visited.
 
 Same bits as the eager path on the same device for every state variable (spikes, potentials,
 weights, traces, ...): each expression applies the eager op's IEEE operations in the same order
@@ -106,7 +105,8 @@ class TritonSteps:
         chunk_e, chunk_i = _chunk(ni * connection_prob), _chunk(ne * connection_prob)
         # FIELD_*: bits of a count of E (I) neurons, fields of the kernel's packed prefix sum
         self.shape = dict(NE=ne, NI=ni, FIELD_E=ne.bit_length(), FIELD_I=ni.bit_length(), DELAY=c.delay_steps,
-                          BLOCK_N=max(16, _pow2(ne + ni)), CHUNK_E=chunk_e, CHUNK_I=chunk_i, **spike_tiles(tile, chunk_e, chunk_i),
+                          BLOCK_N=max(16, _pow2(ne + ni)), CHUNK_E=chunk_e, CHUNK_I=chunk_i,
+                          **spike_tiles(tile, chunk_e, chunk_i),
                           PUBLISHED=c.published, RECIPROCAL=not self.interpret,
                           NOISE_IN_KERNEL=not self.noise_from_torch, **_PHILOX)
         self.launch = {} if self.interpret else launch_options(self.shape["BLOCK_N"])
