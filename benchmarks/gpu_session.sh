@@ -2,7 +2,7 @@
 # A GPU session's checks in one command: the CUDA tests, the CUDA benchmarks and profiles.
 #   bash benchmarks/gpu_session.sh tests bench profile     # stages, in order (default: tests bench scale profile)
 #   stages: tests, triton_tests, bench, scale, variants (Triton launch settings; BASE_REV=<commit> times that
-#           commit's kernel first, in the same run), profile (torch profiler),
+#           commit's kernel first, in the same run, from BASE_TREE if set), profile (torch profiler),
 #           ncu (Nsight Compute), math (Triton's math vs torch)
 # Logs and result files go to $RESULTS (default /tmp/gpu_session), packed into $OUT/gpu_session.tgz at the end
 # when $OUT is set. Wheels under .whl/ (packages the GPU machine lacks) are installed into /tmp/site first.
@@ -49,19 +49,21 @@ stage_variants() {  # the Triton kernel's settings side by side; KERNELS: other 
     local kernels="neuroloop_gpu/network/triton_kernel.py ${KERNELS:-}" run="python3 benchmarks/triton_variants.py"
     local out="--json $RESULTS/variants.jsonl --label ${LABEL:-tree}" limit=${LIMIT_variants:-180}
     if [ -n "${BASE_REV:-}" ]; then  # an earlier commit's kernel at its default settings first, in the same run
-        local base=/tmp/base_tree     # (kernels whose arguments differ cannot share one stepper)
-        rm -rf "$base" && mkdir -p "$base" && git archive "$BASE_REV" | tar -x -C "$base"
+        local base=${BASE_TREE:-/tmp/base_tree}  # (kernels whose arguments differ cannot share one stepper)
+        if [ -z "${BASE_TREE:-}" ]; then  # BASE_TREE: that commit's files, already extracted (no .git there)
+            rm -rf "$base" && mkdir -p "$base" && git archive "$BASE_REV" | tar -x -C "$base"
+        fi
         local base_run="env PYTHONPATH=/tmp/site:$base python3 $base/benchmarks/triton_variants.py"
         local base_out="--label $BASE_REV --json $RESULTS/variants.jsonl"
         run_stage variants-base-full "$limit" $base_run --size full --batch 8192 --warps 16 $base_out
         run_stage variants-base-small "$limit" $base_run --size small --batch 65536 --warps 2 $base_out
     fi
-    # spike tiles and register caps: benchmarks/triton_registers.py gives each one's registers, spills and
-    # programs per SM without a GPU
-    run_stage variants-small "$limit" $run --size small --batch 65536 --kernels $kernels --warps 2 \
-        --tiles 0 64 128 --maxnreg 0 128 $out
-    run_stage variants-small-4w "$limit" $run --size small --batch 65536 --kernels $kernels --warps 4 --tiles 0 64 128 $out
-    run_stage variants-full "$limit" $run --size full --batch 8192 --kernels $kernels --warps 16 --tiles 0 256 512 $out
+    # spike tiles and register caps (SMALL_*, FULL_*: the sweep; tile 0 is the backend's, cap 0 none):
+    # benchmarks/triton_registers.py gives each one's registers, spills and programs per SM without a GPU
+    run_stage variants-small "$limit" $run --size small --batch 65536 --kernels $kernels \
+        --warps ${SMALL_WARPS:-2 4} --tiles ${SMALL_TILES:-0 64 256} --maxnreg ${SMALL_CAPS:-0 128} $out
+    run_stage variants-full "$limit" $run --size full --batch 8192 --kernels $kernels --warps ${FULL_WARPS:-16} \
+        --tiles ${FULL_TILES:-0 256 512} --maxnreg ${FULL_CAPS:-0} $out
 }
 stage_bench() {  # one invocation per backend and synapse choice, each writing its own JSON; peers with the first
     local synapses backend peers=${PEERS:-reference}

@@ -41,7 +41,8 @@ def main() -> None:
     parser.add_argument("--synaptic-input", default="published", choices=["published", "summed"])
     parser.add_argument("--warps", type=int, nargs="+", default=[0], help="warps per program (0: the default)")
     parser.add_argument("--tiles", type=int, nargs="+", default=[0], help="synapses per spike tile (0: default)")
-    parser.add_argument("--maxnreg", type=int, nargs="+", default=[0], help="register caps (0: none)")
+    parser.add_argument("--maxnreg", type=int, nargs="+", default=None,
+                        help="register caps (0: none; default: the backend's)")
     parser.add_argument("--arch", type=int, default=90, help="compute capability x 10")
     args = parser.parse_args()
 
@@ -55,13 +56,15 @@ def main() -> None:
     arguments, keywords = steps.arguments(net.connectivity, net.state, torch.zeros(10, 2), 0, monitor, None, 0)
     keywords.update(RECIPROCAL=True, NOISE_IN_KERNEL=True)  # as on CUDA
     default = triton_step.launch_options(keywords["BLOCK_N"])
+    caps = args.maxnreg if args.maxnreg is not None else [default.get("maxnreg", 0)]
     for warps in args.warps:
         for tile in args.tiles:
-            for maxnreg in args.maxnreg:
+            for maxnreg in caps:
                 shape = dict(keywords)
                 if tile:
                     shape.update(triton_step.spike_tiles(tile, shape["CHUNK_E"], shape["CHUNK_I"]))
                 options = dict(default, num_warps=warps or default["num_warps"])
+                options.pop("maxnreg", None)  # the cap asked for, 0: none
                 if maxnreg:
                     options["maxnreg"] = maxnreg
                 usage = resources(compile_kernel(arguments, shape, options, args.arch))

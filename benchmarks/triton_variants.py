@@ -34,7 +34,8 @@ def main() -> None:
     parser.add_argument("--size", default="full", help="small, full or NE/NI")
     parser.add_argument("--batch", type=int, default=8192)
     parser.add_argument("--warps", type=int, nargs="+", default=[8])
-    parser.add_argument("--maxnreg", type=int, nargs="+", default=[0], help="register caps to try (0: none)")
+    parser.add_argument("--maxnreg", type=int, nargs="+", default=None,
+                        help="register caps to try (0: none; default: the backend's)")
     parser.add_argument("--kernels", nargs="+", default=[None], help="kernel source files (default: the package's)")
     parser.add_argument("--tiles", type=int, nargs="+", default=[0], help="synapses per spike tile (0: default)")
     parser.add_argument("--windows", type=int, default=2)
@@ -54,8 +55,9 @@ def main() -> None:
     net.run_window(train)
     start_state = copy.deepcopy((net.state, net.stimulator, net._ring_position))
     reference = None
+    caps = args.maxnreg if args.maxnreg is not None else [launch.get("maxnreg", 0)]
     variants = [(kernel, tile, warps, maxnreg) for kernel in args.kernels for tile in args.tiles
-                for warps in args.warps for maxnreg in args.maxnreg]
+                for warps in args.warps for maxnreg in caps]
     for kernel, tile, warps, maxnreg in variants:
         net.state, net.stimulator, net._ring_position = copy.deepcopy(start_state)
         if package_kernel is not None:

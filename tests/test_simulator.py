@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from neuroloop_gpu.config import NetworkParams, RecordConfig, SimConfig
-from neuroloop_gpu.network import NetworkBatch
+from neuroloop_gpu.network import NetworkBatch, connectivity
+from neuroloop_gpu.network.connectivity import Connectivity
 from neuroloop_gpu.network.simulator import backend_problem, compiled_backend_problem
 from neuroloop_gpu.stimulus import PulseTrain, StimulatorState, render_window
 
@@ -154,6 +155,15 @@ def test_connectivity_is_sorted_and_matches_the_probability():
     p = real.sum(1).double() / (400 * 100)
     assert float((p - 0.1).abs().max()) < 0.01
     assert not torch.equal(pre[0], pre[1])
+
+
+def test_connectivity_drawn_in_parts_equals_one_draw(monkeypatch):
+    seeds, slots = torch.tensor([3, 9, 4, 7, 1]), torch.tensor([2, 0, 4, 1, 3])  # a reset draws for some slots
+    whole = Connectivity.draw(seeds, 60, 15, 0.2, slots)
+    monkeypatch.setattr(connectivity, "_SYNAPSES_PER_PART", 2 * connectivity.synapse_capacity(60, 15, 0.2))
+    parts = Connectivity.draw(seeds, 60, 15, 0.2, slots)  # parts of 2, 2 and 1 networks
+    for name, value in vars(whole).items():
+        assert value.dtype == getattr(parts, name).dtype and torch.equal(value, getattr(parts, name)), name
 
 
 def _plastic_small(mode: str) -> NetworkParams:

@@ -33,6 +33,7 @@ import torch
 from ..rng import STREAM_CONNECTIVITY_EI, STREAM_CONNECTIVITY_IE, uniform_words, words_to_uniform
 
 _PAIRS_PER_CHUNK = 1 << 22  # bounds the temporary memory of a draw
+_SYNAPSES_PER_PART = 1 << 24  # networks are drawn in parts of about this many synapse slots (see draw)
 
 
 def synapse_capacity(num_pre: int, num_post: int, prob: float) -> int:
@@ -116,9 +117,28 @@ class Connectivity:
     def draw(
         cls, seeds: torch.Tensor, num_e: int, num_i: int, prob: float, slots: torch.Tensor | None = None
     ) -> "Connectivity":
-        """Draw the networks with ``seeds`` ``[k]``, destined for batch ``slots`` (default 0..k-1)."""
+        """Draw the networks with ``seeds`` ``[k]``, destined for batch ``slots`` (default 0..k-1).
+
+        A few hundred full-size networks at a time: the draw's int64 temporaries take several
+        times the final lists' memory (16384 full-size networks at once would not fit an 80 GB GPU)."""
         if slots is None:
             slots = torch.arange(seeds.shape[0], device=seeds.device)
+        batch = seeds.shape[0]
+        part = max(1, _SYNAPSES_PER_PART // synapse_capacity(num_e, num_i, prob))
+        whole = None
+        for lo in range(0, batch, part):
+            drawn = cls._draw_part(seeds[lo:lo + part], num_e, num_i, prob, slots[lo:lo + part])
+            if part >= batch:
+                return drawn
+            if whole is None:
+                whole = cls(**{name: value.new_empty((batch, *value.shape[1:])) for name, value in vars(drawn).items()})
+            whole.replace(slice(lo, lo + part), drawn)
+        return whole
+
+    @classmethod
+    def _draw_part(
+        cls, seeds: torch.Tensor, num_e: int, num_i: int, prob: float, slots: torch.Tensor
+    ) -> "Connectivity":
         ei_cap = synapse_capacity(num_e, num_i, prob)
         ie_cap = synapse_capacity(num_i, num_e, prob)
         ei_pre, ei_post, ei_count = draw_synapses(seeds, num_e, num_i, prob, STREAM_CONNECTIVITY_EI, ei_cap)
@@ -143,7 +163,7 @@ class Connectivity:
             ie_count=ie_count,
         )
 
-    def replace(self, slots: torch.Tensor, fresh: "Connectivity") -> None:
+    def replace(self, slots: torch.Tensor | slice, fresh: "Connectivity") -> None:
         """Put ``fresh`` (drawn for ``slots``) into those batch slots."""
         for name, value in vars(fresh).items():
             getattr(self, name)[slots] = value

@@ -100,8 +100,10 @@ class TritonSteps:
             coupling_e=_float32(c.coupling_e), coupling_i=_float32(c.coupling_i),
             gain_e=_float32(c.noise_gain_e), gain_i=_float32(c.noise_gain_i))
         ne, ni = c.num_e, c.num_i
-        # spike tiles: a chunk covers a typical synapse row (longer ones take more passes)
-        tile = min(1024, max(256, _pow2(ne + ni)))
+        # spike tiles: a chunk covers a typical synapse row (longer ones take more passes); about half
+        # as many synapses as neurons, since few of a network's neurons fire in one step and a tile's
+        # masked-off lanes still cost registers (small size: 128, full: 1024)
+        tile = min(1024, max(128, _pow2(ne + ni) // 2))
         chunk_e, chunk_i = _chunk(ni * connection_prob), _chunk(ne * connection_prob)
         # FIELD_*: bits of a count of E (I) neurons, fields of the kernel's packed prefix sum
         self.shape = dict(NE=ne, NI=ni, FIELD_E=ne.bit_length(), FIELD_I=ni.bit_length(), DELAY=c.delay_steps,
@@ -163,9 +165,13 @@ def spike_tiles(synapses: int, chunk_e: int, chunk_i: int) -> dict:
 
 def launch_options(block_n: int) -> dict:
     """Triton launch options on CUDA for networks of ``block_n`` lanes: four neurons per thread
-    (the fastest of 1-32 warps at both sizes on an H200, benchmarks/results), no multiply-add
-    contraction (eager's bits)."""
-    return dict(num_warps=min(16, max(1, block_n // 128)), enable_fp_fusion=False)
+    (the fastest of 1-32 warps at both sizes on an H200, benchmarks/results); programs of one or two
+    warps capped at 128 registers per thread, so that an SM holds 16 warps of them (a small
+    network's program alone hides little latency; larger programs stay uncapped, where ptxas
+    spills more under the cap); no multiply-add contraction (eager's bits)."""
+    num_warps = min(16, max(1, block_n // 128))
+    cap = dict(maxnreg=128) if num_warps <= 2 else {}
+    return dict(num_warps=num_warps, **cap, enable_fp_fusion=False)
 
 
 def _pow2(value: int) -> int:
