@@ -279,6 +279,8 @@ def steps_kernel(
 
         # Each spike list is walked in tiles of several spikes by a chunk of their synapses, so that
         # the dependent loads (spike -> its range -> its synapses) of many spikes are in flight at once.
+        # The walks' atomics are relaxed: no other program touches these tables, and barrier (b)
+        # orders them before every lane's reads (Triton's default, acq_rel, fences each one).
         # ---- I -> E: the synapses leaving the I spikes emitted d ago (published: once however many)
         group = 0
         while group < count_arriving:
@@ -295,7 +297,8 @@ def steps_kernel(
                 if PUBLISHED:
                     tl.store(counts_e + post, tl.full([SPIKES_I, CHUNK_I], 1, tl.int32), mask=ok)
                 else:
-                    tl.atomic_add(counts_e + post, tl.full([SPIKES_I, CHUNK_I], 1, tl.int32), mask=ok)
+                    tl.atomic_add(counts_e + post, tl.full([SPIKES_I, CHUNK_I], 1, tl.int32), mask=ok,
+                                  sem="relaxed")
                 offset += CHUNK_I
             group += SPIKES_I
 
@@ -316,9 +319,9 @@ def steps_kernel(
                 w = tl.load(weight_ptr + ids, mask=ok, other=0.0)
                 if PUBLISHED:
                     bits = w.to(tl.int32, bitcast=True).to(tl.int64) & 0xFFFFFFFF
-                    tl.atomic_max(winners + post, ((ids - syn) << 32) | bits, mask=ok)
+                    tl.atomic_max(winners + post, ((ids - syn) << 32) | bits, mask=ok, sem="relaxed")
                 else:
-                    tl.atomic_add(sent_i + post, w, mask=ok)
+                    tl.atomic_add(sent_i + post, w, mask=ok, sem="relaxed")
                 offset += CHUNK_E
             group += SPIKES_E
         tl.debug_barrier()  # (b)
