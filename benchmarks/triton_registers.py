@@ -92,7 +92,7 @@ def compile_kernel(arguments: tuple, shape: dict, options: dict, arch: int):
 
 def resources(kernel) -> dict:
     """Registers per thread and stack bytes (spills) from cuobjdump's resource usage of the cubin, and
-    the static counts of its machine instructions, shuffles and barriers."""
+    the static counts of its machine instructions, shuffles, barriers and local (spill) stores and loads."""
     cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
         cubin.write(kernel.asm["cubin"])
@@ -103,7 +103,8 @@ def resources(kernel) -> dict:
     # an instruction line: /*offset*/ [predicate] OPCODE...
     opcodes = re.findall(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)", sass)
     return dict(registers=int(registers), stack_bytes=int(stack), instructions=len(opcodes),
-                shuffles=opcodes.count("SHFL"), barriers=opcodes.count("BAR"))
+                shuffles=opcodes.count("SHFL"), barriers=opcodes.count("BAR"),
+                spill_stores=opcodes.count("STL"), spill_loads=opcodes.count("LDL"))
 
 
 if __name__ == "__main__":

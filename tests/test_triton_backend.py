@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from neuroloop_gpu.config import NetworkParams
-from neuroloop_gpu.network import NetworkBatch
+from neuroloop_gpu.network import NetworkBatch, triton_step
 
 needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs Triton")
 
@@ -29,6 +29,7 @@ from neuroloop_gpu.network import triton_step
 triton_step.INTERPRET_ON_CPU = True
 triton_step.MAX_CHUNK = int(sys.argv[3])  # small: rows of synapses take several passes
 field_bits = int(sys.argv[4])  # bits per count in the packed prefix sum (0: the stepper's; 21: 64-bit packing)
+connection_prob = float(sys.argv[5])
 from neuroloop_gpu.config import NetworkParams, PlasticityParams, RecordConfig, SimConfig
 from neuroloop_gpu.network import NetworkBatch
 from neuroloop_gpu.stimulus import PulseTrain
@@ -36,7 +37,7 @@ from neuroloop_gpu.stimulus import PulseTrain
 synaptic_input, record = sys.argv[1], sys.argv[2] == "record"
 # plasticity from t = 0 and a strong drive, so that STDP and coincident inputs happen within 30 steps
 params = NetworkParams(num_e=40, num_i=10, mu_e=40.0, mu_i=40.0, synaptic_input=synaptic_input,
-                       plasticity=PlasticityParams(onset=0.0))
+                       connection_prob=connection_prob, plasticity=PlasticityParams(onset=0.0))
 sim = SimConfig(duration=30.0, sample_duration=3.0)
 out = {}
 for backend in ("eager", "triton"):
@@ -60,21 +61,22 @@ print(json.dumps(out))
 """
 
 
-def _run_check(synaptic_input: str, record: bool, max_chunk: int, fields: int = 0) -> dict:
+def _run_check(synaptic_input: str, record: bool, max_chunk: int, fields: int, connection_prob: float) -> dict:
     done = subprocess.run([sys.executable, "-c", _CHECK, synaptic_input, "record" if record else "plain",
-                           str(max_chunk), str(fields)],
+                           str(max_chunk), str(fields), str(connection_prob)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.splitlines()[-1])
 
 
 @needs_triton
-@pytest.mark.parametrize("synaptic_input,record,max_chunk,fields",
-                         [("published", False, 4, 0), ("summed", True, 256, 21)])
-def test_triton_kernel_matches_eager_in_the_interpreter(synaptic_input, record, max_chunk, fields):
+@pytest.mark.parametrize("synaptic_input,record,max_chunk,fields,connection_prob",
+                         [("published", False, 4, 0, 1.0), ("summed", True, 256, 21, 0.1)])
+def test_triton_kernel_matches_eager_in_the_interpreter(synaptic_input, record, max_chunk, fields, connection_prob):
     """Both packings of the spike counts: 32-bit (the fields networks of up to ~2000 neurons need)
-    and 64-bit (fields of 21 bits, for larger ones)."""
-    out = _run_check(synaptic_input, record, max_chunk, fields)
+    and 64-bit (fields of 21 bits, for larger ones). All-to-all connectivity gives synapse rows as
+    long as the spike lists' row-length field can hold (every E neuron into each I neuron)."""
+    out = _run_check(synaptic_input, record, max_chunk, fields, connection_prob)
     eager, triton = out["eager"], out["triton"]
     assert triton["backend"] == "triton"
     for name, value in eager["state"].items():
@@ -181,6 +183,13 @@ def test_triton_backend_needs_a_gpu_triton_supports(monkeypatch):
 def test_triton_backend_bad_settings_are_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):
         NetworkBatch(1, NetworkParams(num_e=40, num_i=10), backend="triton", device="cuda", **options)
+
+
+def test_triton_backend_refuses_more_networks_than_its_spike_lists_can_address():
+    net = NetworkBatch(1, NetworkParams(), device="cpu")  # full size: 11-bit fields, 65,921 synapse slots
+    capacity = net.connectivity.ei_post.shape[1]
+    with pytest.raises(ValueError, match="num_networks must be at most 33358463 networks of this size"):
+        triton_step.TritonSteps(net.constants, 0.1, 2**26, capacity, net.kop_every, torch.device("cpu"))
 
 
 _QUOTIENT = r"""

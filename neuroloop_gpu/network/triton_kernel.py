@@ -64,6 +64,21 @@ def stdp(w, pre_spiked, pre_trace, post_spiked, post_trace, plastic, ltd, ltp, w
 
 
 @triton.jit
+def row_entry(start_ptr, length_ptr, offset, index, spiking, ROW_LENGTH: tl.constexpr, ROW_START: tl.constexpr):
+    """A spike list's entry for each spiking lane: its synapse row (global first synapse and length,
+    from ``start_ptr + offset`` and ``length_ptr + offset``) and its neuron ``index``, packed in int64."""
+    first = tl.load(start_ptr + offset, mask=spiking, other=0)
+    length = tl.load(length_ptr + offset, mask=spiking, other=0)
+    return (first << ROW_START) | (length << ROW_LENGTH) | index.to(tl.int64)
+
+
+@triton.jit
+def listed_row(entry, ROW_LENGTH: tl.constexpr, ROW_START: tl.constexpr, MASK: tl.constexpr):
+    """First synapse and length of the rows in spike-list entries (see ``row_entry``)."""
+    return entry >> ROW_START, (entry >> ROW_LENGTH) & MASK
+
+
+@triton.jit
 def _sum3(a, b, c, d, e, f):
     return a + d, b + e, c + f
 
@@ -144,6 +159,13 @@ def steps_kernel(
     MASK_E: tl.constexpr = (1 << FIELD_E) - 1
     MASK_I: tl.constexpr = (1 << FIELD_I) - 1
     ARRIVALS: tl.constexpr = FIELD_E + FIELD_I
+    # a spike list's entry (int64): the neuron's index (bits 0 ..), the length of its synapse row (from
+    # ROW_LENGTH) and the row's first synapse (from ROW_START), so that a walk reads a spike's row
+    # straight from the list rather than through a second dependent load
+    FIELD: tl.constexpr = FIELD_E if FIELD_E > FIELD_I else FIELD_I
+    ROW_LENGTH: tl.constexpr = FIELD
+    ROW_START: tl.constexpr = 2 * FIELD
+    MASK: tl.constexpr = (1 << FIELD) - 1
     b = tl.program_id(0).to(tl.int64)
     j = tl.arange(0, BLOCK_N)
     in_n = j < N
@@ -264,9 +286,16 @@ def steps_kernel(
         trace = trace_step(trace, fired, dt, tau_trace, trace_increment, RECIPROCAL, PUBLISHED)
         lists = list_ptr + part * (N + NI)
         position = tl.cumsum(packed, 0)
-        tl.store(lists + (position & MASK_E) - 1, j, mask=fired_e)
-        tl.store(lists + NE + ((position >> FIELD_E) & MASK_I) - 1, j - NE, mask=fired_i)
-        tl.store(lists + N + (position >> ARRIVALS) - 1, j - NE, mask=arriving)
+        # each listed with its synapse row: E->I leaving an E spike, E->I entering an I spike, I->E
+        # leaving an arrival
+        spike_row = row_entry(tl.where(is_e, ei_start_ptr + row_e + j, ei_post_start_ptr + row_i + j - NE),
+                              tl.where(is_e, ei_degree_ptr + row_e + j, ei_post_degree_ptr + row_i + j - NE),
+                              0, tl.where(is_e, j, j - NE), fired, ROW_LENGTH, ROW_START)
+        tl.store(lists + tl.where(is_e, (position & MASK_E) - 1, NE + ((position >> FIELD_E) & MASK_I) - 1),
+                 spike_row, mask=fired)
+        tl.store(lists + N + (position >> ARRIVALS) - 1,
+                 row_entry(ie_start_ptr, ie_degree_ptr, row_i + j - NE, j - NE, arriving, ROW_LENGTH, ROW_START),
+                 mask=arriving)
         counts_e = count_e_ptr + part * NE
         winners = winner_ptr + part * NI
         sent_i = sent_ptr + part * NI
@@ -286,9 +315,8 @@ def steps_kernel(
         while group < count_arriving:
             spike = group + rows_i
             listed = spike < count_arriving
-            i = tl.load(lists + N + spike, mask=listed, other=0, cache_modifier=".cg")
-            first = tl.load(ie_start_ptr + row_i + i, mask=listed, other=0)
-            degree = tl.load(ie_degree_ptr + row_i + i, mask=listed, other=0)
+            entry = tl.load(lists + N + spike, mask=listed, other=0, cache_modifier=".cg")
+            first, degree = listed_row(entry, ROW_LENGTH, ROW_START, MASK)
             offset = 0
             while offset < longest_ie:
                 ids = first[:, None] + offset + lanes_i[None, :]
@@ -308,9 +336,8 @@ def steps_kernel(
         while group < count_fired_e:
             spike = group + rows_e
             listed = spike < count_fired_e
-            e = tl.load(lists + spike, mask=listed, other=0, cache_modifier=".cg")
-            first = tl.load(ei_start_ptr + row_e + e, mask=listed, other=0)
-            degree = tl.load(ei_degree_ptr + row_e + e, mask=listed, other=0)
+            entry = tl.load(lists + spike, mask=listed, other=0, cache_modifier=".cg")
+            first, degree = listed_row(entry, ROW_LENGTH, ROW_START, MASK)
             offset = 0
             while offset < longest_ei:
                 ids = first[:, None] + offset + lanes_e[None, :]
@@ -353,10 +380,9 @@ def steps_kernel(
         while group < count_fired_i:
             spike = group + rows_i
             listed = spike < count_fired_i
-            i = tl.load(lists + NE + spike, mask=listed, other=0, cache_modifier=".cg")
-            first = tl.load(ei_post_start_ptr + row_i + i, mask=listed, other=0)
-            degree = tl.load(ei_post_degree_ptr + row_i + i, mask=listed, other=0)
-            post_trace = tl.load(traces + NE + i, mask=listed, other=0.0, cache_modifier=".cg")
+            entry = tl.load(lists + NE + spike, mask=listed, other=0, cache_modifier=".cg")
+            first, degree = listed_row(entry, ROW_LENGTH, ROW_START, MASK)
+            post_trace = tl.load(traces + NE + (entry & MASK), mask=listed, other=0.0, cache_modifier=".cg")
             offset = 0
             while offset < longest_into_i:
                 positions = first[:, None] + offset + lanes_i[None, :]
@@ -375,10 +401,9 @@ def steps_kernel(
         while group < count_fired_e:
             spike = group + rows_e
             listed = spike < count_fired_e
-            e = tl.load(lists + spike, mask=listed, other=0, cache_modifier=".cg")
-            first = tl.load(ei_start_ptr + row_e + e, mask=listed, other=0)
-            degree = tl.load(ei_degree_ptr + row_e + e, mask=listed, other=0)
-            pre_trace = tl.load(traces + e, mask=listed, other=0.0, cache_modifier=".cg")
+            entry = tl.load(lists + spike, mask=listed, other=0, cache_modifier=".cg")
+            first, degree = listed_row(entry, ROW_LENGTH, ROW_START, MASK)
+            pre_trace = tl.load(traces + (entry & MASK), mask=listed, other=0.0, cache_modifier=".cg")
             offset = 0
             while offset < longest_ei:
                 ids = first[:, None] + offset + lanes_e[None, :]

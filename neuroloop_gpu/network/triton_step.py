@@ -37,6 +37,7 @@ import os
 import numpy as np
 import torch
 
+from ..config import require
 from .connectivity import Connectivity
 from .dynamics import NeuronVectors, StepConstants
 from .monitors import WindowMonitor
@@ -86,6 +87,11 @@ class TritonSteps:
 
     def __init__(self, c: StepConstants, connection_prob: float, batch: int, capacity: int, kop_every: int,
                  device: torch.device):
+        # a spike list's entry packs a neuron index and a row length (2 x FIELD bits) with a global
+        # synapse id (below batch x capacity) into one int64 (see the kernel)
+        field = max(c.num_e.bit_length(), c.num_i.bit_length())
+        require(2 * field + (batch * capacity).bit_length() <= 63, "num_networks",
+                f"at most {(1 << (63 - 2 * field)) // capacity} networks of this size with backend='triton'", batch)
         self.interpret = device.type != "cuda"
         self.kernel = load_kernel(self.interpret)
         self.noise_from_torch = self.interpret  # the interpreter's log/sin/cos are NumPy's, not the device's
@@ -114,11 +120,11 @@ class TritonSteps:
         self.launch = {} if self.interpret else launch_options(self.shape["BLOCK_N"])
         self.batch, self.capacity, self.kop_every = batch, capacity, kop_every
         # scratch tables of two parities (see the kernel): spike flags and STDP traces [E | I], spike
-        # lists (E spikes, I spikes, I arrivals), I->E arrival counts, E->I winners (synapse id and
-        # weight in one int64) or summed inputs
+        # lists (E spikes, I spikes, I arrivals; each entry a neuron and its synapse row in one int64),
+        # I->E arrival counts, E->I winners (synapse id and weight in one int64) or summed inputs
         self.flags = torch.empty(2, batch, ne + ni, dtype=torch.uint8, device=device)
         self.traces = torch.empty(2, batch, ne + ni, dtype=torch.float32, device=device)
-        self.lists = torch.empty(2, batch, ne + 2 * ni, dtype=torch.int32, device=device)
+        self.lists = torch.empty(2, batch, ne + 2 * ni, dtype=torch.int64, device=device)
         self.count_e = torch.empty(2, batch, ne, dtype=torch.int32, device=device)
         self.winner = torch.empty(2, batch, ni, dtype=torch.int64, device=device)
         self.sent = torch.empty(2, batch, ni, dtype=torch.float32, device=device)
