@@ -81,9 +81,10 @@ stage_scale() {  # the triton backend at the small size, past the default batche
     bench scale-triton "${LIMIT_scale:-60}" --sizes small --batches 65536 131072 --windows 3 --repeats 2 \
         --backends triton --peers none
 }
-stage_profile() {
-    TAIL=40 run_stage profile-full-event 60 python3 benchmarks/profile_window.py --device cuda --size full \
-        --batch 4096 --backend eager --synapses event
+stage_profile() {  # torch.profiler of one window (PROFILE_BACKEND, PROFILE_BATCH): the host's share around the kernel
+    local backend=${PROFILE_BACKEND:-triton} batch=${PROFILE_BATCH:-1024}
+    TAIL=40 run_stage "profile-full-$backend-b$batch" 60 python3 benchmarks/profile_window.py --device cuda \
+        --size full --batch "$batch" --backend "$backend" --synapses event
 }
 stage_ncu() {  # Nsight Compute on one launch (one window) of the Triton kernel, after the warm-up window's
     local size batch
