@@ -77,22 +77,21 @@ class PulseTrain:
         self.check_values()
 
     def check_values(self) -> None:
-        """Raise ``ValueError`` for a field with values out of range (reads the device: a sync on a
-        GPU); the shapes checked first (:meth:`check_shapes`)."""
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if not bool(torch.isfinite(value).all()):
-                raise ValueError(f"PulseTrain.{item.name} must be finite, got {value.tolist()}")
+        """Raise ``ValueError`` for a field with values out of range; the shapes checked first
+        (:meth:`check_shapes`). Every condition is read from the device at once: one sync on a GPU."""
+        finite = [(item.name, torch.isfinite(getattr(self, item.name)), "finite") for item in fields(self)]
         period_us = 1e6 / self.frequency.clamp_min(1e-300)
-        checks = (
+        in_range = [
             ("amplitude", self.amplitude >= 0, ">= 0 mV"),
             ("frequency", self.frequency > 0, "> 0 Hz"),
             ("pulse_width", (self.pulse_width > 0) & (2 * self.pulse_width <= period_us * (1 + 1e-12)),
              "> 0 us and at most half the pulse period (1e6 / (2 * frequency) us)"),
             ("polarity", (self.polarity == 1) | (self.polarity == -1), "+1 (FTSTS) or -1 (swapped)"),
-        )
-        for name, ok, allowed in checks:
-            if not bool(ok.all()):
+        ]
+        checks = finite + in_range  # in this order: a NaN is reported as not finite
+        passed = torch.stack([ok.all().to(self.amplitude.device) for _, ok, _ in checks]).tolist()
+        for (name, _, allowed), ok in zip(checks, passed):
+            if not ok:
                 raise ValueError(f"PulseTrain.{name} must be {allowed}, got {getattr(self, name).tolist()}")
 
 

@@ -307,7 +307,8 @@ def steps_kernel(
         tl.debug_barrier()  # (a)
 
         # Each spike list is walked in tiles of several spikes by a chunk of their synapses, so that
-        # the dependent loads (spike -> its range -> its synapses) of many spikes are in flight at once.
+        # the dependent loads (list entry with its row -> the row's synapses) of many spikes are in
+        # flight at once.
         # The walks' atomics are relaxed: no other program touches these tables, and barrier (b)
         # orders them before every lane's reads (Triton's default, acq_rel, fences each one).
         # ---- I -> E: the synapses leaving the I spikes emitted d ago (published: once however many)
