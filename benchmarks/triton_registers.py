@@ -40,7 +40,8 @@ def main() -> None:
     parser.add_argument("--size", default="full", help="small, full or NE/NI")
     parser.add_argument("--synaptic-input", default="published", choices=["published", "summed"])
     parser.add_argument("--warps", type=int, nargs="+", default=[0], help="warps per program (0: the default)")
-    parser.add_argument("--tiles", type=int, nargs="+", default=[0], help="synapses per spike tile (0: default)")
+    parser.add_argument("--tiles", nargs="+", default=["0"],
+                        help="synapses per spike tile, E:I for tiles of their own (0: default)")
     parser.add_argument("--maxnreg", type=int, nargs="+", default=None,
                         help="register caps (0: none; default: the backend's)")
     parser.add_argument("--arch", type=int, default=90, help="compute capability x 10")
@@ -61,8 +62,9 @@ def main() -> None:
         for tile in args.tiles:
             for maxnreg in caps:
                 shape = dict(keywords)
-                if tile:
-                    shape.update(triton_step.spike_tiles(tile, shape["CHUNK_E"], shape["CHUNK_I"]))
+                if tile != "0":
+                    tiles = triton_step.tile_setting(tile)
+                    shape.update(triton_step.spike_tiles(*tiles, shape["CHUNK_E"], shape["CHUNK_I"]))
                 options = dict(default, num_warps=warps or default["num_warps"])
                 options.pop("maxnreg", None)  # the cap asked for, 0: none
                 if maxnreg:

@@ -37,7 +37,8 @@ def main() -> None:
     parser.add_argument("--maxnreg", type=int, nargs="+", default=None,
                         help="register caps to try (0: none; default: the backend's)")
     parser.add_argument("--kernels", nargs="+", default=[None], help="kernel source files (default: the package's)")
-    parser.add_argument("--tiles", type=int, nargs="+", default=[0], help="synapses per spike tile (0: default)")
+    parser.add_argument("--tiles", nargs="+", default=["0"],
+                        help="synapses per spike tile, E:I for tiles of their own (0: default)")
     parser.add_argument("--windows", type=int, default=2)
     parser.add_argument("--label", default="", help="a name for this tree in the output (e.g. a commit)")
     parser.add_argument("--json", default=None)
@@ -62,8 +63,9 @@ def main() -> None:
         net.state, net.stimulator, net._ring_position = copy.deepcopy(start_state)
         if package_kernel is not None:
             net._stepper.kernel = _load_kernel(kernel) if kernel else package_kernel
-        if tile:
-            net._stepper.shape.update(triton_step.spike_tiles(tile, shape["CHUNK_E"], shape["CHUNK_I"]))
+        if tile != "0":
+            net._stepper.shape.update(
+                triton_step.spike_tiles(*triton_step.tile_setting(tile), shape["CHUNK_E"], shape["CHUNK_I"]))
         elif shape:
             net._stepper.shape.update(shape)
         launch.update(num_warps=warps)

@@ -30,6 +30,7 @@ triton_step.INTERPRET_ON_CPU = True
 triton_step.MAX_CHUNK = int(sys.argv[3])  # small: rows of synapses take several passes
 field_bits = int(sys.argv[4])  # bits per count in the packed prefix sum (0: the stepper's; 21: 64-bit packing)
 connection_prob = float(sys.argv[5])
+spikes = sys.argv[6]  # spikes per tile of the E and of the I walks, "E:I" (0: the stepper's)
 from neuroloop_gpu.config import NetworkParams, PlasticityParams, RecordConfig, SimConfig
 from neuroloop_gpu.network import NetworkBatch
 from neuroloop_gpu.stimulus import PulseTrain
@@ -45,6 +46,9 @@ for backend in ("eager", "triton"):
                        kop_sample_interval=0.5, record=RecordConfig(spikes_e=record, traces=record))
     if backend == "triton" and field_bits:
         net._stepper.shape.update(FIELD_E=field_bits, FIELD_I=field_bits)
+    if backend == "triton" and spikes != "0":
+        spikes_e, spikes_i = map(int, spikes.split(":"))
+        net._stepper.shape.update(SPIKES_E=spikes_e, SPIKES_I=spikes_i)
     train = PulseTrain.constant(2, 100.0, frequency=250.0, pulse_width=500.0)
     windows = []
     for w in range(3):
@@ -61,22 +65,25 @@ print(json.dumps(out))
 """
 
 
-def _run_check(synaptic_input: str, record: bool, max_chunk: int, fields: int, connection_prob: float) -> dict:
+def _run_check(synaptic_input: str, record: bool, max_chunk: int, fields: int, connection_prob: float,
+               spikes: str) -> dict:
     done = subprocess.run([sys.executable, "-c", _CHECK, synaptic_input, "record" if record else "plain",
-                           str(max_chunk), str(fields), str(connection_prob)],
+                           str(max_chunk), str(fields), str(connection_prob), spikes],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.splitlines()[-1])
 
 
 @needs_triton
-@pytest.mark.parametrize("synaptic_input,record,max_chunk,fields,connection_prob",
-                         [("published", False, 4, 0, 1.0), ("summed", True, 256, 21, 0.1)])
-def test_triton_kernel_matches_eager_in_the_interpreter(synaptic_input, record, max_chunk, fields, connection_prob):
+@pytest.mark.parametrize("synaptic_input,record,max_chunk,fields,connection_prob,spikes",
+                         [("published", False, 4, 0, 1.0, "0"), ("summed", True, 256, 21, 0.1, "2:8")])
+def test_triton_kernel_matches_eager_in_the_interpreter(synaptic_input, record, max_chunk, fields, connection_prob,
+                                                        spikes):
     """Both packings of the spike counts: 32-bit (the fields networks of up to ~2000 neurons need)
     and 64-bit (fields of 21 bits, for larger ones). All-to-all connectivity gives synapse rows as
-    long as the spike lists' row-length field can hold (every E neuron into each I neuron)."""
-    out = _run_check(synaptic_input, record, max_chunk, fields, connection_prob)
+    long as the spike lists' row-length field can hold (every E neuron into each I neuron). The walks
+    over E and over I spikes take tiles of their own sizes (the full-size default: I tiles twice E's)."""
+    out = _run_check(synaptic_input, record, max_chunk, fields, connection_prob, spikes)
     eager, triton = out["eager"], out["triton"]
     assert triton["backend"] == "triton"
     for name, value in eager["state"].items():

@@ -108,13 +108,18 @@ class TritonSteps:
         ne, ni = c.num_e, c.num_i
         # spike tiles: a chunk covers a typical synapse row (longer ones take more passes); about half
         # as many synapses as neurons, since few of a network's neurons fire in one step and a tile's
-        # masked-off lanes still cost registers (small size: 128, full: 1024)
+        # masked-off lanes still cost registers (small size: 128, full: 1024). The walks over I spikes
+        # take twice that in networks of over 1024 neurons: I neurons fire in bursts (full size, FTSTS
+        # workload: 3.6 spikes per step on average, 142 at the 99th percentile) and a chunk of an I
+        # spike's row is 4x an E spike's, so a tile holds 4x fewer I spikes. On an H200 that gave 1.07x
+        # at full size (4x: 0.99x, 8x: 0.89x) and 0.97x at small size (benchmarks/results).
         tile = min(1024, max(128, _pow2(ne + ni) // 2))
+        tile_i = 2 * tile if ne + ni > 1024 else tile
         chunk_e, chunk_i = _chunk(ni * connection_prob), _chunk(ne * connection_prob)
         # FIELD_*: bits of a count of E (I) neurons, fields of the kernel's packed prefix sum
         self.shape = dict(NE=ne, NI=ni, FIELD_E=ne.bit_length(), FIELD_I=ni.bit_length(), DELAY=c.delay_steps,
                           BLOCK_N=max(16, _pow2(ne + ni)), CHUNK_E=chunk_e, CHUNK_I=chunk_i,
-                          **spike_tiles(tile, chunk_e, chunk_i),
+                          **spike_tiles(tile, tile_i, chunk_e, chunk_i),
                           PUBLISHED=c.published, RECIPROCAL=not self.interpret,
                           NOISE_IN_KERNEL=not self.noise_from_torch, **_PHILOX)
         self.launch = {} if self.interpret else launch_options(self.shape["BLOCK_N"])
@@ -163,10 +168,17 @@ class TritonSteps:
         return arguments, {**self.constants, **self.shape, **self.launch}
 
 
-def spike_tiles(synapses: int, chunk_e: int, chunk_i: int) -> dict:
-    """Spikes per tile (``SPIKES_E``, ``SPIKES_I``: at least one) for tiles of about ``synapses``
-    synapses, a chunk of each spike's row by the spikes."""
-    return dict(SPIKES_E=max(1, synapses // chunk_e), SPIKES_I=max(1, synapses // chunk_i))
+def spike_tiles(synapses_e: int, synapses_i: int, chunk_e: int, chunk_i: int) -> dict:
+    """Spikes per tile (``SPIKES_E``, ``SPIKES_I``: at least one) of the walks over E spikes and over
+    I spikes, for tiles of about ``synapses_e`` and ``synapses_i`` synapses: a chunk of each spike's
+    row by the spikes."""
+    return dict(SPIKES_E=max(1, synapses_e // chunk_e), SPIKES_I=max(1, synapses_i // chunk_i))
+
+
+def tile_setting(text: str) -> tuple[int, int]:
+    """A tuning script's spike tile: ``"E"`` (both walks) or ``"E:I"`` synapses; 0 the stepper's own."""
+    synapses_e, _, synapses_i = text.partition(":")
+    return int(synapses_e), int(synapses_i or synapses_e)
 
 
 def launch_options(block_n: int) -> dict:
