@@ -64,11 +64,11 @@ def stdp(w, pre_spiked, pre_trace, post_spiked, post_trace, plastic, ltd, ltp, w
 
 
 @triton.jit
-def row_entry(start_ptr, length_ptr, offset, index, spiking, ROW_LENGTH: tl.constexpr, ROW_START: tl.constexpr):
-    """A spike list's entry for each spiking lane: its synapse row (global first synapse and length,
+def row_entry(start_ptr, length_ptr, offset, index, lanes, ROW_LENGTH: tl.constexpr, ROW_START: tl.constexpr):
+    """A spike list's entry for each of ``lanes``: its synapse row (global first synapse and length,
     from ``start_ptr + offset`` and ``length_ptr + offset``) and its neuron ``index``, packed in int64."""
-    first = tl.load(start_ptr + offset, mask=spiking, other=0)
-    length = tl.load(length_ptr + offset, mask=spiking, other=0)
+    first = tl.load(start_ptr + offset, mask=lanes, other=0)
+    length = tl.load(length_ptr + offset, mask=lanes, other=0)
     return (first << ROW_START) | (length << ROW_LENGTH) | index.to(tl.int64)
 
 
@@ -212,6 +212,14 @@ def steps_kernel(
     spikes_e = tl.load(spikes_e_ptr + b)
     spikes_i = tl.load(spikes_i_ptr + b)
     kop_sum = tl.load(kop_sum_ptr + b)
+    # each lane's spike-list entries, packed once: connectivity is fixed within a launch, and a gather
+    # of them in every step sat on the path to barrier (a) (about 3 % of the stall samples at full size,
+    # and ptxas spills less with them held: benchmarks/triton_registers.py). E->I leaving an E spike,
+    # E->I entering an I spike; I->E leaving an arrival
+    own_row = row_entry(tl.where(is_e, ei_start_ptr + row_e + j, ei_post_start_ptr + row_i + j - NE),
+                        tl.where(is_e, ei_degree_ptr + row_e + j, ei_post_degree_ptr + row_i + j - NE),
+                        0, tl.where(is_e, j, j - NE), in_n, ROW_LENGTH, ROW_START)
+    arrival_row = row_entry(ie_start_ptr, ie_degree_ptr, row_i + j - NE, j - NE, is_i, ROW_LENGTH, ROW_START)
     fired = j < 0
     k = 0
     while k < num_steps:  # while, not range: Triton's interpreter takes no tensor as a range bound
@@ -286,16 +294,9 @@ def steps_kernel(
         trace = trace_step(trace, fired, dt, tau_trace, trace_increment, RECIPROCAL, PUBLISHED)
         lists = list_ptr + part * (N + NI)
         position = tl.cumsum(packed, 0)
-        # each listed with its synapse row: E->I leaving an E spike, E->I entering an I spike, I->E
-        # leaving an arrival
-        spike_row = row_entry(tl.where(is_e, ei_start_ptr + row_e + j, ei_post_start_ptr + row_i + j - NE),
-                              tl.where(is_e, ei_degree_ptr + row_e + j, ei_post_degree_ptr + row_i + j - NE),
-                              0, tl.where(is_e, j, j - NE), fired, ROW_LENGTH, ROW_START)
         tl.store(lists + tl.where(is_e, (position & MASK_E) - 1, NE + ((position >> FIELD_E) & MASK_I) - 1),
-                 spike_row, mask=fired)
-        tl.store(lists + N + (position >> ARRIVALS) - 1,
-                 row_entry(ie_start_ptr, ie_degree_ptr, row_i + j - NE, j - NE, arriving, ROW_LENGTH, ROW_START),
-                 mask=arriving)
+                 own_row, mask=fired)
+        tl.store(lists + N + (position >> ARRIVALS) - 1, arrival_row, mask=arriving)
         counts_e = count_e_ptr + part * NE
         winners = winner_ptr + part * NI
         sent_i = sent_ptr + part * NI
