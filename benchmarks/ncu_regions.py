@@ -83,6 +83,12 @@ def regions(source: list[str]) -> dict[int, str]:
     return names
 
 
+def _number(row: list[str], columns: dict[str, int], name: str) -> float:
+    """A counter of a row; 0 where the export lacks its column (sections not collected) or leaves it blank."""
+    text = row[columns[name]] if name in columns else "-"
+    return float(text) if text not in ("-", "") else 0.0
+
+
 def _bare(text: str) -> str:
     """A source line as ncu's export compares: it drops the quotes of string literals."""
     return text.replace('"', "").replace("'", "").strip()
@@ -101,9 +107,8 @@ def profiled_lines(path: str):
             elif row[0] == "Line No":
                 columns = {name: index for index, name in enumerate(row)}
             elif row[0].isdigit():
-                value = lambda name: float(row[columns[name]]) if row[columns[name]] not in ("-", "") else 0.0
-                counters = collections.Counter({SAMPLES: value(SAMPLES), INSTRUCTIONS: value(INSTRUCTIONS)})
-                counters.update({r: value(f"stall_{r}") for r in STALLS})
+                counters = collections.Counter({name: _number(row, columns, name) for name in (SAMPLES, INSTRUCTIONS)})
+                counters.update({r: _number(row, columns, f"stall_{r}") for r in STALLS})
                 yield file, int(row[0]), row[1], counters
 
 
