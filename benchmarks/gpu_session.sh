@@ -58,13 +58,14 @@ stage_variants() {  # the Triton kernel's settings side by side; KERNELS: other 
         run_stage variants-base-full "$limit" $base_run --size full --batch 8192 --warps 16 $base_out
         run_stage variants-base-small "$limit" $base_run --size small --batch 65536 --warps 2 $base_out
     fi
-    # spike tiles and register caps (SMALL_*, FULL_*: the sweep; tile 0 is the backend's, E:I the E and
-    # the I walks' own, cap 0 none): benchmarks/triton_registers.py gives each one's registers, spills and
-    # programs per SM without a GPU
-    run_stage variants-small "$limit" $run --size small --batch 65536 --kernels $kernels \
+    # spike tiles, compile-time settings and register caps (SMALL_*, FULL_*, SETTINGS: the sweep; tile 0 is
+    # the backend's, E:I the E and the I walks' own; settings KEY=VALUE, - the backend's; cap 0 none):
+    # benchmarks/triton_registers.py gives each one's registers, spills and programs per SM without a GPU
+    local settings="--settings ${SETTINGS:--}"
+    run_stage variants-small "$limit" $run --size small --batch 65536 --kernels $kernels $settings \
         --warps ${SMALL_WARPS:-2} --tiles ${SMALL_TILES:-0 64 64:128} --maxnreg ${SMALL_CAPS:-128} $out
-    run_stage variants-full "$limit" $run --size full --batch 8192 --kernels $kernels --warps ${FULL_WARPS:-16} \
-        --tiles ${FULL_TILES:-0 1024 2048:2048} --maxnreg ${FULL_CAPS:-0} $out
+    run_stage variants-full "$limit" $run --size full --batch 8192 --kernels $kernels $settings \
+        --warps ${FULL_WARPS:-16} --tiles ${FULL_TILES:-0 1024 2048:2048} --maxnreg ${FULL_CAPS:-0} $out
 }
 stage_bench() {  # one invocation per backend and synapse choice, each writing its own JSON; peers with the first
     local synapses backend peers=${PEERS:-reference}

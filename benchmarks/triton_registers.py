@@ -15,6 +15,7 @@ in CPU CI too.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -44,6 +45,8 @@ def main() -> None:
                         help="synapses per spike tile, E:I for tiles of their own (0: default)")
     parser.add_argument("--maxnreg", type=int, nargs="+", default=None,
                         help="register caps (0: none; default: the backend's)")
+    parser.add_argument("--settings", nargs="+", default=["-"],
+                        help="compile-time settings, KEY=VALUE[,KEY=VALUE] (-: the stepper's)")
     parser.add_argument("--arch", type=int, default=90, help="compute capability x 10")
     args = parser.parse_args()
 
@@ -58,25 +61,24 @@ def main() -> None:
     keywords.update(RECIPROCAL=True, NOISE_IN_KERNEL=True)  # as on CUDA
     default = triton_step.launch_options(keywords["BLOCK_N"])
     caps = args.maxnreg if args.maxnreg is not None else [default.get("maxnreg", 0)]
-    for warps in args.warps:
-        for tile in args.tiles:
-            for maxnreg in caps:
-                shape = dict(keywords)
-                if tile != "0":
-                    tiles = triton_step.tile_setting(tile)
-                    shape.update(triton_step.spike_tiles(*tiles, shape["CHUNK_E"], shape["CHUNK_I"]))
-                options = dict(default, num_warps=warps or default["num_warps"])
-                options.pop("maxnreg", None)  # the cap asked for, 0: none
-                if maxnreg:
-                    options["maxnreg"] = maxnreg
-                usage = resources(compile_kernel(arguments, shape, options, args.arch))
-                warps_used = options["num_warps"]
-                allocated = -(-usage["registers"] // 8) * 8  # registers are allocated 8 per thread at a time
-                programs = min(PROGRAMS_PER_SM, WARPS_PER_SM // warps_used,
-                               REGISTERS_PER_SM // (allocated * 32 * warps_used))
-                print(json.dumps(dict(size=args.size, synaptic_input=args.synaptic_input, arch=args.arch,
-                                      num_warps=warps_used, tile=tile, maxnreg=maxnreg, **usage,
-                                      programs_per_sm=programs, warps_per_sm=programs * warps_used)), flush=True)
+    for warps, tile, settings, maxnreg in itertools.product(args.warps, args.tiles, args.settings, caps):
+        shape = dict(keywords)
+        if tile != "0":
+            tiles = triton_step.tile_setting(tile)
+            shape.update(triton_step.spike_tiles(*tiles, shape["CHUNK_E"], shape["CHUNK_I"]))
+        shape.update(triton_step.kernel_settings(settings))
+        options = dict(default, num_warps=warps or default["num_warps"])
+        options.pop("maxnreg", None)  # the cap asked for, 0: none
+        if maxnreg:
+            options["maxnreg"] = maxnreg
+        usage = resources(compile_kernel(arguments, shape, options, args.arch))
+        warps_used = options["num_warps"]
+        allocated = -(-usage["registers"] // 8) * 8  # registers are allocated 8 per thread at a time
+        programs = min(PROGRAMS_PER_SM, WARPS_PER_SM // warps_used,
+                       REGISTERS_PER_SM // (allocated * 32 * warps_used))
+        print(json.dumps(dict(size=args.size, synaptic_input=args.synaptic_input, arch=args.arch,
+                              num_warps=warps_used, tile=tile, settings=settings, maxnreg=maxnreg, **usage,
+                              programs_per_sm=programs, warps_per_sm=programs * warps_used)), flush=True)
 
 
 def compile_kernel(arguments: tuple, shape: dict, options: dict, arch: int):

@@ -3,10 +3,13 @@
     python benchmarks/triton_variants.py --size full --batch 8192 --warps 8 16 32
     python benchmarks/triton_variants.py --size small --batch 65536 --kernels neuroloop_gpu/network/triton_kernel.py \
         my_kernel.py --tiles 128 256
+    python benchmarks/triton_variants.py --size full --warps 16 --tiles 1024:2048 --settings - SCRATCH_LOADS=
 
 A variant is a kernel source (``--kernels``: files defining ``steps_kernel`` with the package kernel's
 arguments; default the package's), a spike tile (``--tiles``: synapses per tile, 0 the stepper's
-choice), a number of warps and a register cap.
+choice, ``E:I`` tiles of their own for the walks over E and over I spikes), compile-time settings of
+the kernel (``--settings KEY=VALUE[,KEY=VALUE]``, ``-`` the stepper's), a number of warps and a
+register cap.
 
 Every variant starts from the same state (taken after one warm-up window) and runs the same windows
 after one more untimed window of its own (compilation), so the variants do the same work and must end
@@ -39,6 +42,8 @@ def main() -> None:
     parser.add_argument("--kernels", nargs="+", default=[None], help="kernel source files (default: the package's)")
     parser.add_argument("--tiles", nargs="+", default=["0"],
                         help="synapses per spike tile, E:I for tiles of their own (0: default)")
+    parser.add_argument("--settings", nargs="+", default=["-"],
+                        help="compile-time settings to try, KEY=VALUE[,KEY=VALUE] (-: the stepper's)")
     parser.add_argument("--windows", type=int, default=2)
     parser.add_argument("--label", default="", help="a name for this tree in the output (e.g. a commit)")
     parser.add_argument("--json", default=None)
@@ -57,17 +62,17 @@ def main() -> None:
     start_state = copy.deepcopy((net.state, net.stimulator, net._ring_position))
     reference = None
     caps = args.maxnreg if args.maxnreg is not None else [launch.get("maxnreg", 0)]
-    variants = [(kernel, tile, warps, maxnreg) for kernel in args.kernels for tile in args.tiles
-                for warps in args.warps for maxnreg in caps]
-    for kernel, tile, warps, maxnreg in variants:
+    variants = [(kernel, tile, settings, warps, maxnreg) for kernel in args.kernels for tile in args.tiles
+                for settings in args.settings for warps in args.warps for maxnreg in caps]
+    for kernel, tile, settings, warps, maxnreg in variants:
         net.state, net.stimulator, net._ring_position = copy.deepcopy(start_state)
         if package_kernel is not None:
             net._stepper.kernel = _load_kernel(kernel) if kernel else package_kernel
-        if tile != "0":
-            net._stepper.shape.update(
-                triton_step.spike_tiles(*triton_step.tile_setting(tile), shape["CHUNK_E"], shape["CHUNK_I"]))
-        elif shape:
-            net._stepper.shape.update(shape)
+            net._stepper.shape.update(shape)  # the stepper's own, then this variant's
+            if tile != "0":
+                net._stepper.shape.update(
+                    triton_step.spike_tiles(*triton_step.tile_setting(tile), shape["CHUNK_E"], shape["CHUNK_I"]))
+            net._stepper.shape.update(triton_step.kernel_settings(settings))
         launch.update(num_warps=warps)
         launch.pop("maxnreg", None)
         if maxnreg:
@@ -82,7 +87,8 @@ def main() -> None:
         if reference is None:
             reference = net.state.v.clone()
         same = (net.state.v - reference).abs().max().item()
-        row = dict(label=args.label, kernel=kernel or "package", tile=tile, size=args.size, batch=args.batch,
+        row = dict(label=args.label, kernel=kernel or "package", tile=tile, settings=settings, size=args.size,
+                   batch=args.batch,
                    num_warps=warps, maxnreg=maxnreg, env_steps_per_s=rate, same=same,
                    device=torch.cuda.get_device_name() if device.type == "cuda" else "cpu")
         print(json.dumps(row), flush=True)

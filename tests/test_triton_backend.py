@@ -192,6 +192,14 @@ def test_triton_backend_bad_settings_are_clear_errors(options, message):
         NetworkBatch(1, NetworkParams(num_e=40, num_i=10), backend="triton", device="cuda", **options)
 
 
+def test_tuning_settings_parse_and_bad_ones_are_clear_errors():
+    assert triton_step.kernel_settings("-") == {}
+    assert triton_step.kernel_settings("SCRATCH_LOADS=,SPIKES_I=8") == {"SCRATCH_LOADS": "", "SPIKES_I": 8}
+    assert triton_step.tile_setting("1024") == (1024, 1024) and triton_step.tile_setting("64:128") == (64, 128)
+    with pytest.raises(ValueError, match="expected KEY=VALUE"):
+        triton_step.kernel_settings("SCRATCH_LOADS")
+
+
 def test_triton_backend_refuses_more_networks_than_its_spike_lists_can_address():
     net = NetworkBatch(1, NetworkParams(), device="cpu")  # full size: 11-bit fields, 65,921 synapse slots
     capacity = net.connectivity.ei_post.shape[1]

@@ -139,7 +139,7 @@ def steps_kernel(
     NE: tl.constexpr, NI: tl.constexpr, FIELD_E: tl.constexpr, FIELD_I: tl.constexpr, DELAY: tl.constexpr,
     BLOCK_N: tl.constexpr,
     SPIKES_E: tl.constexpr, CHUNK_E: tl.constexpr, SPIKES_I: tl.constexpr, CHUNK_I: tl.constexpr,
-    PUBLISHED: tl.constexpr, RECIPROCAL: tl.constexpr,
+    PUBLISHED: tl.constexpr, RECIPROCAL: tl.constexpr, SCRATCH_LOADS: tl.constexpr,
     NOISE_IN_KERNEL: tl.constexpr, M0: tl.constexpr, M1: tl.constexpr, W0: tl.constexpr, W1: tl.constexpr,
 ):
     # One program is one network; lane j is neuron j (E first, then I). The neuron state lives in
@@ -151,6 +151,10 @@ def steps_kernel(
     # again two steps later, after barrier (b) of the step between: no lane still reads it.
     # (One walk over all three spike lists per step, transmission and STDP of E rows together, was
     # 15 % slower at full size and equal at small size on an H200: benchmarks/results.)
+    # SCRATCH_LOADS: the cache policy of the loads of tables that lanes of this program stored (spike
+    # lists, flags, traces): ".cg" reads them from L2, as the counts and winners that atomics write at L2
+    # must be read; "" lets L1 serve them too, which is as safe (one program is one CTA on one SM, and
+    # after a barrier its L1 sees its own stores: the weights already rely on it) and closer.
     N: tl.constexpr = NE + NI
     # the packed prefix sum's fields: E spikes (bits 0 ..), I spikes (from FIELD_E), I arrivals (from
     # ARRIVALS); 32-bit where they fit (both sizes here: 11 + 9 + 9 bits at full size), which halves the
@@ -317,7 +321,7 @@ def steps_kernel(
         while group < count_arriving:
             spike = group + rows_i
             listed = spike < count_arriving
-            entry = tl.load(lists + N + spike, mask=listed, other=0, cache_modifier=".cg")
+            entry = tl.load(lists + N + spike, mask=listed, other=0, cache_modifier=SCRATCH_LOADS)
             first, degree = listed_row(entry, ROW_LENGTH, ROW_START, MASK)
             offset = 0
             while offset < longest_ie:
@@ -338,7 +342,7 @@ def steps_kernel(
         while group < count_fired_e:
             spike = group + rows_e
             listed = spike < count_fired_e
-            entry = tl.load(lists + spike, mask=listed, other=0, cache_modifier=".cg")
+            entry = tl.load(lists + spike, mask=listed, other=0, cache_modifier=SCRATCH_LOADS)
             first, degree = listed_row(entry, ROW_LENGTH, ROW_START, MASK)
             offset = 0
             while offset < longest_ei:
@@ -382,9 +386,9 @@ def steps_kernel(
         while group < count_fired_i:
             spike = group + rows_i
             listed = spike < count_fired_i
-            entry = tl.load(lists + NE + spike, mask=listed, other=0, cache_modifier=".cg")
+            entry = tl.load(lists + NE + spike, mask=listed, other=0, cache_modifier=SCRATCH_LOADS)
             first, degree = listed_row(entry, ROW_LENGTH, ROW_START, MASK)
-            post_trace = tl.load(traces + NE + (entry & MASK), mask=listed, other=0.0, cache_modifier=".cg")
+            post_trace = tl.load(traces + NE + (entry & MASK), mask=listed, other=0.0, cache_modifier=SCRATCH_LOADS)
             offset = 0
             while offset < longest_into_i:
                 positions = first[:, None] + offset + lanes_i[None, :]
@@ -392,8 +396,8 @@ def steps_kernel(
                 into = syn + tl.load(ei_by_post_ptr + positions, mask=ok, other=0)
                 pre = tl.load(ei_pre_by_post_ptr + positions, mask=ok, other=0).to(tl.int64)
                 w = tl.load(weight_ptr + into, mask=ok, other=0.0)
-                pre_spiked = tl.load(flags + pre, mask=ok, other=0, cache_modifier=".cg") != 0
-                pre_trace = tl.load(traces + pre, mask=ok, other=0.0, cache_modifier=".cg")
+                pre_spiked = tl.load(flags + pre, mask=ok, other=0, cache_modifier=SCRATCH_LOADS) != 0
+                pre_trace = tl.load(traces + pre, mask=ok, other=0.0, cache_modifier=SCRATCH_LOADS)
                 new = stdp(w, pre_spiked, pre_trace, ok | ~ok, post_trace[:, None], plastic, ltd, ltp, w_min, w_max,
                            PUBLISHED)
                 tl.store(weight_ptr + into, new, mask=ok)
@@ -403,16 +407,16 @@ def steps_kernel(
         while group < count_fired_e:
             spike = group + rows_e
             listed = spike < count_fired_e
-            entry = tl.load(lists + spike, mask=listed, other=0, cache_modifier=".cg")
+            entry = tl.load(lists + spike, mask=listed, other=0, cache_modifier=SCRATCH_LOADS)
             first, degree = listed_row(entry, ROW_LENGTH, ROW_START, MASK)
-            pre_trace = tl.load(traces + (entry & MASK), mask=listed, other=0.0, cache_modifier=".cg")
+            pre_trace = tl.load(traces + (entry & MASK), mask=listed, other=0.0, cache_modifier=SCRATCH_LOADS)
             offset = 0
             while offset < longest_ei:
                 ids = first[:, None] + offset + lanes_e[None, :]
                 ok = (offset + lanes_e[None, :]) < degree[:, None]
                 post = NE + tl.load(ei_post_ptr + ids, mask=ok, other=0) - row_i
-                post_spiked = tl.load(flags + post, mask=ok, other=0, cache_modifier=".cg") != 0
-                post_trace = tl.load(traces + post, mask=ok, other=0.0, cache_modifier=".cg")
+                post_spiked = tl.load(flags + post, mask=ok, other=0, cache_modifier=SCRATCH_LOADS) != 0
+                post_trace = tl.load(traces + post, mask=ok, other=0.0, cache_modifier=SCRATCH_LOADS)
                 w = tl.load(weight_ptr + ids, mask=ok, other=0.0)
                 new = stdp(w, ok | ~ok, pre_trace[:, None], post_spiked, post_trace, plastic, ltd, ltp, w_min, w_max,
                            PUBLISHED)

@@ -120,7 +120,7 @@ class TritonSteps:
         self.shape = dict(NE=ne, NI=ni, FIELD_E=ne.bit_length(), FIELD_I=ni.bit_length(), DELAY=c.delay_steps,
                           BLOCK_N=max(16, _pow2(ne + ni)), CHUNK_E=chunk_e, CHUNK_I=chunk_i,
                           **spike_tiles(tile, tile_i, chunk_e, chunk_i),
-                          PUBLISHED=c.published, RECIPROCAL=not self.interpret,
+                          PUBLISHED=c.published, RECIPROCAL=not self.interpret, SCRATCH_LOADS=".cg",
                           NOISE_IN_KERNEL=not self.noise_from_torch, **_PHILOX)
         self.launch = {} if self.interpret else launch_options(self.shape["BLOCK_N"])
         self.batch, self.capacity, self.kop_every = batch, capacity, kop_every
@@ -173,6 +173,17 @@ def spike_tiles(synapses_e: int, synapses_i: int, chunk_e: int, chunk_i: int) ->
     I spikes, for tiles of about ``synapses_e`` and ``synapses_i`` synapses: a chunk of each spike's
     row by the spikes."""
     return dict(SPIKES_E=max(1, synapses_e // chunk_e), SPIKES_I=max(1, synapses_i // chunk_i))
+
+
+def kernel_settings(text: str) -> dict:
+    """A tuning script's compile-time settings of the kernel: ``"KEY=VALUE[,KEY=VALUE]"`` (integers or
+    strings, e.g. ``SCRATCH_LOADS=``); ``"-"`` none."""
+    if text == "-":
+        return {}
+    pairs = [item.partition("=") for item in text.split(",")]
+    if any(not key or not sep for key, sep, _ in pairs):
+        raise ValueError(f"settings {text!r}: expected KEY=VALUE[,KEY=VALUE] or -")
+    return {key: int(value) if value.lstrip("-").isdigit() else value for key, _, value in pairs}
 
 
 def tile_setting(text: str) -> tuple[int, int]:
