@@ -49,7 +49,8 @@ def main() -> None:
     for name, c in sorted(totals.items(), key=lambda item: -item[1][SAMPLES]):
         reasons = sorted(STALLS, key=lambda r: -c[r])[:3]
         detail = ", ".join(f"{r} {100 * c[r] / samples:.1f}" for r in reasons if c[r])
-        print(f"{name[:46]:46s} {100 * c[SAMPLES] / samples:8.1f} {100 * c[INSTRUCTIONS] / instructions:8.1f}  {detail}")
+        shares = f"{100 * c[SAMPLES] / samples:8.1f} {100 * c[INSTRUCTIONS] / instructions:8.1f}"
+        print(f"{name[:46]:46s} {shares}  {detail}")
     every = collections.Counter()
     for c in totals.values():
         every.update(c)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from neuroloop_gpu.bench import BenchConfig, add_subcommand, compute_ratios, parse_size, run, run_benchmarks
+from neuroloop_gpu.bench import (BenchConfig, add_subcommand, compute_ratios, latest_results, parse_size, run,
+                                 run_benchmarks)
 from neuroloop_gpu.bench.harness import source_digest
 from neuroloop_gpu.bench.peers import expand_peers, run_peer
 from neuroloop_gpu.bench.peers.brian2_peer import ENV_PYTHON
@@ -123,6 +124,19 @@ def test_ratio_bookkeeping():
     r = ratios["torchrl-env", "small", "reference"]
     assert (r["ratio_best"], r["ratio_batch1"], r["ours_batch1_env_steps_per_s"]) == (0.25, None, None)
     assert ratios["simulator", "full", "reference"]["ratio_best"] == 4.0  # the failed batch 256 is left out
+
+
+def test_a_rerun_supersedes_the_run_it_repeats():
+    def doc(gpu, created, batches, backends=("triton",)):
+        return {"device_type": "cuda", "environment": {"gpu": gpu}, "created": created,
+                "config": {"targets": ["simulator"], "backends": list(backends), "sizes": ["small", "full"],
+                           "batches": list(batches), "synaptic_input": "published", "sim_options": {}}}
+
+    old, new = doc("H200", "2026-11-26T13:00:00+00:00", [1, 1024]), doc("H200", "2026-11-26T23:00:00+00:00", [1, 1024])
+    large = doc("H200", "2026-11-26T13:01:00+00:00", [65536])  # another sweep of the same device
+    eager = doc("H200", "2026-11-26T06:00:00+00:00", [1, 1024], backends=("eager",))
+    other_gpu = doc("H100", "2026-11-26T01:00:00+00:00", [1, 1024])
+    assert latest_results([old, large, new, eager, other_gpu]) == [new, large, eager, other_gpu]
 
 
 def test_cli_subcommand_runs_and_writes(tmp_path, capsys):

@@ -7,10 +7,11 @@
 """
 
 from .cli import add_subcommand, run
-from .harness import (BenchConfig, compute_ratios, device_slug, format_report, load_results, run_benchmarks,
-                      target_summary, write_results)
+from .harness import (BenchConfig, compute_ratios, device_slug, format_report, latest_results, load_results,
+                      run_benchmarks, target_summary, write_results)
 from .plot import plot_results
 from .workload import SIZES, Size, parse_size
 
 __all__ = ["SIZES", "BenchConfig", "Size", "add_subcommand", "compute_ratios", "device_slug", "format_report",
-           "load_results", "parse_size", "plot_results", "run", "run_benchmarks", "target_summary", "write_results"]
+           "latest_results", "load_results", "parse_size", "plot_results", "run", "run_benchmarks", "target_summary",
+           "write_results"]

@@ -443,6 +443,20 @@ def load_results(paths) -> list[dict]:
     return docs
 
 
+def latest_results(docs: Sequence[Mapping]) -> list[Mapping]:
+    """The newest document of each kind, in the order first seen: a kind is a device and the sweep it
+    measured (targets, backends, sizes, batches, synaptic input, simulator options), so that a rerun
+    supersedes the run it repeats while runs of other sweeps stay."""
+    newest: dict[tuple, Mapping] = {}
+    for doc in docs:
+        c = doc["config"]
+        kind = (device_slug(doc), *(json.dumps(c.get(name), sort_keys=True) for name in
+                                    ("targets", "backends", "sizes", "batches", "synaptic_input", "sim_options")))
+        if kind not in newest or doc["created"] > newest[kind]["created"]:
+            newest[kind] = doc
+    return list(newest.values())
+
+
 # ---------------------------------------------------------------- issue targets
 NEUROLOOP_ORIGINAL_ENV_STEPS = {"full": 1.2, "small": 36.0}  # issue 5: NeuroLoop's NumPy loop, one core, 2-core machine
 

@@ -89,12 +89,15 @@ def plot_results(docs: Sequence[Mapping] | Mapping, path: str | Path | None = No
     ax_mem.set(xscale="log", yscale="log", xlabel="networks in the batch", ylabel="MB per network",
                title="memory per network (simulator: peak, dotted: persistent state)")
     for ax in (ax_rate, ax_mem):
-        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.set_xticks(batches, [f"{b // 1024}k" if b >= 1024 and b % 1024 == 0 else str(b) for b in batches])
         ax.xaxis.set_minor_locator(NullLocator())
         ax.grid(True, which="major", alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2, frameon=False)
-    devices = ", ".join(doc["device"] for doc in docs)
+        # one entry per label: a device's runs of other batch sweeps draw the same kinds of line
+        entries = dict(zip(*reversed(ax.get_legend_handles_labels())))
+        if entries:
+            ax.legend(entries.values(), entries.keys(), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12),
+                      ncols=2, frameon=False)
+    devices = ", ".join(dict.fromkeys(doc["device"] for doc in docs))
     fig.suptitle(f"neuroloop_gpu throughput: {devices}", fontsize=9)
     if path is not None:
         fig.savefig(path, dpi=110)
