@@ -152,10 +152,18 @@ class FTSTSVectorEnv(VectorEnv):
 
     @staticmethod
     def _numpy_info(info: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-        out = {}
+        """Host copies of the [B] info tensors: one copy per dtype rather than per key (on CUDA each
+        copy waits for the device), with gymnasium's ``_key`` masks (every env has every key)."""
+        keys_by_dtype: dict[torch.dtype, list[str]] = {}
         for key, value in info.items():
-            out[key] = value.detach().cpu().numpy()
-            out[f"_{key}"] = np.ones(value.shape[0], dtype=bool)
+            keys_by_dtype.setdefault(value.dtype, []).append(key)
+        rows = {}
+        for keys in keys_by_dtype.values():
+            rows.update(zip(keys, torch.stack([info[key].detach() for key in keys]).cpu().numpy()))
+        out = {}
+        for key in info:
+            out[key] = rows[key]
+            out[f"_{key}"] = np.ones(len(rows[key]), dtype=bool)
         return out
 
     # ----------------------------------------------------------------- API
