@@ -379,8 +379,8 @@ def steps_kernel(
         s = s_next
         tl.store(ring_input + j - NE, sent, mask=is_i)
 
-        # ---- STDP (eq. 7-11): every synapse entering an I spike (its final value), then those
-        # leaving an E spike whose I neuron did not spike: stdp_entering_i / stdp_leaving_e
+        # ---- STDP (eq. 7-11) of every synapse entering an I spike (its final value): stdp_entering_i;
+        # then (below) those leaving an E spike whose I neuron did not spike
         plastic = ((step >= onset) & (onset >= 0)).to(tl.float32)
         group = 0
         while group < count_fired_i:
@@ -403,6 +403,7 @@ def steps_kernel(
                 tl.store(weight_ptr + into, new, mask=ok)
                 offset += CHUNK_I
             group += SPIKES_I
+        # ---- STDP of the synapses leaving E spikes whose I neuron did not spike: stdp_leaving_e
         group = 0
         while group < count_fired_e:
             spike = group + rows_e
