@@ -62,11 +62,7 @@ def main() -> None:
     default = triton_step.launch_options(keywords["BLOCK_N"])
     caps = args.maxnreg if args.maxnreg is not None else [default.get("maxnreg", 0)]
     for warps, tile, settings, maxnreg in itertools.product(args.warps, args.tiles, args.settings, caps):
-        shape = dict(keywords)
-        if tile != "0":
-            tiles = triton_step.tile_setting(tile)
-            shape.update(triton_step.spike_tiles(*tiles, shape["CHUNK_E"], shape["CHUNK_I"]))
-        shape.update(triton_step.kernel_settings(settings))
+        shape = triton_step.tuned_shape(keywords, tile, settings)
         options = dict(default, num_warps=warps or default["num_warps"])
         options.pop("maxnreg", None)  # the cap asked for, 0: none
         if maxnreg:

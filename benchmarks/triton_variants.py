@@ -68,11 +68,7 @@ def main() -> None:
         net.state, net.stimulator, net._ring_position = copy.deepcopy(start_state)
         if package_kernel is not None:
             net._stepper.kernel = _load_kernel(kernel) if kernel else package_kernel
-            net._stepper.shape.update(shape)  # the stepper's own, then this variant's
-            if tile != "0":
-                net._stepper.shape.update(
-                    triton_step.spike_tiles(*triton_step.tile_setting(tile), shape["CHUNK_E"], shape["CHUNK_I"]))
-            net._stepper.shape.update(triton_step.kernel_settings(settings))
+            net._stepper.shape = triton_step.tuned_shape(shape, tile, settings)
         launch.update(num_warps=warps)
         launch.pop("maxnreg", None)
         if maxnreg:
@@ -88,8 +84,7 @@ def main() -> None:
             reference = net.state.v.clone()
         same = (net.state.v - reference).abs().max().item()
         row = dict(label=args.label, kernel=kernel or "package", tile=tile, settings=settings, size=args.size,
-                   batch=args.batch,
-                   num_warps=warps, maxnreg=maxnreg, env_steps_per_s=rate, same=same,
+                   batch=args.batch, num_warps=warps, maxnreg=maxnreg, env_steps_per_s=rate, same=same,
                    device=torch.cuda.get_device_name() if device.type == "cuda" else "cpu")
         print(json.dumps(row), flush=True)
         if args.json:

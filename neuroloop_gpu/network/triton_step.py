@@ -189,7 +189,20 @@ def kernel_settings(text: str) -> dict:
 def tile_setting(text: str) -> tuple[int, int]:
     """A tuning script's spike tile: ``"E"`` (both walks) or ``"E:I"`` synapses; 0 the stepper's own."""
     synapses_e, _, synapses_i = text.partition(":")
-    return int(synapses_e), int(synapses_i or synapses_e)
+    synapses_i = synapses_i or synapses_e
+    if not (synapses_e.isdigit() and synapses_i.isdigit()):
+        raise ValueError(f"tile {text!r}: expected synapses per tile, E or E:I (non-negative integers)")
+    return int(synapses_e), int(synapses_i)
+
+
+def tuned_shape(shape: dict, tile: str, settings: str) -> dict:
+    """A stepper's compile-time ``shape`` under a tuning script's spike tile (``"0"``: the stepper's, see
+    :func:`tile_setting`) and settings (:func:`kernel_settings`)."""
+    tuned = dict(shape)
+    if tile != "0":
+        tuned.update(spike_tiles(*tile_setting(tile), shape["CHUNK_E"], shape["CHUNK_I"]))
+    tuned.update(kernel_settings(settings))
+    return tuned
 
 
 def launch_options(block_n: int) -> dict:
