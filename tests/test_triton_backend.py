@@ -109,7 +109,7 @@ import torch
 import triton
 import triton.language as tl
 from neuroloop_gpu.network import triton_step
-from neuroloop_gpu.network.triton_kernel import normal_draws
+from neuroloop_gpu.network.triton_kernel import lane_neurons, normal_draws
 from neuroloop_gpu.config import NetworkParams
 from neuroloop_gpu.network import NetworkBatch
 
@@ -122,7 +122,7 @@ def draws(seed_ptr, step_ptr, episode_ptr, out_ptr, two_pi, BLOCK_N: tl.constexp
     key1 = ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32)
     noise = normal_draws(tl.load(step_ptr + b), tl.load(episode_ptr + b), key0, key1, two_pi, BLOCK_N,
                          M0, M1, W0, W1)
-    tl.store(out_ptr + b * BLOCK_N + tl.arange(0, BLOCK_N), noise)
+    tl.store(out_ptr + b * BLOCK_N + lane_neurons(BLOCK_N), noise)  # the draws come in lane order
 
 net = NetworkBatch(3, NetworkParams(num_e=48, num_i=16), seeds=[1, 2**33 + 7, 12345], device="cpu")
 net.state.step += torch.tensor([0, 17, 2**32 + 3])

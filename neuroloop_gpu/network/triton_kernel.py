@@ -89,12 +89,23 @@ def _sum4(a, b, c, d, e, f, g, h):
 
 
 @triton.jit
+def lane_neurons(BLOCK_N: tl.constexpr):
+    """The neuron of each of a program's BLOCK_N lanes: lane w * BLOCK_N / 4 + c holds neuron 4c + w.
+
+    Triton holds a 1D tensor of BLOCK_N values with lanes a thread's register count apart (four neurons
+    per thread: lanes t, t + BLOCK_N / 4, ...), so under this order a thread's four lanes are the four
+    neurons of one Philox block and the noise needs no exchange between threads: with lane = neuron, the
+    draws' interleave was three layout conversions through shared memory (six barriers) per step."""
+    return tl.reshape(4 * tl.arange(0, BLOCK_N // 4)[None, :] + tl.arange(0, 4)[:, None], [BLOCK_N])
+
+
+@triton.jit
 def normal_draws(step, episode, key0, key1, two_pi, BLOCK_N: tl.constexpr, M0: tl.constexpr, M1: tl.constexpr,
                  W0: tl.constexpr, W1: tl.constexpr):
     """Draws 0 .. BLOCK_N - 1 of the membrane noise of (step, episode), as the simulator's
     ``membrane_noise`` draws them: draw n is word n % 4 of Philox4x32-10 block n // 4 of counter
     (step, episode, stream 0), Box-Muller on words (0, 1) giving draws 0 (cos) and 1 (sin), on
-    words (2, 3) draws 2 and 3. One block per four lanes, then interleaved."""
+    words (2, 3) draws 2 and 3. One block per four lanes, in lane order (see ``lane_neurons``)."""
     LANES: tl.constexpr = BLOCK_N // 4
     # counter words 1-3 and the keys are the same in every lane: scalars until they meet word 0
     # (broadcast round keys would hold 20 registers per lane through the step loop)
@@ -119,7 +130,8 @@ def normal_draws(step, episode, key0, key1, two_pi, BLOCK_N: tl.constexpr, M0: t
     second_angle = ((c3 >> 9).to(tl.float32) + 0.5) * 1.1920928955078125e-07 * two_pi
     z0, z1 = first * tl.cos(first_angle), first * tl.sin(first_angle)
     z2, z3 = second * tl.cos(second_angle), second * tl.sin(second_angle)
-    return tl.reshape(tl.join(tl.join(z0, z2), tl.join(z1, z3)), [BLOCK_N])  # join adds a minor axis
+    draws = tl.reshape(tl.join(tl.join(z0, z2), tl.join(z1, z3)), [LANES, 4])  # [block, word]
+    return tl.reshape(tl.trans(draws), [BLOCK_N])  # word-major: a thread's lanes keep their block's words
 
 
 # run-time integers that change from call to call: one compiled kernel for every value
@@ -142,9 +154,10 @@ def steps_kernel(
     PUBLISHED: tl.constexpr, RECIPROCAL: tl.constexpr, SCRATCH_LOADS: tl.constexpr,
     NOISE_IN_KERNEL: tl.constexpr, M0: tl.constexpr, M1: tl.constexpr, W0: tl.constexpr, W1: tl.constexpr,
 ):
-    # One program is one network; lane j is neuron j (E first, then I). The neuron state lives in
-    # registers for the whole run of steps; only what other lanes must look up (spike flags and STDP
-    # traces for the synapse passes, spike lists, arrival counts, E->I winners) goes through memory,
+    # One program is one network, one lane per neuron (j: each lane's neuron, E first, then I; lanes in
+    # the order of lane_neurons, which keeps a Philox block's four draws in one thread). The neuron
+    # state lives in registers for the whole run of steps; only what other lanes must look up (spike
+    # flags and STDP traces for the synapse passes, spike lists, arrival counts, E->I winners) goes through memory,
     # in scratch tables of two parities (step k uses k % 2), so that two barriers per step suffice:
     # (a) after the tables are written, (b) after the arrival and transmission atomics (the STDP
     # passes after it write the weights that transmission read). A table of parity p is written
@@ -171,7 +184,8 @@ def steps_kernel(
     ROW_START: tl.constexpr = 2 * FIELD
     MASK: tl.constexpr = (1 << FIELD) - 1
     b = tl.program_id(0).to(tl.int64)
-    j = tl.arange(0, BLOCK_N)
+    QUADS: tl.constexpr = BLOCK_N // 4
+    j = lane_neurons(BLOCK_N)
     in_n = j < N
     is_e = j < NE
     is_i = in_n & (j >= NE)
@@ -297,7 +311,11 @@ def steps_kernel(
         tl.store(traces + j, trace, mask=in_n)
         trace = trace_step(trace, fired, dt, tau_trace, trace_increment, RECIPROCAL, PUBLISHED)
         lists = list_ptr + part * (N + NI)
-        position = tl.cumsum(packed, 0)
+        # positions in neuron order, so that the lists ascend: within each thread's four neurons (its four
+        # registers), then over the threads' totals
+        quads = tl.reshape(packed, [4, QUADS])  # [w, c]: neuron 4c + w
+        quad_totals = tl.sum(quads, 0, keep_dims=True)
+        position = tl.reshape(tl.cumsum(quads, 0) + tl.cumsum(quad_totals, 1) - quad_totals, [BLOCK_N])
         tl.store(lists + tl.where(is_e, (position & MASK_E) - 1, NE + ((position >> FIELD_E) & MASK_I) - 1),
                  own_row, mask=fired)
         tl.store(lists + N + (position >> ARRIVALS) - 1, arrival_row, mask=arriving)
