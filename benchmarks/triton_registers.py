@@ -50,16 +50,7 @@ def main() -> None:
     parser.add_argument("--arch", type=int, default=90, help="compute capability x 10")
     args = parser.parse_args()
 
-    triton_step.load_kernel = lambda interpret: steps_kernel  # the stepper is built on the CPU below
-    params = parse_size(args.size).params(synaptic_input=args.synaptic_input)
-    net = NetworkBatch(2, params, device="cpu", backend="eager", synapses="event")
-    steps = triton_step.TritonSteps(net.constants, params.connection_prob, 2, net.connectivity.ei_post.shape[1],
-                                    net.kop_every, torch.device("cpu"))
-    monitor = WindowMonitor(net.state, net.steps_per_window, net.kop_every, net.record, params.v_reset,
-                            net.synapse_valid(), params.j_i)
-    arguments, keywords = steps.arguments(net.connectivity, net.state, torch.zeros(10, 2), 0, monitor, None, 0)
-    keywords.update(RECIPROCAL=True, NOISE_IN_KERNEL=True)  # as on CUDA
-    default = triton_step.launch_options(keywords["BLOCK_N"])
+    arguments, keywords, default = cuda_launch(args.size, args.synaptic_input)
     caps = args.maxnreg if args.maxnreg is not None else [default.get("maxnreg", 0)]
     for warps, tile, settings, maxnreg in itertools.product(args.warps, args.tiles, args.settings, caps):
         shape = triton_step.tuned_shape(keywords, tile, settings)
@@ -67,7 +58,7 @@ def main() -> None:
         options.pop("maxnreg", None)  # the cap asked for, 0: none
         if maxnreg:
             options["maxnreg"] = maxnreg
-        usage = resources(compile_kernel(arguments, shape, options, args.arch))
+        usage = resources(compile_kernel(steps_kernel, arguments, shape, options, args.arch))
         warps_used = options["num_warps"]
         allocated = -(-usage["registers"] // 8) * 8  # registers are allocated 8 per thread at a time
         programs = min(PROGRAMS_PER_SM, WARPS_PER_SM // warps_used,
@@ -77,34 +68,54 @@ def main() -> None:
                               programs_per_sm=programs, warps_per_sm=programs * warps_used)), flush=True)
 
 
-def compile_kernel(arguments: tuple, shape: dict, options: dict, arch: int):
-    """The kernel compiled for ``arch`` with these arguments' types and this compile-time shape."""
-    values = {**dict(zip(steps_kernel.arg_names, arguments)), **shape}
+def cuda_launch(size: str, synaptic_input: str) -> tuple[tuple, dict, dict]:
+    """A launch of the kernel as the CUDA backend makes it for two networks of ``size`` (``"small"``,
+    ``"full"`` or NE/NI), built on the CPU: its arguments, its keywords (constants and compile-time
+    shape, with in-kernel noise and reciprocal divisions as on CUDA) and the backend's launch options."""
+    triton_step.load_kernel = lambda interpret: steps_kernel  # the stepper is built on the CPU below
+    params = parse_size(size).params(synaptic_input=synaptic_input)
+    net = NetworkBatch(2, params, device="cpu", backend="eager", synapses="event")
+    steps = triton_step.TritonSteps(net.constants, params.connection_prob, 2, net.connectivity.ei_post.shape[1],
+                                    net.kop_every, torch.device("cpu"))
+    monitor = WindowMonitor(net.state, net.steps_per_window, net.kop_every, net.record, params.v_reset,
+                            net.synapse_valid(), params.j_i)
+    arguments, keywords = steps.arguments(net.connectivity, net.state, torch.zeros(10, 2), 0, monitor, None, 0)
+    keywords.update(RECIPROCAL=True, NOISE_IN_KERNEL=True)  # as on CUDA
+    return arguments, keywords, triton_step.launch_options(keywords["BLOCK_N"])
+
+
+def compile_kernel(kernel, arguments: tuple, shape: dict, options: dict, arch: int):
+    """``kernel`` (a ``steps_kernel``) compiled for ``arch`` with these arguments' types and this compile-time shape."""
+    values = {**dict(zip(kernel.arg_names, arguments)), **shape}
     signature, constexprs = {}, {}
-    for index, param in enumerate(steps_kernel.params):
+    for index, param in enumerate(kernel.params):
         if param.is_constexpr:
             signature[param.name], constexprs[(index,)] = "constexpr", values[param.name]
         else:
             signature[param.name] = mangle_type(values[param.name])
-    return triton.compile(ASTSource(steps_kernel, signature, constexprs), target=GPUTarget("cuda", arch, 32),
+    return triton.compile(ASTSource(kernel, signature, constexprs), target=GPUTarget("cuda", arch, 32),
                           options=options)
 
 
 def resources(kernel) -> dict:
     """Registers per thread and stack bytes (spills) from cuobjdump's resource usage of the cubin, and
     the static counts of its machine instructions, shuffles, barriers and local (spill) stores and loads."""
-    cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
-        cubin.write(kernel.asm["cubin"])
-        cubin.flush()
-        report, sass = (subprocess.run([cuobjdump, option, cubin.name], capture_output=True, text=True,
-                                       check=True).stdout for option in ("--dump-resource-usage", "-sass"))
+    report, sass = (disassemble(kernel, "cuobjdump", option) for option in ("--dump-resource-usage", "-sass"))
     registers, stack = re.search(r"REG:(\d+)\s+STACK:(\d+)", report).groups()
     # an instruction line: /*offset*/ [predicate] OPCODE...
     opcodes = re.findall(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)", sass)
     return dict(registers=int(registers), stack_bytes=int(stack), instructions=len(opcodes),
                 shuffles=opcodes.count("SHFL"), barriers=opcodes.count("BAR"),
                 spill_stores=opcodes.count("STL"), spill_loads=opcodes.count("LDL"))
+
+
+def disassemble(kernel, tool: str, *options: str) -> str:
+    """The output of one of Triton's CUDA tools (``cuobjdump``, ``nvdisasm``) on the compiled kernel's cubin."""
+    path = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", tool)
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
+        cubin.write(kernel.asm["cubin"])
+        cubin.flush()
+        return subprocess.run([path, *options, cubin.name], capture_output=True, text=True, check=True).stdout
 
 
 if __name__ == "__main__":

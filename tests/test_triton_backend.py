@@ -161,6 +161,23 @@ def test_triton_kernel_compiles_for_hopper(size, synaptic_input):
     assert usage["instructions"] > 1000 and usage["shuffles"] > 0  # the machine code was read
 
 
+@needs_triton
+def test_step_loop_machine_code_compares_line_by_line():
+    """benchmarks/triton_sass_lines.py on the tree's kernel against itself: the step loop is found in the
+    disassembly (barriers (a) and (b) at least, the noise's lines), and nothing changed."""
+    script = Path(__file__).parents[1] / "benchmarks" / "triton_sass_lines.py"
+    kernel = Path(__file__).parents[1] / "neuroloop_gpu" / "network" / "triton_kernel.py"
+    done = subprocess.run([sys.executable, str(script), "--size", "small", "--base", str(kernel), "--min-change", "0"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    totals = {line.split()[0]: line.split() for line in done.stdout.splitlines()[1:4]}
+    assert int(totals["instructions"][1]) > 1000 and int(totals["barriers"][1]) >= 2
+    assert totals["instructions"][1] == totals["instructions"][3] and totals["barriers"][4] == "(+0)"
+    rows = done.stdout.splitlines()[6:]  # every line of the loop, none changed
+    assert any("tl.debug_barrier()  # (a)" in row for row in rows) and any("draws" in row for row in rows)
+    assert all(row.split()[2] == "+0" for row in rows)
+
+
 @pytest.mark.parametrize("options,message", [
     (dict(backend="triton", device="cpu"), "backend must be 'eager' here: the Triton kernel runs on CUDA devices"),
 ])

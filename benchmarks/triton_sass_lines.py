@@ -1,0 +1,110 @@
+"""The Triton kernel's step loop in machine code, line by line: two kernel sources side by side, no GPU needed.
+
+    python benchmarks/triton_sass_lines.py --size full --base 8c16152
+    python benchmarks/triton_sass_lines.py --size small --base my_old_kernel.py --min-change 5
+
+Compiles the kernel of this tree and a base (a kernel source file, or a commit whose
+``neuroloop_gpu/network/triton_kernel.py`` is taken) for sm_90 as the CUDA backend launches it (see
+``benchmarks/triton_registers.py``), disassembles both with line information (``nvdisasm -g``, shipped
+with Triton) and counts the instructions of the step loop (the kernel's outermost loop: its longest
+backward branch) by the source line they come from. Lines are matched by their text, so that the two
+sources may differ in line numbers; instructions inlined from Triton's library count under its line.
+
+These are static counts: a walk's body counts once however many tiles it takes, and the Kuramoto sample's
+branch once though it runs every tenth step. They show where a change moved instructions, barriers
+(``BAR``), shuffles (``SHFL``) and spills (``LDL``/``STL``), not how long a step takes; time that on a GPU
+with ``benchmarks/triton_variants.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib.util
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import triton
+import triton_registers
+
+from neuroloop_gpu.network import triton_step
+
+KERNEL = Path(__file__).parents[1] / "neuroloop_gpu" / "network" / "triton_kernel.py"
+COUNTED = {"BAR": "barriers", "SHFL": "shuffles", "LDL": "spill loads", "STL": "spill stores"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", required=True, help="a kernel source file, or a commit to take the kernel from")
+    parser.add_argument("--size", default="full", help="small, full or NE/NI")
+    parser.add_argument("--synaptic-input", default="published", choices=["published", "summed"])
+    parser.add_argument("--min-change", type=int, default=3, help="list lines whose count changed by this much")
+    args = parser.parse_args()
+
+    arguments, shape, options = triton_registers.cuda_launch(args.size, args.synaptic_input)
+    with tempfile.TemporaryDirectory() as folder:
+        base = Path(args.base)
+        if not base.is_file():
+            base = Path(folder) / f"kernel_{args.base}.py"
+            base.write_text(subprocess.run(["git", "show", f"{args.base}:neuroloop_gpu/network/triton_kernel.py"],
+                                           capture_output=True, text=True, check=True).stdout)
+        loops = [step_loop(disassembly(path, arguments, shape, options), path.read_text().splitlines())
+                 for path in (base, KERNEL)]
+    print(f"step loop, size {args.size}, sm_90: {args.base} -> this tree")
+    for name, count in [("instructions", lambda ops: len(ops))] + [
+            (label, lambda ops, prefix=prefix: sum(op.startswith(prefix) for op, _ in ops))
+            for prefix, label in COUNTED.items()]:
+        before, after = (count(ops) for ops in loops)
+        print(f"  {name:13s} {before:6d} -> {after:6d} ({after - before:+d})")
+    by_line = [collections.Counter(line for _, line in ops) for ops in loops]
+    changed = [(by_line[1][line] - by_line[0][line], line) for line in set(by_line[0]) | set(by_line[1])]
+    for change, line in sorted(c for c in changed if abs(c[0]) >= args.min_change):
+        print(f"  {by_line[0][line]:6d} {by_line[1][line]:6d} {change:+6d}  {line}")
+
+
+def disassembly(kernel_file: Path, arguments: tuple, shape: dict, options: dict) -> str:
+    """``nvdisasm -g`` of the kernel in ``kernel_file`` compiled for sm_90 with the CUDA backend's launch."""
+    spec = importlib.util.spec_from_file_location(f"kernel_{abs(hash(str(kernel_file)))}", kernel_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    compiled = triton_registers.compile_kernel(module.steps_kernel, arguments, triton_step.tuned_shape(shape, "0", "-"),
+                                               options, 90)
+    return triton_registers.disassemble(compiled, "nvdisasm", "-g", "-c")
+
+
+def step_loop(listing: str, kernel_lines: list[str]) -> list[tuple[str, str]]:
+    """(opcode, source line text) of each instruction of the outermost loop of an ``nvdisasm -g`` listing
+    of a kernel whose source is ``kernel_lines``. Lines outside Triton's own package are the kernel's: a
+    cubin from Triton's cache names the file that source was first compiled from, which may be gone."""
+    sources: dict[str, list[str]] = {}
+    library = Path(triton.__file__).parent
+    labels, pending, instructions, line = {}, [], [], "(no line)"
+    for text in listing.splitlines():
+        if located := re.search(r'## File "([^"]+)", line (\d+)', text):
+            path, number = located.group(1), int(located.group(2))
+            if path not in sources:
+                sources[path] = Path(path).read_text().splitlines() if Path(path).is_relative_to(library) \
+                    else kernel_lines
+            lines = sources[path]
+            line = (lines[number - 1].strip() if 0 < number <= len(lines) else "") or "(no line)"
+        elif label := re.match(r"\s*(\.L_x_\d+):", text):
+            pending.append(label.group(1))
+        elif instruction := re.search(r"/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)(.*?);", text):
+            address = int(instruction.group(1), 16)
+            labels.update((name, address) for name in pending)
+            pending = []
+            instructions.append((address, instruction.group(2), instruction.group(3), line))
+    backward = [(address - labels[target.group(1)], labels[target.group(1)], address)
+                for address, opcode, operands, _ in instructions
+                if opcode == "BRA" and (target := re.search(r"(\.L_x_\d+)", operands))
+                and labels.get(target.group(1), address) < address]
+    if not backward:
+        raise ValueError("no loop in the kernel's machine code")
+    _, first, last = max(backward)
+    return [(opcode, line) for address, opcode, _, line in instructions if first <= address <= last]
+
+
+if __name__ == "__main__":
+    main()
