@@ -84,11 +84,6 @@ def _sum3(a, b, c, d, e, f):
 
 
 @triton.jit
-def _sum4(a, b, c, d, e, f, g, h):
-    return a + e, b + f, c + g, d + h
-
-
-@triton.jit
 def lane_neurons(BLOCK_N: tl.constexpr):
     """The neuron of each of a program's BLOCK_N lanes: lane w * BLOCK_N / 4 + c holds neuron 4c + w.
 
@@ -277,8 +272,14 @@ def steps_kernel(
         fired_e = fired & is_e
         fired_i = fired & is_i
         packed = fired_e.to(PACK) + (fired_i.to(PACK) << FIELD_E) + (arriving.to(PACK) << ARRIVALS)
-        total_e, total_i, total_i_sq, counts = tl.reduce(
-            (tl.where(is_e, d, 0.0), tl.where(is_i, d, 0.0), tl.where(is_i, d * d, 0.0), packed), 0, _sum4)
+        # the three sums of V in one [2, 2] sum (one float in it unused): their partial sums cross the warps
+        # through shared memory together, behind one barrier rather than one each (sm_90 machine code)
+        v_sums = tl.sum(tl.join(tl.join(tl.where(is_e, d, 0.0), tl.where(is_i, d * d, 0.0)),
+                                tl.join(tl.where(is_i, d, 0.0), tl.zeros_like(d))), 0)
+        e_and_i_sq, i_and_unused = tl.split(v_sums)
+        total_e, total_i_sq = tl.split(e_and_i_sq)
+        total_i, _ = tl.split(i_and_unused)
+        counts = tl.sum(packed, 0)
         mean_e = quotient(total_e, tl.full([], NE, tl.float32))
         mean_e_sum += mean_e
         mean_e_sq_sum += mean_e * mean_e
