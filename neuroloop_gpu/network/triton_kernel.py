@@ -79,8 +79,14 @@ def listed_row(entry, ROW_LENGTH: tl.constexpr, ROW_START: tl.constexpr, MASK: t
 
 
 @triton.jit
-def _sum3(a, b, c, d, e, f):
-    return a + d, b + e, c + f
+def network_sums(a, b, c, d):
+    """The sums of four vectors over a program's lanes, in one reduction: their partial sums cross the
+    warps through shared memory together, behind one barrier (a tuple reduction takes a barrier per
+    value: sm_90 machine code, benchmarks/triton_sass_lines.py)."""
+    ab, cd = tl.split(tl.sum(tl.join(tl.join(a, b), tl.join(c, d)), 0))
+    a_sum, b_sum = tl.split(ab)
+    c_sum, d_sum = tl.split(cd)
+    return a_sum, b_sum, c_sum, d_sum
 
 
 @triton.jit
@@ -220,8 +226,6 @@ def steps_kernel(
     isi = tl.load(last_isi_ptr + b * NE + j, mask=is_e, other=0)
     mean_e_sum = tl.load(mean_e_sum_ptr + b)
     mean_e_sq_sum = tl.load(mean_e_sq_sum_ptr + b)
-    v_i_sum = tl.load(v_i_sum_ptr + b)
-    v_i_sq_sum = tl.load(v_i_sq_sum_ptr + b)
     spikes_e = tl.load(spikes_e_ptr + b)
     spikes_i = tl.load(spikes_i_ptr + b)
     kop_sum = tl.load(kop_sum_ptr + b)
@@ -235,6 +239,9 @@ def steps_kernel(
     arrival_row = row_entry(ie_start_ptr, ie_degree_ptr, row_i + j - NE, j - NE, is_i, ROW_LENGTH, ROW_START)
     fired = j < 0
     k = 0
+    # the reductions above leave shared memory in use: a barrier here spares the loop's first one another
+    # (Triton guards a loop's first reuse of shared memory in every iteration)
+    tl.debug_barrier()
     while k < num_steps:  # while, not range: Triton's interpreter takes no tensor as a range bound
         slot = (ring_base + k) % DELAY
         part = (k % 2) * batch + b  # this step's scratch tables
@@ -267,40 +274,35 @@ def steps_kernel(
         refractory = tl.where(fired, refractory_steps, held_before)
 
         # ---- window monitor running sums of V - shift (WindowMonitor.observe); spike counts packed
-        # into one prefix sum whose total and running values give the three spike lists
+        # into one prefix sum whose running values place the spikes in the three spike lists
         d = v - shift
         fired_e = fired & is_e
         fired_i = fired & is_i
         packed = fired_e.to(PACK) + (fired_i.to(PACK) << FIELD_E) + (arriving.to(PACK) << ARRIVALS)
-        # the three sums of V in one [2, 2] sum (one float in it unused): their partial sums cross the warps
-        # through shared memory together, behind one barrier rather than one each (sm_90 machine code)
-        v_sums = tl.sum(tl.join(tl.join(tl.where(is_e, d, 0.0), tl.where(is_i, d * d, 0.0)),
-                                tl.join(tl.where(is_i, d, 0.0), tl.zeros_like(d))), 0)
-        e_and_i_sq, i_and_unused = tl.split(v_sums)
-        total_e, total_i_sq = tl.split(e_and_i_sq)
-        total_i, _ = tl.split(i_and_unused)
-        counts = tl.sum(packed, 0)
+        # one sum over the network per step: the E population's V (the square of its mean enters the
+        # synchrony measure every step) and the three spike counts (floats: exact below 2**24). Each
+        # neuron's sums of V and V**2 run in its own lane; the I population's are summed after the last step.
+        total_e, spikes_now_e, spikes_now_i, arrivals_now = network_sums(
+            tl.where(is_e, d, 0.0), fired_e.to(tl.float32), fired_i.to(tl.float32), arriving.to(tl.float32))
         mean_e = quotient(total_e, tl.full([], NE, tl.float32))
         mean_e_sum += mean_e
         mean_e_sq_sum += mean_e * mean_e
         e_sum += d
         e_sq += d * d
-        v_i_sum += quotient(total_i, tl.full([], NI, tl.float32))
-        v_i_sq_sum += quotient(total_i_sq, tl.full([], NI, tl.float32))
-        count_fired_e = (counts & MASK_E).to(tl.int32)
-        count_fired_i = ((counts >> FIELD_E) & MASK_I).to(tl.int32)
-        count_arriving = (counts >> ARRIVALS).to(tl.int32)
-        spikes_e += count_fired_e.to(tl.float32)
-        spikes_i += count_fired_i.to(tl.float32)
+        count_fired_e = spikes_now_e.to(tl.int32)
+        count_fired_i = spikes_now_i.to(tl.int32)
+        count_arriving = arrivals_now.to(tl.int32)
+        spikes_e += spikes_now_e
+        spikes_i += spikes_now_i
         now = (step + 1).to(tl.int32)  # phase bookkeeping (causal Kuramoto)
         isi = tl.where(fired & (last >= 0), now - last, isi)
         last = tl.where(fired, now, last)
         if (first_step + k + 1) % kop_every == 0:  # a causal Kuramoto sample: synchrony.causal_order
             known = (isi > 0) & is_e
             phase = quotient(two_pi * (now - last).to(tl.float32), tl.maximum(isi, 1).to(tl.float32))
-            cos_sum, sin_sum, known_count = tl.reduce(
-                (tl.where(known, tl.cos(phase), 0.0), tl.where(known, tl.sin(phase), 0.0), known.to(tl.int32)), 0,
-                _sum3)
+            cos_sum, sin_sum, known_count, _ = network_sums(
+                tl.where(known, tl.cos(phase), 0.0), tl.where(known, tl.sin(phase), 0.0), known.to(tl.float32),
+                tl.zeros_like(phase))
             modulus = tl.sqrt_rn(cos_sum * cos_sum + sin_sum * sin_sum)
             kop_sum += tl.where(known_count > 0, quotient(modulus, tl.maximum(known_count, 1).to(tl.float32)), 0.0)
 
@@ -469,8 +471,11 @@ def steps_kernel(
     tl.store(last_isi_ptr + b * NE + j, isi, mask=is_e)
     tl.store(mean_e_sum_ptr + b, mean_e_sum)
     tl.store(mean_e_sq_sum_ptr + b, mean_e_sq_sum)
-    tl.store(v_i_sum_ptr + b, v_i_sum)
-    tl.store(v_i_sq_sum_ptr + b, v_i_sq_sum)
+    # the I population's mean V and V**2 summed over the steps (as WindowMonitor.observe sums them step by step)
+    i_total, i_sq_total, _, _ = network_sums(tl.where(is_i, e_sum, 0.0), tl.where(is_i, e_sq, 0.0),
+                                             tl.zeros_like(e_sum), tl.zeros_like(e_sum))
+    tl.store(v_i_sum_ptr + b, tl.load(v_i_sum_ptr + b) + quotient(i_total, tl.full([], NI, tl.float32)))
+    tl.store(v_i_sq_sum_ptr + b, tl.load(v_i_sq_sum_ptr + b) + quotient(i_sq_total, tl.full([], NI, tl.float32)))
     tl.store(spikes_e_ptr + b, spikes_e)
     tl.store(spikes_i_ptr + b, spikes_i)
     tl.store(kop_sum_ptr + b, kop_sum)
