@@ -279,21 +279,8 @@ def steps_kernel(
         fired_e = fired & is_e
         fired_i = fired & is_i
         packed = fired_e.to(PACK) + (fired_i.to(PACK) << FIELD_E) + (arriving.to(PACK) << ARRIVALS)
-        # one sum over the network per step: the E population's V (the square of its mean enters the
-        # synchrony measure every step) and the three spike counts (floats: exact below 2**24). Each
-        # neuron's sums of V and V**2 run in its own lane; the I population's are summed after the last step.
-        total_e, spikes_now_e, spikes_now_i, arrivals_now = network_sums(
-            tl.where(is_e, d, 0.0), fired_e.to(tl.float32), fired_i.to(tl.float32), arriving.to(tl.float32))
-        mean_e = quotient(total_e, tl.full([], NE, tl.float32))
-        mean_e_sum += mean_e
-        mean_e_sq_sum += mean_e * mean_e
         e_sum += d
         e_sq += d * d
-        count_fired_e = spikes_now_e.to(tl.int32)
-        count_fired_i = spikes_now_i.to(tl.int32)
-        count_arriving = arrivals_now.to(tl.int32)
-        spikes_e += spikes_now_e
-        spikes_i += spikes_now_i
         now = (step + 1).to(tl.int32)  # phase bookkeeping (causal Kuramoto)
         isi = tl.where(fired & (last >= 0), now - last, isi)
         last = tl.where(fired, now, last)
@@ -305,6 +292,7 @@ def steps_kernel(
                 tl.zeros_like(phase))
             modulus = tl.sqrt_rn(cos_sum * cos_sum + sin_sum * sin_sum)
             kop_sum += tl.where(known_count > 0, quotient(modulus, tl.maximum(known_count, 1).to(tl.float32)), 0.0)
+            tl.debug_barrier()  # its shared memory is free again: the prefix sum below needs no barrier of its own
 
         # ---- the tables of this step: spike flags, traces before this step's update, spike lists
         # (ascending: E spikes of now, I spikes of now, I spikes emitted d ago); counts and winners cleared
@@ -331,6 +319,21 @@ def steps_kernel(
             tl.store(sent_i + j - NE, tl.zeros([BLOCK_N], tl.float32), mask=is_i)
         tl.store(ring_spikes + j - NE, fired.to(tl.uint8), mask=is_i)  # this step's I spikes leave, d from now
         tl.debug_barrier()  # (a)
+        # one sum over the network per step: the E population's V (the square of its mean enters the
+        # synchrony measure every step) and the three spike counts (floats: exact below 2**24). Each
+        # neuron's sums of V and V**2 run in its own lane; the I population's are summed after the last step.
+        # After barrier (a), so that (a) and (b) separate it from the prefix sums' use of shared memory
+        # (before it, the prefix sum took a barrier of its own: sm_90 machine code)
+        total_e, spikes_now_e, spikes_now_i, arrivals_now = network_sums(
+            tl.where(is_e, d, 0.0), fired_e.to(tl.float32), fired_i.to(tl.float32), arriving.to(tl.float32))
+        mean_e = quotient(total_e, tl.full([], NE, tl.float32))
+        mean_e_sum += mean_e
+        mean_e_sq_sum += mean_e * mean_e
+        count_fired_e = spikes_now_e.to(tl.int32)
+        count_fired_i = spikes_now_i.to(tl.int32)
+        count_arriving = arrivals_now.to(tl.int32)
+        spikes_e += spikes_now_e
+        spikes_i += spikes_now_i
 
         # Each spike list is walked in tiles of several spikes by a chunk of their synapses, so that
         # the dependent loads (list entry with its row -> the row's synapses) of many spikes are in
