@@ -40,10 +40,12 @@ def main() -> None:
     parser.add_argument("--base", required=True, help="a kernel source file, or a commit to take the kernel from")
     parser.add_argument("--size", default="full", help="small, full or NE/NI")
     parser.add_argument("--synaptic-input", default="published", choices=["published", "summed"])
+    parser.add_argument("--warps", type=int, default=0, help="warps per program (0: the backend's)")
     parser.add_argument("--min-change", type=int, default=3, help="list lines whose count changed by this much")
     args = parser.parse_args()
 
     arguments, shape, options = triton_registers.cuda_launch(args.size, args.synaptic_input)
+    options["num_warps"] = args.warps or options["num_warps"]
     with tempfile.TemporaryDirectory() as folder:
         base = Path(args.base)
         if not base.is_file():
@@ -52,7 +54,7 @@ def main() -> None:
                                            capture_output=True, text=True, check=True).stdout)
         loops = [step_loop(disassembly(path, arguments, shape, options), path.read_text().splitlines())
                  for path in (base, KERNEL)]
-    print(f"step loop, size {args.size}, sm_90: {args.base} -> this tree")
+    print(f"step loop, size {args.size}, {options['num_warps']} warps, sm_90: {args.base} -> this tree")
     for name, count in [("instructions", lambda ops: len(ops))] + [
             (label, lambda ops, prefix=prefix: sum(op.startswith(prefix) for op, _ in ops))
             for prefix, label in COUNTED.items()]:

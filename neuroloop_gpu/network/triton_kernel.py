@@ -110,7 +110,7 @@ def normal_draws(step, episode, key0, key1, two_pi, BLOCK_N: tl.constexpr, M0: t
     LANES: tl.constexpr = BLOCK_N // 4
     # counter words 1-3 and the keys are the same in every lane: scalars until they meet word 0
     # (broadcast round keys would hold 20 registers per lane through the step loop)
-    c0 = tl.arange(0, LANES).to(tl.uint32)
+    c0 = tl.arange(0, LANES)[None, :].to(tl.uint32)  # [1, block]
     c1 = (step & 0xFFFFFFFF).to(tl.uint32)
     c2 = (episode & 0xFFFFFFFF).to(tl.uint32)
     c3 = c2 * 0
@@ -131,8 +131,10 @@ def normal_draws(step, episode, key0, key1, two_pi, BLOCK_N: tl.constexpr, M0: t
     second_angle = ((c3 >> 9).to(tl.float32) + 0.5) * 1.1920928955078125e-07 * two_pi
     z0, z1 = first * tl.cos(first_angle), first * tl.sin(first_angle)
     z2, z3 = second * tl.cos(second_angle), second * tl.sin(second_angle)
-    draws = tl.reshape(tl.join(tl.join(z0, z2), tl.join(z1, z3)), [LANES, 4])  # [block, word]
-    return tl.reshape(tl.trans(draws), [BLOCK_N])  # word-major: a thread's lanes keep their block's words
+    # word-major, [word, block]: the lanes of a thread hold one block's words (or, with fewer lanes per
+    # thread, some of them: each thread draws its block and keeps its words, with no exchange)
+    word = tl.arange(0, 4)[:, None]
+    return tl.reshape(tl.where(word == 0, z0, tl.where(word == 1, z1, tl.where(word == 2, z2, z3))), [BLOCK_N])
 
 
 # run-time integers that change from call to call: one compiled kernel for every value
