@@ -8,7 +8,9 @@ Compiles the kernel of this tree and a base (a kernel source file, or a commit w
 ``benchmarks/triton_registers.py``), disassembles both with line information (``nvdisasm -g``, shipped
 with Triton) and counts the instructions of the step loop (the kernel's outermost loop: its longest
 backward branch) by the source line they come from. Lines are matched by their text, so that the two
-sources may differ in line numbers; instructions inlined from Triton's library count under its line.
+sources may differ in line numbers; instructions inlined from Triton's library count under its line, and
+code that the compiler merged or moved (the sine's and cosine's slow paths, say) may count under a line
+next to the one it came from.
 
 These are static counts: a walk's body counts once however many tiles it takes, and the Kuramoto sample's
 branch once though it runs every tenth step. They show where a change moved instructions, barriers
