@@ -31,13 +31,14 @@ triton_step.MAX_CHUNK = int(sys.argv[3])  # small: rows of synapses take several
 field_bits = int(sys.argv[4])  # bits per count in the packed prefix sum (0: the stepper's; 21: 64-bit packing)
 connection_prob = float(sys.argv[5])
 spikes = sys.argv[6]  # spikes per tile of the E and of the I walks, "E:I" (0: the stepper's)
+num_e, num_i = map(int, sys.argv[7].split("/"))
 from neuroloop_gpu.config import NetworkParams, PlasticityParams, RecordConfig, SimConfig
 from neuroloop_gpu.network import NetworkBatch
 from neuroloop_gpu.stimulus import PulseTrain
 
 synaptic_input, record = sys.argv[1], sys.argv[2] == "record"
 # plasticity from t = 0 and a strong drive, so that STDP and coincident inputs happen within 30 steps
-params = NetworkParams(num_e=40, num_i=10, mu_e=40.0, mu_i=40.0, synaptic_input=synaptic_input,
+params = NetworkParams(num_e=num_e, num_i=num_i, mu_e=40.0, mu_i=40.0, synaptic_input=synaptic_input,
                        connection_prob=connection_prob, plasticity=PlasticityParams(onset=0.0))
 sim = SimConfig(duration=30.0, sample_duration=3.0)
 out = {}
@@ -66,24 +67,26 @@ print(json.dumps(out))
 
 
 def _run_check(synaptic_input: str, record: bool, max_chunk: int, fields: int, connection_prob: float,
-               spikes: str) -> dict:
+               spikes: str, size: str) -> dict:
     done = subprocess.run([sys.executable, "-c", _CHECK, synaptic_input, "record" if record else "plain",
-                           str(max_chunk), str(fields), str(connection_prob), spikes],
+                           str(max_chunk), str(fields), str(connection_prob), spikes, size],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.splitlines()[-1])
 
 
 @needs_triton
-@pytest.mark.parametrize("synaptic_input,record,max_chunk,fields,connection_prob,spikes",
-                         [("published", False, 4, 0, 1.0, "0"), ("summed", True, 256, 21, 0.1, "2:8")])
+@pytest.mark.parametrize("synaptic_input,record,max_chunk,fields,connection_prob,spikes,size",
+                         [("published", False, 4, 0, 1.0, "0", "40/10"),
+                          ("summed", True, 256, 21, 0.1, "2:8", "41/11")])
 def test_triton_kernel_matches_eager_in_the_interpreter(synaptic_input, record, max_chunk, fields, connection_prob,
-                                                        spikes):
+                                                        spikes, size):
     """Both packings of the spike counts: 32-bit (the fields networks of up to ~2000 neurons need)
     and 64-bit (fields of 21 bits, for larger ones). All-to-all connectivity gives synapse rows as
     long as the spike lists' row-length field can hold (every E neuron into each I neuron). The walks
-    over E and over I spikes take tiles of their own sizes (the full-size default: I tiles twice E's)."""
-    out = _run_check(synaptic_input, record, max_chunk, fields, connection_prob, spikes)
+    over E and over I spikes take tiles of their own sizes (the full-size default: I tiles twice E's).
+    With 41 E neurons one thread's four lanes (the neurons of one Philox block) hold E and I neurons."""
+    out = _run_check(synaptic_input, record, max_chunk, fields, connection_prob, spikes, size)
     eager, triton = out["eager"], out["triton"]
     assert triton["backend"] == "triton"
     for name, value in eager["state"].items():
