@@ -222,6 +222,8 @@ def steps_kernel(
     refractory = tl.load(refractory_ptr + row_n + j, mask=in_n, other=0.0)
     trace = tl.where(is_e, tl.load(trace_pre_ptr + row_e + j, mask=is_e, other=0.0),
                      tl.load(trace_post_ptr + row_i + j - NE, mask=is_i, other=0.0))
+    # each neuron's running sums of V and V**2; the I lanes' start from 0 each launch and give the I
+    # population's after the loop
     e_sum = tl.load(neuron_e_sum_ptr + b * NE + j, mask=is_e, other=0.0)
     e_sq = tl.load(neuron_e_sq_sum_ptr + b * NE + j, mask=is_e, other=0.0)
     last = tl.load(last_spike_ptr + b * NE + j, mask=is_e, other=-1)
@@ -241,8 +243,8 @@ def steps_kernel(
     arrival_row = row_entry(ie_start_ptr, ie_degree_ptr, row_i + j - NE, j - NE, is_i, ROW_LENGTH, ROW_START)
     fired = j < 0
     k = 0
-    # the reductions above leave shared memory in use: a barrier here spares the loop's first one another
-    # (Triton guards a loop's first reuse of shared memory in every iteration)
+    # a barrier after the reductions above: without it, Triton guards the step loop's first use of shared
+    # memory with a barrier of its own in every iteration
     tl.debug_barrier()
     while k < num_steps:  # while, not range: Triton's interpreter takes no tensor as a range bound
         slot = (ring_base + k) % DELAY
@@ -324,7 +326,7 @@ def steps_kernel(
         # one sum over the network per step: the E population's V (the square of its mean enters the
         # synchrony measure every step) and the three spike counts (floats: exact below 2**24). Each
         # neuron's sums of V and V**2 run in its own lane; the I population's are summed after the last step.
-        # After barrier (a), so that (a) and (b) separate it from the prefix sums' use of shared memory
+        # After barrier (a), so that (a) and (b) separate it from the prefix sum's use of shared memory
         # (before it, the prefix sum took a barrier of its own: sm_90 machine code)
         total_e, spikes_now_e, spikes_now_i, arrivals_now = network_sums(
             tl.where(is_e, d, 0.0), fired_e.to(tl.float32), fired_i.to(tl.float32), arriving.to(tl.float32))
