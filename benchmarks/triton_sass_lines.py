@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import importlib.util
 import re
 import subprocess
 import tempfile
@@ -30,8 +29,7 @@ from pathlib import Path
 
 import triton
 import triton_registers
-
-from neuroloop_gpu.network import triton_step
+from triton_variants import load_kernel_file
 
 KERNEL = Path(__file__).parents[1] / "neuroloop_gpu" / "network" / "triton_kernel.py"
 COUNTED = {"BAR": "barriers", "SHFL": "shuffles", "LDL": "spill loads", "STL": "spill stores"}
@@ -52,8 +50,12 @@ def main() -> None:
         base = Path(args.base)
         if not base.is_file():
             base = Path(folder) / f"kernel_{args.base}.py"
-            base.write_text(subprocess.run(["git", "show", f"{args.base}:neuroloop_gpu/network/triton_kernel.py"],
-                                           capture_output=True, text=True, check=True).stdout)
+            shown = subprocess.run(["git", "show", f"{args.base}:neuroloop_gpu/network/triton_kernel.py"],
+                                   capture_output=True, text=True)
+            if shown.returncode:
+                raise SystemExit(f"--base {args.base!r}: neither a kernel source file nor a commit of this "
+                                 f"repository with neuroloop_gpu/network/triton_kernel.py ({shown.stderr.strip()})")
+            base.write_text(shown.stdout)
         loops = [step_loop(disassembly(path, arguments, shape, options), path.read_text().splitlines())
                  for path in (base, KERNEL)]
     print(f"step loop, size {args.size}, {options['num_warps']} warps, sm_90: {args.base} -> this tree")
@@ -70,11 +72,7 @@ def main() -> None:
 
 def disassembly(kernel_file: Path, arguments: tuple, shape: dict, options: dict) -> str:
     """``nvdisasm -g`` of the kernel in ``kernel_file`` compiled for sm_90 with the CUDA backend's launch."""
-    spec = importlib.util.spec_from_file_location(f"kernel_{abs(hash(str(kernel_file)))}", kernel_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    compiled = triton_registers.compile_kernel(module.steps_kernel, arguments, triton_step.tuned_shape(shape, "0", "-"),
-                                               options, 90)
+    compiled = triton_registers.compile_kernel(load_kernel_file(str(kernel_file)), arguments, shape, options, 90)
     return triton_registers.disassemble(compiled, "nvdisasm", "-g", "-c")
 
 

@@ -67,7 +67,7 @@ def main() -> None:
     for kernel, tile, settings, warps, maxnreg in variants:
         net.state, net.stimulator, net._ring_position = copy.deepcopy(start_state)
         if package_kernel is not None:
-            net._stepper.kernel = _load_kernel(kernel) if kernel else package_kernel
+            net._stepper.kernel = load_kernel_file(kernel) if kernel else package_kernel
             net._stepper.shape = triton_step.tuned_shape(shape, tile, settings)
         launch.update(num_warps=warps)
         launch.pop("maxnreg", None)
@@ -92,7 +92,7 @@ def main() -> None:
                 out.write(json.dumps(row) + "\n")
 
 
-def _load_kernel(path: str):
+def load_kernel_file(path: str):
     """``steps_kernel`` of a kernel source file (imported under a name of its own)."""
     spec = importlib.util.spec_from_file_location(f"kernel_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(spec)
