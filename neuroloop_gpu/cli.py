@@ -14,9 +14,6 @@ from .bench import add_subcommand as add_bench_subcommand
 from .config import NetworkParams, PlasticityParams, RecordConfig, SimConfig
 from .control import CONTROLLERS, make_controller
 from .control.checkpoint import CheckpointError
-from .control.policy import PolicyController
-from .control.ppo import PPOConfig
-from .control.ppo import train as train_ppo
 from .evaluation import EvaluationConfig, describe_device
 from .evaluation import evaluate as run_evaluation
 from .network import BACKEND_CHOICES, NetworkBatch, default_device
@@ -74,6 +71,10 @@ def _network_size(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def train(args: argparse.Namespace) -> None:
+    # TorchRL and TensorDict (seconds to import) only for the commands that use them
+    from .control.ppo import PPOConfig
+    from .control.ppo import train as train_ppo
+
     num_e, num_i = _network_size(args)
     frames = args.frames if args.frames is not None else args.networks * args.windows_per_batch * 40
     try:
@@ -101,6 +102,8 @@ def evaluate(args: argparse.Namespace) -> None:
         controllers = {name: make_controller(name) for name in args.controllers}
         policy_path = shipped_policy() if args.policy == "shipped" else (args.policy or None)
         if policy_path is not None:
+            from .control.policy import PolicyController
+
             controllers["ppo"] = PolicyController(policy_path)
         config = EvaluationConfig(
             seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),

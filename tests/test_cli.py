@@ -1,6 +1,8 @@
 """The `neuroloop` command at tiny size."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -86,3 +88,15 @@ def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     assert "usage: neuroloop " + command in capsys.readouterr().out
+
+
+def test_cli_and_gymnasium_envs_import_without_torchrl():
+    # TensorDict and TorchRL (with torch's compiler stack) take seconds to import: only train, evaluate
+    # with a policy, the TorchRL env and its benchmark target load them
+    code = ("import sys, neuroloop_gpu.cli, neuroloop_gpu.envs, neuroloop_gpu.bench; "
+            "print(sorted(m for m in ('tensordict', 'torchrl') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+    from neuroloop_gpu.envs import FTSTSTorchEnv  # still there, on first use
+
+    assert FTSTSTorchEnv.__module__ == "neuroloop_gpu.envs.torchrl_env"

@@ -38,7 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import SimConfig, require
-from ..envs import FTSTSTorchEnv, FTSTSVectorEnv
+from ..envs import FTSTSVectorEnv
 from ..network import BACKENDS, NetworkBatch
 from ..stimulus import PulseTrain
 from .measure import MemoryProbe, summarize_times, time_windows
@@ -238,6 +238,8 @@ def _vector_env_case(size: Size, batch: int, config: BenchConfig, device: torch.
 
 def _torchrl_env_case(size: Size, batch: int, config: BenchConfig, device: torch.device, dtype: torch.dtype,
                       backend: str):
+    from ..envs.torchrl_env import FTSTSTorchEnv  # TorchRL only where this target runs (seconds to import)
+
     env = FTSTSTorchEnv(batch, _ENV_SIM, size.params(synaptic_input=config.synaptic_input),
                         device=device, dtype=dtype, backend=backend, check_actions=False)
     env.set_seed(config.seed)

@@ -12,7 +12,6 @@ from .actions import ActionBounds
 from .core import DBSCore, EpisodeConfig
 from .reward import RewardConfig
 from .single_env import DBSEnv, FTSTSEnv
-from .torchrl_env import FTSTSTorchEnv
 from .vector_env import FTSTSVectorEnv
 
 ENV_ID = "neuroloop/FTSTS-v0"
@@ -23,6 +22,18 @@ if ENV_ID not in registry:
         vector_entry_point="neuroloop_gpu.envs.vector_env:FTSTSVectorEnv",
         kwargs={"model_params": {"num_e": 160, "num_i": 40}},
     )
+
+
+
+def __getattr__(name: str):
+    # the TorchRL env is imported on first use: TensorDict and TorchRL take seconds to import (torch's
+    # compiler stack with them), which the gymnasium envs, the simulator and most commands do not need
+    if name == "FTSTSTorchEnv":
+        from .torchrl_env import FTSTSTorchEnv
+
+        return FTSTSTorchEnv
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["ENV_ID", "ActionBounds", "DBSCore", "DBSEnv", "EpisodeConfig", "FTSTSEnv", "FTSTSTorchEnv",
            "FTSTSVectorEnv", "RewardConfig"]
