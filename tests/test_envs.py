@@ -8,6 +8,7 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
+from tensordict import TensorDict
 from torchrl.envs.utils import check_env_specs
 
 from neuroloop_gpu.config import SimConfig
@@ -177,8 +178,13 @@ def test_step_before_reset_raises():
     with pytest.raises(RuntimeError, match="call reset"):
         vector(2).step(actions(2))
     single = FTSTSEnv(EPISODE, model_params=TINY, device="cpu")
-    with pytest.raises(RuntimeError, match="call reset"):
+    with pytest.raises(RuntimeError, match="FTSTSEnv: call reset"):
         single.step(np.zeros(3, dtype=np.float32))
+    torchrl_env = FTSTSTorchEnv(2, EPISODE, TINY, device="cpu")
+    with pytest.raises(RuntimeError, match="FTSTSTorchEnv: call reset"):
+        torchrl_env.step(TensorDict({"action": torch.zeros(2, 3)}, batch_size=[2]))
+    torchrl_env.reset()
+    assert torchrl_env.step(TensorDict({"action": torch.zeros(2, 3)}, batch_size=[2]))["next", "reward"].shape == (2, 1)
 
 
 def test_torchrl_env_bad_actions():

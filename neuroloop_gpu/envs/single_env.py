@@ -66,6 +66,8 @@ class DBSEnv(gym.Env):
         return observation[0], {}
 
     def step(self, action):
+        if self._vector.needs_reset:  # named after this env, not the vector env it wraps
+            raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
         action = np.asarray(action)
         require(action.shape == (3,), "action", "an array of shape (3,)", action.shape)
         observation, reward, terminated, truncated, info = self._vector.step(action[None])

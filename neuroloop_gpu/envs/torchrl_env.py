@@ -50,6 +50,7 @@ class FTSTSTorchEnv(EnvBase):
                        reward_config=reward, episode=episode, device=device, dtype=dtype, backend=backend)
         super().__init__(device=core.device, batch_size=torch.Size([num_envs]))
         self.core, self.num_envs, self.check_actions = core, num_envs, check_actions
+        self._needs_reset = True  # a host-side flag: the check costs no device read
         shape = (num_envs, len(OBSERVATION_NAMES))
         info_spec = Composite(
             {key: Unbounded(shape=(num_envs,), dtype=torch.float32, device=self.device) for key in self._info_keys()},
@@ -81,12 +82,15 @@ class FTSTSTorchEnv(EnvBase):
         if tensordict is not None and "_reset" in tensordict.keys():
             mask = tensordict["_reset"].reshape(self.num_envs).to(self.device)
         observation = self.core.reset(mask)
+        self._needs_reset = False
         flag = torch.zeros(self.num_envs, 1, dtype=torch.bool, device=self.device)
         return TensorDict({"observation": observation, "info": self._info({}), "done": flag.clone(),
                            "terminated": flag.clone(), "truncated": flag}, batch_size=(self.num_envs,),
                           device=self.device)
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        if self._needs_reset:
+            raise RuntimeError("FTSTSTorchEnv: call reset() before step()")
         action = tensordict["action"]
         if self.check_actions:
             self.core.check_action(action)

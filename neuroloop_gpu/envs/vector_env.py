@@ -182,6 +182,11 @@ class FTSTSVectorEnv(VectorEnv):
             self._history.clear()
         return observation.cpu().numpy(), {}
 
+    @property
+    def needs_reset(self) -> bool:
+        """True until the first reset(): stepping then is an error."""
+        return self._needs_reset
+
     def step(self, actions: Any):
         if self._needs_reset:
             raise RuntimeError("FTSTSVectorEnv: call reset() before step()")
