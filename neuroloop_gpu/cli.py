@@ -40,12 +40,12 @@ def simulate(args: argparse.Namespace) -> dict:
         sim = SimConfig(duration=args.duration * 1000.0, seed=args.seed)
         protocol = OpenLoopProtocol(waveform=args.waveform, amplitude=args.amplitude, onset=args.onset * 1000.0,
                                     latch_mv=None if args.latch < 0 else args.latch)
+        device = _device(args.device)
+        dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
+        net = NetworkBatch(args.networks, params, sim, device=device, dtype=dtype,
+                           record=RecordConfig(spikes_e=True), backend=args.backend)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
-    device = _device(args.device)
-    dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
-    net = NetworkBatch(args.networks, params, sim, device=device, dtype=dtype, record=RecordConfig(spikes_e=True),
-                       backend=args.backend)
     run = run_open_loop(net, protocol, sim.num_windows, progress=not args.quiet)
     summary = summarize(run, protocol, device=describe_device(device))
     summary["network"] = {"num_e": num_e, "num_i": num_i, "j_i": args.j_i, "synaptic_input": args.synaptic_input,
@@ -112,8 +112,11 @@ def evaluate(args: argparse.Namespace) -> None:
         )
     except (ValueError, CheckpointError) as error:
         raise SystemExit(f"error: {error}") from None
-    result = run_evaluation(controllers, config, device=_device(args.device), backend=args.backend,
-                            progress=not args.quiet)
+    try:  # a backend that cannot run here is a ValueError raised as the networks are built, before any window
+        result = run_evaluation(controllers, config, device=_device(args.device), backend=args.backend,
+                                progress=not args.quiet)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
     written = result.save(out)
     if policy_path is not None:  # the policy's training curves belong to the report
         log = Path(policy_path).with_name("train_log.csv")

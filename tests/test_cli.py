@@ -33,6 +33,8 @@ def test_simulate_writes_summary_and_figure(tmp_path):
     (["--duration", "0.21"], "duration must be a whole multiple of sample_duration"),
     (["--num-e", "0"], "num_e must be an integer >= 1"),
     (["--amplitude", "-5"], "amplitude must be a number >= 0"),
+    (["--networks", "0"], "num_networks must be an integer >= 1"),
+    (["--backend", "triton", "--device", "cpu"], "backend must be 'eager' here"),
 ])
 def test_simulate_rejects_bad_options(tmp_path, args, message):
     with pytest.raises(SystemExit, match=message):
@@ -77,6 +79,8 @@ def test_train_evaluate_plot_end_to_end(tmp_path):
     (["evaluate", "--policy", "", "--seeds", "0"], "seeds must be"),
     (["train", "--lr", "2"], "lr must be"),
     (["plot", "nowhere"], "is not a folder"),
+    (["evaluate", "--policy", "", "--backend", "triton", "--device", "cpu", "--seeds", "1", "--num-e", "20",
+      "--duration", "0.4", "--onset", "0.2"], "backend must be 'eager' here"),
 ])
 def test_subcommands_reject_bad_input(tmp_path, argv, message):
     with pytest.raises(SystemExit, match=message):
