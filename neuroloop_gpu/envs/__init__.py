@@ -24,7 +24,6 @@ if ENV_ID not in registry:
     )
 
 
-
 def __getattr__(name: str):
     # the TorchRL env is imported on first use: TensorDict and TorchRL take seconds to import (torch's
     # compiler stack with them), which the gymnasium envs, the simulator and most commands do not need
