@@ -64,6 +64,11 @@ def test_combinations_that_cannot_be_simulated(params, sim, message):
         NetworkBatch(1, params, sim, device="cpu")
 
 
+def test_time_constant_below_the_step_warns():
+    with pytest.warns(RuntimeWarning, match=r"step_size=0.1 ms exceeds tau_d=0.05 ms"):
+        NetworkBatch(1, NetworkParams(num_e=40, num_i=10, tau_d=0.05), SimConfig(), device="cpu")
+
+
 @pytest.mark.parametrize("kwargs,message", [
     ({"num_networks": 0}, "num_networks must be an integer >= 1"),
     ({"num_networks": 2, "seeds": [1]}, r"seeds must be 2 integers"),

@@ -110,6 +110,14 @@ class StepConstants:
                 f"plasticity.w_init must be in [w_min_mv / j_i, w_max_mv / j_i] = [{w_min:g}, {w_max:g}], "
                 f"got {stdp.w_init!r}"
             )
+        taus = {"tau_m": params.tau_m, "tau_d": params.tau_d, "tau_r": params.tau_r,
+                "plasticity.tau_pre": stdp.tau_pre, "plasticity.tau_post": stdp.tau_post}
+        fast = {name: tau for name, tau in taus.items() if tau < dt}
+        if fast:  # allowed (the model is still defined), but rarely what anyone means
+            warnings.warn(f"step_size={dt} ms exceeds {', '.join(f'{k}={v}' for k, v in fast.items())} ms: forward "
+                          "Euler then multiplies that variable by 1 - dt/tau < 0 each step, so it changes sign "
+                          "every step instead of decaying; use a step_size below every time constant",
+                          RuntimeWarning, stacklevel=3)
         # Published: dt * sigma * sqrt(tau) * xi / tau; Euler-Maruyama: sqrt(dt) instead of dt.
         noise_dt = dt if params.noise_scaling == "published" else math.sqrt(dt)
         gain = noise_dt * math.sqrt(params.tau_m) / params.tau_m
