@@ -1,7 +1,8 @@
 """The ``"triton"`` CUDA backend: many Euler steps of a network in one kernel program.
 
-The eager path launches ~100 kernels per Euler step and waits for the host three times
-(event-driven synapse lists), so on a GPU it is bound by launches, not by the chip. Here one
+The eager path runs 150-170 torch operators per Euler step, waits for the host about six times
+(the lengths of the event-driven synapse lists) and streams every network's state through device
+memory each step (``benchmarks/torch_traffic.py`` counts all three). Here one
 Triton program advances one network (its neuron state in registers) through a run of steps (a
 whole window; one step when recording, see :meth:`NetworkBatch._integrate_blocks`): its noise
 (Philox and Box-Muller, as :mod:`neuroloop_gpu.rng` draws it), membranes, I->E arrivals, E->I

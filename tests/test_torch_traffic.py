@@ -1,0 +1,85 @@
+"""benchmarks/torch_traffic.py: the memory-traffic model of the pure-torch step."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from neuroloop_gpu.config import NetworkParams
+from neuroloop_gpu.network import NetworkBatch
+from neuroloop_gpu.stimulus import PulseTrain
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "torch_traffic.py"
+_spec = importlib.util.spec_from_file_location("torch_traffic", SCRIPT)
+traffic = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(traffic)
+
+
+def _count(action) -> tuple[int, int, int, int]:
+    counter = traffic.TrafficCounter()
+    with counter:
+        action()
+    return counter.ops, counter.read, counter.written, counter.host_reads
+
+
+def test_each_operator_reads_its_operands_and_writes_its_results():
+    a, b, out = torch.ones(1000), torch.ones(1000), torch.empty(1000)
+    index, sent = torch.arange(10), torch.ones(10)
+    assert _count(lambda: a + b) == (1, 8000, 4000, 0)
+    assert _count(lambda: a + torch.ones(1)[0]) == (2, 4004, 4004, 0)  # the scalar's factory is an op too
+    assert _count(lambda: a.view(10, 100).t().expand(2, 100, 10)) == (0, 0, 0, 0)  # views move nothing
+    assert _count(lambda: a.expand(3, 1000) * 2.0) == (1, 4000, 12000, 0)  # a broadcast operand is read once
+    assert _count(lambda: torch.add(a, b, out=out)) == (1, 8000, 4000, 0)  # out=: written, not read
+    assert _count(lambda: a.add_(b)) == (1, 8000, 4000, 0)  # in place: read and written
+    assert _count(lambda: a.index_select(0, index)) == (1, 80 + 40, 40, 0)  # a gather reads what it takes
+    assert _count(lambda: a.index_add_(0, index, sent)) == (1, 80 + 40 + 40, 40, 0)  # a scatter touches what it sends
+    assert _count(lambda: a.index_copy_(0, index, sent)) == (1, 80 + 40, 40, 0)  # ... and overwrites without reading
+    assert _count(lambda: a.sum().item()) == (2, 4004, 4, 1)  # the item is a host read
+    assert _count(lambda: torch.empty(1000)) == (1, 0, 0, 0)
+
+
+def test_a_fused_region_reads_its_inputs_once_and_writes_what_outlives_it():
+    counter = traffic.TrafficCounter()
+    a, b, c = torch.ones(1000), torch.ones(1000), torch.ones(1000)
+    with counter:
+        result = counter.fused(lambda: (a + b) * c * a)()  # two temporaries, a read twice
+    assert (counter.ops, counter.read, counter.written) == (1, 12000, 4000)
+    counter = traffic.TrafficCounter()
+    with counter:
+        counter.fused(lambda: a.add_(b * 2.0))()  # in place on an outside tensor: written; b * 2 stays on chip
+    assert (counter.ops, counter.read, counter.written) == (1, 8000, 4000)
+    assert result.shape == (1000,)
+
+
+def _network(synapses: str) -> tuple[NetworkBatch, PulseTrain]:
+    params = NetworkParams(num_e=40, num_i=10)
+    net = NetworkBatch(2, params, seeds=[3, 4], device="cpu", backend="eager", synapses=synapses)
+    return net, PulseTrain.constant(2, 100.0, frequency=250.0, pulse_width=500.0)
+
+
+@pytest.mark.parametrize("synapses", ["event", "dense"])
+def test_fusing_more_moves_less_and_the_dense_step_never_reads_on_the_host(synapses):
+    net, train = _network(synapses)
+    twin, _ = _network(synapses)
+    net.run_window(train)
+    twin.run_window(train)
+    counts = {scenario: traffic.count_window(net, train, scenario) for scenario in traffic.SCENARIOS}
+    eager, functions, steps = (counts[s] for s in traffic.SCENARIOS)
+    assert eager.ops > functions.ops > steps.ops >= net.steps_per_window
+    assert eager.read > functions.read > steps.read > 0 and eager.written > functions.written > steps.written > 0
+    assert (eager.host_reads > net.steps_per_window) if synapses == "event" else (eager.host_reads == 0)
+    # counting leaves the networks where they were: the next window matches an uncounted twin's
+    after, twin_after = net.run_window(train).stats, twin.run_window(train).stats
+    assert torch.equal(after.kop, twin_after.kop) and torch.equal(net.state.v, twin.state.v)
+
+
+def test_script_prints_a_row_per_scenario():
+    done = subprocess.run([sys.executable, str(SCRIPT), "--size", "40/10", "--batch", "2", "--synapses", "event"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| event")]
+    assert len(rows) == len(traffic.SCENARIOS)
+    assert all(float(row.split("|")[-2].replace(",", "")) > 0 for row in rows)
