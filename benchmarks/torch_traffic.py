@@ -131,12 +131,14 @@ class Region:
 
 class TrafficCounter(TorchDispatchMode):
     """Operators, modelled bytes read and written, and host reads, of everything that runs under it;
-    inside :meth:`region` operators count as one fused kernel."""
+    the operators of a :meth:`fused` function count as one kernel."""
 
     def __init__(self):
         super().__init__()
         self.ops = self.read = self.written = self.host_reads = 0
         self._region: Region | None = None
+        self.part = "the rest"  # what runs now (see :meth:`labelled`)
+        self.ops_by_part, self.bytes_by_part = Counter(), Counter()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -151,6 +153,8 @@ class TrafficCounter(TorchDispatchMode):
             self.ops += 1
             self.read += sum(size for _, size in reads)
             self.written += sum(size for _, size in writes)
+            self.ops_by_part[self.part] += 1
+            self.bytes_by_part[self.part] += sum(size for _, size in reads + writes)
         return result
 
     def open_region(self) -> None:
@@ -175,6 +179,16 @@ class TrafficCounter(TorchDispatchMode):
                 self.close_region()
         return run
 
+    def labelled(self, name: str, function):
+        """``function`` with its operators counted under ``name`` in ``*_by_part``."""
+        def run(*args, **kwargs):
+            outer, self.part = self.part, name
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.part = outer
+        return run
+
 
 def count_window(net: NetworkBatch, train: PulseTrain, scenario: str) -> TrafficCounter:
     """The traffic of one window of ``net`` under ``scenario``; ``net`` is left as it was, so that every
@@ -184,7 +198,12 @@ def count_window(net: NetworkBatch, train: PulseTrain, scenario: str) -> Traffic
     counter = TrafficCounter()
     kernels = net._kernels
     patches = contextlib.ExitStack()
-    if scenario != "eager":
+    if scenario == "eager":  # where the traffic goes: the StepKernels functions, the monitor, the rest
+        net._kernels = dataclasses.replace(kernels, **{field.name: counter.labelled(field.name, getattr(kernels, field.name))
+                                                       for field in dataclasses.fields(kernels)})
+        patches.enter_context(mock.patch.object(WindowMonitor, "observe",
+                                                counter.labelled("monitor", WindowMonitor.observe)))
+    else:
         fused_kernels = {field.name: counter.fused(getattr(kernels, field.name)) for field in dataclasses.fields(kernels)}
         if scenario == "fused steps":  # the step and its monitoring in one region; the noise its own
             fused_kernels = {"noise": fused_kernels["noise"]}
@@ -222,6 +241,7 @@ def main() -> None:
     header = ("| synapses | scenario | ops per step | MB read | MB written | host reads per step | "
               + " | ".join(f"bandwidth bound, {name}" for name in BANDWIDTHS) + " |")
     rows = [header, "|" + "---|" * (header.count("|") - 1)]
+    parts = ["| synapses | part of the eager step | ops per step | MB per step | share of the bytes |", "|---|---|---|---|---|"]
     for synapses in args.synapses:
         net = NetworkBatch(args.batch, parse_size(args.size).params(), device=args.device, backend="eager",
                            synapses=synapses)
@@ -237,9 +257,15 @@ def main() -> None:
                         f"{counter.read / (args.batch * steps) / 1e6:.3f} | "
                         f"{counter.written / (args.batch * steps) / 1e6:.3f} | {counter.host_reads / steps:.1f} | "
                         f"{bounds} |")
+            if scenario == "eager":
+                for part, size in counter.bytes_by_part.most_common():
+                    parts.append(f"| {synapses} | {part} | {counter.ops_by_part[part] / steps:.1f} | "
+                                 f"{size / (args.batch * steps) / 1e6:.3f} | {size / counter.bytes_by_part.total():.0%} |")
     print(f"{args.size}, B = {args.batch}, one window of {steps} steps under the FTSTS pulse train, on "
           f"{args.device}; MB per network-step (modelled DRAM traffic); bounds in env-steps/s:\n")
     print("\n".join(rows))
+    print("\nWhere the eager step's traffic goes (StepKernels functions, the window monitor, the rest):\n")
+    print("\n".join(parts))
 
 
 if __name__ == "__main__":

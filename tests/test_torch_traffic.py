@@ -71,15 +71,21 @@ def test_fusing_more_moves_less_and_the_dense_step_never_reads_on_the_host(synap
     assert eager.ops > functions.ops > steps.ops >= net.steps_per_window
     assert eager.read > functions.read > steps.read > 0 and eager.written > functions.written > steps.written > 0
     assert (eager.host_reads > net.steps_per_window) if synapses == "event" else (eager.host_reads == 0)
+    # the eager traffic, part by part, adds up
+    assert sum(eager.bytes_by_part.values()) == eager.read + eager.written
+    assert sum(eager.ops_by_part.values()) == eager.ops
+    assert {"noise", "neurons", "synapses_and_traces", "monitor", "the rest"} <= set(eager.bytes_by_part)
     # counting leaves the networks where they were: the next window matches an uncounted twin's
     after, twin_after = net.run_window(train).stats, twin.run_window(train).stats
     assert torch.equal(after.kop, twin_after.kop) and torch.equal(net.state.v, twin.state.v)
 
 
-def test_script_prints_a_row_per_scenario():
+def test_script_prints_a_row_per_scenario_and_per_part():
     done = subprocess.run([sys.executable, str(SCRIPT), "--size", "40/10", "--batch", "2", "--synapses", "event"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| event")]
-    assert len(rows) == len(traffic.SCENARIOS)
-    assert all(float(row.split("|")[-2].replace(",", "")) > 0 for row in rows)
+    scenarios, parts = rows[:len(traffic.SCENARIOS)], rows[len(traffic.SCENARIOS):]
+    assert [row.split("|")[2].strip() for row in scenarios] == list(traffic.SCENARIOS)
+    assert all(float(row.split("|")[-2].replace(",", "")) > 0 for row in scenarios)
+    assert "noise" in {row.split("|")[2].strip() for row in parts}
