@@ -1,271 +1,36 @@
-"""How many bytes one Euler step of the pure-torch path moves through device memory, and the throughput
-ceiling that sets on a GPU, without a GPU.
+"""The pure-torch step's memory traffic and the bandwidth bound it sets on a GPU, counted without a GPU.
 
-    python benchmarks/torch_traffic.py --size full --batch 32 --synapses event dense
+    python benchmarks/torch_traffic.py --size full --batch 32 --plot benchmarks/results/traffic_full.png
 
-Runs one decision window of the benchmark workload (the FTSTS pulse train, after one untimed warm-up
-window) with ``backend="eager"`` under a ``TorchDispatchMode`` that sees every aten operator, and models
-each operator's memory traffic: it reads its operands and writes its results once (a gather reads only the
-elements it takes, a scatter touches only the elements it sends; views move nothing), and nothing stays
-in a cache from one operator to the next. The operator sequence is the one a GPU runs (same code; the
-spike-dependent list lengths make the event path's numbers depend on the window). Three fusion scenarios:
-
-* ``eager``: every operator is its own kernel (what ``backend="eager"`` launches).
-* ``fused functions``: each :class:`~neuroloop_gpu.network.dynamics.StepKernels` function (the membrane
-  noise, the neuron update, the synaptic filter and traces, the two STDP passes) is one kernel that reads
-  what it needs from outside once and writes what outlives it once. That is the most ``backend="compiled"``
-  could fuse (it does less: the noise's logarithm, sine and cosine stay eager).
-* ``fused steps``: each Euler step with its monitoring is one kernel (the noise one more, for the several
-  steps it is drawn for): the floor for any design that keeps the networks' state in device memory from
-  one step to the next, CUDA graphs included. The Triton backend escapes it by keeping the state on chip
-  for ``kop_sample_interval`` worth of steps.
-
-Prints, per network-step, the operators, the modelled bytes and the host reads a GPU would wait for, and
-the ceiling ``bandwidth / (bytes per network-step x steps per window)`` in env-steps/s at the peak DRAM
-bandwidths of an H100 SXM (3.35 TB/s) and an H200 (4.8 TB/s), vendor figures. A model, not a measurement
-of a GPU: caches make real traffic lower, and kernels reach only part of the peak bandwidth.
+Prints :func:`neuroloop_gpu.bench.traffic_model` as Markdown tables (the model, its three fusion scenarios
+and its limits are described in :mod:`neuroloop_gpu.bench.traffic`); ``--plot`` draws the bounds beside the
+GPU throughput committed in ``benchmarks/results/`` at the same size.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import dataclasses
-import weakref
-from collections import Counter
-from unittest import mock
+from pathlib import Path
 
-import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from neuroloop_gpu.bench import format_traffic, latest_results, load_results, plot_traffic, traffic_model
 
-from neuroloop_gpu.bench.workload import STIM_AMPLITUDE_MV, STIM_FREQUENCY_HZ, STIM_PULSE_WIDTH_US, parse_size
-from neuroloop_gpu.network import NetworkBatch, simulator
-from neuroloop_gpu.network.monitors import WindowMonitor
-from neuroloop_gpu.stimulus import PulseTrain
-
-aten = torch.ops.aten
-BANDWIDTHS = {"H100 SXM 3.35 TB/s": 3.35e12, "H200 4.8 TB/s": 4.8e12}
-GATHERS = {aten.index_select, aten.gather, aten.index, aten.take}  # read only the elements they take
-SCATTERS = {aten.index_add_, aten.index_copy_, aten.index_reduce_, aten.scatter_, aten.scatter_add_,
-            aten.scatter_reduce_, aten.index_put_, aten._index_put_impl_}  # touch only the elements they send
-OVERWRITES = {aten.fill_, aten.zero_, aten.copy_, aten.index_copy_, aten.scatter_}  # write without reading
-UNWRITTEN = {aten.empty, aten.empty_like, aten.empty_strided, aten.new_empty}  # allocate, move nothing
-SCENARIOS = ("eager", "fused functions", "fused steps")
-HOST_READS = {aten._local_scalar_dense, aten.nonzero, aten.bincount}  # a GPU waits for these (bincount: its max)
-
-
-def footprint(tensor: torch.Tensor) -> int:
-    """Bytes of the distinct elements a tensor addresses (a broadcast dimension counts once)."""
-    elements = 1
-    for size, stride in zip(tensor.shape, tensor.stride()):
-        elements *= size if stride else 1
-    return elements * tensor.element_size() if tensor.numel() else 0
-
-
-def operands(func, args, kwargs):
-    """(schema argument, tensor) for every tensor operand, lists of tensors unpacked."""
-    for position, argument in enumerate(func._schema.arguments):
-        value = args[position] if position < len(args) else kwargs.get(argument.name)
-        for item in value if isinstance(value, (list, tuple)) else (value,):
-            if isinstance(item, torch.Tensor):
-                yield argument, item
-
-
-def op_traffic(func, args, kwargs, result):
-    """The modelled (tensor, bytes) reads and writes of one operator call, and the tensors it created."""
-    kind = func.overloadpacket
-    tensors = list(operands(func, args, kwargs))
-    returned = [t for t in (result if isinstance(result, (list, tuple)) else (result,)) if isinstance(t, torch.Tensor)]
-    touched = max((t.numel() for arg, t in tensors if arg.name != "self"), default=0)  # scatter: elements sent
-    reads, writes = [], []
-    for argument, tensor in tensors:
-        written = argument.alias_info is not None and argument.alias_info.is_write
-        if kind in SCATTERS and argument.name == "self":
-            size = min(footprint(tensor), touched * tensor.element_size())
-            writes.append((tensor, size))
-            if kind not in OVERWRITES:
-                reads.append((tensor, size))
-        elif written:  # in place (add_: also read) or out= (written only)
-            writes.append((tensor, footprint(tensor)))
-            if argument.name == "self" and kind not in OVERWRITES:
-                reads.append((tensor, footprint(tensor)))
-        elif kind in GATHERS and argument.name == "self":
-            taken = sum(t.numel() for t in returned) * tensor.element_size()
-            reads.append((tensor, min(footprint(tensor), taken)))
-        else:
-            reads.append((tensor, footprint(tensor)))
-    fresh = [t for t, out in zip(returned, func._schema.returns) if out.alias_info is None]
-    if kind not in UNWRITTEN:
-        writes.extend((t, footprint(t)) for t in fresh)
-    return reads, writes, fresh
-
-
-def storage_key(tensor: torch.Tensor) -> int:
-    return tensor.untyped_storage().data_ptr()
-
-
-class Region:
-    """One fused kernel: reads what comes from outside once, writes in place to outside tensors, and
-    writes what it created only if it outlives the region."""
-
-    def __init__(self):
-        self.reads, self.writes, self.created = Counter(), Counter(), {}
-
-    def add(self, reads, writes, fresh):
-        for tensor, size in reads:
-            key = storage_key(tensor)
-            if key not in self.created:
-                self.reads[key] = min(self.reads[key] + size, tensor.untyped_storage().nbytes())
-        for tensor in fresh:  # created here: written only if it survives the region
-            self.created[storage_key(tensor)] = weakref.ref(tensor)
-        for tensor, size in writes:
-            key = storage_key(tensor)
-            if key not in self.created:
-                self.writes[key] = min(self.writes[key] + size, tensor.untyped_storage().nbytes())
-
-    def close(self) -> tuple[int, int]:
-        survivors = (ref() for ref in self.created.values())
-        written = sum(self.writes.values()) + sum(t.untyped_storage().nbytes() for t in survivors if t is not None)
-        return sum(self.reads.values()), written
-
-
-class TrafficCounter(TorchDispatchMode):
-    """Operators, modelled bytes read and written, and host reads, of everything that runs under it;
-    the operators of a :meth:`fused` function count as one kernel."""
-
-    def __init__(self):
-        super().__init__()
-        self.ops = self.read = self.written = self.host_reads = 0
-        self._region: Region | None = None
-        self.part = "the rest"  # what runs now (see :meth:`labelled`)
-        self.ops_by_part, self.bytes_by_part = Counter(), Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        result = func(*args, **kwargs)
-        if func.is_view or func.overloadpacket in (aten.detach, aten.lift_fresh):
-            return result
-        self.host_reads += func.overloadpacket in HOST_READS
-        reads, writes, fresh = op_traffic(func, args, kwargs, result)
-        if self._region is not None:
-            self._region.add(reads, writes, fresh)
-        else:
-            self.ops += 1
-            self.read += sum(size for _, size in reads)
-            self.written += sum(size for _, size in writes)
-            self.ops_by_part[self.part] += 1
-            self.bytes_by_part[self.part] += sum(size for _, size in reads + writes)
-        return result
-
-    def open_region(self) -> None:
-        if self._region is None:
-            self._region = Region()
-            self.ops += 1
-
-    def close_region(self) -> None:
-        if self._region is not None:
-            read, written = self._region.close()
-            self._region = None
-            self.read += read
-            self.written += written
-
-    def fused(self, function):
-        """``function`` counted as one kernel."""
-        def run(*args, **kwargs):
-            self.open_region()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                self.close_region()
-        return run
-
-    def labelled(self, name: str, function):
-        """``function`` with its operators counted under ``name`` in ``*_by_part``."""
-        def run(*args, **kwargs):
-            outer, self.part = self.part, name
-            try:
-                return function(*args, **kwargs)
-            finally:
-                self.part = outer
-        return run
-
-
-def count_window(net: NetworkBatch, train: PulseTrain, scenario: str) -> TrafficCounter:
-    """The traffic of one window of ``net`` under ``scenario``; ``net`` is left as it was, so that every
-    scenario counts the same window."""
-    state = type(net.state)(**{f.name: getattr(net.state, f.name).clone() for f in dataclasses.fields(net.state)})
-    position, stimulator = net._ring_position, net.stimulator
-    counter = TrafficCounter()
-    kernels = net._kernels
-    patches = contextlib.ExitStack()
-    if scenario == "eager":  # where the traffic goes: the StepKernels functions, the monitor, the rest
-        net._kernels = dataclasses.replace(kernels, **{field.name: counter.labelled(field.name, getattr(kernels, field.name))
-                                                       for field in dataclasses.fields(kernels)})
-        patches.enter_context(mock.patch.object(WindowMonitor, "observe",
-                                                counter.labelled("monitor", WindowMonitor.observe)))
-    else:
-        fused_kernels = {field.name: counter.fused(getattr(kernels, field.name)) for field in dataclasses.fields(kernels)}
-        if scenario == "fused steps":  # the step and its monitoring in one region; the noise its own
-            fused_kernels = {"noise": fused_kernels["noise"]}
-            step, observe = simulator.euler_step, WindowMonitor.observe
-
-            def step_opening(*args, **kwargs):
-                counter.open_region()
-                return step(*args, **kwargs)
-
-            def observe_closing(*args, **kwargs):
-                try:
-                    return observe(*args, **kwargs)
-                finally:
-                    counter.close_region()
-
-            patches.enter_context(mock.patch.object(simulator, "euler_step", step_opening))
-            patches.enter_context(mock.patch.object(WindowMonitor, "observe", observe_closing))
-        net._kernels = dataclasses.replace(kernels, **fused_kernels)
-    try:
-        with patches, counter:
-            net.run_window(train)
-    finally:
-        net._kernels, net.state, net._ring_position, net.stimulator = kernels, state, position, stimulator
-    return counter
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="full", help="small, full or NE/NI")
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=32, help="networks counted (the bytes per network barely depend on it)")
     parser.add_argument("--synapses", nargs="+", default=["event", "dense"], choices=["event", "dense"])
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="where to run the window (the operators are the same)")
+    parser.add_argument("--plot", type=Path, help="PNG of the bounds beside the committed GPU results")
     args = parser.parse_args()
 
-    header = ("| synapses | scenario | ops per step | MB read | MB written | host reads per step | "
-              + " | ".join(f"bandwidth bound, {name}" for name in BANDWIDTHS) + " |")
-    rows = [header, "|" + "---|" * (header.count("|") - 1)]
-    parts = ["| synapses | part of the eager step | ops per step | MB per step | share of the bytes |", "|---|---|---|---|---|"]
-    for synapses in args.synapses:
-        net = NetworkBatch(args.batch, parse_size(args.size).params(), device=args.device, backend="eager",
-                           synapses=synapses)
-        train = PulseTrain.constant(args.batch, STIM_AMPLITUDE_MV, STIM_FREQUENCY_HZ, STIM_PULSE_WIDTH_US,
-                                    device=args.device)
-        net.run_window(train)  # warm-up: plasticity and the pulse train under way, as in the benchmark
-        steps = net.steps_per_window
-        for scenario in SCENARIOS:
-            counter = count_window(net, train, scenario)
-            per_step = (counter.read + counter.written) / (args.batch * steps)
-            bounds = " | ".join(f"{bandwidth / (per_step * steps):,.0f}" for bandwidth in BANDWIDTHS.values())
-            rows.append(f"| {synapses} | {scenario} | {counter.ops / steps:.1f} | "
-                        f"{counter.read / (args.batch * steps) / 1e6:.3f} | "
-                        f"{counter.written / (args.batch * steps) / 1e6:.3f} | {counter.host_reads / steps:.1f} | "
-                        f"{bounds} |")
-            if scenario == "eager":
-                for part, size in counter.bytes_by_part.most_common():
-                    parts.append(f"| {synapses} | {part} | {counter.ops_by_part[part] / steps:.1f} | "
-                                 f"{size / (args.batch * steps) / 1e6:.3f} | {size / counter.bytes_by_part.total():.0%} |")
-    print(f"{args.size}, B = {args.batch}, one window of {steps} steps under the FTSTS pulse train, on "
-          f"{args.device}; MB per network-step (modelled DRAM traffic); bounds in env-steps/s:\n")
-    print("\n".join(rows))
-    print("\nWhere the eager step's traffic goes (StepKernels functions, the window monitor, the rest):\n")
-    print("\n".join(parts))
+    rows = traffic_model(args.size, args.batch, args.synapses, args.device)
+    print(format_traffic(rows))
+    if args.plot is not None:
+        plot_traffic(rows, latest_results(load_results(sorted(RESULTS.glob("throughput_*.json")))), path=args.plot)
+        print(f"\nwrote {args.plot}")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ from ..network import BACKENDS, NetworkBatch
 from ..stimulus import PulseTrain
 from .measure import MemoryProbe, summarize_times, time_windows
 from .peers import expand_peers, run_peer
-from .workload import STIM_AMPLITUDE_MV, STIM_FREQUENCY_HZ, STIM_PULSE_WIDTH_US, WINDOW_MS, WORKLOAD, Size, parse_size
+from .workload import (GPU_TARGETS, STIM_AMPLITUDE_MV, STIM_FREQUENCY_HZ, STIM_PULSE_WIDTH_US, WINDOW_MS, WORKLOAD, Size,
+                       parse_size)
 
 SCHEMA = "neuroloop-bench/1"
 TARGETS = ("simulator", "vector-env", "torchrl-env")
@@ -494,7 +495,7 @@ def target_summary(docs: Sequence[Mapping]) -> list[dict]:
     row, doc = ratio("cpu", "small", "reference")
     out.append(entry("CPU small size, best batch / reference loop (same run)",
                      None if row is None else row["ratio_best"], ">= 100", lambda v: v >= 100, doc, "x"))
-    for size, goal in (("full", 100_000), ("small", 1_000_000)):
+    for size, goal in GPU_TARGETS.items():
         row, doc = best("cuda", size)
         out.append(entry(f"GPU {size} size, best batch", None if row is None else row["env_steps_per_s"],
                          f">= {goal:,}", lambda v, g=goal: v >= g, doc, "env-steps/s"))

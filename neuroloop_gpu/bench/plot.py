@@ -6,11 +6,15 @@ same in a script, in the CLI and inline in a notebook (``display(fig)``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import NullLocator
+
+from .workload import GPU_TARGETS
 
 _PEER_MARKERS = {"reference": "s", "brian2-runtime": "^", "brian2-cpp": "v"}
 _TARGET_MARKERS = {"simulator": "o", "vector-env": "D", "torchrl-env": "P"}
@@ -99,6 +103,59 @@ def plot_results(docs: Sequence[Mapping] | Mapping, path: str | Path | None = No
                       ncols=2, frameon=False)
     devices = ", ".join(dict.fromkeys(doc["device"] for doc in docs))
     fig.suptitle(f"neuroloop_gpu throughput: {devices}", fontsize=9)
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def plot_traffic(rows: Sequence[Mapping], docs: Sequence[Mapping] = (), path: str | Path | None = None) -> Figure:
+    """The pure-torch step's bandwidth bounds (rows of :func:`~neuroloop_gpu.bench.traffic.traffic_model`)
+    beside the GPU throughput measured at the same network size (the best batch of each device and backend
+    in ``docs``, simulator target) and the issue-5 target, as horizontal bars on a log axis. A measured bar
+    takes the colour of the bound for its GPU."""
+    size = rows[0]["size"]
+    names = list(rows[0]["bounds"])
+    measured: dict[tuple[str, str], float] = {}
+    for doc in docs:
+        for r in doc["results"] if doc["device_type"] == "cuda" else ():
+            if r.get("target") == "simulator" and r.get("size") == size and "env_steps_per_s" in r:
+                key = (_device_label(doc), r.get("backend", "eager"))
+                measured[key] = max(measured.get(key, 0.0), r["env_steps_per_s"])
+    fig = Figure(figsize=(10, 2.2 + 0.42 * (len(rows) + len(measured))), layout="constrained")
+    ax = fig.subplots()
+    height = 0.8 / len(names)
+    ticks, labels = [], []
+    for y, row in enumerate(rows):
+        for j, name in enumerate(names):
+            value = row["bounds"][name]
+            ax.barh(y + (j - (len(names) - 1) / 2) * height, value, height, color=f"C{j}", label=f"bound at {name}")
+            ax.text(value, y + (j - (len(names) - 1) / 2) * height, f" {value:,.0f}", va="center", fontsize=7)
+        ticks.append(y)
+        labels.append(f"model: {row['synapses']} synapses, {row['scenario']}")
+    for y, ((device, backend), value) in enumerate(measured.items(), start=len(rows)):
+        color = next((f"C{j}" for j, name in enumerate(names) if name.split()[0] in device), "0.5")
+        ax.barh(y, value, 0.8, color=color, hatch="//", edgecolor="white")
+        ax.text(value, y, f" {value:,.0f}", va="center", fontsize=7)
+        ticks.append(y)
+        labels.append(f"measured: {device}, {backend}")
+    if size in GPU_TARGETS:
+        ax.axvline(GPU_TARGETS[size], color="k", linestyle="--", linewidth=1,
+                   label=f"target {GPU_TARGETS[size]:,} env-steps/s")
+    ax.set_yticks(ticks, labels, fontsize=8)
+    ax.invert_yaxis()
+    smallest = min([*measured.values(), *(v for row in rows for v in row["bounds"].values())])
+    ax.set_xlim(left=10 ** math.floor(math.log10(smallest / 2)))  # log bars start at the left edge
+    ax.set(xscale="log", xlabel="env-steps/s (20 ms windows, summed over networks)",
+           title=f"{size} networks: memory-traffic bounds of the pure-torch step (model, B = {rows[0]['batch']}) "
+                 "and measured GPU throughput")
+    ax.title.set_fontsize(9)
+    ax.grid(True, axis="x", alpha=0.3)
+    entries = dict(zip(*reversed(ax.get_legend_handles_labels())))
+    if measured:
+        entries["measured (hatched; best batch, colour of its GPU)"] = Patch(facecolor="0.6", hatch="//",
+                                                                              edgecolor="white")
+    ax.legend(entries.values(), entries.keys(), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14),
+              ncols=2, frameon=False)
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig

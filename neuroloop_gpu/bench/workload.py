@@ -26,6 +26,7 @@ STIM_FREQUENCY_HZ = 1000.0 / 12.0
 STIM_PULSE_WIDTH_US = 1000.0
 WINDOW_MS = 20.0
 STEP_MS = 0.1
+GPU_TARGETS = {"full": 100_000, "small": 1_000_000}  # issue 5: env-steps/s of the simulator on a GPU
 
 WORKLOAD = {
     "stimulus": "FTSTS pulse train from t = 0 (I: +A then -A; E: the mirror image)",

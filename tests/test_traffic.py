@@ -1,6 +1,5 @@
-"""benchmarks/torch_traffic.py: the memory-traffic model of the pure-torch step."""
+"""neuroloop_gpu.bench.traffic: the memory-traffic model of the pure-torch step, and its script."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -8,14 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from neuroloop_gpu.bench import format_traffic, plot_traffic, traffic, traffic_model
 from neuroloop_gpu.config import NetworkParams
 from neuroloop_gpu.network import NetworkBatch
 from neuroloop_gpu.stimulus import PulseTrain
 
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "torch_traffic.py"
-_spec = importlib.util.spec_from_file_location("torch_traffic", SCRIPT)
-traffic = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(traffic)
 
 
 def _count(action) -> tuple[int, int, int, int]:
@@ -80,12 +77,30 @@ def test_fusing_more_moves_less_and_the_dense_step_never_reads_on_the_host(synap
     assert torch.equal(after.kop, twin_after.kop) and torch.equal(net.state.v, twin.state.v)
 
 
-def test_script_prints_a_row_per_scenario_and_per_part():
+def test_model_rows_tables_and_figure(tmp_path):
+    rows = traffic_model("20/5", batch=2, synapses=("event",), progress=False)
+    assert [row["scenario"] for row in rows] == list(traffic.SCENARIOS)
+    eager = rows[0]
+    assert set(eager["bounds"]) == set(traffic.BANDWIDTHS) and all(v > 0 for v in eager["bounds"].values())
+    # the bound is the bandwidth over the bytes of a window: twice the bandwidth, twice the bound
+    (h100, h200), moved = eager["bounds"].values(), (eager["read_mb"] + eager["written_mb"]) * 1e6 * 200
+    assert h200 / h100 == pytest.approx(4.8 / 3.35) and h200 == pytest.approx(4.8e12 / moved)
+    assert sum(mb for _, mb in eager["parts"].values()) == pytest.approx(eager["read_mb"] + eager["written_mb"])
+    text = format_traffic(rows)
+    assert text.count("| event | ") == len(traffic.SCENARIOS) + len(eager["parts"]) and "| event | noise |" in text
+    measured = {"device_type": "cuda", "device": "cuda: NVIDIA H200", "environment": {"gpu": "NVIDIA H200"},
+                "results": [{"target": "simulator", "size": "20/5", "backend": "triton", "env_steps_per_s": 5e5}]}
+    figure = plot_traffic(rows, [measured], path=tmp_path / "traffic.png")
+    labels = [label.get_text() for label in figure.axes[0].get_yticklabels()]
+    assert labels[-1] == "measured: NVIDIA H200, triton" and len(labels) == len(rows) + 1
+    assert (tmp_path / "traffic.png").stat().st_size > 10_000
+
+
+def test_script_prints_the_tables():
     done = subprocess.run([sys.executable, str(SCRIPT), "--size", "40/10", "--batch", "2", "--synapses", "event"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| event")]
     scenarios, parts = rows[:len(traffic.SCENARIOS)], rows[len(traffic.SCENARIOS):]
     assert [row.split("|")[2].strip() for row in scenarios] == list(traffic.SCENARIOS)
-    assert all(float(row.split("|")[-2].replace(",", "")) > 0 for row in scenarios)
     assert "noise" in {row.split("|")[2].strip() for row in parts}
