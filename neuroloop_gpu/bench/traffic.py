@@ -46,7 +46,9 @@ SCATTERS = {aten.index_add_, aten.index_copy_, aten.index_reduce_, aten.scatter_
             aten.scatter_reduce_, aten.index_put_, aten._index_put_impl_}  # touch only the elements they send
 OVERWRITES = {aten.fill_, aten.zero_, aten.copy_, aten.index_copy_, aten.scatter_}  # write without reading
 UNWRITTEN = {aten.empty, aten.empty_like, aten.empty_strided, aten.new_empty}  # allocate, move nothing
-HOST_READS = {aten._local_scalar_dense, aten.nonzero, aten.bincount}  # a GPU waits for these (bincount: its max)
+# a GPU waits for these (bincount: for its max); a ``tolist`` is no operator, so the one read per window
+# that checks the pulse train's values is not counted
+HOST_READS = {aten._local_scalar_dense, aten.nonzero, aten.bincount}
 
 
 def footprint(tensor: torch.Tensor) -> int:
