@@ -26,7 +26,10 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, help="PNG of the bounds beside the committed GPU results")
     args = parser.parse_args()
 
-    rows = traffic_model(args.size, args.batch, args.synapses, args.device)
+    try:
+        rows = traffic_model(args.size, args.batch, args.synapses, args.device)
+    except ValueError as error:  # a bad size, batch or device
+        parser.error(str(error))
     print(format_traffic(rows))
     if args.plot is not None:
         plot_traffic(rows, latest_results(load_results(sorted(RESULTS.glob("throughput_*.json")))), path=args.plot)

@@ -96,6 +96,21 @@ def test_model_rows_tables_and_figure(tmp_path):
     assert (tmp_path / "traffic.png").stat().st_size > 10_000
 
 
+@pytest.mark.parametrize("arguments,message", [
+    (["--size", "40x10"], "sizes must be 'small' (160/40), 'full' (1600/400) or 'NE/NI'"),
+    (["--batch", "0"], "num_networks must be"),
+])
+def test_script_bad_options_are_clear_errors(arguments, message):
+    done = subprocess.run([sys.executable, str(SCRIPT), *arguments], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
+def test_cuda_without_a_gpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        traffic_model("20/5", batch=1, device="cuda", progress=False)
+
+
 def test_script_prints_the_tables():
     done = subprocess.run([sys.executable, str(SCRIPT), "--size", "40/10", "--batch", "2", "--synapses", "event"],
                           capture_output=True, text=True, timeout=300)

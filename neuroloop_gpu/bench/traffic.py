@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from ..network import NetworkBatch, simulator
 from ..network.monitors import WindowMonitor
 from ..stimulus import PulseTrain
+from .harness import resolve_device
 from .workload import STIM_AMPLITUDE_MV, STIM_FREQUENCY_HZ, STIM_PULSE_WIDTH_US, parse_size
 
 aten = torch.ops.aten
@@ -241,8 +242,8 @@ def traffic_model(size: str = "full", batch: int = 32, synapses=("event", "dense
     """One row per synaptic update and scenario: ``synapses``, ``scenario``, ``ops_per_step``,
     ``read_mb`` and ``written_mb`` (per network-step), ``host_reads_per_step``, ``bounds`` (env-steps/s
     per entry of :data:`BANDWIDTHS`) and, for ``"eager"``, ``parts`` ({part: (ops, MB) per network-step},
-    largest first)."""
-    size = parse_size(size)
+    largest first). ``device``: ``"cpu"``, ``"cuda"`` or ``"auto"`` (the operators are the same)."""
+    size, device = parse_size(size), resolve_device(device)
     rows = []
     with tqdm(total=len(synapses) * (1 + len(SCENARIOS)), desc=f"traffic model, {size.name}",
               disable=not progress) as bar:
