@@ -98,7 +98,7 @@ def test_model_rows_tables_and_figure(tmp_path):
 
 @pytest.mark.parametrize("arguments,message", [
     (["--size", "40x10"], "sizes must be 'small' (160/40), 'full' (1600/400) or 'NE/NI'"),
-    (["--batch", "0"], "num_networks must be"),
+    (["--batch", "0"], "batch must be an integer >= 1, got 0"),
 ])
 def test_script_bad_options_are_clear_errors(arguments, message):
     done = subprocess.run([sys.executable, str(SCRIPT), *arguments], capture_output=True, text=True, timeout=300)

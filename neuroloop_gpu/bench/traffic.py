@@ -33,6 +33,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from tqdm.auto import tqdm
 
+from ..config import require_count
 from ..network import NetworkBatch, simulator
 from ..network.monitors import WindowMonitor
 from ..stimulus import PulseTrain
@@ -243,6 +244,7 @@ def traffic_model(size: str = "full", batch: int = 32, synapses=("event", "dense
     ``read_mb`` and ``written_mb`` (per network-step), ``host_reads_per_step``, ``bounds`` (env-steps/s
     per entry of :data:`BANDWIDTHS`) and, for ``"eager"``, ``parts`` ({part: (ops, MB) per network-step},
     largest first). ``device``: ``"cpu"``, ``"cuda"`` or ``"auto"`` (the operators are the same)."""
+    require_count("batch", batch)
     size, device = parse_size(size), resolve_device(device)
     rows = []
     with tqdm(total=len(synapses) * (1 + len(SCENARIOS)), desc=f"traffic model, {size.name}",
