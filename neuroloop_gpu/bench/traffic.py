@@ -25,9 +25,11 @@ traffic lower, and kernels reach only part of the peak bandwidth.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import weakref
 from collections import Counter
+from unittest import mock
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -193,14 +195,14 @@ def count_window(net: NetworkBatch, train: PulseTrain, scenario: str) -> Traffic
     """The traffic of one window of ``net`` (``backend="eager"``) under ``scenario``; ``net`` is left as
     it was, so that every scenario counts the same window. Under ``"eager"`` the counter also splits the
     traffic by part: the StepKernels functions, the window monitor and the rest."""
-    state = type(net.state)(**{f.name: getattr(net.state, f.name).clone() for f in dataclasses.fields(net.state)})
-    position, stimulator = net._ring_position, net.stimulator
+    saved = copy.deepcopy((net.state, net.stimulator, net._ring_position))
     counter, kernels = TrafficCounter(), net._kernels
     names = [field.name for field in dataclasses.fields(kernels)]
     patches = contextlib.ExitStack()
     if scenario == "eager":
         net._kernels = dataclasses.replace(kernels, **{n: counter.labelled(n, getattr(kernels, n)) for n in names})
-        patches.enter_context(_swapped(WindowMonitor, "observe", counter.labelled("monitor", WindowMonitor.observe)))
+        monitored = counter.labelled("monitor", WindowMonitor.observe)
+        patches.enter_context(mock.patch.object(WindowMonitor, "observe", monitored))
     elif scenario == "fused functions":
         net._kernels = dataclasses.replace(kernels, **{n: counter.fused(getattr(kernels, n)) for n in names})
     else:  # each step and its monitoring in one region; the noise in its own
@@ -217,25 +219,14 @@ def count_window(net: NetworkBatch, train: PulseTrain, scenario: str) -> Traffic
             finally:
                 counter.close_region()
 
-        patches.enter_context(_swapped(simulator, "euler_step", step_opening))
-        patches.enter_context(_swapped(WindowMonitor, "observe", observe_closing))
+        patches.enter_context(mock.patch.object(simulator, "euler_step", step_opening))
+        patches.enter_context(mock.patch.object(WindowMonitor, "observe", observe_closing))
     try:
         with patches, counter:
             net.run_window(train)
     finally:
-        net._kernels, net.state, net._ring_position, net.stimulator = kernels, state, position, stimulator
+        net._kernels, (net.state, net.stimulator, net._ring_position) = kernels, saved
     return counter
-
-
-@contextlib.contextmanager
-def _swapped(owner, name: str, value):
-    """``owner.name`` is ``value`` inside the block."""
-    original = getattr(owner, name)
-    setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        setattr(owner, name, original)
 
 
 def traffic_model(size: str = "full", batch: int = 32, synapses=("event", "dense"), device: str = "cpu",
