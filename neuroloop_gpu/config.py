@@ -4,12 +4,15 @@ Every default is the published value of Schmalz & Kumar (2019); units are in
 the field comments. Configuration is frozen: state lives elsewhere
 (:mod:`neuroloop_gpu.network.state`). Invalid values raise ``ValueError``
 naming the parameter and the allowed range at construction time, so nothing
-is ever half-built.
+is ever half-built. The checks that need the Euler step (refractory period,
+delay and plasticity onset as whole steps) run when a ``NetworkBatch`` is
+built from a ``NetworkParams`` and a ``SimConfig``.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,9 +36,14 @@ def require_positive(name: str, value: float) -> None:
     require(_finite(value) and value > 0, name, "a finite number > 0", value)
 
 
+def _integer(value: object) -> bool:
+    """Python and NumPy integers; not booleans."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def require_count(name: str, value: int, minimum: int = 1) -> None:
     require(
-        isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
+        _integer(value) and value >= minimum,
         name,
         f"an integer >= {minimum}",
         value,
@@ -44,6 +52,7 @@ def require_count(name: str, value: int, minimum: int = 1) -> None:
 
 def steps_in(duration: float, step_size: float, name: str, *, allow_zero: bool = False) -> int:
     """Number of Euler steps in ``duration``; it must be a whole multiple of the step."""
+    require(_finite(duration), name, f"a finite whole multiple of step_size={step_size} ms", duration)
     steps = round(duration / step_size)
     require(
         abs(steps * step_size - duration) <= _STEP_TOLERANCE * max(1.0, abs(duration))
@@ -72,6 +81,8 @@ class PlasticityParams:
     w_max_mv: float = 290.0  # mV, upper bound of J_I * w
 
     def __post_init__(self) -> None:
+        require(isinstance(self.enabled, bool), "plasticity.enabled", "True or False", self.enabled)
+        require(_finite(self.w_init) and self.w_init >= 0, "plasticity.w_init", "a finite number >= 0", self.w_init)
         require(_finite(self.onset) and self.onset >= 0, "plasticity.onset", "a finite number >= 0 (ms)", self.onset)
         for name in ("tau_pre", "tau_post", "eta", "w_min_mv"):
             require_positive(f"plasticity.{name}", getattr(self, name))
@@ -93,7 +104,7 @@ class NetworkParams:
     v_rest: float = 0.0  # mV; also the floor below which V is clamped
     v_threshold: float = 20.0  # mV
     v_reset: float = 14.0  # mV, reset and initial potential
-    refractory: float = 2.0  # ms, held at v_reset after a spike
+    refractory: float = 2.0  # ms, held at v_reset after a spike (the published code's float countdown holds 1.9)
     mu_e: float = 20.8  # mV, mean drive of E neurons
     sigma_e: float = 1.0  # mV, noise amplitude of E neurons
     mu_i: float = 18.0  # mV
@@ -110,8 +121,9 @@ class NetworkParams:
     plasticity: PlasticityParams = field(default_factory=PlasticityParams)
 
     def __post_init__(self) -> None:
-        require_count("num_e", self.num_e)
-        require_count("num_i", self.num_i)
+        for name in ("num_e", "num_i"):
+            require_count(name, getattr(self, name))
+            object.__setattr__(self, name, int(getattr(self, name)))  # plain ints in sizes and JSON
         for name in ("tau_m", "refractory", "j_e", "j_i", "coupling_fraction", "delay", "tau_d", "tau_r"):
             require_positive(name, getattr(self, name))
         for name in ("v_rest", "v_threshold", "v_reset", "mu_e", "mu_i"):
@@ -162,8 +174,8 @@ class SimConfig:
             f"a whole multiple of sample_duration={self.sample_duration} ms",
             self.duration,
         )
-        require(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**63,
-                "seed", "an integer in [0, 2**63)", self.seed)
+        require(_integer(self.seed) and 0 <= self.seed < 2**63, "seed", "an integer in [0, 2**63)", self.seed)
+        object.__setattr__(self, "seed", int(self.seed))  # a NumPy integer would overflow in seed + b
 
     @property
     def steps_per_window(self) -> int:

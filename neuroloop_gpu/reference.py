@@ -17,6 +17,7 @@ that an installed ``neuroloop bench`` can import it.
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 
@@ -44,15 +45,16 @@ class ReferenceNetwork:
         self.held_i = np.zeros(ni, dtype=int)
         self.x_e, self.s_e = np.zeros(ne), np.zeros(ne)
         self.x_i, self.s_i = np.zeros(ni), np.zeros(ni)
-        self.s_e_history, self.s_i_history = [self.s_e.copy()], [self.s_i.copy()]
-        self.x_e_history, self.x_i_history = [self.x_e.copy()], [self.x_i.copy()]
+        # the last delay + 1 values of each, newest last: enough for t - d, and memory stays flat
+        self.s_e_history, self.s_i_history, self.x_e_history, self.x_i_history = (
+            deque([value.copy()], maxlen=self.delay + 1) for value in (self.s_e, self.s_i, self.x_e, self.x_i))
         self.w = np.where(ei, stdp.w_init, 0.0)  # [ne, ni], used where ei
         self.a_pre = np.zeros((ne, ni))  # one trace per synapse, as in the published code
         self.a_post = np.zeros((ne, ni))
 
-    def delayed(self, history: list[np.ndarray]) -> np.ndarray:
+    def delayed(self, history: deque) -> np.ndarray:
         """S(t - d) at the current step; zero before the network has run for d."""
-        return history[self.n - self.delay] if self.n >= self.delay else np.zeros_like(history[0])
+        return history[0] if self.n >= self.delay else np.zeros_like(history[0])
 
     def _membrane(self, v, s_delayed, coupling, mu, sigma, stim, noise):
         p = self.p

@@ -1,5 +1,6 @@
 """Invalid configurations and arguments raise clear errors and build nothing."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -46,6 +47,8 @@ def test_invalid_network_params(kwargs, message):
     ({"a_ltd": 0.5}, "plasticity.a_ltd must be a finite number <= 0"),
     ({"w_max_mv": 5.0}, "plasticity.w_max_mv must be a finite number > w_min_mv=10.0"),
     ({"onset": -1.0}, "plasticity.onset must be a finite number >= 0"),
+    ({"w_init": float("nan")}, "plasticity.w_init must be a finite number >= 0, got nan"),
+    ({"enabled": "no"}, "plasticity.enabled must be True or False, got 'no'"),
 ])
 def test_invalid_plasticity(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -75,11 +78,21 @@ def test_time_constant_below_the_step_warns():
     ({"num_networks": 1, "seeds": [-3]}, "seeds must be non-negative integers"),
     ({"num_networks": 1, "dtype": torch.float16}, "dtype must be torch.float32 or torch.float64"),
     ({"num_networks": 1, "kop_sample_interval": 0.3}, "kop_sample_interval must be a divisor of sample_duration"),
+    ({"num_networks": 1, "kop_sample_interval": float("nan")},
+     "kop_sample_interval must be a finite whole multiple of step_size=0.1 ms, got nan"),
+    ({"num_networks": 2, "sim": SimConfig(seed=2**63 - 1)},
+     r"sim.seed must be an integer in \[0, 2\*\*63 - num_networks\]"),
 ])
 def test_invalid_batch_arguments(kwargs, message):
     num = kwargs.pop("num_networks")
     with pytest.raises(ValueError, match=message):
         NetworkBatch(num, SMALL, device="cpu", **kwargs)
+
+
+def test_numpy_integers_are_accepted_as_plain_integers():
+    params, sim = NetworkParams(num_e=np.int64(40), num_i=np.int32(10)), SimConfig(seed=np.int64(2**62))
+    assert (params, sim) == (SMALL, SimConfig(seed=2**62))
+    assert {type(params.num_e), type(params.num_i), type(sim.seed)} == {int}
 
 
 def test_bad_reset_arguments_leave_the_state_untouched():

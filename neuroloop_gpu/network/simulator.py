@@ -155,6 +155,8 @@ class NetworkBatch:
                 f"a divisor of sample_duration={self.sim.sample_duration} ms", kop_sample_interval)
         seeds = self._seed_tensor(seeds, num_networks, "seeds")
         if seeds is None:
+            require(self.sim.seed + num_networks <= 2**63, "sim.seed", "an integer in [0, 2**63 - num_networks]"
+                    f" = [0, {2**63 - num_networks}] (network b uses seed + b)", self.sim.seed)
             seeds = self.sim.seed + torch.arange(num_networks, dtype=torch.int64, device=self.device)
         self.connectivity = Connectivity.draw(seeds, self.params.num_e, self.params.num_i, self.params.connection_prob)
         self.state = self._fresh_state(seeds)
