@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -21,6 +23,54 @@ from .open_loop import OpenLoopProtocol, run_open_loop, summarize
 from .plots import plot_open_loop, plot_run
 
 SIZES = {"full": (1600, 400), "small": (160, 40)}
+WINDOW_MS = SimConfig().sample_duration  # every duration is a whole number of these decision windows
+
+
+def _checked(kind: type, allowed: str, ok: Callable[[object], bool]) -> Callable[[str], object]:
+    """An argparse ``type``: argparse's error then names the option the user typed and the text typed."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+            if ok(value):
+                return value
+        except ValueError:
+            pass
+        raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}")
+
+    return parse
+
+
+def _whole_windows(seconds: float) -> bool:
+    """``seconds`` is a positive whole number of decision windows, by the simulator's own rule."""
+    try:
+        SimConfig(duration=seconds * 1000.0)
+    except ValueError:
+        return False
+    return True
+
+
+def _latch(text: str) -> float | str | None:
+    """``--latch``: 'published' (the waveform's published threshold), a threshold in mV, or negative: never."""
+    if text == "published":
+        return text
+    value = _checked(float, "'published', a threshold > 0 mV, or a negative number for never",
+                     lambda v: math.isfinite(v) and v != 0)(text)
+    return None if value < 0 else value
+
+
+COUNT = _checked(int, "an integer >= 1", lambda v: v >= 1)
+NATURAL = _checked(int, "an integer >= 0", lambda v: v >= 0)
+SECONDS = _checked(float, "a number of seconds >= 0", lambda v: math.isfinite(v) and v >= 0)
+EPISODE_S = _checked(float, f"a positive whole number of {WINDOW_MS:g} ms decision windows, in s", _whole_windows)
+ONSET_S = _checked(float, f"a whole number (>= 0) of {WINDOW_MS:g} ms decision windows, in s",
+                   lambda v: v == 0 or _whole_windows(v))
+
+
+def _require_option(condition: bool, option: str, allowed: str, value: object) -> None:
+    """Cross-option checks argparse cannot make, reported in the same words."""
+    if not condition:
+        raise SystemExit(f"error: argument {option}: must be {allowed}, got {value}")
 
 
 def _device(name: str) -> torch.device:
@@ -39,7 +89,7 @@ def simulate(args: argparse.Namespace) -> dict:
                                noise_scaling=args.noise, plasticity=PlasticityParams())
         sim = SimConfig(duration=args.duration * 1000.0, seed=args.seed)
         protocol = OpenLoopProtocol(waveform=args.waveform, amplitude=args.amplitude, onset=args.onset * 1000.0,
-                                    latch_mv=None if args.latch < 0 else args.latch)
+                                    latch_mv=args.latch)
         device = _device(args.device)
         dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
         net = NetworkBatch(args.networks, params, sim, device=device, dtype=dtype,
@@ -66,8 +116,9 @@ def simulate(args: argparse.Namespace) -> dict:
 
 def _network_size(args: argparse.Namespace) -> tuple[int, int]:
     if args.num_e is None:
+        _require_option(args.num_i is None, "--num-i", "given with --num-e (--size sets both)", args.num_i)
         return SIZES[args.size]
-    return args.num_e, args.num_i or args.num_e // 4
+    return args.num_e, args.num_e // 4 if args.num_i is None else args.num_i
 
 
 def train(args: argparse.Namespace) -> None:
@@ -76,7 +127,11 @@ def train(args: argparse.Namespace) -> None:
     from .control.ppo import train as train_ppo
 
     num_e, num_i = _network_size(args)
-    frames = args.frames if args.frames is not None else args.networks * args.windows_per_batch * 40
+    batch = args.networks * args.windows_per_batch
+    frames = args.frames if args.frames is not None else batch * 40
+    _require_option(frames >= batch, "--frames", f"at least one iteration's --networks x --windows-per-batch = "
+                    f"{batch} windows", frames)
+    _require_option(args.onset < args.episode, "--onset", f"less than --episode ({args.episode:g} s)", args.onset)
     try:
         config = PPOConfig(
             num_envs=args.networks, num_e=num_e, num_i=num_i, episode_s=args.episode, stim_onset_s=args.onset,
@@ -97,6 +152,7 @@ def train(args: argparse.Namespace) -> None:
 
 def evaluate(args: argparse.Namespace) -> None:
     num_e, num_i = _network_size(args)
+    _require_option(args.onset < args.duration, "--onset", f"less than --duration ({args.duration:g} s)", args.onset)
     out = Path(args.out)
     try:
         controllers = {name: make_controller(name) for name in args.controllers}
@@ -145,11 +201,12 @@ def plot(args: argparse.Namespace) -> None:
 
 def _add_size_options(command: argparse.ArgumentParser, default: str) -> None:
     command.add_argument("--size", choices=sorted(SIZES), default=default, help="network size: 1600/400 or 160/40")
-    command.add_argument("--num-e", type=int, default=None, help="excitatory neurons (overrides --size)")
-    command.add_argument("--num-i", type=int, default=None, help="inhibitory neurons (default num_e / 4)")
+    command.add_argument("--num-e", type=COUNT, default=None, help="excitatory neurons (overrides --size)")
+    command.add_argument("--num-i", type=COUNT, default=None,
+                         help="inhibitory neurons, only with --num-e (default num_e / 4)")
     command.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
-                         help="simulator backend (same results whichever; default auto: fused where it can run, "
-                              "else eager): 'compiled' fuses kernels with "
+                         help="simulator backend (same results whichever; default auto: triton on CUDA and fused on "
+                              "the CPU where they can run, else eager): 'compiled' fuses kernels with "
                               "torch.compile (worth its ~1 min of compilation on runs of several minutes); 'fused' "
                               "runs each Euler step as one C++ loop per network (CPU only; the fastest there); "
                               "'triton' runs many Euler steps per kernel launch (CUDA only; the fastest there, "
@@ -160,23 +217,25 @@ def _add_train_parser(commands) -> None:
     cmd = commands.add_parser("train", help="train a PPO controller on batched networks (torchrun-aware)",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_size_options(cmd, default="small")
-    cmd.add_argument("--networks", type=int, default=64, help="networks simulated in parallel (per rank)")
-    cmd.add_argument("--episode", type=float, default=5.0, help="episode length, simulated s")
-    cmd.add_argument("--onset", type=float, default=0.0, help="s after reset before the agent may stimulate")
-    cmd.add_argument("--windows-per-batch", type=int, default=25, help="20 ms windows per network per iteration")
-    cmd.add_argument("--frames", type=int, default=None,
-                     help="total windows over all networks and ranks (default: 40 iterations)")
-    cmd.add_argument("--epochs", type=int, default=4, help="PPO epochs per rollout")
-    cmd.add_argument("--minibatch", type=int, default=400, help="windows per gradient step")
+    cmd.add_argument("--networks", type=COUNT, default=64, help="networks simulated in parallel (per rank)")
+    cmd.add_argument("--episode", type=EPISODE_S, default=5.0, help="episode length, simulated s")
+    cmd.add_argument("--onset", type=SECONDS, default=0.0, help="s after reset before the agent may stimulate")
+    cmd.add_argument("--windows-per-batch", type=COUNT, default=25, help="20 ms windows per network per iteration")
+    cmd.add_argument("--frames", type=COUNT, default=None,
+                     help="total windows summed over all networks of all ranks; an iteration takes networks x "
+                          "windows-per-batch x ranks of them (default: networks x windows-per-batch x 40, i.e. 40 "
+                          "iterations on one process, 40 / N each under torchrun with N ranks)")
+    cmd.add_argument("--epochs", type=COUNT, default=4, help="PPO epochs per rollout")
+    cmd.add_argument("--minibatch", type=COUNT, default=400, help="windows per gradient step")
     cmd.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")
     cmd.add_argument("--lr-schedule", choices=["constant", "linear", "cosine"], default="linear")
     cmd.add_argument("--gamma", type=float, default=0.98, help="discount per window")
     cmd.add_argument("--synchrony-weight", type=float, default=1.0, help="reward penalty on Kuramoto R")
     cmd.add_argument("--coupling-weight", type=float, default=0.5, help="reward penalty on mean E->I weight")
     cmd.add_argument("--energy-weight", type=float, default=0.2, help="reward penalty on stimulation energy")
-    cmd.add_argument("--hidden", type=int, nargs="+", default=[64, 64], help="MLP widths")
+    cmd.add_argument("--hidden", type=COUNT, nargs="+", default=[64, 64], help="MLP widths")
     cmd.add_argument("--seed", type=int, default=0)
-    cmd.add_argument("--checkpoint-every", type=int, default=10, help="iterations between checkpoints")
+    cmd.add_argument("--checkpoint-every", type=COUNT, default=10, help="iterations between checkpoints")
     cmd.add_argument("--resume", default=None, help="continue from this checkpoint.pt")
     cmd.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     cmd.add_argument("--out", default="runs/train", help="output folder (checkpoint.pt, train_log.csv)")
@@ -192,11 +251,13 @@ def _add_evaluate_parser(commands) -> None:
                      help="baseline controllers")
     cmd.add_argument("--policy", default="shipped",
                      help="PPO checkpoint.pt to evaluate as 'ppo'; 'shipped' = the packaged policy; '' = none")
-    cmd.add_argument("--seeds", type=int, default=32, help="held-out networks per controller")
-    cmd.add_argument("--first-seed", type=int, default=1_000_000, help="first held-out seed (training uses fewer)")
-    cmd.add_argument("--duration", type=float, default=10.0, help="episode length, simulated s")
-    cmd.add_argument("--onset", type=float, default=1.0, help="s without stimulation before controllers act")
-    cmd.add_argument("--synchrony", choices=["kop", "chi"], default="kop", help="observation feature 0")
+    cmd.add_argument("--seeds", type=COUNT, default=32, help="held-out networks per controller")
+    cmd.add_argument("--first-seed", type=NATURAL, default=1_000_000,
+                     help="first held-out seed (training uses fewer)")
+    cmd.add_argument("--duration", type=EPISODE_S, default=10.0, help="episode length, simulated s")
+    cmd.add_argument("--onset", type=ONSET_S, default=1.0, help="s without stimulation before controllers act")
+    cmd.add_argument("--synchrony", choices=["kop", "chi"], default="kop",
+                     help="observation feature 0 (a PPO policy needs the measure it was trained with)")
     cmd.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     cmd.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     cmd.add_argument("--out", default="runs/evaluate", help="output folder (tables, traces, figures)")
@@ -215,16 +276,17 @@ def build_parser() -> argparse.ArgumentParser:
     sim = commands.add_parser("simulate", help="open-loop FTSTS simulation (the published protocol)",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_size_options(sim, default="full")
-    sim.add_argument("--duration", type=float, default=25.0, help="simulated seconds")
-    sim.add_argument("--onset", type=float, default=2.0, help="stimulation onset, s")
+    sim.add_argument("--duration", type=EPISODE_S, default=25.0, help="simulated seconds")
+    sim.add_argument("--onset", type=SECONDS, default=2.0, help="stimulation onset, s")
     sim.add_argument("--amplitude", type=float, default=100.0, help="pulse amplitude, mV")
     sim.add_argument("--waveform", choices=["ftsts", "swapped", "none"], default="ftsts")
-    sim.add_argument("--latch", type=float, default=75.0,
-                     help="switch stimulation off for good once mean J_I*w crosses this, mV (negative: never)")
+    sim.add_argument("--latch", type=_latch, default="published",
+                     help="switch stimulation off for good once mean J_I*w crosses this, mV (negative: never; "
+                          "published: the waveform's published threshold, 75 for ftsts, 125 for swapped)")
     sim.add_argument("--j-i", type=float, default=260.0, help="E->I strength J_I, mV (published swapped run: 75)")
     sim.add_argument("--synaptic-input", choices=["published", "summed"], default="published")
     sim.add_argument("--noise", choices=["published", "euler_maruyama"], default="published")
-    sim.add_argument("--networks", type=int, default=1, help="independent networks (seeds seed..seed+n-1)")
+    sim.add_argument("--networks", type=COUNT, default=1, help="independent networks (seeds seed..seed+n-1)")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     sim.add_argument("--dtype", choices=["float32", "float64"], default="float32")

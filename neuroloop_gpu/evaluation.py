@@ -347,6 +347,11 @@ def evaluate(
     """
     config = config or EvaluationConfig()
     named = _named(controllers)
+    for name, controller in named.items():  # a policy trained on R gets nonsense from chi, and vice versa
+        if controller.synchrony not in (None, config.synchrony):
+            raise ValueError(f"controller {name!r} was trained with synchrony={controller.synchrony!r} observations; "
+                             f"this evaluation observes synchrony={config.synchrony!r} (use "
+                             f"synchrony={controller.synchrony!r}, CLI --synchrony {controller.synchrony})")
     num_seeds, num_controllers, windows = len(config.seeds), len(named), config.num_windows
     batch = num_controllers * num_seeds
     dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]

@@ -3,8 +3,9 @@
 Stimulation switches on at ``onset`` with a fixed pulse train and is switched
 off for good ("latched") once the mean E->I weight J_I * w crosses the
 latch threshold: below it for the depressing FTSTS waveform, above it for the
-swapped (potentiating) one. The latch is checked at the end of every
-decision window (20 ms by default).
+swapped (potentiating) one. By default the threshold is the waveform's
+published one (75 mV for FTSTS, 125 mV for the swapped waveform). The latch
+is checked at the end of every decision window (20 ms by default).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .config import require
+from .config import require, require_positive
+from .control.controllers import PUBLISHED_LATCH_MV
 from .network import NetworkBatch
 from .stimulus import FTSTS_AMPLITUDE_MV, FTSTS_FREQUENCY_HZ, FTSTS_PULSE_WIDTH_US, WAVEFORM_POLARITY, PulseTrain
 from .synchrony import kuramoto_order
@@ -40,13 +42,19 @@ class OpenLoopProtocol:
     frequency: float = FTSTS_FREQUENCY_HZ  # Hz (12 ms period)
     pulse_width: float = FTSTS_PULSE_WIDTH_US  # us per phase
     onset: float = 2000.0  # ms, stimulation switches on
-    latch_mv: float | None = 75.0  # stop for good once mean J_I * w crosses this (None: never)
+    # mV, stop for good once mean J_I * w crosses this (None: never); "published" becomes the
+    # waveform's published threshold: 75 (ftsts), 125 (swapped), None (none)
+    latch_mv: float | str | None = "published"
 
     def __post_init__(self) -> None:
         require(self.waveform in ("ftsts", "swapped", "none"), "waveform", "'ftsts', 'swapped' or 'none'",
                 self.waveform)
         require(self.amplitude >= 0, "amplitude", "a number >= 0 (mV)", self.amplitude)
         require(self.onset >= 0, "onset", "a number >= 0 (ms)", self.onset)
+        if self.latch_mv == "published":
+            object.__setattr__(self, "latch_mv", PUBLISHED_LATCH_MV.get(WAVEFORM_POLARITY.get(self.waveform)))
+        if self.latch_mv is not None:
+            require_positive("latch_mv", self.latch_mv)
 
 
 @dataclass
@@ -167,8 +175,10 @@ def summarize(run: OpenLoopRun, protocol: OpenLoopProtocol, *, device: str, samp
             entry["kop_after"] = None if off is None else _mean_between(kop, sample_ms, off, duration_ms)
         networks.append(entry)
     first = networks[0]
+    # top level: network 0's curves, phases and stimulation-off time (those of the figure); the rates,
+    # energy, charge and final weight are means over the networks; every network's values are in "networks"
     summary = {key: first[key] for key in first if key != "seed"}
-    if len(networks) > 1:  # top-level numbers are the mean over networks; curves stay per network
+    if len(networks) > 1:
         for key in ("rate_e_hz", "rate_i_hz", "energy_mv2ms", "charge_mvms", "final_weight_mv"):
             summary[key] = float(np.mean([n[key] for n in networks]))
     summary.update({

@@ -154,12 +154,17 @@ def plot_rasters(result: EvaluationResult, out_dir: Path | str) -> Path:
     for c, name in enumerate(names):
         for col, (moment, label) in enumerate((("before", "before stimulation"), ("after", "end of episode"))):
             ax, raster = axes[c, col], result.rasters[moment][c]
+            ax.set_title(f"{name}: {label}", fontsize=9)
+            ax.set_ylabel("E neuron" if col == 0 else "")
+            if raster.shape[0] == 0:  # stimulation from 0 s (or raster_ms=0); an empty x range would warn
+                ax.text(0.5, 0.5, "no data (no window recorded)", ha="center", va="center",
+                        transform=ax.transAxes, color="0.4")
+                ax.set_xticks([])
+                continue
             steps, neurons = np.nonzero(raster)
             start = result.raster_start_s[moment]
             ax.scatter(start + steps * step_s, neurons, s=1.5, c=[_colour(c)], marker=".", linewidths=0)
             ax.set_xlim(start, start + raster.shape[0] * step_s)
-            ax.set_title(f"{name}: {label}", fontsize=9)
-            ax.set_ylabel("E neuron" if col == 0 else "")
     for ax in axes[-1]:
         ax.set_xlabel("time (s)")
     fig.suptitle(f"E spike rasters, network seed {result.config.seeds[0]}")
@@ -240,17 +245,19 @@ def plot_training(log_csv: Path | str, out_dir: Path | str) -> Path:
     missing = [c for c in ("frames", "reward_mean") if c not in log]
     if missing:
         raise ValueError(f"{log_csv} lacks the columns {missing}: not a training log")
-    panels = (
-        (("reward_mean", "per window"), ("episode_reward_mean", "per episode")),
-        (("kop_mean", "Kuramoto R"),), (("weight_mv_mean", "J_I w (mV)"),), (("energy_mean", "energy (mV²·ms)"),),
-        (("loss_objective", "objective"),), (("loss_critic", "critic"),), (("loss_entropy", "entropy"),),
-        (("lr", "learning rate"),),
+    panels = (  # title, y label with units (the reward is a weighted sum of fractions: no unit), curves
+        ("reward", "reward (unitless)", (("reward_mean", "per window"), ("episode_reward_mean", "per episode"))),
+        ("synchrony", "Kuramoto R (0–1)", (("kop_mean", "Kuramoto R"),)),
+        ("mean E→I weight", "$J_I w$ (mV)", (("weight_mv_mean", "J_I w (mV)"),)),
+        ("energy per window", "energy (mV²·ms)", (("energy_mean", "energy (mV²·ms)"),)),
+        ("loss: objective", "clipped surrogate (unitless)", (("loss_objective", "objective"),)),
+        ("loss: critic", "value loss (unitless)", (("loss_critic", "critic"),)),
+        ("loss: entropy", "−coeff × entropy (unitless)", (("loss_entropy", "entropy"),)),
+        ("learning rate", "Adam step size (unitless)", (("lr", "learning rate"),)),
     )
-    titles = ("reward", "synchrony", "mean E→I weight", "energy per window", "loss: objective", "loss: critic",
-              "loss: entropy", "learning rate")
     fig, axes = plt.subplots(2, 4, figsize=(15, 6.5), sharex=True, constrained_layout=True)
     frames = log["frames"]
-    for ax, panel, title in zip(axes.flat, panels, titles):
+    for ax, (title, ylabel, panel) in zip(axes.flat, panels):
         for key, label in panel:
             if key in log and np.isfinite(log[key]).any():
                 ok = np.isfinite(log[key])
@@ -258,6 +265,7 @@ def plot_training(log_csv: Path | str, out_dir: Path | str) -> Path:
         if len(panel) > 1:
             ax.legend(fontsize=8)
         ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel)
     for ax in axes[-1]:
         ax.set_xlabel("frames (network windows)")
     fig.suptitle(f"PPO training ({Path(log_csv).name})")

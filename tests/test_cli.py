@@ -6,7 +6,15 @@ import sys
 
 import pytest
 
-from neuroloop_gpu.cli import main
+from neuroloop_gpu.cli import _network_size, build_parser, main
+
+def refusal(argv, capsys) -> str:
+    """What `neuroloop argv` printed as it refused: argparse's error (exit 2, on stderr) or the handler's."""
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    code = refused.value.code
+    return capsys.readouterr().err if code == 2 else str(code)
+
 
 REQUIRED = {"kop_per_second", "mean_weight_per_second", "stim_off_time_s", "rate_e_hz", "rate_i_hz", "wall_time_s",
             "device", "chi_per_second", "kop_before", "kop_during", "bytes_per_network", "protocol", "networks"}
@@ -27,19 +35,58 @@ def test_simulate_writes_summary_and_figure(tmp_path):
     assert 1.0 < summary["networks"][0]["stim_off_time_s"] < 2.0
     assert summary["networks"][0]["kop_after"] is not None
     assert (out / "open_loop.png").stat().st_size > 10_000
+    assert summary["protocol"]["latch_mv"] == 259.0
+
+
+def test_simulate_latch_defaults_to_the_published_threshold_of_the_waveform(tmp_path):
+    parse = build_parser().parse_args
+    assert parse(["simulate"]).latch == "published" and parse(["simulate", "--latch", "-1"]).latch is None
+    # the published swapped run (J_I = 75 mV, 200 mV): J_I*w starts at 75 mV, so a 75 mV latch would stop it at once
+    main(["simulate", "--num-e", "40", "--num-i", "10", "--duration", "0.2", "--onset", "0.1", "--waveform", "swapped",
+          "--j-i", "75", "--amplitude", "200", "--device", "cpu", "--out", str(tmp_path), "--quiet"])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["protocol"]["latch_mv"] == 125.0 and summary["stim_off_time_s"] is None
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--duration", "0.21"], "duration must be a whole multiple of sample_duration"),
-    (["--num-e", "0"], "num_e must be an integer >= 1"),
+    (["--duration", "0.21"], "argument --duration: must be a positive whole number of 20 ms decision windows"),
+    (["--num-e", "0"], "argument --num-e: must be an integer >= 1"),
     (["--amplitude", "-5"], "amplitude must be a number >= 0"),
-    (["--networks", "0"], "num_networks must be an integer >= 1"),
+    (["--networks", "0"], "argument --networks: must be an integer >= 1"),
     (["--backend", "triton", "--device", "cpu"], "backend must be 'eager' here"),
 ])
-def test_simulate_rejects_bad_options(tmp_path, args, message):
-    with pytest.raises(SystemExit, match=message):
-        main(["simulate", "--num-e", "40", "--num-i", "10", "--duration", "0.2", "--out", str(tmp_path), "--quiet",
-              *args])
+def test_simulate_rejects_bad_options(tmp_path, capsys, args, message):
+    argv = ["simulate", "--num-e", "40", "--num-i", "10", "--duration", "0.2", "--out", str(tmp_path), "--quiet"]
+    assert message in refusal([*argv, *args], capsys)
+
+
+def test_num_i_only_with_num_e():
+    parse = build_parser().parse_args
+    assert _network_size(parse(["train", "--num-e", "40"])) == (40, 10)
+    assert _network_size(parse(["train", "--num-e", "40", "--num-i", "7"])) == (40, 7)
+    assert _network_size(parse(["train"])) == (160, 40)
+
+
+# each error names the option as typed and the value in the option's units, not an internal field
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--networks", "0"], "argument --networks: must be an integer >= 1, got '0'"),
+    (["train", "--episode", "0.03"],
+     "argument --episode: must be a positive whole number of 20 ms decision windows, in s, got '0.03'"),
+    (["simulate", "--onset", "-1"], "argument --onset: must be a number of seconds >= 0, got '-1'"),
+    (["train", "--frames", "0"], "argument --frames: must be an integer >= 1, got '0'"),
+    (["train", "--frames", "10", "--networks", "2", "--windows-per-batch", "25"],
+     "argument --frames: must be at least one iteration's --networks x --windows-per-batch = 50 windows, got 10"),
+    (["train", "--onset", "5"], "argument --onset: must be less than --episode (5 s), got 5.0"),
+    (["evaluate", "--policy", "", "--first-seed", "-5"], "argument --first-seed: must be an integer >= 0, got '-5'"),
+    (["evaluate", "--policy", "", "--onset", "0.01"],
+     "argument --onset: must be a whole number (>= 0) of 20 ms decision windows, in s, got '0.01'"),
+    (["simulate", "--num-i", "10"], "argument --num-i: must be given with --num-e"),
+    (["train", "--num-e", "40", "--num-i", "0"], "argument --num-i: must be an integer >= 1, got '0'"),
+    (["simulate", "--num-e", "20", "--latch", "nan"], "argument --latch: must be 'published', a threshold > 0 mV"),
+    (["simulate", "--num-e", "20", "--latch", "0"], "argument --latch: must be 'published', a threshold > 0 mV"),
+])
+def test_errors_name_the_option(tmp_path, capsys, argv, message):
+    assert message in refusal([*argv, "--out", str(tmp_path), "--quiet"], capsys)
 
 
 def test_help_lists_every_option(capsys):
@@ -68,6 +115,10 @@ def test_train_evaluate_plot_end_to_end(tmp_path):
     assert (out / "evaluation.md").read_text().count("\n") >= 4 and (out / "evaluation.csv").exists()
     figures = sorted(p.name for p in out.glob("*.png"))
     assert "training.png" in figures and len(figures) >= 6
+    # the policy saw Kuramoto R in training: chi in its place is refused, not silently fed to it
+    with pytest.raises(SystemExit, match="'ppo' was trained with synchrony='kop'"):
+        main(["evaluate", *TINY, "--controllers", "none", "--policy", str(run / "checkpoint.pt"), "--seeds", "1",
+              "--duration", "0.4", "--onset", "0.2", "--synchrony", "chi", "--out", str(tmp_path / "chi")])
     for figure in out.glob("*.png"):
         figure.unlink()
     main(["plot", str(out), "--quiet"])
@@ -76,15 +127,22 @@ def test_train_evaluate_plot_end_to_end(tmp_path):
 
 @pytest.mark.parametrize("argv,message", [
     (["evaluate", "--policy", "missing.pt"], "does not exist"),
-    (["evaluate", "--policy", "", "--seeds", "0"], "seeds must be"),
+    (["evaluate", "--policy", "", "--seeds", "0"], "argument --seeds: must be an integer >= 1"),
     (["train", "--lr", "2"], "lr must be"),
     (["plot", "nowhere"], "is not a folder"),
     (["evaluate", "--policy", "", "--backend", "triton", "--device", "cpu", "--seeds", "1", "--num-e", "20",
       "--duration", "0.4", "--onset", "0.2"], "backend must be 'eager' here"),
 ])
-def test_subcommands_reject_bad_input(tmp_path, argv, message):
-    with pytest.raises(SystemExit, match=message):
-        main([*argv, *(["--out", str(tmp_path)] if argv[0] != "plot" else []), "--quiet"])
+def test_subcommands_reject_bad_input(tmp_path, capsys, argv, message):
+    assert message in refusal([*argv, *(["--out", str(tmp_path)] if argv[0] != "plot" else []), "--quiet"], capsys)
+
+
+def test_unreadable_checkpoint_is_an_error_not_a_traceback(tmp_path):
+    text = tmp_path / "text.pt"
+    text.write_text("hello world")
+    for command in (["evaluate", "--policy", str(text)], ["train", "--resume", str(text)]):
+        with pytest.raises(SystemExit, match="error: checkpoint .*text.pt is truncated or corrupt"):
+            main([*command, "--out", str(tmp_path), "--quiet"])
 
 
 @pytest.mark.parametrize("command", ["simulate", "train", "evaluate", "plot", "bench"])

@@ -7,6 +7,7 @@ import torch
 from neuroloop_gpu.config import NetworkParams, SimConfig
 from neuroloop_gpu.control import (
     CONTROLLERS,
+    FTSTSParams,
     HighFrequencyDBS,
     OpenLoopFTSTS,
     ProportionalIntegral,
@@ -76,12 +77,40 @@ def test_ftsts_latches_off_for_good_once_the_weight_crosses_75_mv():
     assert controller.act(observation([0.5] * 3), {}).amplitude.tolist() == [100.0] * 3
 
 
+def test_default_latch_is_the_published_threshold_of_the_polarity():
+    assert FTSTSParams().latch_mv == 75.0 and FTSTSParams(polarity=-1.0).latch_mv == 125.0
+    assert FTSTSParams(latch_mv=None).latch_mv is None and FTSTSParams(polarity=-1.0, latch_mv=90.0).latch_mv == 90.0
+    for bad in (float("nan"), float("inf"), 0.0, -75.0):
+        with pytest.raises(ValueError, match="FTSTSParams.latch_mv must be"):
+            FTSTSParams(latch_mv=bad)
+    # the swapped train potentiates: it stops once J_I*w rises above 125 mV, not at once above 75
+    controller = OpenLoopFTSTS(polarity=-1.0)
+    controller.reset(2, "cpu")
+    assert controller.act(observation([0.5] * 2), info([100.0, 124.0])).amplitude.tolist() == [100.0, 100.0]
+    assert controller.act(observation([0.5] * 2), info([110.0, 126.0])).amplitude.tolist() == [100.0, 0.0]
+
+
+def test_open_loop_protocol_latches_at_the_published_threshold_of_its_waveform():
+    assert OpenLoopProtocol().latch_mv == 75.0 and OpenLoopProtocol(waveform="none").latch_mv is None
+    swapped = OpenLoopProtocol(waveform="swapped", amplitude=200.0, onset=100.0)
+    assert swapped.latch_mv == 125.0
+    with pytest.raises(ValueError, match="latch_mv must be"):
+        OpenLoopProtocol(latch_mv=float("nan"))
+    # the published swapped run: J_I = 75 mV, so J_I*w starts at 75 and creeps up, far below 125
+    run = run_open_loop(NetworkBatch(2, NetworkParams(num_e=40, num_i=10, j_i=75.0), SimConfig(duration=200.0, seed=3),
+                                     device="cpu"), swapped, 10, progress=False)
+    assert (run.stats["weight_mv"] < 125.0).all()
+    assert run.stimulating[5:].all() and run.stim_off_time_ms == [None, None]
+
+
 def test_threshold_hysteresis_per_network():
     controller = ThresholdStimulation(upper=0.3, lower=0.2, amplitude=50.0)
     controller.reset(2, "cpu")
     synchrony = [0.1, 0.35, 0.25, 0.21, 0.19, 0.25, 0.31]
     on = []
-    for s in synchrony:  # network 1 sees the mirror image, so it is always in the other state
+    # network 1 crosses upper whenever network 0 does but drops straight below lower after, so it is off
+    # in windows 2-3 where network 0 holds on inside the band: the hysteresis state is per network
+    for s in synchrony:
         amplitude = controller.act(observation([s, 1.0 - s if s > 0.3 else 0.1]), {}).amplitude
         on.append(amplitude.tolist())
     assert [a[0] for a in on] == [0.0, 50.0, 50.0, 50.0, 0.0, 0.0, 50.0]

@@ -1,8 +1,12 @@
 """Figures: written, non-empty, and redrawn from a run folder's files alone."""
 
+import warnings
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from neuroloop_gpu import plots
 from neuroloop_gpu.config import NetworkParams
 from neuroloop_gpu.evaluation import TRACES, EvaluationConfig, EvaluationResult
 from neuroloop_gpu.plots import plot_evaluation, plot_run, plot_training
@@ -44,6 +48,24 @@ def test_evaluation_figures_are_written(tmp_path):
     assert [p.name for p in paths] == ["kop.png", "weight.png", "rasters.png", "actions.png",
                                        "energy_vs_synchrony.png"]
     assert all(p.stat().st_size > 10_000 for p in paths)
+
+
+def test_stimulation_from_the_start_draws_no_empty_before_raster(tmp_path):
+    result = synthetic_result()
+    result.config = replace(result.config, stim_onset_s=0.0)
+    result.rasters["before"] = result.rasters["before"][:, :0]  # what evaluate records with no time before onset
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns about the empty x range of an empty raster
+        assert all(p.stat().st_size > 10_000 for p in plot_evaluation(result, tmp_path))
+
+
+def test_every_training_panel_has_a_y_label_with_units(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    plot_training(write_log(tmp_path / "train_log.csv"), tmp_path)
+    labels = [ax.get_ylabel() for ax in figures[0].axes]
+    plots.plt.close(figures[0])
+    assert len(labels) == 8 and all(label.endswith(")") for label in labels), labels
 
 
 def test_training_figure_tolerates_nan_episode_rewards(tmp_path):

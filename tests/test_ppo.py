@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -11,10 +12,14 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+from neuroloop_gpu.config import NetworkParams
 from neuroloop_gpu.control import distributed
 from neuroloop_gpu.control.checkpoint import CheckpointError, load_checkpoint
 from neuroloop_gpu.control.policy import PolicyController
-from neuroloop_gpu.control.ppo import PPOConfig, train
+from neuroloop_gpu.control.ppo import PPOConfig, build_actor, make_env, torch_seed, train
+from neuroloop_gpu.evaluation import EvaluationConfig, evaluate
 
 # Reward = minus the stimulation energy only: the best policy is known (lowest amplitude, frequency and
 # width), so a working PPO must raise the return within a few iterations; a sign error or a broken
@@ -47,22 +52,64 @@ def test_checkpoint_round_trip_and_resume(tmp_path):
     assert PPOConfig.from_dict(saved["config"]) == short
     assert set(saved["versions"]) >= {"torch", "torchrl", "neuroloop-gpu"}
 
-    # the controller acts with exactly the saved weights and normaliser
-    controller = PolicyController(first.checkpoint)
-    controller.reset(4, torch.device("cpu"))
-    observation = torch.rand(4, 6)
-    train_ = controller.act(observation, {})
-    assert train_.amplitude.shape == (4,) and bool((train_.amplitude >= 10).all() & (train_.amplitude <= 200).all())
-    assert torch.equal(controller.normalised_action(observation), controller.normalised_action(observation))
+    assert saved["observation_synchrony"] == "kop"
 
-    resumed = train(replace(short, total_frames=16 * 8 * 3), tmp_path, resume=first.checkpoint, progress=False)
+    # the controller acts as the training env's actor does: the env's normaliser (restored, frozen), then
+    # the deterministic action
+    controller = PolicyController(first.checkpoint)
+    controller.reset(16, torch.device("cpu"))
+    env = make_env(short, torch.device("cpu"), distributed.Rank())
+    env.transform[0].load_state_dict(saved["obs_norm"])
+    env.transform[0].freeze()
+    actor = build_actor(short, env.action_spec_unbatched)
+    actor.load_state_dict(saved["actor"])
+    step = env.rand_step(env.reset())["next"]  # a window of random stimulation: 16 different observations
+    with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
+        expected = actor(step.select("observation"))["action"]
+    raw = env.base_env.core.observation
+    assert not torch.allclose(step["observation"], raw)  # the normaliser did something
+    assert torch.allclose(controller.normalised_action(raw), expected, atol=1e-6)
+    train_ = controller.act(raw, {})
+    assert bool((train_.amplitude >= 10).all() & (train_.amplitude <= 200).all())
+
+    # resuming with nothing left to do leaves the checkpoint as it is (no env reset updates the normaliser)
+    before = first.checkpoint.read_bytes()
+    assert train(short, tmp_path, resume=first.checkpoint, progress=False).iterations == 2
+    assert first.checkpoint.read_bytes() == before
+    copied = train(short, tmp_path / "copy", resume=first.checkpoint, progress=False).checkpoint
+    assert copied.read_bytes() == before
+
+    # a crash after iteration 3 but before its checkpoint left a row that the resumed run writes again
+    with first.log.open("a") as log:
+        log.write(first.log.read_text().splitlines()[-1].replace("2,", "3,", 1) + "\n")
+    # an lr of 1e-10 barely moves the weights: the resumed run starts from the saved ones
+    resumed = train(replace(short, total_frames=16 * 8 * 3, lr=1e-10), tmp_path, resume=first.checkpoint,
+                    progress=False)
     assert resumed.iterations == 3
     rows = read_log(resumed.log)
     assert [int(row["iteration"]) for row in rows] == [1, 2, 3]
     after = load_checkpoint(resumed.checkpoint)
     assert after["iteration"] == 3 and after["frames"] == 16 * 8 * 3
-    changed = [not torch.equal(after["actor"][k], saved["actor"][k]) for k in saved["actor"]]
-    assert any(changed)  # training went on from the restored weights
+    for part in ("actor", "critic"):
+        assert all(torch.allclose(after[part][k], saved[part][k], rtol=0, atol=1e-8) for k in saved[part])
+
+
+def test_torch_seed_per_rank_and_start_iteration():
+    assert torch_seed(7, rank=0, start_iteration=0) == 7  # fresh single-process runs seed as they always have
+    seeds = {torch_seed(7, rank, start) for rank in range(4) for start in (0, 10, 20)}
+    assert len(seeds) == 12  # every rank and every resume point draws its own numbers
+    assert torch_seed(7, 1, 0) != torch_seed(8, 1, 0)
+    assert all(0 <= seed < 2**64 for seed in seeds)  # what torch.manual_seed accepts
+
+
+def test_policy_refuses_observations_of_another_synchrony_measure(tmp_path):
+    checkpoint = train(replace(ENERGY_ONLY, total_frames=16 * 8), tmp_path, progress=False).checkpoint
+    controller = PolicyController(checkpoint)
+    assert controller.synchrony == "kop" and controller.describe()["synchrony"] == "kop"
+    config = EvaluationConfig(seeds=(0,), network=NetworkParams(num_e=20, num_i=5), duration_s=0.04,
+                              stim_onset_s=0.0, raster_ms=0.0, synchrony="chi")
+    with pytest.raises(ValueError, match="'ppo' was trained with synchrony='kop'.*observes synchrony='chi'"):
+        evaluate({"ppo": controller}, config, progress=False)
 
 
 def test_bad_checkpoints_give_clear_errors(tmp_path):
@@ -73,12 +120,28 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         load_checkpoint(truncated)
+    text = tmp_path / "text.pt"
+    text.write_text("hello world")  # torch.load raises KeyError on this one
+    with pytest.raises(CheckpointError, match=re.escape(f"checkpoint {text} is truncated or corrupt")):
+        load_checkpoint(text)
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
     with pytest.raises(CheckpointError, match="not a neuroloop_gpu PPO checkpoint"):
         PolicyController(foreign)
     with pytest.raises(CheckpointError, match="trained on 20/5"):
         train(replace(ENERGY_ONLY, num_e=40, num_i=10), tmp_path / "other", resume=good, progress=False)
+    # weights of the wrong shape under a valid header: named, not a RuntimeError from load_state_dict
+    for part in ("actor", "critic"):
+        payload = load_checkpoint(good)
+        name = next(iter(payload[part]))
+        payload[part][name] = torch.zeros(3, 3)
+        misfit = tmp_path / f"misfit_{part}.pt"
+        torch.save(payload, misfit)
+        message = re.escape(f"checkpoint {misfit}: the saved {part} does not fit") + ".*size mismatch"
+        with pytest.raises(CheckpointError, match=message):
+            train(ENERGY_ONLY, tmp_path / "misfit", resume=misfit, progress=False)
+    with pytest.raises(CheckpointError, match="the saved actor does not fit"):
+        PolicyController(tmp_path / "misfit_actor.pt")
 
 
 @pytest.mark.parametrize("field,value,message", [
@@ -127,6 +190,7 @@ def test_shipped_policy_loads_and_acts():
 
     controller = PolicyController(shipped_policy())
     assert controller.describe()["frames"] > 0 and controller.trained_on == (160, 40)
+    assert controller.synchrony == "kop"  # written before checkpoints named it: all trained on Kuramoto R
     controller.reset(3, torch.device("cpu"))
     train_ = controller.act(torch.full((3, 6), 0.5), {})
     assert bool(torch.isfinite(train_.amplitude).all()) and bool((train_.frequency >= 5).all())

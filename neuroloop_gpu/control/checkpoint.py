@@ -9,8 +9,6 @@ with one clear message instead of a stack trace deep inside torch.
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -51,7 +49,7 @@ def load_checkpoint(path: Path | str, map_location: torch.device | str = "cpu") 
         raise CheckpointError(f"checkpoint {path} does not exist (expected a file written by `neuroloop train`)")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as error:
+    except Exception as error:  # garbage makes the unpickler fail in many ways (a text file: KeyError)
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({type(error).__name__}: {error})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a neuroloop_gpu PPO checkpoint (format "
@@ -63,3 +61,13 @@ def load_checkpoint(path: Path | str, map_location: torch.device | str = "cpu") 
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {missing}")
     return payload
+
+
+def load_state(module, state: dict, path: Path | str, part: str) -> None:
+    """``module.load_state_dict(state)``; a mismatch raises :class:`CheckpointError` naming ``path`` and ``part``."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError) as error:  # nn.Module: RuntimeError; optimizers: ValueError
+        details = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())  # one line per tensor
+        raise CheckpointError(f"checkpoint {path}: the saved {part} does not fit the {part} this config builds "
+                              f"({details})") from None

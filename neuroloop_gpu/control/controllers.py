@@ -30,6 +30,10 @@ import torch
 from ..config import require
 from ..stimulus import FTSTS_AMPLITUDE_MV, FTSTS_FREQUENCY_HZ, FTSTS_PULSE_WIDTH_US, PulseTrain
 
+# Published stop criterion per polarity (model spec): FTSTS stops once mean J_I*w < 75 mV, the swapped
+# (potentiating) waveform once it is > 125 mV.
+PUBLISHED_LATCH_MV = {1.0: 75.0, -1.0: 125.0}
+
 
 class Controller(abc.ABC):
     """Batched closed-loop stimulation policy.
@@ -56,13 +60,13 @@ class Controller(abc.ABC):
             name = "ppo"
             def reset(self, num_envs, device):
                 self.low, self.high = ActionBounds().lows_highs(device)
-                self.everywhere = torch.ones(num_envs, dtype=torch.bool, device=device)
             def act(self, observation, info):
                 physical = to_physical(self.actor(observation), self.low, self.high)
-                return pulse_train(physical, self.everywhere)
+                return pulse_train(physical)
     """
 
     name: str = "controller"
+    synchrony: str | None = None  # measure observation feature 0 must hold ("kop", "chi"); None: either
 
     @abc.abstractmethod
     def reset(self, num_envs: int, device: torch.device | str) -> None:
@@ -152,14 +156,20 @@ class NoStimulation(Controller):
 
 @dataclass(frozen=True)
 class FTSTSParams(TrainParams):
-    """The published open-loop protocol: 100 mV, 1 ms phases, 12 ms period (83.3 Hz)."""
+    """The published open-loop protocol: 100 mV, 1 ms phases, 12 ms period (83.3 Hz).
 
-    latch_mv: float | None = 75.0  # mV; off for good once mean J_I*w crosses it (None: never)
+    ``latch_mv="published"`` becomes the polarity's published threshold
+    (:data:`PUBLISHED_LATCH_MV`: 75 mV, or 125 mV for the swapped waveform).
+    """
+
+    latch_mv: float | str | None = "published"  # mV; off for good once mean J_I*w crosses it (None: never)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.latch_mv == "published":
+            object.__setattr__(self, "latch_mv", PUBLISHED_LATCH_MV[self.polarity])
         self._require(self.latch_mv is None or (_finite(self.latch_mv) and self.latch_mv > 0), "latch_mv",
-                      "None or a finite number > 0 (mV)")
+                      "'published', None or a finite number > 0 (mV)")
 
 
 class OpenLoopFTSTS(_FixedTrainController):

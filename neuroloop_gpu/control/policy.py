@@ -11,18 +11,21 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from ..envs.actions import ActionBounds, pulse_train, to_physical
 from ..stimulus import PulseTrain
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, load_state
 from .controllers import Controller
 from .ppo import ACTION_DIM, PPOConfig, build_actor
 
 
 class PolicyController(Controller):
-    """Acts with the deterministic (mode) action of a PPO checkpoint's policy.
+    """Acts with the deterministic action of a PPO checkpoint's policy.
 
-    Observations are standardised with the normaliser statistics saved in the
-    checkpoint, exactly as during training. Observations are size-free
-    fractions, so a policy trained on the small network can drive the full
-    one (and vice versa); ``trained_on`` says which it saw.
+    That action is tanh of the Gaussian's mean: the median of the policy's
+    TanhNormal (which has no closed-form mode). Observations are standardised
+    with the normaliser statistics saved in the checkpoint, exactly as during
+    training. Observations are size-free fractions, so a policy trained on
+    the small network can drive the full one (and vice versa); ``trained_on``
+    says which it saw. ``synchrony`` is the measure in observation feature 0
+    during training; evaluation refuses to feed it the other one.
     """
 
     def __init__(self, checkpoint: Path | str, *, bounds: ActionBounds | None = None, name: str = "ppo"):
@@ -33,11 +36,13 @@ class PolicyController(Controller):
         self.bounds = bounds or ActionBounds()
         spec = Bounded(low=-1.0, high=1.0, shape=(ACTION_DIM,), dtype=torch.float32)
         self.actor = build_actor(self.config, spec)
-        self.actor.load_state_dict(payload["actor"])
+        load_state(self.actor, payload["actor"], checkpoint, "actor")
         self.actor.eval()
         self.loc, self.scale = payload["obs_loc"], payload["obs_scale"]
+        self.synchrony = payload.get("observation_synchrony", "kop")  # older checkpoints all trained on R
         self.source = {"checkpoint": str(checkpoint), "iteration": payload["iteration"], "frames": payload["frames"],
-                       "trained_on": list(self.trained_on), "versions": payload["versions"]}
+                       "trained_on": list(self.trained_on), "synchrony": self.synchrony,
+                       "versions": payload["versions"]}
 
     def describe(self) -> dict:
         return {"controller": self.name, **self.source}
@@ -55,4 +60,4 @@ class PolicyController(Controller):
 
     def act(self, observation: torch.Tensor, info: dict[str, torch.Tensor]) -> PulseTrain:
         physical = to_physical(self.normalised_action(observation), self.low, self.high)
-        return pulse_train(physical, torch.ones(observation.shape[0], dtype=torch.bool, device=observation.device))
+        return pulse_train(physical)

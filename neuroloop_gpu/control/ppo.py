@@ -5,9 +5,10 @@ The loop is TorchRL's recipe: a ``Collector`` steps ``num_envs`` networks for
 ``ClipPPOLoss`` is minimised over shuffled minibatches for a few epochs. The
 actor is a ``TanhNormal`` policy over the normalised action box [-1, 1]^3;
 observations are standardised by a running ``VecNormV2`` whose statistics
-are checkpointed with the networks. Nothing waits for the host inside a
-rollout or an update; the host reads a handful of scalars per iteration for
-the log and the progress bar.
+are checkpointed with the networks. The data stays on the device; torchrl's
+collector and VecNorm synchronise with the host a few times per step (their
+``done.any()``-style checks and statistics), and the log and the progress bar
+read a handful of scalars per iteration.
 
 Under ``torchrun`` each rank trains on its own networks (seeds offset by
 rank) and gradients are averaged across ranks (see ``distributed.py``); only
@@ -17,7 +18,9 @@ rank 0 writes logs and checkpoints.
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
+import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields
@@ -41,7 +44,7 @@ from ..envs.core import EpisodeConfig
 from ..envs.observation import OBSERVATION_NAMES
 from ..envs.reward import RewardConfig
 from . import distributed
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
 LOG_COLUMNS = ("iteration", "frames", "wall_s", "fps", "lr", "reward_mean", "episode_reward_mean", "kop_mean",
@@ -80,7 +83,7 @@ class PPOConfig:
     energy_weight: float = 0.2  # reward: penalty on stimulation energy (fraction of the maximum)
     coupling_weight: float = 0.5  # reward: penalty on the mean E->I weight fraction
     synchrony_weight: float = 1.0  # reward: penalty on synchrony (causal Kuramoto R)
-    seed: int = 0  # model init; network b of rank r gets seed (seed * world_size + r) * num_envs + b
+    seed: int = 0  # see torch_seed; network b of rank r gets seed (seed * world_size + r) * num_envs + b
     checkpoint_every: int = 10  # iterations between checkpoints (and one at the end)
 
     def __post_init__(self) -> None:
@@ -167,8 +170,12 @@ def observation_affine(env: TransformedEnv) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def learning_rate(config: PPOConfig, iteration: int, iterations: int) -> float:
-    """Adam step size for ``iteration`` (0-based) of ``iterations``: a pure function, so resuming with a
-    longer run continues the schedule from where it is instead of replaying a saved scheduler."""
+    """Adam step size for ``iteration`` (0-based) of ``iterations``, a pure function of the two.
+
+    Nothing of the schedule is saved: a run resumed with more ``total_frames`` (more ``iterations``)
+    stretches the schedule over the new length, so the rate jumps up to where the longer schedule
+    stands at the checkpoint's iteration.
+    """
     progress = min(1.0, iteration / iterations)
     if config.lr_schedule == "linear":
         return config.lr * (1.0 - progress)
@@ -177,17 +184,37 @@ def learning_rate(config: PPOConfig, iteration: int, iterations: int) -> float:
     return config.lr
 
 
-class _Log:
-    """train_log.csv always (appended on resume); TensorBoard when the package is installed."""
+def torch_seed(seed: int, rank: int, start_iteration: int) -> int:
+    """Seed of torch's global generator (model init, action sampling, minibatch order) for one rank.
 
-    def __init__(self, out: Path, resume: bool):
+    Rank 0 of a fresh run uses ``seed`` itself, as single-process runs always have (the shipped
+    policy's run). Every other (rank, start iteration) gets its own stream, so ranks do not draw the
+    same numbers and a resumed run does not replay iteration 0's.
+    """
+    if rank == 0 and start_iteration == 0:
+        return seed
+    digest = hashlib.blake2b(f"{seed},{rank},{start_iteration}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+class _Log:
+    """train_log.csv always; TensorBoard when the package is installed.
+
+    A resumed run keeps the rows up to its checkpoint's iteration and drops later ones: after a crash
+    between checkpoints those iterations are trained again and would otherwise be logged twice.
+    """
+
+    def __init__(self, out: Path, start_iteration: int):
         out.mkdir(parents=True, exist_ok=True)
         self.path = out / "train_log.csv"
-        append = resume and self.path.exists()
-        self.file = self.path.open("a" if append else "w", newline="")
+        kept = []
+        if start_iteration > 0 and self.path.exists():
+            with self.path.open(newline="") as file:
+                kept = [row for row in csv.DictReader(file) if int(row["iteration"]) <= start_iteration]
+        self.file = self.path.open("w", newline="")
         self.writer = csv.DictWriter(self.file, fieldnames=LOG_COLUMNS)
-        if not append:
-            self.writer.writeheader()
+        self.writer.writeheader()
+        self.writer.writerows(kept)
         try:
             from torch.utils.tensorboard import SummaryWriter
             self.board = SummaryWriter(str(out / "tensorboard"))
@@ -228,6 +255,9 @@ def train(config: PPOConfig, out: Path | str, *, device: torch.device | str = "c
     rank = distributed.init_from_environment(device)
     device = distributed.rank_device(device, rank)
     out = Path(out)
+    checkpoint = out / "checkpoint.pt"
+    frames_per_iteration = config.frames_per_batch * rank.world_size
+    iterations = math.ceil(config.total_frames / frames_per_iteration)
     state = None
     if resume is not None:
         state = load_checkpoint(resume, map_location=device)
@@ -236,7 +266,10 @@ def train(config: PPOConfig, out: Path | str, *, device: torch.device | str = "c
             raise CheckpointError(f"checkpoint {resume} was trained on {saved.num_e}/{saved.num_i} networks with "
                                   f"hidden {saved.hidden}; this run asks for {config.num_e}/{config.num_i} and "
                                   f"hidden {config.hidden}")
-    torch.manual_seed(config.seed)
+        if state["iteration"] >= iterations:
+            return _finished(state, Path(resume), checkpoint, rank)
+    iteration, frames = (state["iteration"], state["frames"]) if state is not None else (0, 0)
+    torch.manual_seed(torch_seed(config.seed, rank.rank, iteration))
     env = make_env(config, device, rank, backend)
     actor = build_actor(config, env.action_spec_unbatched).to(device)
     critic = build_critic(config).to(device)
@@ -244,25 +277,18 @@ def train(config: PPOConfig, out: Path | str, *, device: torch.device | str = "c
                               critic_coeff=config.critic_coeff, normalize_advantage=True)
     advantage = GAE(gamma=config.gamma, lmbda=config.lmbda, value_network=critic, average_gae=False)
     optimizer = torch.optim.Adam(loss_module.parameters(), lr=config.lr)
-    frames_per_iteration = config.frames_per_batch * rank.world_size
-    iterations = math.ceil(config.total_frames / frames_per_iteration)
-    iteration = frames = 0
     if state is not None:
-        actor.load_state_dict(state["actor"])
-        critic.load_state_dict(state["critic"])
-        optimizer.load_state_dict(state["optimizer"])
-        env.transform[0].load_state_dict(state["obs_norm"])
-        iteration, frames = state["iteration"], state["frames"]
+        for part, module in (("actor", actor), ("critic", critic), ("optimizer", optimizer),
+                             ("obs_norm", env.transform[0])):
+            load_state(module, state[part], resume, part)
     distributed.broadcast_parameters(loss_module.parameters(), rank)
 
-    remaining = max(0, iterations - iteration)
     collector = Collector(env, actor, frames_per_batch=config.frames_per_batch,
-                          total_frames=max(1, remaining) * config.frames_per_batch, device=device,
+                          total_frames=(iterations - iteration) * config.frames_per_batch, device=device,
                           auto_register_policy_transforms=False)
     buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(config.frames_per_batch, device=device),
                                     sampler=SamplerWithoutReplacement(), batch_size=config.minibatch_size)
-    log = _Log(out, resume=state is not None) if rank.is_main else None
-    checkpoint = out / "checkpoint.pt"
+    log = _Log(out, start_iteration=iteration) if rank.is_main else None
 
     def save() -> None:
         if not rank.is_main:
@@ -273,15 +299,14 @@ def train(config: PPOConfig, out: Path | str, *, device: torch.device | str = "c
             "actor": actor.state_dict(), "critic": critic.state_dict(), "optimizer": optimizer.state_dict(),
             "obs_norm": env.transform[0].state_dict(),
             "obs_loc": loc, "obs_scale": scale, "observation_names": list(OBSERVATION_NAMES),
+            "observation_synchrony": config.reward.synchrony,
         })
 
     start, start_frames = time.perf_counter(), frames
     bar = tqdm(total=iterations * frames_per_iteration, initial=frames, unit="window", desc="train PPO",
                disable=not (progress and rank.is_main))
     try:
-        for batch in collector if remaining else []:
-            if iteration >= iterations:
-                break
+        for batch in collector:  # exactly iterations - iteration batches
             _sync_normaliser(env, rank)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, iteration, iterations)
@@ -298,8 +323,6 @@ def train(config: PPOConfig, out: Path | str, *, device: torch.device | str = "c
                 log.write(row)
             if iteration % config.checkpoint_every == 0 or iteration == iterations:
                 save()
-        if state is not None and remaining == 0:
-            save()
     finally:
         bar.close()
         collector.shutdown()
@@ -307,6 +330,19 @@ def train(config: PPOConfig, out: Path | str, *, device: torch.device | str = "c
             log.close()
         distributed.shutdown(rank)
     return TrainResult(checkpoint, out / "train_log.csv", iteration, frames, time.perf_counter() - start)
+
+
+def _finished(state: dict, resume: Path, checkpoint: Path, rank: distributed.Rank) -> TrainResult:
+    """Resuming a run with nothing left to do: leave its checkpoint exactly as it is.
+
+    No env, no collector: building the collector resets the env, and VecNormV2 updates its statistics
+    on every reset. A resume into another folder gets a byte-for-byte copy.
+    """
+    if rank.is_main and not (checkpoint.exists() and checkpoint.samefile(resume)):
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(resume, checkpoint)
+    distributed.shutdown(rank)
+    return TrainResult(checkpoint, checkpoint.with_name("train_log.csv"), state["iteration"], state["frames"], 0.0)
 
 
 def _sync_normaliser(env: TransformedEnv, rank: distributed.Rank) -> None:

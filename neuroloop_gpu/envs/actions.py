@@ -10,7 +10,6 @@ from ..config import require
 from ..stimulus import PulseTrain
 
 
-
 @dataclass(frozen=True)
 class ActionBounds:
     """Physical range of each action component (NeuroLoop's defaults).
@@ -48,10 +47,10 @@ def to_physical(action: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> 
     return low + unit * (high - low)
 
 
-def pulse_train(physical: torch.Tensor, enabled: torch.Tensor) -> PulseTrain:
-    """The FTSTS-polarity pulse train of [B, 3] physical settings; amplitude 0 where not ``enabled``."""
+def pulse_train(physical: torch.Tensor) -> PulseTrain:
+    """The FTSTS-polarity pulse train of [B, 3] physical settings (amplitude 0 switches a network off)."""
     return PulseTrain(
-        amplitude=torch.where(enabled, physical[:, 0], 0.0),
+        amplitude=physical[:, 0],
         frequency=physical[:, 1],
         pulse_width=physical[:, 2],
         polarity=torch.ones_like(physical[:, 0]),

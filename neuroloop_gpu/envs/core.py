@@ -2,9 +2,12 @@
 
 One object owns the networks, the episode bookkeeping (window counter, the
 optional stimulation onset and latch), observations and rewards. The step is
-pure tensor work on the device, with no host synchronisation on the simulator's
-fixed-shape (CUDA default) synapse path; front ends add
-only what their API needs (NumPy conversion, autoreset policy, TensorDicts).
+pure tensor work on the device. On CUDA nothing in it waits for the host but
+the input checks (``validate``, which front ends that checked may skip):
+``backend="auto"`` runs the Triton kernel there, whose event-driven synapses
+build their spike lists on the GPU, or, where Triton cannot run (or in
+float64), the eager path with fixed-shape dense synapses. Front ends add only
+what their API needs (NumPy conversion, autoreset policy, TensorDicts).
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ class EpisodeConfig:
     terminate_on_latch: bool = False  # end the episode (terminated=True) when the latch trips
 
     def __post_init__(self) -> None:
-        require(self.stim_onset >= 0, "episode.stim_onset", "a number >= 0 (ms)", self.stim_onset)
-        require(self.latch_mv is None or self.latch_mv > 0, "episode.latch_mv", "None or a number > 0 (mV)",
-                self.latch_mv)
+        require(isinstance(self.stim_onset, (int, float)) and 0 <= self.stim_onset < float("inf"),
+                "episode.stim_onset", "a finite number >= 0 (ms)", self.stim_onset)
+        require(self.latch_mv is None or (isinstance(self.latch_mv, (int, float)) and 0 < self.latch_mv < float("inf")),
+                "episode.latch_mv", "None or a finite number > 0 (mV)", self.latch_mv)
         require(not self.terminate_on_latch or self.latch_mv is not None, "episode.terminate_on_latch",
                 "False unless latch_mv is set", self.terminate_on_latch)
 
@@ -75,7 +79,6 @@ class DBSCore:
         self.onset_windows = int(np.ceil(self.episode.stim_onset / self.sim.sample_duration - 1e-9))
         self.energy_scale = max_window_energy(self.bounds, self.sim.sample_duration)
         self._action_low, self._action_high = self.bounds.lows_highs(self.device)
-        self._everywhere = torch.ones(num_envs, dtype=torch.bool, device=self.device)
         self.steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self.latched = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
         self.observation = initial_observation(num_envs, self.params, self.device)
@@ -91,7 +94,7 @@ class DBSCore:
         self.latched = self.latched & ~mask
         fresh = initial_observation(self.num_envs, self.params, self.device)
         self.observation = torch.where(mask.unsqueeze(1), fresh, self.observation)
-        return self.observation
+        return self.observation.clone()  # a copy: callers may write into what they get
 
     def check_action(self, action: torch.Tensor) -> None:
         """Raise ``ValueError`` for an action of the wrong shape or dtype or with NaN/inf (host check)."""
@@ -100,12 +103,20 @@ class DBSCore:
                 f"an array of shape {expected} (amplitude, frequency, pulse width in [-1, 1])",
                 tuple(action.shape) if hasattr(action, "shape") else type(action).__name__)
         require(action.dtype.is_floating_point, "action", "floating point", action.dtype)
-        require(bool(torch.isfinite(action).all()), "action", "finite (no NaN or inf)", action.tolist())
+        require(bool(torch.isfinite(action).all()), "action",
+                "finite (no NaN or inf; finite values outside [-1, 1] are clipped)", action.tolist())
 
-    def step(self, action: torch.Tensor) -> CoreStep:
-        """One decision window for every env. ``action`` [B, 3] in [-1, 1] (clipped)."""
+    def step(self, action: torch.Tensor, *, validate: bool = True) -> CoreStep:
+        """One decision window for every env. ``action`` [B, 3] in [-1, 1] (clipped).
+
+        ``validate`` runs :meth:`check_action` first (one host read; a bad
+        action raises ``ValueError`` and changes nothing); front ends that
+        have already checked the action pass False.
+        """
+        if validate:
+            self.check_action(action)
         physical = to_physical(action.to(self.device), self._action_low, self._action_high)
-        return self.step_train(pulse_train(physical, self._everywhere), validate=False)
+        return self.step_train(pulse_train(physical), validate=False)
 
     def step_train(self, train: PulseTrain, *, validate: bool = True) -> CoreStep:
         """One decision window for every env under a physical pulse train ([B] tensors on the device).
@@ -149,4 +160,4 @@ class DBSCore:
             "amplitude_mv": train.amplitude, "frequency_hz": train.frequency, "pulse_width_us": train.pulse_width,
             "stimulating": train.amplitude > 0,
         }
-        return CoreStep(self.observation, rewards, terminated, truncated, info)
+        return CoreStep(self.observation.clone(), rewards, terminated, truncated, info)  # a copy, as in reset()

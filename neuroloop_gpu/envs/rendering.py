@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from collections import deque
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure  # not pyplot: the user's backend and figure list stay untouched
 
 HISTORY_WINDOWS = 250
 
@@ -38,7 +36,9 @@ class RenderHistory:
 
 def render_frame(history: RenderHistory, title: str, step_ms: float) -> np.ndarray:
     """[H, W, 3] uint8 image."""
-    fig, (ax_raster, ax_sync, ax_weight) = plt.subplots(3, 1, figsize=(6.4, 6.4), constrained_layout=True)
+    fig = Figure(figsize=(6.4, 6.4), layout="constrained")
+    canvas = FigureCanvasAgg(fig)
+    ax_raster, ax_sync, ax_weight = fig.subplots(3, 1)
     if history.raster is not None:
         steps, neurons = np.nonzero(history.raster)
         ax_raster.scatter(steps * step_ms, neurons, s=1, c="k", marker=".", linewidths=0)
@@ -48,7 +48,5 @@ def render_frame(history: RenderHistory, title: str, step_ms: float) -> np.ndarr
     ax_sync.set(ylabel="synchrony", ylim=(0, 1))
     ax_weight.plot(history.time_s, history.weight_mv, color="tab:red")
     ax_weight.set(xlabel="time (s)", ylabel="mean $J_I w$ (mV)")
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return image
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

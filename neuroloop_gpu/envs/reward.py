@@ -3,11 +3,15 @@
     desynchronise:  r = -(synchrony_weight * S + coupling_weight * W + energy_weight * E)
     synchronise:    r = -(synchrony_weight * (1 - S) + coupling_weight * (1 - W) + energy_weight * E)
 
-S is the window's synchrony (causal Kuramoto R by default, or chi), W the
-mean E->I weight as a fraction of its range (observation feature 5) and E the
-window's stimulation energy (integral of u^2) as a fraction of the most the
-action bounds allow (highest amplitude, frequency and width all window long).
-Doing nothing leaves S and W high; stimulating hard costs E.
+S is the window's synchrony (causal Kuramoto R by default, or chi) and W the
+mean E->I weight as a fraction of its range (observation feature 5), both in
+[0, 1]. E is the window's stimulation energy (integral of u^2) divided by
+:func:`max_window_energy`, the mean energy per window of the strongest train
+the bounds allow (highest amplitude, frequency and width). E is not capped at
+1: a window that holds more pulses than that mean exceeds it, most for short
+windows and few pulses per window (at the defaults 180 Hz gives 3.6 pulses per
+20 ms on average, and a window with 4 has E = 1.11). Doing nothing leaves S
+and W high; stimulating hard costs E.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ class RewardConfig:
 
 
 def max_window_energy(bounds: ActionBounds, window_ms: float) -> float:
-    """mV^2 ms delivered by the strongest allowed train over a whole window."""
+    """Mean mV^2 ms per window of the strongest allowed train (one window may hold a pulse more)."""
     duty = 2 * bounds.pulse_width[1] * 1e-6 * bounds.frequency[1]  # fraction of time stimulating
     return bounds.amplitude[1] ** 2 * duty * window_ms
 

@@ -13,7 +13,7 @@ from ..config import NetworkParams, SimConfig, require
 from .actions import ActionBounds
 from .core import EpisodeConfig
 from .reward import RewardConfig
-from .vector_env import FTSTSVectorEnv, network_params
+from .vector_env import FTSTSVectorEnv, is_integer, network_params
 
 
 class DBSEnv(gym.Env):
@@ -27,9 +27,10 @@ class DBSEnv(gym.Env):
     ## Arguments
     ``sim_config`` (:class:`SimConfig`, default 5 s episodes of 20 ms
     windows), ``model_class`` (the network parameter class,
-    :class:`NetworkParams`), ``model_params`` (a dict of its fields), and
-    ``render_mode``; keyword-only ``bounds``, ``reward``, ``episode``,
-    ``device``, ``dtype``, ``backend`` as for the vector env.
+    :class:`NetworkParams`), ``model_params`` (a :class:`NetworkParams` or a
+    dict of its fields), and ``render_mode``; keyword-only ``bounds``,
+    ``reward``, ``episode``, ``device``, ``dtype``, ``backend`` as for the
+    vector env. ``reset`` takes no options (None or ``{}``).
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 50}
@@ -38,7 +39,7 @@ class DBSEnv(gym.Env):
         self,
         sim_config: SimConfig | None = None,
         model_class: type = NetworkParams,
-        model_params: dict | None = None,
+        model_params: NetworkParams | dict | None = None,
         render_mode: str | None = None,
         *,
         bounds: ActionBounds | None = None,
@@ -60,12 +61,21 @@ class DBSEnv(gym.Env):
     def core(self):
         return self._vector.core
 
+    def _check_open(self, method: str) -> None:
+        if self._vector.closed:  # named after this env, not the vector env it wraps
+            raise RuntimeError(f"{type(self).__name__}.{method}() after close()")
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
+        self._check_open("reset")
+        require(not options, "options", f"None or {{}} ({type(self).__name__} takes no reset options)", options)
+        require(seed is None or (is_integer(seed) and 0 <= seed < 2**63), "seed", "None or an integer in [0, 2**63)",
+                seed)
         observation, _ = self._vector.reset(seed=seed)
+        super().reset(seed=None if seed is None else int(seed))
         return observation[0], {}
 
     def step(self, action):
+        self._check_open("step")
         if self._vector.needs_reset:  # named after this env, not the vector env it wraps
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
         action = np.asarray(action)
@@ -75,6 +85,7 @@ class DBSEnv(gym.Env):
         return observation[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), single
 
     def render(self):
+        self._check_open("render")
         return self._vector.render()
 
     def close(self):

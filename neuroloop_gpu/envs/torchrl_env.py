@@ -12,7 +12,7 @@ from .actions import ActionBounds
 from .core import DBSCore, EpisodeConfig
 from .observation import OBSERVATION_NAMES
 from .reward import RewardConfig
-from .vector_env import DEFAULT_SIM, network_params
+from .vector_env import DEFAULT_SIM, env_seeds, network_params
 
 
 class FTSTSTorchEnv(EnvBase):
@@ -29,7 +29,12 @@ class FTSTSTorchEnv(EnvBase):
     ``reset`` wrapper reads a partial ``"_reset"`` mask on the host; NaN actions then become 0, the
     centre of the box, and ``info.invalid_action`` flags them); the default
     ``check_actions=True`` raises on NaN/inf at the cost of one host read per
-    step. Arguments as for :class:`~neuroloop_gpu.envs.FTSTSVectorEnv`.
+    step. ``set_seed(s)`` re-seeds env b with ``s + b`` (its episode 0), and
+    the reset that follows starts the next episode, as every reset does: a
+    rollout after ``set_seed(s)`` runs episode 1 of those seeds, where
+    gymnasium's ``reset(seed=s)`` runs episode 0. Kept so, because the
+    shipped policy was trained on exactly these streams.
+    Arguments as for :class:`~neuroloop_gpu.envs.FTSTSVectorEnv`.
     """
 
     def __init__(
@@ -51,6 +56,7 @@ class FTSTSTorchEnv(EnvBase):
         super().__init__(device=core.device, batch_size=torch.Size([num_envs]))
         self.core, self.num_envs, self.check_actions = core, num_envs, check_actions
         self._needs_reset = True  # a host-side flag: the check costs no device read
+        self._closed = False  # EnvBase's own is_closed starts True, so it cannot tell
         shape = (num_envs, len(OBSERVATION_NAMES))
         info_spec = Composite(
             {key: Unbounded(shape=(num_envs,), dtype=torch.float32, device=self.device) for key in self._info_keys()},
@@ -78,6 +84,7 @@ class FTSTSTorchEnv(EnvBase):
                           batch_size=(self.num_envs,), device=self.device)
 
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
+        self._check_open("reset")
         mask = None
         if tensordict is not None and "_reset" in tensordict.keys():
             mask = tensordict["_reset"].reshape(self.num_envs).to(self.device)
@@ -89,13 +96,14 @@ class FTSTSTorchEnv(EnvBase):
                           device=self.device)
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        self._check_open("step")
         if self._needs_reset:
             raise RuntimeError("FTSTSTorchEnv: call reset() before step()")
         action = tensordict["action"]
         if self.check_actions:
             self.core.check_action(action)
         invalid = ~torch.isfinite(action).all(-1)
-        result = self.core.step(torch.nan_to_num(action, nan=0.0, posinf=1.0, neginf=-1.0))
+        result = self.core.step(torch.nan_to_num(action, nan=0.0, posinf=1.0, neginf=-1.0), validate=False)
         terminated = result.terminated.unsqueeze(-1)
         truncated = result.truncated.unsqueeze(-1)
         return TensorDict(
@@ -107,6 +115,15 @@ class FTSTSTorchEnv(EnvBase):
 
     def _set_seed(self, seed: int | None) -> None:
         """Re-seed every network: env b gets ``seed + b`` (connectivity and noise)."""
-        if seed is None:
+        seeds = env_seeds(seed, self.num_envs)
+        if seeds is None:
             return
-        self.core.reset(seeds=torch.arange(self.num_envs, dtype=torch.int64) + int(seed))
+        self.core.reset(seeds=seeds)
+
+    def _check_open(self, method: str) -> None:
+        if self._closed:
+            raise RuntimeError(f"{type(self).__name__}.{method}() after close()")
+
+    def close(self, *, raise_if_closed: bool = True) -> None:
+        self._closed = True
+        super().close(raise_if_closed=raise_if_closed)

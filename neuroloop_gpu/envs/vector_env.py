@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import replace
 from typing import Any
 
@@ -30,6 +31,25 @@ def network_params(model_params: NetworkParams | dict | None) -> NetworkParams:
     return NetworkParams(**(model_params or {}))
 
 
+def is_integer(value: Any) -> bool:
+    """Python and NumPy integers; not booleans."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def env_seeds(seed: int | list[int] | None, num_envs: int) -> torch.Tensor | None:
+    """[B] int64 network seeds: ``seed + b`` for an int, or one per env; checked before anything
+    changes (network seeds are int64, so ``seed + num_envs`` may not pass 2**63)."""
+    if seed is None:
+        return None
+    allowed = f"an integer in [0, 2**63 - {num_envs}] or a list of {num_envs} integers in [0, 2**63)"
+    if is_integer(seed):
+        require(0 <= seed <= 2**63 - num_envs, "seed", allowed, seed)
+        return torch.arange(num_envs, dtype=torch.int64) + int(seed)
+    require(isinstance(seed, (list, tuple, np.ndarray)) and len(seed) == num_envs
+            and all(is_integer(s) and 0 <= s < 2**63 for s in seed), "seed", allowed, seed)
+    return torch.tensor([int(s) for s in seed], dtype=torch.int64)
+
+
 class FTSTSVectorEnv(VectorEnv):
     """Closed-loop DBS of ``num_envs`` independent FTSTS networks, stepped together.
 
@@ -48,27 +68,39 @@ class FTSTSVectorEnv(VectorEnv):
 
     ## Observation Space
     ``Box(0, 1, (6,), float32)`` per env: synchrony, mean and std of the E and
-    I voltages (divided by V_threshold), mean E->I weight as a fraction of its
-    range (see :mod:`neuroloop_gpu.envs.observation`). Physical values are in
-    ``info``.
+    I voltages (relative to V_rest, in units of V_threshold - V_rest), mean
+    E->I weight as a fraction of its range (see
+    :mod:`neuroloop_gpu.envs.observation`). Physical values are in ``info``
+    (gymnasium's layout: ``info[key]`` of shape ``(num_envs,)`` and a bool
+    mask ``info["_" + key]`` of the envs it describes).
 
     ## Reward
-    ``-(synchrony + 0.5 weight + 0.2 energy)`` by default, all three terms in
-    [0, 1] (:mod:`neuroloop_gpu.envs.reward`); ``reward=RewardConfig(...)``
-    changes the weights, the synchrony measure or the target.
+    ``-(synchrony + 0.5 weight + 0.2 energy)`` by default
+    (:mod:`neuroloop_gpu.envs.reward`). Synchrony and weight lie in [0, 1];
+    energy is the window's energy over the mean per-window energy of the
+    strongest train the bounds allow, so a window holding one pulse more than
+    that mean exceeds 1 (1.11 at most with the default bounds and 20 ms
+    windows). ``reward=RewardConfig(...)`` changes the weights, the synchrony
+    measure or the target.
 
     ## Starting State
     Every V at V_reset, synaptic variables 0, w = w_init. ``reset(seed=s)``
-    seeds env b with ``s + b`` (connectivity and noise); a reset without a
-    seed keeps each env's network and draws fresh noise.
+    seeds env b with ``s + b`` (connectivity and noise; ``0 <= s`` and
+    ``s + num_envs <= 2**63``) or with ``s[b]`` for a list; a reset without a
+    seed keeps each env's network and draws fresh noise. The only reset
+    option is ``reset_mask``.
 
     ## Episode End
     Truncation after ``max_episode_steps`` windows (default
     ``sim_config.duration / sample_duration``). Termination only when
     ``episode.terminate_on_latch`` and the weight latch trips. Autoreset per
-    ``autoreset_mode`` (``metadata["autoreset_mode"]``): NEXT_STEP (default),
-    SAME_STEP (``info["final_obs"]``, ``info["final_info"]``) or DISABLED
-    (``reset(options={"reset_mask": mask})``).
+    ``autoreset_mode`` (``metadata["autoreset_mode"]``), as gymnasium's
+    ``SyncVectorEnv`` does it: NEXT_STEP (default; the step after a done
+    resets that env, ignores its action, returns reward 0 and no info for it),
+    SAME_STEP (the done env is reset within the step; ``info["final_obs"]``
+    is an object array holding its last observation, ``info["final_info"]``
+    a dict of its info arrays with ``_key`` masks, and the step's own info
+    leaves it out) or DISABLED (``reset(options={"reset_mask": mask})``).
 
     ## Arguments
     ``num_envs``, ``sim_config`` (:class:`SimConfig`), ``model_params``
@@ -76,9 +108,10 @@ class FTSTSVectorEnv(VectorEnv):
     ``bounds`` (:class:`ActionBounds`), ``reward`` (:class:`RewardConfig`),
     ``episode`` (:class:`EpisodeConfig`: stimulation onset, latch),
     ``autoreset_mode``, ``max_episode_steps``, ``device`` (default CUDA when
-    available), ``dtype``, ``backend`` ("auto", "eager", "compiled" or "fused", see
+    available), ``dtype``, ``backend`` ("auto", "eager", "compiled", "fused" or "triton", see
     :class:`~neuroloop_gpu.network.NetworkBatch`), ``render_mode``
-    ("rgb_array" or "human") and ``render_env`` (which env to draw).
+    ("rgb_array": ``render()`` returns an image; "human": every step prints a
+    line, gymnasium's human mode) and ``render_env`` (which env to draw).
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 50, "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -136,90 +169,100 @@ class FTSTSVectorEnv(VectorEnv):
         self.core.check_action(action)
         return action.to(self.core.device)
 
-    def _mask(self, reset_mask: Any) -> torch.Tensor:
+    def _mask(self, reset_mask: Any) -> np.ndarray:
         mask = np.asarray(reset_mask)
         require(mask.dtype == np.bool_ and mask.shape == (self.num_envs,), "options['reset_mask']",
                 f"a bool array of shape ({self.num_envs},)", f"{mask.dtype} {mask.shape}")
-        return torch.from_numpy(mask).to(self.core.device)
+        return mask
 
-    def _seeds(self, seed: int | list[int] | None) -> torch.Tensor | None:
-        if seed is None:
-            return None
-        if isinstance(seed, int):
-            return torch.arange(self.num_envs, dtype=torch.int64) + seed
-        require(len(seed) == self.num_envs, "seed", f"an int or {self.num_envs} ints", seed)
-        return torch.as_tensor(seed, dtype=torch.int64)
+    def _check_open(self, method: str) -> None:
+        if self.closed:
+            raise RuntimeError(f"{type(self).__name__}.{method}() after close()")
 
     @staticmethod
     def _numpy_info(info: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
         """Host copies of the [B] info tensors: one copy per dtype rather than per key (on CUDA each
-        copy waits for the device), with gymnasium's ``_key`` masks (every env has every key)."""
+        copy waits for the device)."""
         keys_by_dtype: dict[torch.dtype, list[str]] = {}
         for key, value in info.items():
             keys_by_dtype.setdefault(value.dtype, []).append(key)
         rows = {}
         for keys in keys_by_dtype.values():
             rows.update(zip(keys, torch.stack([info[key].detach() for key in keys]).cpu().numpy()))
+        return {key: rows[key] for key in info}
+
+    @staticmethod
+    def _for_envs(info: dict[str, np.ndarray], envs: np.ndarray) -> dict[str, np.ndarray]:
+        """gymnasium's vector info for the envs in ``envs`` only: their values (0 elsewhere) and the
+        ``_key`` masks, no keys at all for no env (as ``VectorEnv._add_info`` builds it)."""
+        if not envs.any():
+            return {}
         out = {}
-        for key in info:
-            out[key] = rows[key]
-            out[f"_{key}"] = np.ones(len(rows[key]), dtype=bool)
+        for key, value in info.items():
+            out[key] = np.where(envs, value, np.zeros_like(value))
+            out[f"_{key}"] = envs.copy()
         return out
+
+    def _restart(self, mask: np.ndarray, seeds: torch.Tensor | None = None) -> np.ndarray:
+        """Reset the envs in ``mask``: the [B, 6] observation of every env (fresh where reset)."""
+        observation = self.core.reset(torch.from_numpy(mask).to(self.core.device), seeds)
+        self._prev_done &= ~mask
+        if self._history is not None and mask[self.render_env]:
+            self._history.clear()
+        return observation.cpu().numpy()
 
     # ----------------------------------------------------------------- API
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed if isinstance(seed, int) else None)
-        options = options or {}
-        seeds = self._seeds(seed)
-        if "reset_mask" in options:
-            mask = self._mask(options["reset_mask"])
-        else:
-            mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.core.device)
+        self._check_open("reset")
+        options = {} if options is None else options
+        require(isinstance(options, dict) and set(options) <= {"reset_mask"}, "options",
+                "None or a dict whose only key may be 'reset_mask'", options)
+        seeds = env_seeds(seed, self.num_envs)  # checked before anything changes
+        mask = self._mask(options["reset_mask"]) if "reset_mask" in options else np.ones(self.num_envs, dtype=bool)
+        observation = self._restart(mask, seeds)
+        super().reset(seed=int(seed) if is_integer(seed) else None)
+        if mask.all():  # only once the reset went through: a failed reset still blocks step()
             self._needs_reset = False
-        observation = self.core.reset(mask, seeds)
-        self._prev_done &= ~mask.cpu().numpy()
-        if self._history is not None and bool(mask[self.render_env]):
-            self._history.clear()
-        return observation.cpu().numpy(), {}
+        return observation, {}
 
     @property
     def needs_reset(self) -> bool:
-        """True until the first reset(): stepping then is an error."""
+        """True until every env has been reset: stepping then is an error."""
         return self._needs_reset
 
     def step(self, actions: Any):
+        self._check_open("step")
         if self._needs_reset:
             raise RuntimeError("FTSTSVectorEnv: call reset() before step()")
-        action = self._as_action(actions)
-        result = self.core.step(action)
+        result = self.core.step(self._as_action(actions), validate=False)
         observation = result.observation.cpu().numpy()
         reward = result.reward.cpu().numpy()
         terminated = result.terminated.cpu().numpy()
         truncated = result.truncated.cpu().numpy()
         info = self._numpy_info(result.info)
-        self._record_for_render(info)
-        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            restarted = self._prev_done.copy()
-            if restarted.any():  # these envs finished last step: this step only resets them
-                fresh = self.core.reset(torch.from_numpy(restarted).to(self.core.device)).cpu().numpy()
-                observation[restarted] = fresh[restarted]
-                reward[restarted] = 0.0
-                terminated[restarted] = False
-                truncated[restarted] = False
+        mode, nobody = self.autoreset_mode, np.zeros(self.num_envs, dtype=bool)
+        # NEXT_STEP: the envs that finished last step only restart in this one (their window is discarded)
+        restarted = self._prev_done.copy() if mode == AutoresetMode.NEXT_STEP else nobody
+        # SAME_STEP: the envs that finish in this step restart within it
+        finished = terminated | truncated if mode == AutoresetMode.SAME_STEP else nobody
+        if not restarted[self.render_env]:
+            self._record_for_render(info)
+        out = self._for_envs(info, ~(restarted | finished))  # an env that restarted has its reset's info: none
+        if restarted.any():
+            observation[restarted] = self._restart(restarted)[restarted]
+            reward[restarted] = 0.0
+            terminated[restarted] = False
+            truncated[restarted] = False
+        if finished.any():
+            final_obs = np.full(self.num_envs, None, dtype=object)
+            for b in np.flatnonzero(finished):
+                final_obs[b] = observation[b].copy()
+            out.update(final_obs=final_obs, _final_obs=finished.copy(), final_info=self._for_envs(info, finished),
+                       _final_info=finished.copy())
+            observation[finished] = self._restart(finished)[finished]
+        if mode == AutoresetMode.NEXT_STEP:
             self._prev_done = terminated | truncated
-        elif self.autoreset_mode == AutoresetMode.SAME_STEP:
-            done = terminated | truncated
-            if done.any():
-                final_obs = np.empty(self.num_envs, dtype=object)
-                final_info = np.empty(self.num_envs, dtype=object)
-                for b in np.flatnonzero(done):
-                    final_obs[b] = observation[b].copy()
-                    final_info[b] = {k: v[b] for k, v in info.items() if not k.startswith("_")}
-                info.update(final_obs=final_obs, _final_obs=done.copy(), final_info=final_info,
-                            _final_info=done.copy())
-                fresh = self.core.reset(torch.from_numpy(done).to(self.core.device)).cpu().numpy()
-                observation[done] = fresh[done]
-        return observation, reward, terminated, truncated, info
+        return observation, reward, terminated, truncated, out
 
     def _record_for_render(self, info: dict[str, np.ndarray]) -> None:
         if self._history is None:
@@ -229,8 +272,11 @@ class FTSTSVectorEnv(VectorEnv):
         sync = info["kop"][b] if self.core.reward_config.synchrony == "kop" else info["chi"][b]
         self._history.add(float(info["time_s"][b]), float(sync), float(info["weight_mv"][b]),
                           None if raster is None else raster[b].cpu().numpy())
+        if self.render_mode == "human":  # gymnasium's human mode renders during step()
+            self.render()
 
     def render(self):
+        self._check_open("render")
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array' or 'human'")
             return None
