@@ -11,16 +11,8 @@ set -u -o pipefail
 export PYTHONUNBUFFERED=1
 RESULTS=${RESULTS:-/tmp/gpu_session}
 mkdir -p "$RESULTS"
-pack() { [ -n "${OUT:-}" ] && tar czf "$OUT/gpu_session.tgz" -C "$RESULTS" .; }
+pack() { [ -z "${OUT:-}" ] || tar czf "$OUT/gpu_session.tgz" -C "$RESULTS" .; }
 trap pack EXIT
-if compgen -G ".whl/*.whl" >/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        || exit 1
-    export PYTHONPATH=/tmp/site:$PWD
-fi
-export PYTHONPATH=${PYTHONPATH:-$PWD}
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv | tee "$RESULTS/gpu.txt"
-python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$RESULTS/gpu.txt"
 
 run_stage() {  # run_stage NAME SECONDS COMMAND...
     local name=$1 limit=$2 start=$SECONDS; shift 2
@@ -29,15 +21,14 @@ run_stage() {  # run_stage NAME SECONDS COMMAND...
     tail -n "${TAIL:-12}" "$RESULTS/$name.log"
     pack  # after every stage: what ran comes back even if the call is cut off later
 }
-bench() {  # bench TAG LIMIT ARGS...: the simulator target on CUDA
-    local tag=$1 limit=$2; shift 2
-    run_stage "bench-$tag" "$limit" python3 -m neuroloop_gpu.bench --device cuda --targets simulator --quiet \
+bench() {  # bench TAG LIMIT ARGS...: the simulator target on CUDA; not --quiet, so that the log keeps the
+    local tag=$1 limit=$2; shift 2  # cases measured before a time limit cuts the stage off (its JSON comes at the end)
+    run_stage "bench-$tag" "$limit" python3 -m neuroloop_gpu.bench --device cuda --targets simulator \
         --out "$RESULTS" --tag "$tag" "$@"
 }
 
 stage_tests() {
-    run_stage tests "${TESTS_LIMIT:-240}" python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_gpu.py \
-        tests/test_triton_backend.py -rs
+    run_stage tests "${TESTS_LIMIT:-240}" python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_gpu.py -rs
     run_stage tests-envs "${TESTS_LIMIT:-240}" python3 -m pytest -p no:cacheprovider -q tests/test_envs.py -k cuda
 }
 stage_triton_tests() {  # only the Triton backend's CUDA checks
@@ -107,6 +98,16 @@ stage_math() {  # Triton's float32 math against eager torch's bits (what the Tri
     TAIL=20 run_stage triton-math 60 python3 benchmarks/triton_math_check.py
 }
 
-for stage in "${@:-tests bench scale profile}"; do
-    for name in $stage; do "stage_$name"; done
+stages=$(echo ${@:-tests bench scale profile})
+for name in $stages; do  # every name checked before the first stage spends device time
+    declare -F "stage_$name" >/dev/null || { echo "unknown stage '$name'" >&2; exit 2; }
 done
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        || exit 1
+    export PYTHONPATH=/tmp/site:$PWD
+fi
+export PYTHONPATH=${PYTHONPATH:-$PWD}
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv | tee "$RESULTS/gpu.txt"
+python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$RESULTS/gpu.txt"
+for name in $stages; do "stage_$name"; done

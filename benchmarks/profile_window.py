@@ -18,6 +18,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from neuroloop_gpu.bench.harness import resolve_device
 from neuroloop_gpu.bench.workload import STIM_AMPLITUDE_MV, STIM_FREQUENCY_HZ, STIM_PULSE_WIDTH_US, parse_size
 from neuroloop_gpu.network import NetworkBatch
 from neuroloop_gpu.stimulus import PulseTrain
@@ -34,10 +35,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=25)
     parser.add_argument("--profiler", choices=["torch", "none"], default="torch")
     args = parser.parse_args()
-
-    device = torch.device(args.device)
-    net = NetworkBatch(args.batch, parse_size(args.size).params(), device=device, backend=args.backend,
-                       synapses=args.synapses)
+    if args.windows < 1:
+        parser.error(f"argument --windows: must be an integer >= 1, got {args.windows}")
+    try:  # a bad size, batch, device, backend or synapse choice
+        device = resolve_device(args.device)
+        net = NetworkBatch(args.batch, parse_size(args.size).params(), device=device, backend=args.backend,
+                           synapses=args.synapses)
+    except ValueError as error:
+        parser.error(str(error))
     train = PulseTrain.constant(args.batch, STIM_AMPLITUDE_MV, STIM_FREQUENCY_HZ, STIM_PULSE_WIDTH_US, device=device)
     net.run_window(train)  # warm-up: allocator, kernels, compilation
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

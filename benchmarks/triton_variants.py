@@ -27,6 +27,7 @@ import time
 
 import torch
 
+from neuroloop_gpu.bench.harness import resolve_device
 from neuroloop_gpu.bench.workload import STIM_AMPLITUDE_MV, STIM_FREQUENCY_HZ, STIM_PULSE_WIDTH_US, parse_size
 from neuroloop_gpu.network import NetworkBatch, triton_step
 from neuroloop_gpu.stimulus import PulseTrain
@@ -50,10 +51,14 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--backend", default="triton", help="another backend times its one setting (a smoke test)")
     args = parser.parse_args()
-
-    device = torch.device(args.device)
+    if args.windows < 1:
+        parser.error(f"argument --windows: must be an integer >= 1, got {args.windows}")
+    try:  # a bad size, batch, device or backend
+        device = resolve_device(args.device)
+        net = NetworkBatch(args.batch, parse_size(args.size).params(), device=device, backend=args.backend)
+    except ValueError as error:
+        parser.error(str(error))
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    net = NetworkBatch(args.batch, parse_size(args.size).params(), device=device, backend=args.backend)
     launch = getattr(net._stepper, "launch", {})
     shape = dict(getattr(net._stepper, "shape", {}))
     package_kernel = getattr(net._stepper, "kernel", None)

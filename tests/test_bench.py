@@ -5,6 +5,7 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -189,6 +190,7 @@ def test_bad_config_is_rejected_clearly(overrides, message):
     (["--batches", "0"], "error: batches must be one or more integers >= 1"),
     (["--sizes", "medium"], "error: sizes must be 'small'"),
     (["--sim-option", "no_such_keyword=1"], "error: sim_options must be NetworkBatch keywords"),
+    (["--sim-option", "record=1"], "error: record must be a RecordConfig or None, got 1"),
 ])
 def test_cli_bad_arguments_exit_with_a_message(tmp_path, argv, message):
     args = parse(["--device", "cpu", "--sizes", "20/5", "--batches", "1", "--peers", "none", "--quiet",
@@ -236,3 +238,20 @@ def test_brian2_peer_runs_the_network():
     activity = record["activity"]
     assert activity["rate_e_hz"] > 0 and activity["rate_i_hz"] > 0
     assert activity["synapses_ei"] > 0 and 10.0 <= activity["mean_weight_mv"] <= 290.0
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_measuring(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr("neuroloop_gpu.bench.harness.measure_target", None)  # measuring would fail differently
+    with pytest.raises(ValueError, match="out must be a folder that can be written"):
+        run_benchmarks(BenchConfig(**TINY), out=blocker / "results")
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_gpu_session_script_refuses_an_unknown_stage_before_any_work(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_session.sh"
+    done = subprocess.run(["bash", str(script), "tests", "no_such_stage"], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "RESULTS": str(tmp_path / "results")}, timeout=60)
+    assert done.returncode == 2 and "unknown stage 'no_such_stage'" in done.stderr
+    assert not (tmp_path / "results" / "gpu.txt").exists()  # stopped before touching the machine

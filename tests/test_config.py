@@ -1,5 +1,7 @@
 """Invalid configurations and arguments raise clear errors and build nothing."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -106,6 +108,16 @@ def test_bad_reset_arguments_leave_the_state_untouched():
     with pytest.raises(ValueError, match="seeds must be 2 integers"):
         net.reset(seeds=[1, 2, 3])
     assert torch.equal(net.state.v_e, before)
+
+
+def test_reseeding_no_network_changes_nothing():
+    net = NetworkBatch(2, SMALL, device="cpu")
+    net.run_window()
+    before = copy.deepcopy((net.state, net.connectivity))
+    net.reset(torch.zeros(2, dtype=torch.bool), seeds=[7, 8])
+    for old, new in ((before[0], net.state), (before[1], net.connectivity)):
+        for name, value in vars(old).items():
+            assert torch.equal(value, getattr(new, name)), name
 
 
 def test_bad_pulse_train_leaves_the_state_untouched():

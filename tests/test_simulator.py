@@ -1,6 +1,9 @@
 """The batched simulator: independence, resets, continuity, recording, memory."""
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -15,7 +18,7 @@ SMALL = NetworkParams(num_e=60, num_i=15, connection_prob=0.2)
 NO_COMPILER = compiled_backend_problem(torch.device("cpu"))
 needs_compiler = pytest.mark.skipif(NO_COMPILER is not None, reason=f"compiled backend: {NO_COMPILER}")
 NO_FUSED = backend_problem("fused", torch.device("cpu"))
-needs_fused = pytest.mark.skipif(NO_FUSED is not None, reason=f"fused backend must be {NO_FUSED}")
+needs_fused = pytest.mark.skipif(NO_FUSED is not None, reason=f"fused backend unavailable: {NO_FUSED}")
 
 
 def snapshot(net: NetworkBatch) -> dict[str, torch.Tensor]:
@@ -283,6 +286,44 @@ def test_fused_noise_falls_back_to_torch_math_where_the_library_disagrees(monkey
     seed, steps, episode = torch.tensor([[3, 4]]), torch.arange(2).view(2, 1), torch.zeros(1, 2, dtype=torch.int64)
     assert torch.equal(noise(seed, 0, steps, episode, 50, torch.float32),
                        standard_normal(seed, 0, steps, episode, 50, torch.float32))
+
+
+_DEFAULT_CAPABILITY_CHECK = """
+import torch
+from neuroloop_gpu.config import NetworkParams
+from neuroloop_gpu.network import NetworkBatch
+from neuroloop_gpu.stimulus import PulseTrain
+assert torch.backends.cpu.get_cpu_capability() == "DEFAULT"
+params = NetworkParams(num_e=60, num_i=15, connection_prob=0.2)
+eager, fused = (NetworkBatch(2, params, seeds=[4, 5], device="cpu", backend=b) for b in ("eager", "fused"))
+for w in range(3):
+    train = PulseTrain.constant(2, 60.0 + 40 * w, 90.0, 300.0)
+    a, b = eager.run_window(train).stats, fused.run_window(train).stats
+    for name, value in vars(a).items():
+        assert torch.equal(value, getattr(b, name)), name
+"""
+
+
+@needs_fused
+def test_fused_backend_matches_torch_running_its_portable_kernels():
+    """Under ATEN_CPU_CAPABILITY=default torch's addcmul_ rounds twice: the kernel's monitor sums must too."""
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
+    done = subprocess.run([sys.executable, "-c", _DEFAULT_CAPABILITY_CHECK], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_failing_compiler_is_a_build_error(monkeypatch):
+    """A compiler that exists but fails to run is reported like any failed build (auto then runs eager)."""
+    from torch.utils import cpp_extension
+
+    from neuroloop_gpu.network import fused
+
+    def broken(**_):
+        raise subprocess.CalledProcessError(1, ["c++", "--version"])
+
+    monkeypatch.setattr(cpp_extension, "load", broken)
+    with pytest.raises(RuntimeError, match="building the fused kernel .* failed; backend='eager' or 'compiled'"):
+        fused.load_kernel.__wrapped__()
 
 
 def test_fused_backend_is_refused_on_a_gpu_device():

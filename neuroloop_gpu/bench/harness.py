@@ -103,9 +103,8 @@ class BenchConfig:
                 self.brian2_windows)
         targets = tuple(self.targets)
         require(all(t in TARGETS for t in targets), "targets", f"among {', '.join(TARGETS)}", list(targets))
-        require(len(targets) > 0 or len(expand_peers(self.peers)) > 0, "targets", "at least one target or peer",
-                list(targets))
-        expand_peers(self.peers)
+        peers = expand_peers(self.peers)  # checks them too
+        require(len(targets) > 0 or len(peers) > 0, "targets", "at least one target or peer", list(targets))
         backends = tuple(self.backends)
         require(len(backends) > 0 and all(b in BACKENDS for b in backends), "backends",
                 f"one or more of {', '.join(BACKENDS)}", list(backends))
@@ -129,6 +128,9 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available (use device='cpu')")
+    if device.type == "cuda" and device.index is not None:
+        count = torch.cuda.device_count()
+        require(device.index < count, "device", f"'cuda' or 'cuda:N' with N < {count} (GPUs here)", name)
     return device
 
 
@@ -344,6 +346,12 @@ def run_benchmarks(config: BenchConfig, out: str | Path | None = None, tag: str 
     """
     device = resolve_device(config.device)
     check_sim_options(config.sim_options)
+    if out is not None:  # before the sweep: a folder that cannot be written would lose every measurement
+        try:
+            Path(out).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ValueError(f"out must be a folder that can be written, got {str(out)!r} ({error})") from None
+        require(os.access(out, os.W_OK), "out", "a folder that can be written", str(out))
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     sizes = [parse_size(s) for s in config.sizes]

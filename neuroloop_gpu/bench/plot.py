@@ -20,7 +20,7 @@ _PEER_MARKERS = {"reference": "s", "brian2-runtime": "^", "brian2-cpp": "v"}
 _TARGET_MARKERS = {"simulator": "o", "vector-env": "D", "torchrl-env": "P"}
 _LINESTYLES = ["-", "--", "-.", ":"]
 
-_BACKEND_WIDTHS = {"eager": 1.2, "compiled": 2.2, "fused": 3.4}  # thicker: more fused
+_BACKEND_WIDTHS = {"eager": 1.2, "compiled": 2.2, "fused": 3.4, "triton": 3.4}  # thicker: more fused
 
 def _device_label(doc: Mapping) -> str:
     if doc["device_type"] == "cuda":
@@ -33,7 +33,7 @@ def plot_results(docs: Sequence[Mapping] | Mapping, path: str | Path | None = No
 
     Colour: network size; marker: target (or peer); line style: device (one
     per result document); the compiled and fused backends are drawn with
-    filled markers on thicker lines (fused thickest). Throughput is the median repeat with a band from the
+    filled markers on thicker lines (fused and triton thickest). Throughput is the median repeat with a band from the
     slowest to the fastest repeat; peers (one network each) are an open marker
     at one network with a dotted line across. Memory is drawn for the
     simulator target (peak and persistent state) and the peers (their state).

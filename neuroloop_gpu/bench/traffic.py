@@ -257,8 +257,8 @@ def traffic_model(size: str = "full", batch: int = 32, synapses=("event", "dense
                        "bounds": {name: bandwidth / (moved * net.steps_per_window)
                                   for name, bandwidth in BANDWIDTHS.items()}}
                 if scenario == "eager":
-                    row["parts"] = {part: (counter.ops_by_part[part] / net.steps_per_window, size / per_step / 1e6)
-                                    for part, size in counter.bytes_by_part.most_common()}
+                    row["parts"] = {part: (counter.ops_by_part[part] / net.steps_per_window, nbytes / per_step / 1e6)
+                                    for part, nbytes in counter.bytes_by_part.most_common()}
                 rows.append(row)
                 bar.update()
     return rows

@@ -15,8 +15,10 @@ and ninja; about a minute) and caches the build on disk.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import shutil
+import subprocess
 from dataclasses import fields
 from pathlib import Path
 
@@ -62,6 +64,16 @@ def fused_backend_problem() -> str | None:
     return None
 
 
+def _build_name() -> str:
+    """The build's name, hence its folder under torch's extension cache: one per checkout and source.
+    Ninja's build file holds absolute source paths, so two checkouts sharing one folder would rebuild
+    each other's kernel on every switch."""
+    digest = hashlib.sha256(str(CSRC.resolve()).encode())
+    for path in sorted(CSRC.iterdir()):
+        digest.update(path.name.encode() + path.read_bytes())
+    return f"neuroloop_fused_{digest.hexdigest()[:12]}"
+
+
 @functools.cache
 def load_kernel() -> None:
     """Build (first use; cached by torch) and register ``torch.ops.neuroloop_fused``."""
@@ -69,9 +81,9 @@ def load_kernel() -> None:
 
     _ninja_on_path()
     try:
-        cpp_extension.load(name="neuroloop_fused", sources=[str(path) for path in SOURCES], extra_cflags=_FLAGS,
+        cpp_extension.load(name=_build_name(), sources=[str(path) for path in SOURCES], extra_cflags=_FLAGS,
                            extra_ldflags=["-fopenmp", "-ldl"], is_python_module=False)
-    except (RuntimeError, OSError) as error:
+    except (RuntimeError, OSError, subprocess.SubprocessError) as error:  # the last: a compiler that fails to run
         raise RuntimeError(f"building the fused kernel ({CSRC}) failed; backend='eager' or 'compiled' "
                            f"run without it. {error}") from error
 

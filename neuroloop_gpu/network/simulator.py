@@ -100,11 +100,12 @@ class NetworkBatch:
             ``torch.compile`` (needs a C++ compiler on the CPU, Triton on
             CUDA; the first windows pay the compilation, cached on disk
             afterwards); ``"fused"`` (CPU only, event-driven synapses) runs a
-            whole Euler step as one C++ loop per network (built on first use
-            with a C++ compiler and ninja, then cached), Philox words of the
-            noise included; ``"triton"`` (CUDA, float32, event-driven
-            synapses) runs ``kop_sample_interval`` worth of Euler steps of
-            every network in one Triton kernel launch, noise included (see
+            whole window of Euler steps as one C++ loop per network (built on
+            first use with a C++ compiler and ninja, then cached), Philox
+            words of the noise included; ``"triton"`` (CUDA, float32,
+            event-driven synapses) runs a whole window of every network in
+            one Triton kernel launch, noise and Kuramoto samples included
+            (both run one step per call while a recording is on; see
             :mod:`~neuroloop_gpu.network.triton_step`). Same results, bit for
             bit, whichever backend, with two stated exceptions: ``"triton"``
             sums the window statistics that average over neurons (chi, mean
@@ -132,6 +133,9 @@ class NetworkBatch:
     ):
         require_count("num_networks", num_networks)
         require(dtype in (torch.float32, torch.float64), "dtype", "torch.float32 or torch.float64", dtype)
+        for name, value, kind in (("params", params, NetworkParams), ("sim", sim, SimConfig),
+                                  ("record", record, RecordConfig)):
+            require(value is None or isinstance(value, kind), name, f"a {kind.__name__} or None", value)
         self.params = params or NetworkParams()
         self.sim = sim or SimConfig()
         self.record = record or RecordConfig()
@@ -239,9 +243,10 @@ class NetworkBatch:
             fresh.episode = self.state.episode + 1
         else:
             slots = mask.nonzero().view(-1)  # host-side re-seeding, never inside the Euler loop
-            drawn = Connectivity.draw(new_seeds[slots], self.params.num_e, self.params.num_i,
-                                      self.params.connection_prob, slots=slots)
-            self.connectivity.replace(slots, drawn)
+            if slots.numel():  # nothing to draw for an empty mask
+                drawn = Connectivity.draw(new_seeds[slots], self.params.num_e, self.params.num_i,
+                                          self.params.connection_prob, slots=slots)
+                self.connectivity.replace(slots, drawn)
         self.state.merge(mask, fresh)
         self.stimulator.reset(mask)
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Version.h>
 
 #include <dlfcn.h>
 
@@ -19,7 +20,10 @@ using Flag = uint8_t;
 
 inline bool has_avx2_fma() {
 #if defined(__x86_64__) || defined(__i386__)
-  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  // torch's own CPU kernels must run their vectorised flavour too (not so under ATEN_CPU_CAPABILITY=default):
+  // the monitor's squares then round once, as their addcmul_ does
+  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                                at::get_cpu_capability() != "DEFAULT";
   return supported;
 #else
   return false;
