@@ -7,7 +7,7 @@ import json
 import math
 import shutil
 from collections.abc import Callable
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 
 import torch
@@ -272,6 +272,7 @@ def _add_evaluate_parser(commands) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neuroloop", description="Closed-loop DBS on batched FTSTS networks.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('neuroloop-gpu')}")
     commands = parser.add_subparsers(dest="command", required=True)
     sim = commands.add_parser("simulate", help="open-loop FTSTS simulation (the published protocol)",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -63,17 +63,23 @@ class PulseTrain:
     def off(cls, batch: int, device: torch.device | str = "cpu") -> "PulseTrain":
         return cls.constant(batch, 0.0, device=device)
 
-    def check_shapes(self, batch: int) -> None:
-        """Raise ``ValueError`` for a field that is not a ``[batch]`` tensor (no device read)."""
+    def check_shapes(self, batch: int, device: torch.device | str | None = None) -> None:
+        """Raise ``ValueError`` for a field that is not a floating-point ``[batch]`` tensor, or not on
+        ``device`` when one is given (no device read)."""
+        device = None if device is None else torch.device(device)
         for item in fields(self):
             value = getattr(self, item.name)
-            if not isinstance(value, torch.Tensor) or value.shape != (batch,):
-                raise ValueError(f"PulseTrain.{item.name} must be a tensor of shape ({batch},), got "
-                                 f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}")
+            if not isinstance(value, torch.Tensor) or value.shape != (batch,) or not value.is_floating_point():
+                got = f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"PulseTrain.{item.name} must be a floating-point tensor of shape ({batch},), "
+                                 f"got {got}")
+            if device is not None and (value.device.type != device.type
+                                       or device.index is not None and value.device.index != device.index):
+                raise ValueError(f"PulseTrain.{item.name} must be on the networks' device {device}, got {value.device}")
 
-    def validate(self, batch: int) -> None:
+    def validate(self, batch: int, device: torch.device | str | None = None) -> None:
         """Raise ``ValueError`` naming the offending field (host check, once per window)."""
-        self.check_shapes(batch)
+        self.check_shapes(batch, device)
         self.check_values()
 
     def check_values(self) -> None:
@@ -90,9 +96,12 @@ class PulseTrain:
         ]
         checks = finite + in_range  # in this order: a NaN is reported as not finite
         passed = torch.stack([ok.all().to(self.amplitude.device) for _, ok, _ in checks]).tolist()
-        for (name, _, allowed), ok in zip(checks, passed):
-            if not ok:
-                raise ValueError(f"PulseTrain.{name} must be {allowed}, got {getattr(self, name).tolist()}")
+        for (name, ok, allowed), all_ok in zip(checks, passed):
+            if not all_ok:  # name the first few offenders only: a batch may hold thousands of networks
+                bad = (~ok).nonzero().flatten()
+                shown = bad[:5].tolist()
+                raise ValueError(f"PulseTrain.{name} must be {allowed}, got {getattr(self, name)[shown].tolist()} "
+                                 f"for networks {shown}" + (f" (and {bad.numel() - 5} more)" if bad.numel() > 5 else ""))
 
 
 @dataclass

@@ -89,6 +89,14 @@ def test_errors_name_the_option(tmp_path, capsys, argv, message):
     assert message in refusal([*argv, "--out", str(tmp_path), "--quiet"], capsys)
 
 
+def test_version(capsys):
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out == f"neuroloop {metadata.version('neuroloop-gpu')}\n"
+
+
 def test_help_lists_every_option(capsys):
     with pytest.raises(SystemExit):
         main(["simulate", "--help"])

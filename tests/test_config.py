@@ -77,7 +77,10 @@ def test_time_constant_below_the_step_warns():
 @pytest.mark.parametrize("kwargs,message", [
     ({"num_networks": 0}, "num_networks must be an integer >= 1"),
     ({"num_networks": 2, "seeds": [1]}, r"seeds must be 2 integers"),
-    ({"num_networks": 1, "seeds": [-3]}, "seeds must be non-negative integers"),
+    ({"num_networks": 1, "seeds": [-3]}, r"seeds must be non-negative integers, got \[-3\]"),
+    ({"num_networks": 2, "seeds": [1.7, 2.0]}, r"seeds must be 2 integers in \[0, 2\*\*63\), got torch.float32"),
+    ({"num_networks": 2, "seeds": [2**64, 1]}, r"seeds must be 2 integers in \[0, 2\*\*63\)"),
+    ({"num_networks": 2**27}, r"num_networks must be below 52377650 for networks of this size"),
     ({"num_networks": 1, "dtype": torch.float16}, "dtype must be torch.float32 or torch.float64"),
     ({"num_networks": 1, "kop_sample_interval": 0.3}, "kop_sample_interval must be a divisor of sample_duration"),
     ({"num_networks": 1, "kop_sample_interval": float("nan")},

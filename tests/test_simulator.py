@@ -384,7 +384,7 @@ def test_synapse_lists_by_pre_and_by_post_describe_the_same_synapses():
 @pytest.mark.parametrize("field,value,message", [
     ("amplitude", float("nan"), "amplitude must be finite"),
     ("pulse_width", 9000.0, "pulse_width must be > 0 us and at most half"),
-    ("frequency", None, r"frequency must be a tensor of shape \(2,\)"),
+    ("frequency", None, r"frequency must be a floating-point tensor of shape \(2,\)"),
 ])
 def test_a_bad_pulse_train_leaves_the_networks_untouched(backend, field, value, message):
     """The train is rejected before anything is committed: state, stimulator carry-over, ring position."""

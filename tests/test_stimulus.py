@@ -124,10 +124,25 @@ def test_invalid_trains_are_rejected(field, value, message):
         train.validate(2)
 
 
-def test_wrong_shape_is_rejected():
+def test_wrong_shape_dtype_or_device_is_rejected():
     train = PulseTrain.constant(3, 100.0)
-    with pytest.raises(ValueError, match=r"PulseTrain.amplitude must be a tensor of shape \(2,\)"):
+    with pytest.raises(ValueError, match=r"PulseTrain.amplitude must be a floating-point tensor of shape \(2,\), "
+                                         r"got torch.float64 \(3,\)"):
         train.validate(2)
+    train = PulseTrain.constant(2, 100.0)
+    train.frequency = torch.tensor([80, 90])
+    with pytest.raises(ValueError, match=r"PulseTrain.frequency must be a floating-point tensor .* got torch.int64"):
+        train.validate(2)
+    with pytest.raises(ValueError, match=r"PulseTrain.amplitude must be on the networks' device meta, got cpu"):
+        PulseTrain.constant(2, 100.0).validate(2, "meta")
+
+
+def test_an_invalid_train_names_its_first_offenders_only():
+    train = PulseTrain.constant(1000, 100.0)
+    train.amplitude[10:20] = -1.0
+    with pytest.raises(ValueError, match=r"amplitude must be >= 0 mV, got \[-1.0, -1.0, -1.0, -1.0, -1.0\] for "
+                                         r"networks \[10, 11, 12, 13, 14\] \(and 5 more\)$"):
+        train.validate(1000)
 
 
 @pytest.mark.skipif(backend_problem("fused", torch.device("cpu")) is not None, reason="needs the fused backend")

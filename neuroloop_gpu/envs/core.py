@@ -128,7 +128,7 @@ class DBSCore:
         trains built from validated parameters may skip it.
         """
         if validate:
-            train.validate(self.num_envs)
+            train.validate(self.num_envs, self.device)
         enabled = (self.steps >= self.onset_windows) & ~self.latched
         train = PulseTrain(torch.where(enabled, train.amplitude, 0.0), train.frequency, train.pulse_width,
                            train.polarity)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,6 +140,9 @@ class NetworkBatch:
         self.params = params or NetworkParams()
         self.sim = sim or SimConfig()
         self.record = record or RecordConfig()
+        rows = max(self.params.num_e, self.params.num_i) + 1  # the synapse tables' 32-bit rows span the batch
+        require(num_networks * rows < 2**31, "num_networks", f"below {-(-2**31 // rows)} for networks of this size",
+                num_networks)
         self.num_networks = num_networks
         self.device = torch.device(device) if device is not None else default_device()
         self.dtype = dtype
@@ -211,9 +215,18 @@ class NetworkBatch:
     def _seed_tensor(self, seeds, count: int, name: str) -> torch.Tensor | None:
         if seeds is None:
             return None
-        tensor = torch.as_tensor(seeds, dtype=torch.int64).to(self.device).reshape(-1)
+        try:
+            tensor = torch.as_tensor(seeds)
+        except (TypeError, ValueError, RuntimeError, OverflowError):  # e.g. 2**64, or not numbers at all
+            tensor = None
+        integer = tensor is not None and not tensor.is_floating_point() and not tensor.is_complex() \
+            and tensor.dtype != torch.bool
+        require(integer, name, f"{count} integers in [0, 2**63)",
+                tensor.dtype if tensor is not None else reprlib.repr(seeds))
+        tensor = tensor.to(self.device, torch.int64).reshape(-1)
         require(tensor.numel() == count, name, f"{count} integers", tuple(tensor.shape))
-        require(bool(((tensor >= 0)).all()), name, "non-negative integers", tensor.tolist())
+        negative = tensor[tensor < 0]
+        require(negative.numel() == 0, name, "non-negative integers", negative[:5].tolist())
         return tensor
 
     def _fresh_state(self, seeds: torch.Tensor) -> NetworkState:
@@ -227,8 +240,8 @@ class NetworkBatch:
 
         Without ``seeds`` a restarted network keeps its connectivity and moves
         on to a fresh noise stream (next episode); this path is pure tensor
-        ops with no host sync. ``seeds`` (``[B]``, entries outside the mask are
-        ignored) re-seed the masked networks: new connectivity, noise stream
+        ops with no host sync. ``seeds`` (``[B]``, all valid seeds; entries outside the
+        mask are not used) re-seed the masked networks: new connectivity, noise stream
         from the start, exactly as a network built with that seed.
         """
         batch = self.num_networks
@@ -255,7 +268,7 @@ class NetworkBatch:
         """Advance every network by one window under its pulse train (default: no stimulation)."""
         train = train if train is not None else PulseTrain.off(self.num_networks, self.device)
         if validate:
-            train.check_shapes(self.num_networks)
+            train.check_shapes(self.num_networks, self.device)
         # rendered before the values are checked: on a GPU its ~80 small kernels are queued while the
         # previous window still runs, and the check's host read then waits for them as well
         stimulus, stimulator = self._render(train, self.stimulator, self.steps_per_window, self.sim.step_size)
@@ -355,6 +368,9 @@ class NetworkBatch:
         return self.state.step.to(torch.float64) * self.sim.step_size
 
     def bytes_per_network(self) -> float:
-        """Persistent device memory (state + connectivity + stimulator) per network."""
+        """Persistent device memory of each network's own state, connectivity and stimulator. Not in it:
+        the kernel backends' scratch (Triton: about 83 KB per full-size network; fused: a few KB), tables
+        the whole batch shares, and per-window buffers (the dense sweep's rows, noise blocks, recordings),
+        which the benchmarks' peak memory includes."""
         stimulator = sum(t.element_size() * t.numel() for t in vars(self.stimulator).values())
         return (self.state.nbytes() + self.connectivity.nbytes() + stimulator) / self.num_networks
