@@ -196,6 +196,7 @@ class EvaluationResult:
     device: str
     versions: dict[str, str]
     wall_time_s: float
+    backend: str = "unknown"  # the simulator backend that ran (results written before it was recorded: unknown)
 
     @property
     def names(self) -> list[str]:
@@ -246,6 +247,7 @@ class EvaluationResult:
             "interval": "95 % two-sided Student-t interval of the mean over networks (NaNs left out)",
             "per_network": {m: v.tolist() for m, v in self.network_metrics().items()},
             "device": self.device,
+            "backend": self.backend,
             "versions": self.versions,
             "wall_time_s": self.wall_time_s,
             "raster_start_s": self.raster_start_s,
@@ -275,7 +277,8 @@ class EvaluationResult:
             traces = {k[len("trace_"):]: arrays[k] for k in arrays.files if k.startswith("trace_")}
             rasters = {k[len("raster_"):]: arrays[k] for k in arrays.files if k.startswith("raster_")}
         return cls(EvaluationConfig.from_dict(document["config"]), document["controllers"], traces, rasters,
-                   document["raster_start_s"], document["device"], document["versions"], document["wall_time_s"])
+                   document["raster_start_s"], document["device"], document["versions"], document["wall_time_s"],
+                   document.get("backend", "unknown"))
 
 
 def _cell(stat: dict[str, float]) -> str:
@@ -402,4 +405,5 @@ def evaluate(
         device=describe_device(core.device),
         versions=_versions(),
         wall_time_s=time.perf_counter() - start,
+        backend=core.net.backend,
     )

@@ -105,6 +105,7 @@ def test_results_round_trip_through_their_files(tiny_run, tmp_path):
     assert all(path.stat().st_size > 0 for path in paths.values())
     document = json.loads(paths["json"].read_text())  # strict JSON: NaN written as null
     assert document["config"]["seeds"] == [11, 12, 13] and document["device"].startswith("cpu")
+    assert document["backend"] == tiny_run.backend in ("eager", "fused")
     assert set(document["versions"]) >= {"torch", "numpy", "neuroloop_gpu"} and document["wall_time_s"] > 0
     assert document["metrics"]["ftsts"]["time_to_latch_s"]["mean"] is None  # never reached in 0.1 s
     assert document["metrics"]["ftsts"]["stimulating_fraction"]["mean"] == 1.0
@@ -113,7 +114,7 @@ def test_results_round_trip_through_their_files(tiny_run, tmp_path):
     assert float(rows[2]["energy_mv2ms_mean"]) > 0 and float(rows[0]["energy_mv2ms_mean"]) == 0
     assert "| ftsts |" in paths["markdown"].read_text()
     loaded = EvaluationResult.load(tmp_path)
-    assert loaded.config == tiny_run.config and loaded.names == tiny_run.names
+    assert loaded.config == tiny_run.config and loaded.names == tiny_run.names and loaded.backend == tiny_run.backend
     assert all(np.array_equal(loaded.traces[k], v) for k, v in tiny_run.traces.items())
     assert np.array_equal(loaded.rasters["after"], tiny_run.rasters["after"])
     assert json.dumps(loaded.summary(), default=str) == json.dumps(tiny_run.summary(), default=str)
