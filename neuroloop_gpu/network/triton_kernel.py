@@ -321,8 +321,10 @@ def steps_kernel(
         tl.store(winners + j - NE, tl.full([BLOCK_N], -1, tl.int64), mask=is_i)
         if not PUBLISHED:
             tl.store(sent_i + j - NE, tl.zeros([BLOCK_N], tl.float32), mask=is_i)
-        tl.store(ring_spikes + j - NE, fired.to(tl.uint8), mask=is_i)  # this step's I spikes leave, d from now
         tl.debug_barrier()  # (a)
+        # this step's I spikes leave, d from now: stored after (a), so that no thread overwrites the slot
+        # while another still reads its arrivals (a program of more threads than lanes holds each lane twice)
+        tl.store(ring_spikes + j - NE, fired.to(tl.uint8), mask=is_i)
         # one sum over the network per step: the E population's V (the square of its mean enters the
         # synchrony measure every step) and the three spike counts (floats: exact below 2**24). Each
         # neuron's sums of V and V**2 run in its own lane; the I population's are summed after the last step.
