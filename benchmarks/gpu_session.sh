@@ -17,9 +17,11 @@ trap pack EXIT
 run_stage() {  # run_stage NAME SECONDS COMMAND...
     local name=$1 limit=$2 start=$SECONDS; shift 2
     timeout "$limit" "$@" > "$RESULTS/$name.log" 2>&1
-    echo "== $name: exit $? in $((SECONDS - start)) s"
+    local status=$?
+    echo "== $name: exit $status in $((SECONDS - start)) s"
     tail -n "${TAIL:-12}" "$RESULTS/$name.log"
     pack  # after every stage: what ran comes back even if the call is cut off later
+    return $status  # the script's own exit status is the last stage's
 }
 bench() {  # bench TAG LIMIT ARGS...: the simulator target on CUDA; not --quiet, so that the log keeps the
     local tag=$1 limit=$2; shift 2  # cases measured before a time limit cuts the stage off (its JSON comes at the end)

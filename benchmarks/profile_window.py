@@ -41,7 +41,7 @@ def main() -> None:
         device = resolve_device(args.device)
         net = NetworkBatch(args.batch, parse_size(args.size).params(), device=device, backend=args.backend,
                            synapses=args.synapses)
-    except ValueError as error:
+    except (ValueError, RuntimeError) as error:  # torch.device() raises RuntimeError for a bad name
         parser.error(str(error))
     train = PulseTrain.constant(args.batch, STIM_AMPLITUDE_MV, STIM_FREQUENCY_HZ, STIM_PULSE_WIDTH_US, device=device)
     net.run_window(train)  # warm-up: allocator, kernels, compilation

@@ -56,7 +56,7 @@ def main() -> None:
     try:  # a bad size, batch, device or backend
         device = resolve_device(args.device)
         net = NetworkBatch(args.batch, parse_size(args.size).params(), device=device, backend=args.backend)
-    except ValueError as error:
+    except (ValueError, RuntimeError) as error:  # torch.device() raises RuntimeError for a bad name
         parser.error(str(error))
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     launch = getattr(net._stepper, "launch", {})

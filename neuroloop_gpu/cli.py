@@ -73,6 +73,13 @@ def _require_option(condition: bool, option: str, allowed: str, value: object) -
         raise SystemExit(f"error: argument {option}: must be {allowed}, got {value}")
 
 
+def _package_version() -> str:
+    try:
+        return metadata.version("neuroloop-gpu")
+    except metadata.PackageNotFoundError:  # run from a checkout on PYTHONPATH, as on the lent GPU machines
+        return "unknown (not installed)"
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return default_device()
@@ -272,7 +279,7 @@ def _add_evaluate_parser(commands) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neuroloop", description="Closed-loop DBS on batched FTSTS networks.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('neuroloop-gpu')}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     sim = commands.add_parser("simulate", help="open-loop FTSTS simulation (the published protocol)",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -28,22 +28,23 @@ def require(condition: bool, name: str, allowed: str, value: object) -> None:
         raise ValueError(f"{name} must be {allowed}, got {value!r}")
 
 
-def _finite(value: float) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def is_finite(value: float) -> bool:
+    """A finite real number (Python or NumPy); not a boolean."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def require_positive(name: str, value: float) -> None:
-    require(_finite(value) and value > 0, name, "a finite number > 0", value)
+    require(is_finite(value) and value > 0, name, "a finite number > 0", value)
 
 
-def _integer(value: object) -> bool:
+def is_integer(value: object) -> bool:
     """Python and NumPy integers; not booleans."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def require_count(name: str, value: int, minimum: int = 1) -> None:
     require(
-        _integer(value) and value >= minimum,
+        is_integer(value) and value >= minimum,
         name,
         f"an integer >= {minimum}",
         value,
@@ -52,7 +53,7 @@ def require_count(name: str, value: int, minimum: int = 1) -> None:
 
 def steps_in(duration: float, step_size: float, name: str, *, allow_zero: bool = False) -> int:
     """Number of Euler steps in ``duration``; it must be a whole multiple of the step."""
-    require(_finite(duration), name, f"a finite whole multiple of step_size={step_size} ms", duration)
+    require(is_finite(duration), name, f"a finite whole multiple of step_size={step_size} ms", duration)
     steps = round(duration / step_size)
     require(
         abs(steps * step_size - duration) <= _STEP_TOLERANCE * max(1.0, abs(duration))
@@ -82,15 +83,15 @@ class PlasticityParams:
 
     def __post_init__(self) -> None:
         require(isinstance(self.enabled, bool), "plasticity.enabled", "True or False", self.enabled)
-        require(_finite(self.w_init) and self.w_init >= 0, "plasticity.w_init", "a finite number >= 0", self.w_init)
-        require(_finite(self.onset) and self.onset >= 0, "plasticity.onset", "a finite number >= 0 (ms)", self.onset)
+        require(is_finite(self.w_init) and self.w_init >= 0, "plasticity.w_init", "a finite number >= 0", self.w_init)
+        require(is_finite(self.onset) and self.onset >= 0, "plasticity.onset", "a finite number >= 0 (ms)", self.onset)
         for name in ("tau_pre", "tau_post", "eta", "w_min_mv"):
             require_positive(f"plasticity.{name}", getattr(self, name))
-        require(_finite(self.trace_increment) and self.trace_increment >= 0,
+        require(is_finite(self.trace_increment) and self.trace_increment >= 0,
                 "plasticity.trace_increment", "a finite number >= 0", self.trace_increment)
-        require(_finite(self.a_ltd) and self.a_ltd <= 0, "plasticity.a_ltd", "a finite number <= 0", self.a_ltd)
-        require(_finite(self.a_ltp) and self.a_ltp >= 0, "plasticity.a_ltp", "a finite number >= 0", self.a_ltp)
-        require(_finite(self.w_max_mv) and self.w_max_mv > self.w_min_mv,
+        require(is_finite(self.a_ltd) and self.a_ltd <= 0, "plasticity.a_ltd", "a finite number <= 0", self.a_ltd)
+        require(is_finite(self.a_ltp) and self.a_ltp >= 0, "plasticity.a_ltp", "a finite number >= 0", self.a_ltp)
+        require(is_finite(self.w_max_mv) and self.w_max_mv > self.w_min_mv,
                 "plasticity.w_max_mv", f"a finite number > w_min_mv={self.w_min_mv}", self.w_max_mv)
 
 
@@ -127,13 +128,13 @@ class NetworkParams:
         for name in ("tau_m", "refractory", "j_e", "j_i", "coupling_fraction", "delay", "tau_d", "tau_r"):
             require_positive(name, getattr(self, name))
         for name in ("v_rest", "v_threshold", "v_reset", "mu_e", "mu_i"):
-            require(_finite(getattr(self, name)), name, "a finite number (mV)", getattr(self, name))
+            require(is_finite(getattr(self, name)), name, "a finite number (mV)", getattr(self, name))
         for name in ("sigma_e", "sigma_i"):
-            require(_finite(getattr(self, name)) and getattr(self, name) >= 0, name, "a finite number >= 0 (mV)",
+            require(is_finite(getattr(self, name)) and getattr(self, name) >= 0, name, "a finite number >= 0 (mV)",
                     getattr(self, name))
         require(self.v_rest <= self.v_reset < self.v_threshold, "v_reset",
                 f"in [v_rest={self.v_rest}, v_threshold={self.v_threshold}) mV", self.v_reset)
-        require(_finite(self.connection_prob) and 0 < self.connection_prob <= 1, "connection_prob",
+        require(is_finite(self.connection_prob) and 0 < self.connection_prob <= 1, "connection_prob",
                 "in (0, 1]", self.connection_prob)
         require(self.noise_scaling in ("published", "euler_maruyama"), "noise_scaling",
                 "'published' or 'euler_maruyama'", self.noise_scaling)
@@ -174,7 +175,7 @@ class SimConfig:
             f"a whole multiple of sample_duration={self.sample_duration} ms",
             self.duration,
         )
-        require(_integer(self.seed) and 0 <= self.seed < 2**63, "seed", "an integer in [0, 2**63)", self.seed)
+        require(is_integer(self.seed) and 0 <= self.seed < 2**63, "seed", "an integer in [0, 2**63)", self.seed)
         object.__setattr__(self, "seed", int(self.seed))  # a NumPy integer would overflow in seed + b
 
     @property

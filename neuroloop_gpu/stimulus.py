@@ -33,6 +33,9 @@ FTSTS_PULSE_WIDTH_US = 1000.0  # published phase width
 FTSTS_AMPLITUDE_MV = 100.0
 
 WAVEFORM_POLARITY = {"ftsts": 1.0, "swapped": -1.0}
+# Published stop criterion per polarity (model spec): FTSTS stops once mean J_I*w < 75 mV, the swapped
+# (potentiating) waveform once it is > 125 mV.
+PUBLISHED_LATCH_MV = {1.0: 75.0, -1.0: 125.0}
 
 
 @dataclass

@@ -255,3 +255,14 @@ def test_gpu_session_script_refuses_an_unknown_stage_before_any_work(tmp_path):
                           text=True, env={**os.environ, "RESULTS": str(tmp_path / "results")}, timeout=60)
     assert done.returncode == 2 and "unknown stage 'no_such_stage'" in done.stderr
     assert not (tmp_path / "results" / "gpu.txt").exists()  # stopped before touching the machine
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None, reason="needs bash and timeout")
+def test_gpu_session_script_exits_with_the_last_stage_status(tmp_path):
+    (tmp_path / "benchmarks").mkdir()
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_session.sh"
+    shutil.copy(script, tmp_path / "benchmarks")
+    (tmp_path / "benchmarks" / "triton_math_check.py").write_text("raise SystemExit(3)\n")  # the "math" stage
+    done = subprocess.run(["bash", "benchmarks/gpu_session.sh", "math"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "RESULTS": str(tmp_path / "results")}, timeout=120)
+    assert done.returncode == 3 and "== triton-math: exit 3" in done.stdout

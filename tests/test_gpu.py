@@ -40,7 +40,10 @@ def test_cuda_matches_cpu_spike_for_spike_in_float64():
 def test_batch_independence_on_cuda():
     batch = NetworkBatch(4, SMALL, seeds=[9, 10, 11, 12], device="cuda", record=RecordConfig(spikes_e=True))
     alone = NetworkBatch(1, SMALL, seeds=[11], device="cuda", record=RecordConfig(spikes_e=True))
-    assert batch.backend == alone.backend == "triton"  # what backend="auto" runs on CUDA
+    from neuroloop_gpu.network.triton_step import triton_backend_problem
+
+    if triton_backend_problem(torch.device("cuda")) is None:  # what backend="auto" then runs on CUDA
+        assert batch.backend == alone.backend == "triton"
     for _ in range(5):
         a = batch.run_window(PulseTrain.constant(4, 100.0, device="cuda")).recording.spikes_e[2]
         b = alone.run_window(PulseTrain.constant(1, 100.0, device="cuda")).recording.spikes_e[0]

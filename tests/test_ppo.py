@@ -76,8 +76,9 @@ def test_checkpoint_round_trip_and_resume(tmp_path):
     before = first.checkpoint.read_bytes()
     assert train(short, tmp_path, resume=first.checkpoint, progress=False).iterations == 2
     assert first.checkpoint.read_bytes() == before
-    copied = train(short, tmp_path / "copy", resume=first.checkpoint, progress=False).checkpoint
-    assert copied.read_bytes() == before
+    copied = train(short, tmp_path / "copy", resume=first.checkpoint, progress=False)
+    assert copied.checkpoint.read_bytes() == before
+    assert copied.log.read_text() == first.log.read_text()  # the log it names comes along
 
     # a crash after iteration 3 but before its checkpoint left a row that the resumed run writes again
     with first.log.open("a") as log:
@@ -99,7 +100,9 @@ def test_torch_seed_per_rank_and_start_iteration():
     seeds = {torch_seed(7, rank, start) for rank in range(4) for start in (0, 10, 20)}
     assert len(seeds) == 12  # every rank and every resume point draws its own numbers
     assert torch_seed(7, 1, 0) != torch_seed(8, 1, 0)
-    assert all(0 <= seed < 2**64 for seed in seeds)  # what torch.manual_seed accepts
+    with torch.random.fork_rng():  # every one is a seed torch takes
+        for seed in seeds:
+            torch.manual_seed(seed)
 
 
 def test_policy_refuses_observations_of_another_synchrony_measure(tmp_path):

@@ -27,12 +27,8 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 
-from ..config import require
-from ..stimulus import FTSTS_AMPLITUDE_MV, FTSTS_FREQUENCY_HZ, FTSTS_PULSE_WIDTH_US, PulseTrain
-
-# Published stop criterion per polarity (model spec): FTSTS stops once mean J_I*w < 75 mV, the swapped
-# (potentiating) waveform once it is > 125 mV.
-PUBLISHED_LATCH_MV = {1.0: 75.0, -1.0: 125.0}
+from ..config import is_finite, require
+from ..stimulus import FTSTS_AMPLITUDE_MV, FTSTS_FREQUENCY_HZ, FTSTS_PULSE_WIDTH_US, PUBLISHED_LATCH_MV, PulseTrain
 
 
 class Controller(abc.ABC):
@@ -91,10 +87,10 @@ class TrainParams:
     polarity: float = 1.0  # +1 FTSTS (I depolarised first), -1 swapped (E first)
 
     def __post_init__(self) -> None:
-        self._require(_finite(self.amplitude) and self.amplitude >= 0, "amplitude", "a finite number >= 0 (mV)")
-        self._require(_finite(self.frequency) and self.frequency > 0, "frequency", "a finite number > 0 (Hz)")
+        self._require(is_finite(self.amplitude) and self.amplitude >= 0, "amplitude", "a finite number >= 0 (mV)")
+        self._require(is_finite(self.frequency) and self.frequency > 0, "frequency", "a finite number > 0 (Hz)")
         half_period_us = 1e6 / (2 * self.frequency) if self.frequency > 0 else math.inf
-        self._require(_finite(self.pulse_width) and 0 < self.pulse_width <= half_period_us, "pulse_width",
+        self._require(is_finite(self.pulse_width) and 0 < self.pulse_width <= half_period_us, "pulse_width",
                       f"> 0 and at most half the period, {half_period_us:g} us at {self.frequency:g} Hz")
         self._require(self.polarity in (1, -1), "polarity", "+1 (FTSTS) or -1 (swapped)")
 
@@ -105,10 +101,6 @@ class TrainParams:
         """This train on ``batch`` networks (amplitude overridable)."""
         return PulseTrain.constant(batch, self.amplitude if amplitude is None else amplitude, self.frequency,
                                    self.pulse_width, self.polarity, device)
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class _FixedTrainController(Controller):
@@ -168,7 +160,7 @@ class FTSTSParams(TrainParams):
         super().__post_init__()
         if self.latch_mv == "published":
             object.__setattr__(self, "latch_mv", PUBLISHED_LATCH_MV[self.polarity])
-        self._require(self.latch_mv is None or (_finite(self.latch_mv) and self.latch_mv > 0), "latch_mv",
+        self._require(self.latch_mv is None or (is_finite(self.latch_mv) and self.latch_mv > 0), "latch_mv",
                       "'published', None or a finite number > 0 (mV)")
 
 
@@ -241,8 +233,8 @@ class ThresholdParams(TrainParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._require(_finite(self.upper) and 0 <= self.upper <= 1, "upper", "in [0, 1]")
-        self._require(_finite(self.lower) and 0 <= self.lower <= self.upper, "lower",
+        self._require(is_finite(self.upper) and 0 <= self.upper <= 1, "upper", "in [0, 1]")
+        self._require(is_finite(self.lower) and 0 <= self.lower <= self.upper, "lower",
                       f"in [0, upper={self.upper}]")
 
 
@@ -280,9 +272,9 @@ class PIParams(TrainParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._require(_finite(self.target) and 0 <= self.target <= 1, "target", "in [0, 1]")
+        self._require(is_finite(self.target) and 0 <= self.target <= 1, "target", "in [0, 1]")
         for name in ("kp", "ki"):
-            self._require(_finite(getattr(self, name)) and getattr(self, name) >= 0, name, "a finite number >= 0")
+            self._require(is_finite(getattr(self, name)) and getattr(self, name) >= 0, name, "a finite number >= 0")
 
 
 class ProportionalIntegral(_FixedTrainController):

@@ -336,11 +336,14 @@ def _finished(state: dict, resume: Path, checkpoint: Path, rank: distributed.Ran
     """Resuming a run with nothing left to do: leave its checkpoint exactly as it is.
 
     No env, no collector: building the collector resets the env, and VecNormV2 updates its statistics
-    on every reset. A resume into another folder gets a byte-for-byte copy.
+    on every reset. A resume into another folder gets a byte-for-byte copy, and the log beside it.
     """
     if rank.is_main and not (checkpoint.exists() and checkpoint.samefile(resume)):
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(resume, checkpoint)
+        log = resume.with_name("train_log.csv")
+        if log.exists():
+            shutil.copyfile(log, checkpoint.with_name("train_log.csv"))
     distributed.shutdown(rank)
     return TrainResult(checkpoint, checkpoint.with_name("train_log.csv"), state["iteration"], state["frames"], 0.0)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..config import NetworkParams, RecordConfig, SimConfig, require
+from ..config import NetworkParams, RecordConfig, SimConfig, is_finite, require
 from ..network import NetworkBatch
 from ..stimulus import PulseTrain
 from .actions import ActionBounds, pulse_train, to_physical
@@ -34,10 +34,10 @@ class EpisodeConfig:
     terminate_on_latch: bool = False  # end the episode (terminated=True) when the latch trips
 
     def __post_init__(self) -> None:
-        require(isinstance(self.stim_onset, (int, float)) and 0 <= self.stim_onset < float("inf"),
-                "episode.stim_onset", "a finite number >= 0 (ms)", self.stim_onset)
-        require(self.latch_mv is None or (isinstance(self.latch_mv, (int, float)) and 0 < self.latch_mv < float("inf")),
-                "episode.latch_mv", "None or a finite number > 0 (mV)", self.latch_mv)
+        require(is_finite(self.stim_onset) and self.stim_onset >= 0, "episode.stim_onset", "a finite number >= 0 (ms)",
+                self.stim_onset)
+        require(self.latch_mv is None or (is_finite(self.latch_mv) and self.latch_mv > 0), "episode.latch_mv",
+                "None or a finite number > 0 (mV)", self.latch_mv)
         require(not self.terminate_on_latch or self.latch_mv is not None, "episode.terminate_on_latch",
                 "False unless latch_mv is set", self.terminate_on_latch)
 

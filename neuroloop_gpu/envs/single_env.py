@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
-from ..config import NetworkParams, SimConfig, require
+from ..config import NetworkParams, SimConfig, is_integer, require
 from .actions import ActionBounds
 from .core import EpisodeConfig
 from .reward import RewardConfig
-from .vector_env import FTSTSVectorEnv, is_integer, network_params
+from .vector_env import FTSTSVectorEnv, network_params
 
 
 class DBSEnv(gym.Env):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import replace
 from typing import Any
 
@@ -12,7 +11,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from ..config import NetworkParams, SimConfig, require
+from ..config import NetworkParams, SimConfig, is_integer, require
 from .actions import ActionBounds
 from .core import DBSCore, EpisodeConfig
 from .observation import OBSERVATION_NAMES
@@ -29,11 +28,6 @@ def network_params(model_params: NetworkParams | dict | None) -> NetworkParams:
     require(model_params is None or isinstance(model_params, dict), "model_params",
             "None, a dict of NetworkParams fields or a NetworkParams", type(model_params).__name__)
     return NetworkParams(**(model_params or {}))
-
-
-def is_integer(value: Any) -> bool:
-    """Python and NumPy integers; not booleans."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def env_seeds(seed: int | list[int] | None, num_envs: int) -> torch.Tensor | None:
@@ -227,7 +221,7 @@ class FTSTSVectorEnv(VectorEnv):
 
     @property
     def needs_reset(self) -> bool:
-        """True until every env has been reset: stepping then is an error."""
+        """True until a reset of every env at once (no mask, or an all-true one): stepping then is an error."""
         return self._needs_reset
 
     def step(self, actions: Any):
