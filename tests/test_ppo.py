@@ -93,6 +93,11 @@ def test_checkpoint_round_trip_and_resume(tmp_path):
     assert after["iteration"] == 3 and after["frames"] == 16 * 8 * 3
     for part in ("actor", "critic"):
         assert all(torch.allclose(after[part][k], saved[part][k], rtol=0, atol=1e-8) for k in saved[part])
+    # and a resumed run at the usual rate still learns: its next iteration moves the weights
+    moved = load_checkpoint(train(replace(short, total_frames=16 * 8 * 4), tmp_path / "more", resume=resumed.checkpoint,
+                                  progress=False).checkpoint)
+    assert moved["iteration"] == 4
+    assert any(not torch.equal(moved["actor"][k], after["actor"][k]) for k in after["actor"])
 
 
 def test_torch_seed_per_rank_and_start_iteration():

@@ -186,7 +186,7 @@ class FTSTSVectorEnv(VectorEnv):
         return {key: rows[key] for key in info}
 
     @staticmethod
-    def _for_envs(info: dict[str, np.ndarray], envs: np.ndarray) -> dict[str, np.ndarray]:
+    def _vector_info(info: dict[str, np.ndarray], envs: np.ndarray) -> dict[str, np.ndarray]:
         """gymnasium's vector info for the envs in ``envs`` only: their values (0 elsewhere) and the
         ``_key`` masks, no keys at all for no env (as ``VectorEnv._add_info`` builds it)."""
         if not envs.any():
@@ -234,14 +234,14 @@ class FTSTSVectorEnv(VectorEnv):
         terminated = result.terminated.cpu().numpy()
         truncated = result.truncated.cpu().numpy()
         info = self._numpy_info(result.info)
-        mode, nobody = self.autoreset_mode, np.zeros(self.num_envs, dtype=bool)
+        mode, no_envs = self.autoreset_mode, np.zeros(self.num_envs, dtype=bool)
         # NEXT_STEP: the envs that finished last step only restart in this one (their window is discarded)
-        restarted = self._prev_done.copy() if mode == AutoresetMode.NEXT_STEP else nobody
+        restarted = self._prev_done.copy() if mode == AutoresetMode.NEXT_STEP else no_envs
         # SAME_STEP: the envs that finish in this step restart within it
-        finished = terminated | truncated if mode == AutoresetMode.SAME_STEP else nobody
+        finished = terminated | truncated if mode == AutoresetMode.SAME_STEP else no_envs
         if not restarted[self.render_env]:
             self._record_for_render(info)
-        out = self._for_envs(info, ~(restarted | finished))  # an env that restarted has its reset's info: none
+        out = self._vector_info(info, ~(restarted | finished))  # an env that restarted has its reset's info: none
         if restarted.any():
             observation[restarted] = self._restart(restarted)[restarted]
             reward[restarted] = 0.0
@@ -251,7 +251,7 @@ class FTSTSVectorEnv(VectorEnv):
             final_obs = np.full(self.num_envs, None, dtype=object)
             for b in np.flatnonzero(finished):
                 final_obs[b] = observation[b].copy()
-            out.update(final_obs=final_obs, _final_obs=finished.copy(), final_info=self._for_envs(info, finished),
+            out.update(final_obs=final_obs, _final_obs=finished.copy(), final_info=self._vector_info(info, finished),
                        _final_info=finished.copy())
             observation[finished] = self._restart(finished)[finished]
         if mode == AutoresetMode.NEXT_STEP:
