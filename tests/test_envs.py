@@ -481,9 +481,14 @@ def test_reset_options():
         env.reset(options={"reset_mask": np.ones(2, bool), "seed": 1})
     env.reset(options={"reset_mask": np.array([True, False])})
     assert env.needs_reset  # env 1 was never reset
-    env.reset(options={"reset_mask": np.ones(2, bool)})  # every env reset: stepping is allowed
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.step(actions(2))
+    env.reset(options={"reset_mask": np.array([False, True])})  # now every env has been reset: stepping is allowed
     assert not env.needs_reset
     env.step(actions(2))
+    fresh = vector(2)
+    fresh.reset(options={"reset_mask": np.ones(2, bool)})  # so is a reset of all at once
+    assert not fresh.needs_reset
     single = FTSTSEnv(EPISODE, model_params=NetworkParams(**TINY), device="cpu")
     single.reset(options={})
     with pytest.raises(ValueError, match=r"options must be None or \{\} \(FTSTSEnv takes no reset options\)"):

@@ -148,7 +148,7 @@ class FTSTSVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.single_observation_space = gym.spaces.Box(0.0, 1.0, (len(OBSERVATION_NAMES),), np.float32)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self._needs_reset = True
+        self._never_reset = np.ones(num_envs, dtype=bool)  # stepping is an error while any env is here
         self._prev_done = np.zeros(num_envs, dtype=bool)
         self._history = RenderHistory() if render_mode is not None else None
 
@@ -215,18 +215,17 @@ class FTSTSVectorEnv(VectorEnv):
         mask = self._mask(options["reset_mask"]) if "reset_mask" in options else np.ones(self.num_envs, dtype=bool)
         observation = self._restart(mask, seeds)
         super().reset(seed=int(seed) if is_integer(seed) else None)
-        if mask.all():  # only once the reset went through: a failed reset still blocks step()
-            self._needs_reset = False
+        self._never_reset &= ~mask  # only once the reset went through: a failed reset still blocks step()
         return observation, {}
 
     @property
     def needs_reset(self) -> bool:
-        """True until a reset of every env at once (no mask, or an all-true one): stepping then is an error."""
-        return self._needs_reset
+        """True until every env has been reset (at once or by masks): stepping then is an error."""
+        return bool(self._never_reset.any())
 
     def step(self, actions: Any):
         self._check_open("step")
-        if self._needs_reset:
+        if self.needs_reset:
             raise RuntimeError("FTSTSVectorEnv: call reset() before step()")
         result = self.core.step(self._as_action(actions), validate=False)
         observation = result.observation.cpu().numpy()
