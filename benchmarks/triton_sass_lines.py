@@ -6,8 +6,9 @@
 Compiles the kernel of this tree and a base (a kernel source file, or a commit whose
 ``neuroloop_gpu/network/triton_kernel.py`` is taken) for sm_90 as the CUDA backend launches it (see
 ``benchmarks/triton_registers.py``), disassembles both with line information (``nvdisasm -g``, shipped
-with Triton) and counts the instructions of the step loop (the kernel's outermost loop: its longest
-backward branch) by the source line they come from. Lines are matched by their text, so that the two
+with Triton), says whether the two whole kernels are the same machine code, and counts the instructions
+of the step loop (the kernel's outermost loop: its longest backward branch) by the source line they come
+from. Lines are matched by their text, so that the two
 sources may differ in line numbers; instructions inlined from Triton's library count under its line, and
 code that the compiler merged or moved (the sine's and cosine's slow paths, say) may count under a line
 next to the one it came from.
@@ -56,8 +57,11 @@ def main() -> None:
                 raise SystemExit(f"--base {args.base!r}: neither a kernel source file nor a commit of this "
                                  f"repository with neuroloop_gpu/network/triton_kernel.py ({shown.stderr.strip()})")
             base.write_text(shown.stdout)
-        loops = [step_loop(disassembly(path, arguments, shape, options), path.read_text().splitlines())
-                 for path in (base, KERNEL)]
+        listings = [disassembly(path, arguments, shape, options) for path in (base, KERNEL)]
+        loops = [step_loop(listing, path.read_text().splitlines()) for listing, path in zip(listings, (base, KERNEL))]
+    codes = [machine_code(listing) for listing in listings]
+    verdict = "the same machine code" if codes[0] == codes[1] else "machine code differs"
+    print(f"whole kernel, sm_90: {len(codes[0])} -> {len(codes[1])} instructions, {verdict}")
     print(f"step loop, size {args.size}, {options['num_warps']} warps, sm_90: {args.base} -> this tree")
     for name, count in [("instructions", lambda ops: len(ops))] + [
             (label, lambda ops, prefix=prefix: sum(op.startswith(prefix) for op, _ in ops))
@@ -74,6 +78,12 @@ def disassembly(kernel_file: Path, arguments: tuple, shape: dict, options: dict)
     """``nvdisasm -g`` of the kernel in ``kernel_file`` compiled for sm_90 with the CUDA backend's launch."""
     compiled = triton_registers.compile_kernel(load_kernel_file(str(kernel_file)), arguments, shape, options, 90)
     return triton_registers.disassemble(compiled, "nvdisasm", "-g", "-c")
+
+
+def machine_code(listing: str) -> list[str]:
+    """Every instruction of an ``nvdisasm`` listing with its operands, in order (source lines left out)."""
+    return [" ".join(found.groups()) for found in
+            re.finditer(r"/\*[0-9a-f]{4,}\*/\s+((?:@!?U?P\w+\s+)?[A-Z][A-Z0-9_.]*)(.*?);", listing)]
 
 
 def step_loop(listing: str, kernel_lines: list[str]) -> list[tuple[str, str]]:

@@ -85,7 +85,7 @@ def test_triton_kernel_matches_eager_in_the_interpreter(synaptic_input, record, 
     and 64-bit (fields of 21 bits, for larger ones). All-to-all connectivity gives synapse rows as
     long as the spike lists' row-length field can hold (every E neuron into each I neuron). The walks
     over E and over I spikes take tiles of their own sizes (the full-size default: I tiles twice E's).
-    With 41 E neurons one thread's four lanes (the neurons of one Philox block) hold E and I neurons."""
+    Populations of 41 and 11 neurons: a Philox block's four draws then go to E and I neurons both."""
     out = _run_check(synaptic_input, record, max_chunk, fields, connection_prob, spikes, size)
     eager, triton = out["eager"], out["triton"]
     assert triton["backend"] == "triton"
@@ -112,7 +112,7 @@ import torch
 import triton
 import triton.language as tl
 from neuroloop_gpu.network import triton_step
-from neuroloop_gpu.network.triton_kernel import lane_neurons, normal_draws
+from neuroloop_gpu.network.triton_kernel import normal_draws
 from neuroloop_gpu.config import NetworkParams
 from neuroloop_gpu.network import NetworkBatch
 
@@ -125,7 +125,7 @@ def draws(seed_ptr, step_ptr, episode_ptr, out_ptr, two_pi, BLOCK_N: tl.constexp
     key1 = ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32)
     noise = normal_draws(tl.load(step_ptr + b), tl.load(episode_ptr + b), key0, key1, two_pi, BLOCK_N,
                          M0, M1, W0, W1)
-    tl.store(out_ptr + b * BLOCK_N + lane_neurons(BLOCK_N), noise)  # the draws come in lane order
+    tl.store(out_ptr + b * BLOCK_N + tl.arange(0, BLOCK_N), noise)
 
 net = NetworkBatch(3, NetworkParams(num_e=48, num_i=16), seeds=[1, 2**33 + 7, 12345], device="cpu")
 net.state.step += torch.tensor([0, 17, 2**32 + 3])
@@ -166,18 +166,20 @@ def test_triton_kernel_compiles_for_hopper(size, synaptic_input):
 
 @needs_triton
 def test_step_loop_machine_code_compares_line_by_line():
-    """benchmarks/triton_sass_lines.py on the tree's kernel against itself: the step loop is found in the
-    disassembly (barriers (a) and (b) at least, the noise's lines), and nothing changed."""
+    """benchmarks/triton_sass_lines.py on the tree's kernel against itself: the same machine code, the step
+    loop found in the disassembly (barriers (a) and (b) at least, the noise's lines), and nothing changed."""
     script = Path(__file__).parents[1] / "benchmarks" / "triton_sass_lines.py"
     kernel = Path(__file__).parents[1] / "neuroloop_gpu" / "network" / "triton_kernel.py"
     done = subprocess.run([sys.executable, str(script), "--size", "small", "--base", str(kernel), "--min-change", "0"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    totals = {line.split()[0]: line.split() for line in done.stdout.splitlines()[1:4]}
+    lines = done.stdout.splitlines()
+    assert lines[0].endswith("instructions, the same machine code") and int(lines[0].split()[3]) > 1000
+    totals = {line.split()[0]: line.split() for line in lines[2:5]}
     assert int(totals["instructions"][1]) > 1000 and int(totals["barriers"][1]) >= 2
     assert totals["instructions"][1] == totals["instructions"][3] and totals["barriers"][4] == "(+0)"
-    rows = done.stdout.splitlines()[6:]  # every line of the loop, none changed
-    assert any("tl.debug_barrier()  # (a)" in row for row in rows) and any("draws" in row for row in rows)
+    rows = lines[7:]  # every line of the loop, none changed
+    assert any("tl.debug_barrier()  # (a)" in row for row in rows) and any("first * tl.cos(first_angle)" in row for row in rows)
     assert all(row.split()[2] == "+0" for row in rows)
 
 
@@ -210,6 +212,18 @@ def test_triton_backend_needs_a_gpu_triton_supports(monkeypatch):
 def test_triton_backend_bad_settings_are_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):
         NetworkBatch(1, NetworkParams(num_e=40, num_i=10), backend="triton", device="cuda", **options)
+
+
+def test_launches_never_hold_a_lane_in_two_threads():
+    """The backend's launch options keep a lane per thread or more at every size (BLOCK_N is at least
+    32: a warp), and a tuning script's launch of more threads than lanes is refused before it runs."""
+    for lanes in (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192):
+        options = {"BLOCK_N": lanes, **triton_step.launch_options(lanes)}
+        triton_step.check_threads(options)
+        assert 32 * options["num_warps"] <= lanes
+    with pytest.raises(ValueError, match=r"num_warps must be at most BLOCK_N / 32 = 8 for programs of 256 lanes"):
+        triton_step.check_threads({"BLOCK_N": 256, "num_warps": 16})
+    triton_step.check_threads({"BLOCK_N": 16})  # the interpreter's launch: no threads to check
 
 
 def test_tuning_settings_parse_and_bad_ones_are_clear_errors():

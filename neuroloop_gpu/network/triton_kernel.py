@@ -64,11 +64,11 @@ def stdp(w, pre_spiked, pre_trace, post_spiked, post_trace, plastic, ltd, ltp, w
 
 
 @triton.jit
-def row_entry(start_ptr, length_ptr, offset, index, lanes, ROW_LENGTH: tl.constexpr, ROW_START: tl.constexpr):
-    """A spike list's entry for each of ``lanes``: its synapse row (global first synapse and length,
+def row_entry(start_ptr, length_ptr, offset, index, spiking, ROW_LENGTH: tl.constexpr, ROW_START: tl.constexpr):
+    """A spike list's entry for each spiking lane: its synapse row (global first synapse and length,
     from ``start_ptr + offset`` and ``length_ptr + offset``) and its neuron ``index``, packed in int64."""
-    first = tl.load(start_ptr + offset, mask=lanes, other=0)
-    length = tl.load(length_ptr + offset, mask=lanes, other=0)
+    first = tl.load(start_ptr + offset, mask=spiking, other=0)
+    length = tl.load(length_ptr + offset, mask=spiking, other=0)
     return (first << ROW_START) | (length << ROW_LENGTH) | index.to(tl.int64)
 
 
@@ -79,25 +79,13 @@ def listed_row(entry, ROW_LENGTH: tl.constexpr, ROW_START: tl.constexpr, MASK: t
 
 
 @triton.jit
-def network_sums(a, b, c, d):
-    """The sums of four vectors over a program's lanes, in one reduction: their partial sums cross the
-    warps through shared memory together, behind one barrier (a tuple reduction takes a barrier per
-    value: sm_90 machine code, benchmarks/triton_sass_lines.py)."""
-    ab, cd = tl.split(tl.sum(tl.join(tl.join(a, b), tl.join(c, d)), 0))
-    a_sum, b_sum = tl.split(ab)
-    c_sum, d_sum = tl.split(cd)
-    return a_sum, b_sum, c_sum, d_sum
+def _sum3(a, b, c, d, e, f):
+    return a + d, b + e, c + f
 
 
 @triton.jit
-def lane_neurons(BLOCK_N: tl.constexpr):
-    """The neuron of each of a program's BLOCK_N lanes: lane w * BLOCK_N / 4 + c holds neuron 4c + w.
-
-    Triton holds a 1D tensor of BLOCK_N values with lanes a thread's register count apart (four neurons
-    per thread: lanes t, t + BLOCK_N / 4, ...), so under this order a thread's four lanes are the four
-    neurons of one Philox block and the noise needs no exchange between threads: with lane = neuron, the
-    draws' interleave was three layout conversions through shared memory (six barriers) per step."""
-    return tl.reshape(4 * tl.arange(0, BLOCK_N // 4)[None, :] + tl.arange(0, 4)[:, None], [BLOCK_N])
+def _sum4(a, b, c, d, e, f, g, h):
+    return a + e, b + f, c + g, d + h
 
 
 @triton.jit
@@ -106,11 +94,11 @@ def normal_draws(step, episode, key0, key1, two_pi, BLOCK_N: tl.constexpr, M0: t
     """Draws 0 .. BLOCK_N - 1 of the membrane noise of (step, episode), as the simulator's
     ``membrane_noise`` draws them: draw n is word n % 4 of Philox4x32-10 block n // 4 of counter
     (step, episode, stream 0), Box-Muller on words (0, 1) giving draws 0 (cos) and 1 (sin), on
-    words (2, 3) draws 2 and 3. One block per four lanes, in lane order (see ``lane_neurons``)."""
+    words (2, 3) draws 2 and 3. One block per four lanes, then interleaved."""
     LANES: tl.constexpr = BLOCK_N // 4
     # counter words 1-3 and the keys are the same in every lane: scalars until they meet word 0
     # (broadcast round keys would hold 20 registers per lane through the step loop)
-    c0 = tl.arange(0, LANES)[None, :].to(tl.uint32)  # [1, block]
+    c0 = tl.arange(0, LANES).to(tl.uint32)
     c1 = (step & 0xFFFFFFFF).to(tl.uint32)
     c2 = (episode & 0xFFFFFFFF).to(tl.uint32)
     c3 = c2 * 0
@@ -131,10 +119,7 @@ def normal_draws(step, episode, key0, key1, two_pi, BLOCK_N: tl.constexpr, M0: t
     second_angle = ((c3 >> 9).to(tl.float32) + 0.5) * 1.1920928955078125e-07 * two_pi
     z0, z1 = first * tl.cos(first_angle), first * tl.sin(first_angle)
     z2, z3 = second * tl.cos(second_angle), second * tl.sin(second_angle)
-    # word-major, [word, block]: the lanes of a thread hold one block's words (or, with fewer lanes per
-    # thread, some of them: each thread draws its block and keeps its words, with no exchange)
-    word = tl.arange(0, 4)[:, None]
-    return tl.reshape(tl.where(word == 0, z0, tl.where(word == 1, z1, tl.where(word == 2, z2, z3))), [BLOCK_N])
+    return tl.reshape(tl.join(tl.join(z0, z2), tl.join(z1, z3)), [BLOCK_N])  # join adds a minor axis
 
 
 # run-time integers that change from call to call: one compiled kernel for every value
@@ -157,14 +142,14 @@ def steps_kernel(
     PUBLISHED: tl.constexpr, RECIPROCAL: tl.constexpr, SCRATCH_LOADS: tl.constexpr,
     NOISE_IN_KERNEL: tl.constexpr, M0: tl.constexpr, M1: tl.constexpr, W0: tl.constexpr, W1: tl.constexpr,
 ):
-    # One program is one network, one lane per neuron (j: each lane's neuron, E first, then I; lanes in
-    # the order of lane_neurons, which keeps a Philox block's four draws in one thread). The neuron
-    # state lives in registers for the whole run of steps; only what other lanes must look up (spike
-    # flags and STDP traces for the synapse passes, spike lists, arrival counts, E->I winners) goes through memory,
+    # One program is one network; lane j is neuron j (E first, then I). The neuron state lives in
+    # registers for the whole run of steps; only what other lanes must look up (spike flags and STDP
+    # traces for the synapse passes, spike lists, arrival counts, E->I winners) goes through memory,
     # in scratch tables of two parities (step k uses k % 2), so that two barriers per step suffice:
     # (a) after the tables are written, (b) after the arrival and transmission atomics (the STDP
     # passes after it write the weights that transmission read). A table of parity p is written
-    # again two steps later, after barrier (b) of the step between: no lane still reads it.
+    # again two steps later, after barrier (b) of the step between: no lane still reads it. This holds
+    # with one lane or more per thread, which the launch ensures (triton_step.check_threads).
     # (One walk over all three spike lists per step, transmission and STDP of E rows together, was
     # 15 % slower at full size and equal at small size on an H200: benchmarks/results.)
     # SCRATCH_LOADS: the cache policy of the loads of tables that lanes of this program stored (spike
@@ -187,8 +172,7 @@ def steps_kernel(
     ROW_START: tl.constexpr = 2 * FIELD
     MASK: tl.constexpr = (1 << FIELD) - 1
     b = tl.program_id(0).to(tl.int64)
-    QUADS: tl.constexpr = BLOCK_N // 4
-    j = lane_neurons(BLOCK_N)
+    j = tl.arange(0, BLOCK_N)
     in_n = j < N
     is_e = j < NE
     is_i = in_n & (j >= NE)
@@ -222,30 +206,19 @@ def steps_kernel(
     refractory = tl.load(refractory_ptr + row_n + j, mask=in_n, other=0.0)
     trace = tl.where(is_e, tl.load(trace_pre_ptr + row_e + j, mask=is_e, other=0.0),
                      tl.load(trace_post_ptr + row_i + j - NE, mask=is_i, other=0.0))
-    # each neuron's running sums of V and V**2; the I lanes' start from 0 each launch and give the I
-    # population's after the loop
     e_sum = tl.load(neuron_e_sum_ptr + b * NE + j, mask=is_e, other=0.0)
     e_sq = tl.load(neuron_e_sq_sum_ptr + b * NE + j, mask=is_e, other=0.0)
     last = tl.load(last_spike_ptr + b * NE + j, mask=is_e, other=-1)
     isi = tl.load(last_isi_ptr + b * NE + j, mask=is_e, other=0)
     mean_e_sum = tl.load(mean_e_sum_ptr + b)
     mean_e_sq_sum = tl.load(mean_e_sq_sum_ptr + b)
+    v_i_sum = tl.load(v_i_sum_ptr + b)
+    v_i_sq_sum = tl.load(v_i_sq_sum_ptr + b)
     spikes_e = tl.load(spikes_e_ptr + b)
     spikes_i = tl.load(spikes_i_ptr + b)
     kop_sum = tl.load(kop_sum_ptr + b)
-    # each lane's spike-list entries, packed once: connectivity is fixed within a launch, and a gather
-    # of them in every step sat on the path to barrier (a) (about 3 % of the stall samples at full size,
-    # and ptxas spills less with them held: benchmarks/triton_registers.py). E->I leaving an E spike,
-    # E->I entering an I spike; I->E leaving an arrival
-    own_row = row_entry(tl.where(is_e, ei_start_ptr + row_e + j, ei_post_start_ptr + row_i + j - NE),
-                        tl.where(is_e, ei_degree_ptr + row_e + j, ei_post_degree_ptr + row_i + j - NE),
-                        0, tl.where(is_e, j, j - NE), in_n, ROW_LENGTH, ROW_START)
-    arrival_row = row_entry(ie_start_ptr, ie_degree_ptr, row_i + j - NE, j - NE, is_i, ROW_LENGTH, ROW_START)
     fired = j < 0
     k = 0
-    # a barrier after the reductions above: without it, Triton guards the step loop's first use of shared
-    # memory with a barrier of its own in every iteration
-    tl.debug_barrier()
     while k < num_steps:  # while, not range: Triton's interpreter takes no tensor as a range bound
         slot = (ring_base + k) % DELAY
         part = (k % 2) * batch + b  # this step's scratch tables
@@ -278,25 +251,36 @@ def steps_kernel(
         refractory = tl.where(fired, refractory_steps, held_before)
 
         # ---- window monitor running sums of V - shift (WindowMonitor.observe); spike counts packed
-        # into one prefix sum whose running values place the spikes in the three spike lists
+        # into one prefix sum whose total and running values give the three spike lists
         d = v - shift
         fired_e = fired & is_e
         fired_i = fired & is_i
         packed = fired_e.to(PACK) + (fired_i.to(PACK) << FIELD_E) + (arriving.to(PACK) << ARRIVALS)
+        total_e, total_i, total_i_sq, counts = tl.reduce(
+            (tl.where(is_e, d, 0.0), tl.where(is_i, d, 0.0), tl.where(is_i, d * d, 0.0), packed), 0, _sum4)
+        mean_e = quotient(total_e, tl.full([], NE, tl.float32))
+        mean_e_sum += mean_e
+        mean_e_sq_sum += mean_e * mean_e
         e_sum += d
         e_sq += d * d
+        v_i_sum += quotient(total_i, tl.full([], NI, tl.float32))
+        v_i_sq_sum += quotient(total_i_sq, tl.full([], NI, tl.float32))
+        count_fired_e = (counts & MASK_E).to(tl.int32)
+        count_fired_i = ((counts >> FIELD_E) & MASK_I).to(tl.int32)
+        count_arriving = (counts >> ARRIVALS).to(tl.int32)
+        spikes_e += count_fired_e.to(tl.float32)
+        spikes_i += count_fired_i.to(tl.float32)
         now = (step + 1).to(tl.int32)  # phase bookkeeping (causal Kuramoto)
         isi = tl.where(fired & (last >= 0), now - last, isi)
         last = tl.where(fired, now, last)
         if (first_step + k + 1) % kop_every == 0:  # a causal Kuramoto sample: synchrony.causal_order
             known = (isi > 0) & is_e
             phase = quotient(two_pi * (now - last).to(tl.float32), tl.maximum(isi, 1).to(tl.float32))
-            cos_sum, sin_sum, known_count, _ = network_sums(
-                tl.where(known, tl.cos(phase), 0.0), tl.where(known, tl.sin(phase), 0.0), known.to(tl.float32),
-                tl.zeros_like(phase))
+            cos_sum, sin_sum, known_count = tl.reduce(
+                (tl.where(known, tl.cos(phase), 0.0), tl.where(known, tl.sin(phase), 0.0), known.to(tl.int32)), 0,
+                _sum3)
             modulus = tl.sqrt_rn(cos_sum * cos_sum + sin_sum * sin_sum)
             kop_sum += tl.where(known_count > 0, quotient(modulus, tl.maximum(known_count, 1).to(tl.float32)), 0.0)
-            tl.debug_barrier()  # its shared memory is free again: the prefix sum below needs no barrier of its own
 
         # ---- the tables of this step: spike flags, traces before this step's update, spike lists
         # (ascending: E spikes of now, I spikes of now, I spikes emitted d ago); counts and winners cleared
@@ -306,14 +290,17 @@ def steps_kernel(
         tl.store(traces + j, trace, mask=in_n)
         trace = trace_step(trace, fired, dt, tau_trace, trace_increment, RECIPROCAL, PUBLISHED)
         lists = list_ptr + part * (N + NI)
-        # positions in neuron order, so that the lists ascend: within each thread's four neurons (its four
-        # registers), then over the threads' totals
-        quads = tl.reshape(packed, [4, QUADS])  # [w, c]: neuron 4c + w
-        quad_totals = tl.sum(quads, 0, keep_dims=True)
-        position = tl.reshape(tl.cumsum(quads, 0) + tl.cumsum(quad_totals, 1) - quad_totals, [BLOCK_N])
+        position = tl.cumsum(packed, 0)
+        # each listed with its synapse row: E->I leaving an E spike, E->I entering an I spike, I->E
+        # leaving an arrival
+        spike_row = row_entry(tl.where(is_e, ei_start_ptr + row_e + j, ei_post_start_ptr + row_i + j - NE),
+                              tl.where(is_e, ei_degree_ptr + row_e + j, ei_post_degree_ptr + row_i + j - NE),
+                              0, tl.where(is_e, j, j - NE), fired, ROW_LENGTH, ROW_START)
         tl.store(lists + tl.where(is_e, (position & MASK_E) - 1, NE + ((position >> FIELD_E) & MASK_I) - 1),
-                 own_row, mask=fired)
-        tl.store(lists + N + (position >> ARRIVALS) - 1, arrival_row, mask=arriving)
+                 spike_row, mask=fired)
+        tl.store(lists + N + (position >> ARRIVALS) - 1,
+                 row_entry(ie_start_ptr, ie_degree_ptr, row_i + j - NE, j - NE, arriving, ROW_LENGTH, ROW_START),
+                 mask=arriving)
         counts_e = count_e_ptr + part * NE
         winners = winner_ptr + part * NI
         sent_i = sent_ptr + part * NI
@@ -321,25 +308,8 @@ def steps_kernel(
         tl.store(winners + j - NE, tl.full([BLOCK_N], -1, tl.int64), mask=is_i)
         if not PUBLISHED:
             tl.store(sent_i + j - NE, tl.zeros([BLOCK_N], tl.float32), mask=is_i)
+        tl.store(ring_spikes + j - NE, fired.to(tl.uint8), mask=is_i)  # this step's I spikes leave, d from now
         tl.debug_barrier()  # (a)
-        # this step's I spikes leave, d from now: stored after (a), so that no thread overwrites the slot
-        # while another still reads its arrivals (a program of more threads than lanes holds each lane twice)
-        tl.store(ring_spikes + j - NE, fired.to(tl.uint8), mask=is_i)
-        # one sum over the network per step: the E population's V (the square of its mean enters the
-        # synchrony measure every step) and the three spike counts (floats: exact below 2**24). Each
-        # neuron's sums of V and V**2 run in its own lane; the I population's are summed after the last step.
-        # After barrier (a), so that (a) and (b) separate it from the prefix sum's use of shared memory
-        # (before it, the prefix sum took a barrier of its own: sm_90 machine code)
-        total_e, spikes_now_e, spikes_now_i, arrivals_now = network_sums(
-            tl.where(is_e, d, 0.0), fired_e.to(tl.float32), fired_i.to(tl.float32), arriving.to(tl.float32))
-        mean_e = quotient(total_e, tl.full([], NE, tl.float32))
-        mean_e_sum += mean_e
-        mean_e_sq_sum += mean_e * mean_e
-        count_fired_e = spikes_now_e.to(tl.int32)
-        count_fired_i = spikes_now_i.to(tl.int32)
-        count_arriving = arrivals_now.to(tl.int32)
-        spikes_e += spikes_now_e
-        spikes_i += spikes_now_i
 
         # Each spike list is walked in tiles of several spikes by a chunk of their synapses, so that
         # the dependent loads (list entry with its row -> the row's synapses) of many spikes are in
@@ -480,11 +450,8 @@ def steps_kernel(
     tl.store(last_isi_ptr + b * NE + j, isi, mask=is_e)
     tl.store(mean_e_sum_ptr + b, mean_e_sum)
     tl.store(mean_e_sq_sum_ptr + b, mean_e_sq_sum)
-    # the I population's mean V and V**2 summed over the steps (as WindowMonitor.observe sums them step by step)
-    i_total, i_sq_total, _, _ = network_sums(tl.where(is_i, e_sum, 0.0), tl.where(is_i, e_sq, 0.0),
-                                             tl.zeros_like(e_sum), tl.zeros_like(e_sum))
-    tl.store(v_i_sum_ptr + b, tl.load(v_i_sum_ptr + b) + quotient(i_total, tl.full([], NI, tl.float32)))
-    tl.store(v_i_sq_sum_ptr + b, tl.load(v_i_sq_sum_ptr + b) + quotient(i_sq_total, tl.full([], NI, tl.float32)))
+    tl.store(v_i_sum_ptr + b, v_i_sum)
+    tl.store(v_i_sq_sum_ptr + b, v_i_sq_sum)
     tl.store(spikes_e_ptr + b, spikes_e)
     tl.store(spikes_i_ptr + b, spikes_i)
     tl.store(kop_sum_ptr + b, kop_sum)

@@ -117,9 +117,10 @@ class TritonSteps:
         tile = min(1024, max(128, _pow2(ne + ni) // 2))
         tile_i = 2 * tile if ne + ni > 1024 else tile
         chunk_e, chunk_i = _chunk(ni * connection_prob), _chunk(ne * connection_prob)
-        # FIELD_*: bits of a count of E (I) neurons, fields of the kernel's packed prefix sum
+        # FIELD_*: bits of a count of E (I) neurons, fields of the kernel's packed prefix sum; BLOCK_N
+        # lanes, at least a warp's 32 (see check_threads)
         self.shape = dict(NE=ne, NI=ni, FIELD_E=ne.bit_length(), FIELD_I=ni.bit_length(), DELAY=c.delay_steps,
-                          BLOCK_N=max(16, _pow2(ne + ni)), CHUNK_E=chunk_e, CHUNK_I=chunk_i,
+                          BLOCK_N=max(32, _pow2(ne + ni)), CHUNK_E=chunk_e, CHUNK_I=chunk_i,
                           **spike_tiles(tile, tile_i, chunk_e, chunk_i),
                           PUBLISHED=c.published, RECIPROCAL=not self.interpret, SCRATCH_LOADS=".cg",
                           NOISE_IN_KERNEL=not self.noise_from_torch, **_PHILOX)
@@ -146,6 +147,7 @@ class TritonSteps:
         sums of ``monitor`` (``kop_sum`` included) in place; returns the last step's spikes ``[B, N]``
         (bool, E first)."""
         arguments, options = self.arguments(conn, st, current, ring_base, monitor, noise, first_step)
+        check_threads(options)
         # Triton launches on the current device: make it the one that holds the networks (cuda:1 ...)
         with contextlib.nullcontext() if self.interpret else torch.cuda.device(st.v.device):
             self.kernel[(self.batch,)](*arguments, **options)
@@ -204,6 +206,18 @@ def tuned_shape(shape: dict, tile: str, settings: str) -> dict:
         tuned.update(spike_tiles(*tile_setting(tile), shape["CHUNK_E"], shape["CHUNK_I"]))
     tuned.update(kernel_settings(settings))
     return tuned
+
+
+def check_threads(options: dict) -> None:
+    """Refuse a CUDA launch (``options``: the kernel's keywords) whose program has more threads than
+    lanes. Triton then gives a lane to two threads, of which only one stores it, and the kernel's
+    scratch tables would race: the delay ring's slot, say, is read when a step begins and written
+    with the step's I spikes before barrier (a), so the other thread could read what was just stored.
+    The kernel's freedom from races between threads holds for one or more lanes per thread only."""
+    if "num_warps" in options:  # CUDA launches; the interpreter runs lanes, not threads
+        lanes, warps = options["BLOCK_N"], options["num_warps"]
+        require(32 * warps <= lanes, "num_warps", f"at most BLOCK_N / 32 = {lanes // 32} for programs of "
+                f"{lanes} lanes (a thread must hold one lane or more)", warps)
 
 
 def launch_options(block_n: int) -> dict:
