@@ -240,6 +240,31 @@ def test_brian2_peer_runs_the_network():
     assert activity["synapses_ei"] > 0 and 10.0 <= activity["mean_weight_mv"] <= 290.0
 
 
+AGREEMENT = Path(__file__).parents[1] / "benchmarks" / "brian2_agreement.py"
+
+
+@pytest.mark.timeout(600)
+def test_brian2_agreement_tabulates_both_simulators(tmp_path):
+    python = brian2_python()  # skipped where Brian2 is absent (two cpp_standalone builds, about a minute)
+    out = tmp_path / "agreement.md"
+    done = subprocess.run([sys.executable, str(AGREEMENT), "--size", "40/10", "--seconds", "0.1", "--seeds", "3",
+                           "--brian2-python", python, "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in out.read_text().splitlines() if line.startswith(("| FTSTS", "| none"))]
+    assert len(rows) == 2
+    for row in rows:  # three simulators per stimulus, each "E / I Hz, R r": all firing, R in [0, 1]
+        for cell in row.split("|")[2:5]:
+            rates, synchrony = cell.split("Hz, R")
+            assert all(float(rate) > 0 for rate in rates.split("/")) and 0 <= float(synchrony) <= 1
+
+
+@pytest.mark.parametrize("argv,message", [(["--seconds", "0.01"], "--seconds must be at least one window"),
+                                          (["--size", "big"], "sizes must be 'small'")])
+def test_brian2_agreement_bad_arguments_are_clear_errors(argv, message):
+    done = subprocess.run([sys.executable, str(AGREEMENT), *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr
+
+
 def test_an_output_folder_that_cannot_be_written_is_refused_before_measuring(tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..measure import summarize_times
-from ..workload import STEP_MS, WINDOW_MS, Size, pulse_train_per_step
+from ..workload import STEP_MS, STIM_AMPLITUDE_MV, WINDOW_MS, Size, pulse_train_per_step
 
 SCRIPT = Path(__file__).with_name("brian2_network.py")
 TARGETS = {"brian2-runtime": "runtime", "brian2-cpp": "cpp_standalone"}
@@ -45,16 +45,18 @@ def run_brian2(
     python: str | None = None,
     threads: int = 1,
     record_spikes: bool = False,
+    amplitude: float = STIM_AMPLITUDE_MV,
     timeout_s: float = 1800.0,
 ) -> dict:
-    """Time one Brian2 network of ``size`` on the workload; returns a peer record (see the harness)."""
+    """Time one Brian2 network of ``size`` on the workload (``amplitude``: its pulse train's, mV; 0 for no
+    stimulation); returns a peer record (see the harness)."""
     interpreter = brian2_python(python)
     base = {"peer": peer, "size": size.name, "num_e": size.num_e, "num_i": size.num_i, "batch": 1,
             "device": "cpu", "windows": windows, "repeats": repeats, "warmup": warmup, "python_executable": interpreter}
     steps = round(WINDOW_MS / STEP_MS) * (warmup + windows * repeats)
     with tempfile.TemporaryDirectory(prefix="neuroloop_brian2_") as tmp:
         folder = Path(tmp)
-        np.save(folder / "stimulus.npy", pulse_train_per_step(steps, STEP_MS))
+        np.save(folder / "stimulus.npy", pulse_train_per_step(steps, STEP_MS, amplitude))
         job = {"target": TARGETS[peer], "params": dataclasses.asdict(size.params(synaptic_input="summed")),
                "dt_ms": STEP_MS, "window_ms": WINDOW_MS, "seed": seed, "windows": windows, "repeats": repeats,
                "warmup": warmup, "threads": threads, "record_spikes": record_spikes,
