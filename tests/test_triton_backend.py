@@ -214,6 +214,34 @@ def test_triton_backend_bad_settings_are_clear_errors(options, message):
         NetworkBatch(1, NetworkParams(num_e=40, num_i=10), backend="triton", device="cuda", **options)
 
 
+_VARIANTS = r"""
+import os, runpy, sys
+os.environ["TRITON_INTERPRET"] = "1"
+from neuroloop_gpu.network import triton_step
+triton_step.INTERPRET_ON_CPU = True
+sys.argv = ["triton_variants.py"] + sys.argv[1:]
+runpy.run_path(os.path.join("benchmarks", "triton_variants.py"), run_name="__main__")
+"""
+
+
+@needs_triton
+@pytest.mark.slow
+def test_variants_script_runs_kernel_files_from_one_state_in_the_interpreter(tmp_path):
+    """benchmarks/triton_variants.py, as the next GPU session runs it to check a candidate kernel, here in
+    Triton's interpreter: a kernel source file (the package's, loaded as a module of its own) under two
+    compile-time settings; both variants start from one state and end in the same potentials."""
+    rows = tmp_path / "variants.jsonl"
+    root = Path(__file__).parents[1]
+    done = subprocess.run([sys.executable, "-c", _VARIANTS, "--device", "cpu", "--size", "40/10", "--batch", "2",
+                           "--windows", "1", "--warps", "1", "--kernels", "neuroloop_gpu/network/triton_kernel.py",
+                           "--settings", "-", "SCRATCH_LOADS=", "--json", str(rows)],
+                          capture_output=True, text=True, timeout=900, cwd=root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    variants = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert [v["settings"] for v in variants] == ["-", "SCRATCH_LOADS="]
+    assert all(v["same"] == 0.0 and v["env_steps_per_s"] > 0 for v in variants)
+
+
 def test_launches_never_hold_a_lane_in_two_threads():
     """The backend's launch options keep a lane per thread or more at every size (BLOCK_N is at least
     32: a warp), and a tuning script's launch of more threads than lanes is refused before it runs."""
