@@ -159,6 +159,16 @@ def test_cli_subcommand_runs_and_writes(tmp_path, capsys):
     assert doc["peers"] == [] and doc["ratios"] == []
 
 
+def test_cli_times_the_peers_alone(tmp_path, capsys):
+    args = parse(["--device", "cpu", "--sizes", "20/5", "--windows", "1", "--repeats", "1", "--warmup", "0",
+                  "--targets", "none", "--peers", "reference", "--out", str(tmp_path), "--quiet"])
+    doc = run(args)
+    printed = capsys.readouterr().out
+    assert doc["results"] == [] and doc["ratios"] == [] and [p["peer"] for p in doc["peers"]] == ["reference"]
+    assert doc["peers"][0]["env_steps_per_s"] > 0 and "reference" in printed and "backend" not in printed
+    assert json.loads((tmp_path / "throughput_cpu.json").read_text())["config"]["targets"] == []
+
+
 def test_cli_help_lists_the_options(capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse(["--help"])
@@ -191,6 +201,8 @@ def test_bad_config_is_rejected_clearly(overrides, message):
     (["--sizes", "medium"], "error: sizes must be 'small'"),
     (["--sim-option", "no_such_keyword=1"], "error: sim_options must be NetworkBatch keywords"),
     (["--sim-option", "record=1"], "error: record must be a RecordConfig or None, got 1"),
+    (["--targets", "none", "simulator"], "error: --targets: none cannot be combined with targets"),
+    (["--targets", "none"], "error: targets must be at least one target or peer"),
 ])
 def test_cli_bad_arguments_exit_with_a_message(tmp_path, argv, message):
     args = parse(["--device", "cpu", "--sizes", "20/5", "--batches", "1", "--peers", "none", "--quiet",

@@ -51,8 +51,8 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
         help=f"timed windows per repeat (default: {DEFAULT_WINDOWS['cpu']} on CPU, {DEFAULT_WINDOWS['cuda']} on CUDA)")
     add("--repeats", type=int, default=3, help="timed repeats; min and median are reported (default: 3)")
     add("--warmup", type=int, default=1, help="untimed windows before timing (default: 1)")
-    add("--targets", nargs="+", default=list(TARGETS), choices=TARGETS, metavar="TARGET",
-        help=f"what to time: {', '.join(TARGETS)} (default: all)")
+    add("--targets", nargs="+", default=list(TARGETS), choices=[*TARGETS, "none"], metavar="TARGET",
+        help=f"what to time: {', '.join(TARGETS)}, or none (only the peers) (default: all)")
     add("--backends", nargs="+", default=["eager"], choices=BACKENDS, metavar="BACKEND",
         help="simulator backends, each timed for every target and batch: eager, compiled (torch.compile; "
              "compiled during the warm-up window), fused (one C++ loop per network and step, CPU only), "
@@ -85,13 +85,22 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
     return BenchConfig(
         device=args.device, sizes=tuple(args.sizes), batches=None if args.batches is None else tuple(args.batches),
-        windows=args.windows, repeats=args.repeats, warmup=args.warmup, targets=tuple(args.targets),
+        windows=args.windows, repeats=args.repeats, warmup=args.warmup, targets=_targets(args.targets),
         backends=tuple(args.backends),
         peers=tuple(args.peers), dtype=args.dtype, synaptic_input=args.synaptic_input, seed=args.seed,
         sim_options=dict(args.sim_options),
         brian2_python=args.brian2_python, brian2_threads=args.brian2_threads, brian2_windows=args.brian2_windows,
         threads=args.threads, progress=not args.quiet,
     )
+
+
+def _targets(names: list[str]) -> tuple[str, ...]:
+    """The targets named on the command line; ``none`` (alone) times only the peers."""
+    if "none" not in names:
+        return tuple(names)
+    if len(names) > 1:
+        raise ValueError(f"--targets: none cannot be combined with targets, got {' '.join(names)}")
+    return ()
 
 
 def run(args: argparse.Namespace) -> dict:

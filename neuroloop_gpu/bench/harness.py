@@ -537,9 +537,10 @@ def _result_line(row: Mapping) -> str:
 def format_report(doc: Mapping) -> str:
     """Plain-text tables: every result, every peer, and the ratios ours / peer side by side."""
     lines = [f"device: {doc['device']}  torch {doc['environment']['torch']}  threads "
-             f"{doc['environment']['torch_threads']}  commit {str(doc['environment'].get('git_commit'))[:10]}",
-             "", f"{'target':>12s} {'backend':>8s} {'size':>9s} {'batch':>6s} {'env-steps/s':>12s} {'(best)':>10s} "
-             f"{'sim-s/wall-s':>12s} {'peak MB/net':>11s} {'state MB/net':>12s}"]
+             f"{doc['environment']['torch_threads']}  commit {str(doc['environment'].get('git_commit'))[:10]}"]
+    if doc["results"]:  # none when only peers were timed
+        lines += ["", f"{'target':>12s} {'backend':>8s} {'size':>9s} {'batch':>6s} {'env-steps/s':>12s} "
+                      f"{'(best)':>10s} {'sim-s/wall-s':>12s} {'peak MB/net':>11s} {'state MB/net':>12s}"]
     for row in doc["results"]:
         head = f"{row['target']:>12s} {row.get('backend', 'eager'):>8s} {row['size']:>9s} {row['batch']:>6d}"
         if "env_steps_per_s" not in row:
