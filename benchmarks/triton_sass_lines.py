@@ -34,6 +34,8 @@ from triton_variants import load_kernel_file
 
 KERNEL = Path(__file__).parents[1] / "neuroloop_gpu" / "network" / "triton_kernel.py"
 COUNTED = {"BAR": "barriers", "SHFL": "shuffles", "LDL": "spill loads", "STL": "spill stores"}
+# an instruction of an nvdisasm listing: /*address*/ [predicate] OPCODE operands;
+INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+((?:@!?U?P\w+\s+)?)([A-Z][A-Z0-9_.]*)(.*?);")
 
 
 def main() -> None:
@@ -82,8 +84,7 @@ def disassembly(kernel_file: Path, arguments: tuple, shape: dict, options: dict)
 
 def machine_code(listing: str) -> list[str]:
     """Every instruction of an ``nvdisasm`` listing with its operands, in order (source lines left out)."""
-    return [" ".join(found.groups()) for found in
-            re.finditer(r"/\*[0-9a-f]{4,}\*/\s+((?:@!?U?P\w+\s+)?[A-Z][A-Z0-9_.]*)(.*?);", listing)]
+    return ["".join(found.group(2, 3, 4)) for found in INSTRUCTION.finditer(listing)]
 
 
 def step_loop(listing: str, kernel_lines: list[str]) -> list[tuple[str, str]]:
@@ -103,11 +104,11 @@ def step_loop(listing: str, kernel_lines: list[str]) -> list[tuple[str, str]]:
             line = (lines[number - 1].strip() if 0 < number <= len(lines) else "") or "(no line)"
         elif label := re.match(r"\s*(\.L_x_\d+):", text):
             pending.append(label.group(1))
-        elif instruction := re.search(r"/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)(.*?);", text):
+        elif instruction := INSTRUCTION.search(text):
             address = int(instruction.group(1), 16)
             labels.update((name, address) for name in pending)
             pending = []
-            instructions.append((address, instruction.group(2), instruction.group(3), line))
+            instructions.append((address, instruction.group(3), instruction.group(4), line))
     backward = [(address - labels[target.group(1)], labels[target.group(1)], address)
                 for address, opcode, operands, _ in instructions
                 if opcode == "BRA" and (target := re.search(r"(\.L_x_\d+)", operands))

@@ -13,7 +13,7 @@ from ..config import NetworkParams, SimConfig, is_integer, require
 from .actions import ActionBounds
 from .core import EpisodeConfig
 from .reward import RewardConfig
-from .vector_env import FTSTSVectorEnv, network_params
+from .vector_env import FTSTSVectorEnv, network_params, require_open
 
 
 class DBSEnv(gym.Env):
@@ -61,12 +61,8 @@ class DBSEnv(gym.Env):
     def core(self):
         return self._vector.core
 
-    def _check_open(self, method: str) -> None:
-        if self._vector.closed:  # named after this env, not the vector env it wraps
-            raise RuntimeError(f"{type(self).__name__}.{method}() after close()")
-
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        self._check_open("reset")
+        require_open(self, self._vector.closed, "reset")  # named after this env, not the vector env it wraps
         require(not options, "options", f"None or {{}} ({type(self).__name__} takes no reset options)", options)
         require(seed is None or (is_integer(seed) and 0 <= seed < 2**63), "seed", "None or an integer in [0, 2**63)",
                 seed)
@@ -75,7 +71,7 @@ class DBSEnv(gym.Env):
         return observation[0], {}
 
     def step(self, action):
-        self._check_open("step")
+        require_open(self, self._vector.closed, "step")
         if self._vector.needs_reset:  # named after this env, not the vector env it wraps
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
         action = np.asarray(action)
@@ -85,7 +81,7 @@ class DBSEnv(gym.Env):
         return observation[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), single
 
     def render(self):
-        self._check_open("render")
+        require_open(self, self._vector.closed, "render")
         return self._vector.render()
 
     def close(self):

@@ -12,7 +12,7 @@ from .actions import ActionBounds
 from .core import DBSCore, EpisodeConfig
 from .observation import OBSERVATION_NAMES
 from .reward import RewardConfig
-from .vector_env import DEFAULT_SIM, env_seeds, network_params
+from .vector_env import DEFAULT_SIM, env_seeds, network_params, require_open
 
 
 class FTSTSTorchEnv(EnvBase):
@@ -84,7 +84,7 @@ class FTSTSTorchEnv(EnvBase):
                           batch_size=(self.num_envs,), device=self.device)
 
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
-        self._check_open("reset")
+        require_open(self, self._closed, "reset")
         mask = None
         if tensordict is not None and "_reset" in tensordict.keys():
             mask = tensordict["_reset"].reshape(self.num_envs).to(self.device)
@@ -96,7 +96,7 @@ class FTSTSTorchEnv(EnvBase):
                           device=self.device)
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        self._check_open("step")
+        require_open(self, self._closed, "step")
         if self._needs_reset:
             raise RuntimeError("FTSTSTorchEnv: call reset() before step()")
         action = tensordict["action"]
@@ -119,10 +119,6 @@ class FTSTSTorchEnv(EnvBase):
         if seeds is None:
             return
         self.core.reset(seeds=seeds)
-
-    def _check_open(self, method: str) -> None:
-        if self._closed:
-            raise RuntimeError(f"{type(self).__name__}.{method}() after close()")
 
     def close(self, *, raise_if_closed: bool = True) -> None:
         self._closed = True

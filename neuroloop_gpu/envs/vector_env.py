@@ -30,6 +30,12 @@ def network_params(model_params: NetworkParams | dict | None) -> NetworkParams:
     return NetworkParams(**(model_params or {}))
 
 
+def require_open(env: object, closed: bool, method: str) -> None:
+    """Raise ``RuntimeError`` for ``method`` called on ``env`` after its ``close()``."""
+    if closed:
+        raise RuntimeError(f"{type(env).__name__}.{method}() after close()")
+
+
 def env_seeds(seed: int | list[int] | None, num_envs: int) -> torch.Tensor | None:
     """[B] int64 network seeds: ``seed + b`` for an int, or one per env; checked before anything
     changes (network seeds are int64, so ``seed + num_envs`` may not pass 2**63)."""
@@ -169,10 +175,6 @@ class FTSTSVectorEnv(VectorEnv):
                 f"a bool array of shape ({self.num_envs},)", f"{mask.dtype} {mask.shape}")
         return mask
 
-    def _check_open(self, method: str) -> None:
-        if self.closed:
-            raise RuntimeError(f"{type(self).__name__}.{method}() after close()")
-
     @staticmethod
     def _numpy_info(info: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
         """Host copies of the [B] info tensors: one copy per dtype rather than per key (on CUDA each
@@ -207,7 +209,7 @@ class FTSTSVectorEnv(VectorEnv):
 
     # ----------------------------------------------------------------- API
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
-        self._check_open("reset")
+        require_open(self, self.closed, "reset")
         options = {} if options is None else options
         require(isinstance(options, dict) and set(options) <= {"reset_mask"}, "options",
                 "None or a dict whose only key may be 'reset_mask'", options)
@@ -224,7 +226,7 @@ class FTSTSVectorEnv(VectorEnv):
         return bool(self._never_reset.any())
 
     def step(self, actions: Any):
-        self._check_open("step")
+        require_open(self, self.closed, "step")
         if self.needs_reset:
             raise RuntimeError("FTSTSVectorEnv: call reset() before step()")
         result = self.core.step(self._as_action(actions), validate=False)
@@ -269,7 +271,7 @@ class FTSTSVectorEnv(VectorEnv):
             self.render()
 
     def render(self):
-        self._check_open("render")
+        require_open(self, self.closed, "render")
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array' or 'human'")
             return None
