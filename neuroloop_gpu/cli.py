@@ -15,12 +15,13 @@ import torch
 from .bench import add_subcommand as add_bench_subcommand
 from .config import NetworkParams, PlasticityParams, RecordConfig, SimConfig
 from .control import CONTROLLERS, make_controller
+from .control.controllers import shipped_sweep
 from .control.checkpoint import CheckpointError
 from .evaluation import EvaluationConfig, describe_device
 from .evaluation import evaluate as run_evaluation
 from .network import BACKEND_CHOICES, NetworkBatch, default_device
 from .open_loop import OpenLoopProtocol, run_open_loop, summarize
-from .plots import plot_open_loop, plot_run
+from .plots import plot_open_loop, plot_run, plot_sweep
 
 SIZES = {"full": (1600, 400), "small": (160, 40)}
 WINDOW_MS = SimConfig().sample_duration  # every duration is a whole number of these decision windows
@@ -130,23 +131,37 @@ def _network_size(args: argparse.Namespace) -> tuple[int, int]:
 
 def train(args: argparse.Namespace) -> None:
     # TorchRL and TensorDict (seconds to import) only for the commands that use them
-    from .control.ppo import PPOConfig
+    from .control.ppo import TASKS, PPOConfig
     from .control.ppo import train as train_ppo
 
     num_e, num_i = _network_size(args)
-    batch = args.networks * args.windows_per_batch
+    fields = ("episode_s", "stim_onset_s", "windows_per_batch", "stim_budget_s", "followup_s")
+    preset = {**{f: getattr(PPOConfig, f) for f in fields}, **TASKS[args.task]}
+    onset = preset["stim_onset_s"] if args.onset is None else args.onset
+    windows = preset["windows_per_batch"] if args.windows_per_batch is None else args.windows_per_batch
+    budget = preset["stim_budget_s"] if args.budget is None else args.budget
+    followup = preset["followup_s"] if args.followup is None else args.followup
+    _require_option(not followup or budget is not None, "--followup", "0 unless --budget is given", followup)
+    episode = preset["episode_s"] if args.episode is None else args.episode
+    if followup:  # the phases fill the episode unless --episode says otherwise
+        end = onset + budget + followup
+        episode = end if args.episode is None else episode
+        _require_option(episode >= end - 1e-9, "--episode", f"at least --onset + --budget + --followup = {end:g} s",
+                        episode)
+    batch = args.networks * windows
     frames = args.frames if args.frames is not None else batch * 40
     _require_option(frames >= batch, "--frames", f"at least one iteration's --networks x --windows-per-batch = "
                     f"{batch} windows", frames)
-    _require_option(args.onset < args.episode, "--onset", f"less than --episode ({args.episode:g} s)", args.onset)
+    _require_option(onset < episode, "--onset", f"less than --episode ({episode:g} s)", onset)
     try:
-        config = PPOConfig(
-            num_envs=args.networks, num_e=num_e, num_i=num_i, episode_s=args.episode, stim_onset_s=args.onset,
-            windows_per_batch=args.windows_per_batch, total_frames=frames, epochs=args.epochs,
-            minibatch_size=min(args.minibatch, args.networks * args.windows_per_batch), lr=args.lr,
-            lr_schedule=args.lr_schedule, gamma=args.gamma, energy_weight=args.energy_weight,
-            coupling_weight=args.coupling_weight, synchrony_weight=args.synchrony_weight,
-            hidden=tuple(args.hidden), seed=args.seed, checkpoint_every=args.checkpoint_every,
+        config = PPOConfig.for_task(
+            args.task, num_envs=args.networks, num_e=num_e, num_i=num_i, episode_s=episode, stim_onset_s=onset,
+            stim_budget_s=budget, followup_s=followup, windows_per_batch=windows, total_frames=frames, epochs=args.epochs,
+            minibatch_size=min(args.minibatch, batch), lr=args.lr, lr_schedule=args.lr_schedule, gamma=args.gamma,
+            energy_weight=args.energy_weight, coupling_weight=args.coupling_weight,
+            synchrony_weight=args.synchrony_weight, weight_credit=args.weight_credit,
+            followup_weight=args.followup_weight, hidden=tuple(args.hidden), seed=args.seed,
+            checkpoint_every=args.checkpoint_every, max_pulse_width_us=args.max_pulse_width,
         )
         result = train_ppo(config, args.out, device=_device(args.device), backend=args.backend, resume=args.resume,
                            progress=not args.quiet)
@@ -157,20 +172,37 @@ def train(args: argparse.Namespace) -> None:
               f"wrote {result.checkpoint} and {result.log}")
 
 
+EVALUATION_TASKS = {  # evaluate --task: the episode every controller is evaluated on (s)
+    "acute": {"duration": 10.0, "onset": 1.0, "budget": None, "followup": 0.0, "latch_ends_stimulation": False},
+    # the lasting task's protocol from the published initial state: the published 2 s onset, stimulation until
+    # the latch (for every controller) or 40 s, then 5 s with every stimulator off
+    "lasting": {"duration": 47.0, "onset": 2.0, "budget": 40.0, "followup": 5.0, "latch_ends_stimulation": True},
+}
+
+
 def evaluate(args: argparse.Namespace) -> None:
     num_e, num_i = _network_size(args)
-    _require_option(args.onset < args.duration, "--onset", f"less than --duration ({args.duration:g} s)", args.onset)
+    task = EVALUATION_TASKS[args.task]
+    duration, onset, budget, followup = (task[k] if getattr(args, k) is None else getattr(args, k)
+                                         for k in ("duration", "onset", "budget", "followup"))
+    _require_option(not followup or budget is not None, "--followup", "0 unless --budget is given", followup)
+    if args.duration is None and followup:
+        duration = onset + budget + followup  # the phases fill the episode
+    _require_option(onset < duration, "--onset", f"less than --duration ({duration:g} s)", onset)
     out = Path(args.out)
+    sweep_path = shipped_sweep() if args.sweep == "shipped" else Path(args.sweep)
     try:
-        controllers = {name: make_controller(name) for name in args.controllers}
-        policy_path = shipped_policy() if args.policy == "shipped" else (args.policy or None)
+        controllers = {name: make_controller(name, **({"sweep": sweep_path} if name.startswith("ftsts-tuned") else {}))
+                       for name in args.controllers}
+        policy_path = SHIPPED_POLICIES[args.policy]() if args.policy in SHIPPED_POLICIES else (args.policy or None)
         if policy_path is not None:
             from .control.policy import PolicyController
 
             controllers["ppo"] = PolicyController(policy_path)
         config = EvaluationConfig(
             seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
-            network=NetworkParams(num_e=num_e, num_i=num_i), duration_s=args.duration, stim_onset_s=args.onset,
+            network=NetworkParams(num_e=num_e, num_i=num_i), duration_s=duration, stim_onset_s=onset,
+            stim_budget_s=budget, followup_s=followup, latch_ends_stimulation=task["latch_ends_stimulation"],
             synchrony=args.synchrony, dtype=args.dtype,
         )
     except (ValueError, CheckpointError) as error:
@@ -185,6 +217,10 @@ def evaluate(args: argparse.Namespace) -> None:
         log = Path(policy_path).with_name("train_log.csv")
         if log.is_file():
             shutil.copyfile(log, out / "train_log.csv")
+    if any(name.startswith("ftsts-tuned") for name in controllers):  # the sweep's grid joins the energy plane
+        source = sweep_path / "sweep.json" if sweep_path.is_dir() else sweep_path
+        if not (out / "sweep.json").exists() or not (out / "sweep.json").samefile(source):
+            shutil.copyfile(source, out / "sweep.json")
     figures = plot_run(out)
     if not args.quiet:
         print(result.markdown())
@@ -192,9 +228,49 @@ def evaluate(args: argparse.Namespace) -> None:
               f"({result.wall_time_s:.1f} s wall)")
 
 
+def sweep(args: argparse.Namespace) -> None:
+    from .sweep import SweepConfig, run_sweep
+
+    num_e, num_i = _network_size(args)
+    try:
+        config = SweepConfig(
+            amplitudes_mv=tuple(args.amplitudes), frequencies_hz=tuple(args.frequencies),
+            pulse_widths_us=tuple(args.pulse_widths), seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
+            network=NetworkParams(num_e=num_e, num_i=num_i), stim_onset_s=args.onset, stim_budget_s=args.budget,
+            followup_s=args.followup, latch_mv=args.latch, latch_fraction=args.latch_fraction, dtype=args.dtype,
+        )
+        result = run_sweep(config, device=_device(args.device), backend=args.backend, progress=not args.quiet)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    out = Path(args.out)
+    written = result.save(out)
+    figure = plot_sweep(result, out)
+    if not args.quiet:
+        for bounds, point in result.tuned().items():
+            if point is None:
+                print(f"ftsts-tuned ({bounds} bounds): no point latched on >= {config.latch_fraction:.0%} of its "
+                      "networks")
+                continue
+            m = point["metrics"]
+            print(f"ftsts-tuned ({bounds} bounds): {point['amplitude_mv']:g} mV, {point['frequency_hz']:.4g} Hz, "
+                  f"{point['pulse_width_us']:g} us; latched {m['latch_reached']['mean']:.0%} after "
+                  f"{m['time_to_latch_s']['mean']:.1f} s, energy {m['energy_mv2ms']['mean']:.3g} mV^2 ms, "
+                  f"follow-up R {m['kop_followup']['mean']:.3f}")
+        print(f"wrote {', '.join(str(p) for p in written.values())} and {figure} ({result.wall_time_s:.1f} s wall)")
+
+
 def shipped_policy() -> Path:
-    """The PPO checkpoint this project trained (see README, headline experiment), shipped in the package."""
+    """The PPO checkpoint this project trained on the acute task at small size (README: Results), shipped in
+    the package."""
     return Path(str(resources.files("neuroloop_gpu") / "policies" / "checkpoint.pt"))
+
+
+def shipped_full_policy() -> Path:
+    """The PPO checkpoint this project trained on the lasting task at full size (README: Results)."""
+    return Path(str(resources.files("neuroloop_gpu") / "policies" / "lasting_full" / "checkpoint.pt"))
+
+
+SHIPPED_POLICIES = {"shipped": shipped_policy, "shipped-full": shipped_full_policy}
 
 
 def plot(args: argparse.Namespace) -> None:
@@ -220,14 +296,35 @@ def _add_size_options(command: argparse.ArgumentParser, default: str) -> None:
                               "window statistics equal to float32 rounding)")
 
 
+def _add_output_options(cmd: argparse.ArgumentParser, out: str, what: str, dtype: bool = True) -> None:
+    """--dtype (simulator precision), --device, --out and --quiet, alike for every command that simulates."""
+    if dtype:
+        cmd.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    cmd.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    cmd.add_argument("--out", default=out, help=f"output folder ({what})")
+    cmd.add_argument("--quiet", action="store_true", help="no progress bar or report")
+
+
 def _add_train_parser(commands) -> None:
     cmd = commands.add_parser("train", help="train a PPO controller on batched networks (torchrun-aware)",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_size_options(cmd, default="small")
+    cmd.add_argument("--task", choices=["acute", "lasting"], default="acute",
+                     help="acute: suppress synchrony during 5 s episodes (NeuroLoop's prototype task); lasting: "
+                          "stimulate until the latch (mean J_I*w < 75 mV) or a 40 s budget, then 5 s off, credited "
+                          "for lowering the weight, charged for energy and follow-up synchrony. Options left "
+                          "unset below take the task's values")
     cmd.add_argument("--networks", type=COUNT, default=64, help="networks simulated in parallel (per rank)")
-    cmd.add_argument("--episode", type=EPISODE_S, default=5.0, help="episode length, simulated s")
-    cmd.add_argument("--onset", type=SECONDS, default=0.0, help="s after reset before the agent may stimulate")
-    cmd.add_argument("--windows-per-batch", type=COUNT, default=25, help="20 ms windows per network per iteration")
+    cmd.add_argument("--episode", type=EPISODE_S, default=None, help="episode length, simulated s (acute: 5)")
+    cmd.add_argument("--onset", type=SECONDS, default=None, help="s after reset before the agent may stimulate "
+                     "(acute: 0)")
+    cmd.add_argument("--budget", type=EPISODE_S, default=None,
+                     help="s of stimulation at most after the onset (acute: the whole episode, lasting: 40)")
+    cmd.add_argument("--followup", type=ONSET_S, default=None,
+                     help="s with the stimulator off after the stimulation phase (acute: 0, lasting: 5); with a "
+                          "follow-up, --episode defaults to onset + budget + follow-up")
+    cmd.add_argument("--windows-per-batch", type=COUNT, default=None,
+                     help="20 ms windows per network per iteration (acute: 25, lasting: 50)")
     cmd.add_argument("--frames", type=COUNT, default=None,
                      help="total windows summed over all networks of all ranks; an iteration takes networks x "
                           "windows-per-batch x ranks of them (default: networks x windows-per-batch x 40, i.e. 40 "
@@ -236,17 +333,26 @@ def _add_train_parser(commands) -> None:
     cmd.add_argument("--minibatch", type=COUNT, default=400, help="windows per gradient step")
     cmd.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")
     cmd.add_argument("--lr-schedule", choices=["constant", "linear", "cosine"], default="linear")
-    cmd.add_argument("--gamma", type=float, default=0.98, help="discount per window")
-    cmd.add_argument("--synchrony-weight", type=float, default=1.0, help="reward penalty on Kuramoto R")
-    cmd.add_argument("--coupling-weight", type=float, default=0.5, help="reward penalty on mean E->I weight")
-    cmd.add_argument("--energy-weight", type=float, default=0.2, help="reward penalty on stimulation energy")
+    cmd.add_argument("--gamma", type=float, default=None, help="discount per window (acute: 0.98, lasting: 0.99)")
+    cmd.add_argument("--synchrony-weight", type=float, default=None,
+                     help="reward penalty on Kuramoto R (acute: 1, lasting: 0)")
+    cmd.add_argument("--coupling-weight", type=float, default=None,
+                     help="reward penalty on mean E->I weight (acute: 0.5, lasting: 0)")
+    cmd.add_argument("--energy-weight", type=float, default=None,
+                     help="reward penalty on stimulation energy (acute: 0.2, lasting: 0.1)")
+    cmd.add_argument("--weight-credit", type=float, default=None,
+                     help="reward per unit fall of the mean E->I weight fraction (acute: 0, lasting: 20)")
+    cmd.add_argument("--followup-weight", type=float, default=None,
+                     help="reward penalty on Kuramoto R in the follow-up (acute: 0, lasting: 0.05)")
+    cmd.add_argument("--max-pulse-width", type=_checked(float, "a number of us in (50, 2777]",
+                                                        lambda v: 50 < v <= 1e6 / (2 * 180)), default=500.0,
+                     help="top of the agent's phase-width range, us (NeuroLoop's box: 500; the published FTSTS "
+                          "phase: 1000)")
     cmd.add_argument("--hidden", type=COUNT, nargs="+", default=[64, 64], help="MLP widths")
     cmd.add_argument("--seed", type=int, default=0)
     cmd.add_argument("--checkpoint-every", type=COUNT, default=10, help="iterations between checkpoints")
     cmd.add_argument("--resume", default=None, help="continue from this checkpoint.pt")
-    cmd.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    cmd.add_argument("--out", default="runs/train", help="output folder (checkpoint.pt, train_log.csv)")
-    cmd.add_argument("--quiet", action="store_true", help="no progress bar or report")
+    _add_output_options(cmd, "runs/train", "checkpoint.pt, train_log.csv", dtype=False)
     cmd.set_defaults(handler=train)
 
 
@@ -257,24 +363,61 @@ def _add_evaluate_parser(commands) -> None:
     cmd.add_argument("--controllers", nargs="*", choices=sorted(CONTROLLERS), default=list(CONTROLLERS),
                      help="baseline controllers")
     cmd.add_argument("--policy", default="shipped",
-                     help="PPO checkpoint.pt to evaluate as 'ppo'; 'shipped' = the packaged policy; '' = none")
+                     help="PPO checkpoint.pt to evaluate as 'ppo'; 'shipped' = the packaged acute-task policy "
+                          "(small network), 'shipped-full' = the packaged lasting-task policy (full network); "
+                          "'' = none")
+    cmd.add_argument("--sweep", default="shipped",
+                     help="sweep.json (or its folder) whose tuned points the ftsts-tuned controllers use; "
+                          "'shipped' = the packaged full-size sweep")
     cmd.add_argument("--seeds", type=COUNT, default=32, help="held-out networks per controller")
     cmd.add_argument("--first-seed", type=NATURAL, default=1_000_000,
                      help="first held-out seed (training uses fewer)")
-    cmd.add_argument("--duration", type=EPISODE_S, default=10.0, help="episode length, simulated s")
-    cmd.add_argument("--onset", type=ONSET_S, default=1.0, help="s without stimulation before controllers act")
+    cmd.add_argument("--task", choices=sorted(EVALUATION_TASKS), default="acute",
+                     help="the episode: acute = 10 s, stimulation from 1 s; lasting = stimulation from 2 s until "
+                          "the latch (mean J_I*w < 75 mV, for every controller) or 40 s, then 5 s with every "
+                          "stimulator off (47 s). Options left unset below take the task's values")
+    cmd.add_argument("--duration", type=EPISODE_S, default=None, help="episode length, simulated s")
+    cmd.add_argument("--onset", type=ONSET_S, default=None, help="s without stimulation before controllers act")
+    cmd.add_argument("--budget", type=EPISODE_S, default=None, help="s of stimulation at most after the onset")
+    cmd.add_argument("--followup", type=ONSET_S, default=None,
+                     help="s at the end with every stimulator off (needs --budget; duration = onset + budget + "
+                          "follow-up)")
     cmd.add_argument("--synchrony", choices=["kop", "chi"], default="kop",
                      help="observation feature 0 (a PPO policy needs the measure it was trained with)")
-    cmd.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    cmd.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    cmd.add_argument("--out", default="runs/evaluate", help="output folder (tables, traces, figures)")
-    cmd.add_argument("--quiet", action="store_true", help="no progress bar or report")
+    _add_output_options(cmd, "runs/evaluate", "tables, traces, figures")
     cmd.set_defaults(handler=evaluate)
 
     cmd = commands.add_parser("plot", help="redraw every figure of a run folder (training and evaluation)")
     cmd.add_argument("run_dir", help="folder written by train or evaluate")
     cmd.add_argument("--quiet", action="store_true", help="do not list the figures")
     cmd.set_defaults(handler=plot)
+
+
+def _add_sweep_parser(commands) -> None:
+    from .sweep import SweepConfig
+
+    defaults = SweepConfig.__dataclass_fields__
+    cmd = commands.add_parser("sweep", help="the FTSTS waveform over a grid of amplitude x frequency x phase width "
+                              "(the tuned open-loop baseline)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_size_options(cmd, default="full")
+    positive = _checked(float, "a number > 0", lambda v: math.isfinite(v) and v > 0)
+    cmd.add_argument("--amplitudes", type=positive, nargs="+", default=list(defaults["amplitudes_mv"].default),
+                     help="amplitudes, mV")
+    cmd.add_argument("--frequencies", type=positive, nargs="+", default=list(defaults["frequencies_hz"].default),
+                     help="pulse frequencies, Hz")
+    cmd.add_argument("--pulse-widths", type=positive, nargs="+", default=list(defaults["pulse_widths_us"].default),
+                     help="phase widths, us (points whose two phases exceed the period are left out)")
+    cmd.add_argument("--seeds", type=COUNT, default=3, help="networks per point")
+    cmd.add_argument("--first-seed", type=NATURAL, default=2_000_000,
+                     help="first network seed (training uses seeds below 1,000,000, evaluation 1,000,000 on)")
+    cmd.add_argument("--onset", type=ONSET_S, default=2.0, help="s without stimulation first")
+    cmd.add_argument("--budget", type=EPISODE_S, default=40.0, help="s of stimulation at most")
+    cmd.add_argument("--followup", type=ONSET_S, default=5.0, help="s with the stimulator off at the end")
+    cmd.add_argument("--latch", type=positive, default=75.0, help="stimulation ends once mean J_I*w < this, mV")
+    cmd.add_argument("--latch-fraction", type=positive, default=0.9,
+                     help="a tuned point must latch on at least this fraction of its networks")
+    _add_output_options(cmd, "runs/sweep", "sweep.json, sweep.csv, sweep.png")
+    cmd.set_defaults(handler=sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,13 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--noise", choices=["published", "euler_maruyama"], default="published")
     sim.add_argument("--networks", type=COUNT, default=1, help="independent networks (seeds seed..seed+n-1)")
     sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    sim.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    sim.add_argument("--out", default="runs/simulate", help="output folder")
-    sim.add_argument("--quiet", action="store_true", help="no progress bar or report")
+    _add_output_options(sim, "runs/simulate", "summary.json, open_loop.png")
     sim.set_defaults(handler=simulate)
     _add_train_parser(commands)
     _add_evaluate_parser(commands)
+    _add_sweep_parser(commands)
     add_bench_subcommand(commands)
     return parser
 

@@ -148,6 +148,11 @@ class NetworkParams:
         return self.coupling_fraction * (self.num_e + self.num_i)
 
     @classmethod
+    def from_dict(cls, data: dict) -> "NetworkParams":
+        """The inverse of ``dataclasses.asdict`` (as saved in evaluation and sweep results)."""
+        return cls(**{**data, "plasticity": PlasticityParams(**data["plasticity"])})
+
+    @classmethod
     def small(cls, **overrides) -> "NetworkParams":
         """The reduced 160 E / 40 I network the closed-loop prototype trained on."""
         return cls(**{"num_e": 160, "num_i": 40, **overrides})

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .config import NetworkParams, PlasticityParams, RecordConfig, SimConfig, require, require_count
+from .config import NetworkParams, RecordConfig, SimConfig, require, require_count
 from .control import Controller, make_controller
 from .envs import DBSCore, EpisodeConfig, RewardConfig
 from .stimulus import PulseTrain
@@ -49,7 +49,11 @@ TRACES = ("kop", "chi", "weight_mv", "rate_e_hz", "energy_mv2ms", "charge_mvms",
           "pulse_width_us", "stimulating")  # CoreStep.info keys recorded per window
 
 METRICS = {  # name: definition (per network; reported as mean and 95 % t-interval over seeds)
-    "kop_mean": "Kuramoto order parameter R of E (causal estimate), mean over the controlled period",
+    "kop_before": "Kuramoto order parameter R of E (causal estimate), mean over the last second before the onset",
+    "kop_mean": "R, mean over the controlled period (from the onset to the end)",
+    "kop_stimulating": "R, mean over the windows with stimulation on (networks never stimulated are left out)",
+    "kop_followup": "R, mean over the stimulation-off follow-up (the last followup_s of the episode; "
+                    "only with a follow-up)",
     "kop_final": "R, mean over the final part of the episode (final_fraction)",
     "chi_mean": "Golomb voltage synchrony chi of E, mean over the controlled period",
     "chi_final": "chi, mean over the final part of the episode",
@@ -80,6 +84,9 @@ class EvaluationConfig:
     final_fraction: float = 0.1  # part of the episode the "final" metrics average over
     raster_ms: float = 200.0  # ms of E spikes kept before the onset and at the end (first seed of each controller)
     dtype: Literal["float32", "float64"] = "float32"  # simulator precision
+    stim_budget_s: float | None = None  # s after the onset after which every stimulator is off (None: never)
+    followup_s: float = 0.0  # s, the episode's stimulation-off end: duration_s = onset + budget + follow-up
+    latch_ends_stimulation: bool = False  # every controller's stimulation ends for good once J_I*w < latch_mv
 
     def __post_init__(self) -> None:
         seeds = self.seeds
@@ -98,6 +105,31 @@ class EvaluationConfig:
         require(_whole(self.raster_ms / self.window_ms) and 0 <= self.raster_ms / self.window_ms <= windows,
                 "raster_ms", f"a whole number of {self.window_ms:g} ms windows, at most the episode", self.raster_ms)
         require(self.dtype in ("float32", "float64"), "dtype", "'float32' or 'float64'", self.dtype)
+        require(self.stim_budget_s is None or (math.isfinite(self.stim_budget_s) and self.stim_budget_s > 0
+                                               and _whole(self.stim_budget_s * 1000.0 / self.window_ms)),
+                "stim_budget_s", f"None or a positive whole number of {self.window_ms:g} ms windows", self.stim_budget_s)
+        require(math.isfinite(self.followup_s) and self.followup_s >= 0
+                and _whole(self.followup_s * 1000.0 / self.window_ms), "followup_s",
+                f"a whole number (>= 0) of {self.window_ms:g} ms windows", self.followup_s)
+        if self.followup_s > 0:
+            end = self.stim_onset_s + (self.stim_budget_s or math.nan) + self.followup_s
+            require(self.stim_budget_s is not None and _whole(end * 1000.0 / self.window_ms)
+                    and round(end * 1000.0 / self.window_ms) == windows, "duration_s",
+                    f"stim_onset_s + stim_budget_s + followup_s = {end:g} s with a follow-up (stim_budget_s set)",
+                    self.duration_s)
+        require(isinstance(self.latch_ends_stimulation, bool), "latch_ends_stimulation", "True or False",
+                self.latch_ends_stimulation)
+
+    @property
+    def followup_windows(self) -> int:
+        return round(self.followup_s * 1000.0 / self.window_ms)
+
+    @property
+    def episode(self) -> EpisodeConfig:
+        """The core's episode: the onset, the budget and (when asked) the latch gate every controller alike."""
+        return EpisodeConfig(stim_onset=self.stim_onset_s * 1000.0,
+                             latch_mv=self.latch_mv if self.latch_ends_stimulation else None,
+                             stim_budget=None if self.stim_budget_s is None else self.stim_budget_s * 1000.0)
 
     @property
     def sim(self) -> SimConfig:
@@ -116,9 +148,7 @@ class EvaluationConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "EvaluationConfig":
-        network = dict(data["network"])
-        network["plasticity"] = PlasticityParams(**network["plasticity"])
-        return cls(**{**data, "seeds": tuple(data["seeds"]), "network": NetworkParams(**network)})
+        return cls(**{**data, "seeds": tuple(data["seeds"]), "network": NetworkParams.from_dict(data["network"])})
 
 
 def _whole(value: float) -> bool:
@@ -154,23 +184,37 @@ def mean_interval(values: np.ndarray, confidence: float = 0.95) -> dict[str, flo
 
 
 def network_metrics(traces: Mapping[str, np.ndarray], *, window_ms: float, onset_window: int, latch_mv: float,
-                    final_fraction: float = 0.1) -> dict[str, np.ndarray]:
+                    final_fraction: float = 0.1, followup_windows: int = 0) -> dict[str, np.ndarray]:
     """Per-network metrics (:data:`METRICS`) from per-window traces ``[..., windows]``.
 
     Needs the traces ``kop``, ``chi``, ``weight_mv``, ``energy_mv2ms``,
     ``charge_mvms`` and ``stimulating``; returns arrays of the leading shape.
     The controlled period is windows ``onset_window`` to the end; the final
-    part is the last ``max(1, round(final_fraction * windows))`` windows.
+    part is the last ``max(1, round(final_fraction * windows))`` windows; the
+    follow-up the last ``followup_windows`` (NaN metrics without one); "before"
+    the last second (at most) before the onset (NaN with the onset at 0).
     """
     windows = traces["kop"].shape[-1]
     require(0 <= onset_window < windows, "onset_window", f"in [0, {windows})", onset_window)
+    require(0 <= followup_windows < windows - onset_window, "followup_windows",
+            f"in [0, {windows - onset_window}) (after the onset)", followup_windows)
     final = max(1, round(final_fraction * windows))
     controlled = slice(onset_window, None)
     below = traces["weight_mv"][..., controlled] < latch_mv
     reached = below.any(axis=-1)
     first_below = below.argmax(axis=-1)
+    kop = traces["kop"]
+    before = kop[..., max(0, onset_window - round(1000.0 / window_ms)):onset_window]
+    on = traces["stimulating"].astype(bool)
+    on_windows = on.sum(-1)
+    nan = np.full(kop.shape[:-1], np.nan)
+    with np.errstate(invalid="ignore"):  # no window before the onset, or none stimulated: NaN, left out of the means
+        kop_stimulating = np.where(on_windows > 0, (kop * on).sum(-1) / np.maximum(on_windows, 1), np.nan)
     return {
-        "kop_mean": traces["kop"][..., controlled].mean(-1),
+        "kop_before": before.mean(-1) if onset_window else nan,
+        "kop_mean": kop[..., controlled].mean(-1),
+        "kop_stimulating": kop_stimulating,
+        "kop_followup": kop[..., -followup_windows:].mean(-1) if followup_windows else nan,
         "kop_final": traces["kop"][..., -final:].mean(-1),
         "chi_mean": traces["chi"][..., controlled].mean(-1),
         "chi_final": traces["chi"][..., -final:].mean(-1),
@@ -211,7 +255,8 @@ class EvaluationResult:
         """Metric name -> [controllers, seeds]."""
         c = self.config
         return network_metrics(self.traces, window_ms=c.window_ms, onset_window=c.onset_window,
-                               latch_mv=c.latch_mv, final_fraction=c.final_fraction)
+                               latch_mv=c.latch_mv, final_fraction=c.final_fraction,
+                               followup_windows=c.followup_windows)
 
     def summary(self) -> dict[str, dict[str, dict[str, float]]]:
         """Controller -> metric -> {mean, low, high, n} over seeds."""
@@ -229,8 +274,15 @@ class EvaluationResult:
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         notes = "\n".join(f"* `{m}`: {text}" for m, text in METRICS.items())
         c = self.config
+        protocol = f"stimulation from {c.stim_onset_s:g} s"
+        if c.stim_budget_s is not None:
+            protocol += f" for at most {c.stim_budget_s:g} s"
+        if c.latch_ends_stimulation:
+            protocol += f", ended for good once mean J_I*w < {c.latch_mv:g} mV"
+        if c.followup_s:
+            protocol += f", then {c.followup_s:g} s of follow-up with every stimulator off"
         return (f"{len(c.seeds)} held-out networks ({c.network.num_e} E / {c.network.num_i} I), "
-                f"{c.duration_s:g} s episodes, stimulation from {c.stim_onset_s:g} s; "
+                f"{c.duration_s:g} s episodes, {protocol}; "
                 f"mean [95 % Student-t interval] over networks.\n\n" + "\n".join(lines) + "\n\n" + notes + "\n")
 
     def save(self, out_dir: Path | str) -> dict[str, Path]:
@@ -359,7 +411,7 @@ def evaluate(
     batch = num_controllers * num_seeds
     dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]
     core = DBSCore(batch, config.network, config.sim, reward_config=RewardConfig(synchrony=config.synchrony),
-                   episode=EpisodeConfig(stim_onset=config.stim_onset_s * 1000.0), device=device, dtype=dtype,
+                   episode=config.episode, device=device, dtype=dtype,
                    backend=backend)
     core.reset(seeds=torch.tensor(config.seeds * num_controllers, dtype=torch.int64))
     slices = [slice(c * num_seeds, (c + 1) * num_seeds) for c in range(num_controllers)]
@@ -391,7 +443,8 @@ def evaluate(
         observation = result.observation
         infos = [{k: v[s] for k, v in result.info.items()} for s in slices]
         if progress and (w % 25 == 24 or w == windows - 1):
-            bar.set_postfix({name: f"{float(traces['kop'][w, s].mean()):.2f}" for name, s in zip(named, slices)})
+            shown = zip(named, slices) if len(named) <= 8 else [("R, all networks", slice(None))]  # a sweep: one
+            bar.set_postfix({name: f"{float(traces['kop'][w, s].mean()):.2f}" for name, s in shown})
 
     shape = (windows, num_controllers, num_seeds)
     host = {k: v.cpu().numpy().reshape(shape).transpose(1, 2, 0) for k, v in traces.items()}

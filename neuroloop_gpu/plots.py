@@ -10,6 +10,7 @@ figure of a run folder without simulating anything.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -17,10 +18,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .evaluation import FILES, EvaluationResult, t_quantile  # noqa: E402
 from .open_loop import PUBLISHED, OpenLoopRun, offline_kop  # noqa: E402
+from .sweep import FILES as SWEEP_FILES  # noqa: E402
+from .sweep import SweepConfig, SweepResult  # noqa: E402
 
 TRAIN_LOG = "train_log.csv"
 
@@ -107,8 +111,13 @@ def _band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _shade_baseline(ax, result: EvaluationResult) -> None:
-    if result.config.stim_onset_s > 0:
-        ax.axvspan(0, result.config.stim_onset_s, color="0.9", label="no stimulation (baseline)")
+    """Grey: before the onset; green: the stimulation-off follow-up (when the episode has one)."""
+    c = result.config
+    if c.stim_onset_s > 0:
+        ax.axvspan(0, c.stim_onset_s, color="0.9", label="no stimulation (baseline)")
+    if c.followup_s > 0:
+        ax.axvspan(c.duration_s - c.followup_s, c.duration_s, color="tab:green", alpha=0.12,
+                   label="follow-up (stimulation off)")
 
 
 def _save(fig, path: Path) -> Path:
@@ -147,12 +156,14 @@ def plot_weight(result: EvaluationResult, out_dir: Path | str) -> Path:
 
 
 def plot_rasters(result: EvaluationResult, out_dir: Path | str) -> Path:
-    """E spike rasters of the first seed of each controller, before stimulation and at the end."""
+    """E spike rasters of the first seed of each controller, before stimulation and at the end (in the
+    follow-up, when the episode has one)."""
     names, step_s = result.names, result.config.step_ms / 1000.0
     fig, axes = plt.subplots(len(names), 2, figsize=(11, 1.9 * len(names) + 0.8), squeeze=False,
                              constrained_layout=True, sharey=True)
+    end = "follow-up, stimulation off" if result.config.followup_s > 0 else "end of episode"
     for c, name in enumerate(names):
-        for col, (moment, label) in enumerate((("before", "before stimulation"), ("after", "end of episode"))):
+        for col, (moment, label) in enumerate((("before", "before stimulation"), ("after", end))):
             ax, raster = axes[c, col], result.rasters[moment][c]
             ax.set_title(f"{name}: {label}", fontsize=9)
             ax.set_ylabel("E neuron" if col == 0 else "")
@@ -196,30 +207,113 @@ def plot_actions(result: EvaluationResult, out_dir: Path | str) -> Path:
     return _save(fig, Path(out_dir) / "actions.png")
 
 
-def plot_energy_vs_synchrony(result: EvaluationResult, out_dir: Path | str) -> Path:
-    """Total stimulation energy against final synchrony: one point per network, means with 95 % intervals."""
+def plot_energy_vs_synchrony(result: EvaluationResult, out_dir: Path | str, sweep: dict | None = None) -> Path:
+    """:func:`energy_synchrony_figure` written as ``energy_vs_synchrony.png`` in ``out_dir``."""
+    return _save(energy_synchrony_figure(result, sweep), Path(out_dir) / "energy_vs_synchrony.png")
+
+
+def energy_synchrony_figure(result: EvaluationResult, sweep: dict | None = None):
+    """Total stimulation energy against synchrony at the end: one point per network, means with 95 %
+    intervals. With a follow-up the synchrony is R in the follow-up, and a sweep document
+    (``sweep.json``) adds its grid points (mean over its seeds; squares: points that latch often enough)."""
     metrics = result.network_metrics()
-    fig, ax = plt.subplots(figsize=(7.5, 5.5), constrained_layout=True)
+    followup = result.config.followup_s > 0
+    key = "kop_followup" if followup else "kop_final"
+    fig, ax = plt.subplots(figsize=(8, 5.8), constrained_layout=True)
+    if sweep is not None:
+        points = sweep["points"]
+        fraction = sweep["config"]["latch_fraction"]
+        for latched, marker, label in ((True, "s", f"sweep point, latched on ≥ {fraction:.0%}"),
+                                       (False, "x", "sweep point, latched less often")):
+            chosen = [p["metrics"] for p in points if (p["metrics"]["latch_reached"]["mean"] >= fraction) == latched]
+            ax.scatter([m["energy_mv2ms"]["mean"] for m in chosen],
+                       [m["kop_followup"]["mean"] if followup else math.nan for m in chosen],
+                       s=14, marker=marker, color="0.55", alpha=0.7, linewidths=0.8, label=label)
     for c, name in enumerate(result.names):
-        energy, kop = metrics["energy_mv2ms"][c], metrics["kop_final"][c]
+        energy, kop = metrics["energy_mv2ms"][c], metrics[key][c]
         ax.scatter(energy, kop, s=12, color=_colour(c), alpha=0.35, linewidths=0)
         e_mean, e_half = _band(energy[:, None])
         k_mean, k_half = _band(kop[:, None])
         ax.errorbar(e_mean, k_mean, xerr=e_half, yerr=k_half, fmt="o", ms=8, color=_colour(c), capsize=3,
                     markeredgecolor="k", label=name)
-    ax.set(xlabel="stimulation energy over the episode (mV²·ms)",
-           ylabel=f"final Kuramoto order R (last {result.config.final_fraction:.0%})",
+    ax.set_xscale("symlog", linthresh=1e5)
+    ylabel = (f"Kuramoto order R in the {result.config.followup_s:g} s follow-up" if followup
+              else f"final Kuramoto order R (last {result.config.final_fraction:.0%})")
+    ax.set(xlabel="stimulation energy over the episode (mV²·ms)", ylabel=ylabel,
            title="Synchrony against stimulation energy")
     ax.legend(loc="best", fontsize=8)
-    return _save(fig, Path(out_dir) / "energy_vs_synchrony.png")
+    return fig
 
 
-def plot_evaluation(result: EvaluationResult, out_dir: Path | str) -> list[Path]:
-    """Every evaluation figure, written to ``out_dir``."""
+def plot_evaluation(result: EvaluationResult, out_dir: Path | str, sweep: dict | None = None) -> list[Path]:
+    """Every evaluation figure, written to ``out_dir`` (``sweep``: a sweep document for the energy plane)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return [plot(result, out) for plot in (plot_kop, plot_weight, plot_rasters, plot_actions,
-                                           plot_energy_vs_synchrony)]
+    paths = [plot(result, out) for plot in (plot_kop, plot_weight, plot_rasters, plot_actions)]
+    return paths + [plot_energy_vs_synchrony(result, out, sweep)]
+
+
+# ------------------------------------------------------------------- sweeps
+def _heat(ax, values: np.ndarray, config: SweepConfig, title: str, fmt: str, cmap: str, norm=None):
+    image = ax.imshow(values, origin="lower", aspect="auto", cmap=cmap, norm=norm)
+    ax.set_xticks(range(len(config.frequencies_hz)), [f"{f:.3g}" for f in config.frequencies_hz])
+    ax.set_yticks(range(len(config.amplitudes_mv)), [f"{a:g}" for a in config.amplitudes_mv])
+    ax.set_title(title, fontsize=9)
+    for (i, j), value in np.ndenumerate(values):
+        if math.isfinite(value):
+            ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=6.5)
+    return image
+
+
+def plot_sweep(result: SweepResult, out_dir: Path | str) -> Path:
+    """:func:`sweep_figure` written as ``sweep.png`` in ``out_dir``."""
+    return _save(sweep_figure(result), Path(out_dir) / SWEEP_FILES["figure"])
+
+
+def sweep_figure(result: SweepResult):
+    """Heatmaps over amplitude x frequency, one column per phase width: energy to latch (points that
+    latch on fewer than ``latch_fraction`` of their networks blank) and R in the follow-up; the tuned
+    points framed in red. Row 0 holds energies in 10^6 mV^2 ms, row 1 follow-up R."""
+    config, rows = result.config, result.summary()
+    widths = config.pulse_widths_us
+    shape = (len(config.amplitudes_mv), len(config.frequencies_hz))
+    fig, axes = plt.subplots(2, len(widths), figsize=(3.2 * len(widths) + 1, 6.6), squeeze=False,
+                             constrained_layout=True)
+    energy = {w: np.full(shape, np.nan) for w in widths}
+    followup = {w: np.full(shape, np.nan) for w in widths}
+    for row in rows:
+        i, j = config.amplitudes_mv.index(row["amplitude_mv"]), config.frequencies_hz.index(row["frequency_hz"])
+        latches = row["metrics"]["latch_reached"]["mean"] >= config.latch_fraction
+        energy[row["pulse_width_us"]][i, j] = row["metrics"]["energy_mv2ms"]["mean"] / 1e6 if latches else np.nan
+        followup[row["pulse_width_us"]][i, j] = row["metrics"]["kop_followup"]["mean"]
+    finite = np.concatenate([e[np.isfinite(e)] for e in energy.values()])
+    norm = LogNorm(vmin=finite.min(), vmax=finite.max()) if finite.size else None
+    for c, width in enumerate(widths):
+        image_e = _heat(axes[0, c], energy[width], config, f"energy to latch (10⁶ mV²·ms), {width:g} µs", ".2g",
+                        "viridis", norm)
+        image_r = _heat(axes[1, c], followup[width], config, f"R in the {config.followup_s:g} s follow-up, "
+                        f"{width:g} µs", ".2f", "magma_r", plt.Normalize(0, 1))
+        axes[1, c].set_xlabel("frequency (Hz)")
+    for r in range(2):
+        axes[r, 0].set_ylabel("amplitude (mV)")
+    framed = []
+    for name, point in result.tuned().items():
+        if point is None:
+            continue
+        c = widths.index(point["pulse_width_us"])
+        i, j = config.amplitudes_mv.index(point["amplitude_mv"]), config.frequencies_hz.index(point["frequency_hz"])
+        for r in range(2):
+            axes[r, c].add_patch(plt.Rectangle((j - 0.48, i - 0.48), 0.96, 0.96, fill=False, color="red", lw=1.8))
+        framed.append(f"{name} bounds: {point['amplitude_mv']:g} mV, {point['frequency_hz']:.3g} Hz, "
+                      f"{point['pulse_width_us']:g} µs")
+    if finite.size:
+        fig.colorbar(image_e, ax=axes[0, :], shrink=0.8, label="10⁶ mV²·ms")
+    fig.colorbar(image_r, ax=axes[1, :], shrink=0.8, label="R")
+    n = len(config.seeds)
+    fig.suptitle(f"FTSTS waveform sweep, {config.network.num_e} E / {config.network.num_i} I, {n} seeds per point\n"
+                 f"blank energy: latched on < {config.latch_fraction:.0%} of networks within "
+                 f"{config.stim_budget_s:g} s; red: the tuned points ({'; '.join(framed) or 'none'})", fontsize=10)
+    return fig
 
 
 # ------------------------------------------------------------------ training
@@ -278,15 +372,22 @@ def plot_training(log_csv: Path | str, out_dir: Path | str) -> Path:
 def plot_run(run_dir: Path | str) -> list[Path]:
     """Redraw every figure from the files under ``run_dir``, each next to its source.
 
-    Looks (recursively) for training logs (``train_log.csv``) and evaluation
-    results (``evaluation.json`` + ``evaluation.npz``).
+    Looks (recursively) for training logs (``train_log.csv``), evaluation
+    results (``evaluation.json`` + ``evaluation.npz``, with a ``sweep.json``
+    beside them for the energy plane) and sweeps (``sweep.json`` alone).
     """
     root = Path(run_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder")
     paths = [plot_training(log, log.parent) for log in sorted(root.rglob(TRAIN_LOG))]
     for npz in sorted(root.rglob(FILES["npz"])):
-        paths += plot_evaluation(EvaluationResult.load(npz.parent), npz.parent)
+        sweep = npz.parent / SWEEP_FILES["json"]
+        paths += plot_evaluation(EvaluationResult.load(npz.parent), npz.parent,
+                                 json.loads(sweep.read_text()) if sweep.is_file() else None)
+    for sweep in sorted(root.rglob(SWEEP_FILES["json"])):
+        if not (sweep.parent / FILES["npz"]).is_file():
+            paths.append(plot_sweep(SweepResult.load(sweep.parent), sweep.parent))
     if not paths:
-        raise FileNotFoundError(f"nothing to plot in {root}: no {TRAIN_LOG} or {FILES['npz']} below it")
+        raise FileNotFoundError(f"nothing to plot in {root}: no {TRAIN_LOG}, {FILES['npz']} or "
+                                f"{SWEEP_FILES['json']} below it")
     return paths

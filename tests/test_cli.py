@@ -4,7 +4,9 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
 
 from neuroloop_gpu.cli import _network_size, build_parser, main
 
@@ -77,6 +79,10 @@ def test_num_i_only_with_num_e():
     (["train", "--frames", "10", "--networks", "2", "--windows-per-batch", "25"],
      "argument --frames: must be at least one iteration's --networks x --windows-per-batch = 50 windows, got 10"),
     (["train", "--onset", "5"], "argument --onset: must be less than --episode (5 s), got 5.0"),
+    (["train", "--task", "lasting", "--episode", "30"],
+     "argument --episode: must be at least --onset + --budget + --followup = 45 s, got 30.0"),
+    (["train", "--followup", "1"], "argument --followup: must be 0 unless --budget is given, got 1.0"),
+    (["evaluate", "--policy", "", "--followup", "1"], "argument --followup: must be 0 unless --budget is given"),
     (["evaluate", "--policy", "", "--first-seed", "-5"], "argument --first-seed: must be an integer >= 0, got '-5'"),
     (["evaluate", "--policy", "", "--onset", "0.01"],
      "argument --onset: must be a whole number (>= 0) of 20 ms decision windows, in s, got '0.01'"),
@@ -153,7 +159,7 @@ def test_unreadable_checkpoint_is_an_error_not_a_traceback(tmp_path):
             main([*command, "--out", str(tmp_path), "--quiet"])
 
 
-@pytest.mark.parametrize("command", ["simulate", "train", "evaluate", "plot", "bench"])
+@pytest.mark.parametrize("command", ["simulate", "train", "evaluate", "sweep", "plot", "bench"])
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
@@ -170,3 +176,48 @@ def test_cli_and_gymnasium_envs_import_without_torchrl():
     from neuroloop_gpu.envs import FTSTSTorchEnv  # still there, on first use
 
     assert FTSTSTorchEnv.__module__ == "neuroloop_gpu.envs.torchrl_env"
+
+
+def test_lasting_task_from_sweep_to_training_to_evaluation(tmp_path):
+    """The lasting-effect workflow at tiny size: a sweep gives the tuned baseline, PPO trains on the lasting
+    task, and the evaluation runs the lasting protocol with the follow-up, the sweep's grid in its energy plane."""
+    from neuroloop_gpu.evaluation import EvaluationResult
+    from neuroloop_gpu.plots import energy_synchrony_figure
+
+    sweep = tmp_path / "sweep"
+    main(["sweep", *TINY, "--amplitudes", "150", "200", "--frequencies", "150", "--pulse-widths", "400", "1000",
+          "--seeds", "2", "--onset", "0.1", "--budget", "0.2", "--followup", "0.1", "--latch", "255",
+          "--out", str(sweep)])
+    run = tmp_path / "train"
+    main(["train", *TINY, "--task", "lasting", "--networks", "4", "--budget", "0.3", "--followup", "0.1",
+          "--windows-per-batch", "5", "--frames", "40", "--minibatch", "10", "--out", str(run)])
+    saved = torch.load(run / "checkpoint.pt", weights_only=False)["config"]
+    assert (saved["task"], saved["episode_s"], saved["stim_budget_s"], saved["followup_s"], saved["gamma"],
+            saved["weight_credit"]) == ("lasting", pytest.approx(0.4), 0.3, 0.1, 0.99, 20.0)
+    out = tmp_path / "evaluate"
+    main(["evaluate", *TINY, "--task", "lasting", "--controllers", "none", "ftsts-tuned-1ms",
+          "--policy", str(run / "checkpoint.pt"), "--sweep", str(sweep), "--seeds", "2", "--onset", "0.1",
+          "--budget", "0.2", "--followup", "0.1", "--out", str(out)])
+    result = EvaluationResult.load(out)
+    c = result.config
+    assert (c.duration_s, c.stim_onset_s, c.stim_budget_s, c.followup_s, c.latch_ends_stimulation) == \
+        (pytest.approx(0.4), 0.1, 0.2, 0.1, True)
+    assert not result.traces["stimulating"][:, :, -5:].any()  # the follow-up: every stimulator off
+    report = json.loads((out / "evaluation.json").read_text())
+    np.testing.assert_allclose([report["metrics"][n]["kop_followup"]["mean"] for n in result.names],
+                               result.traces["kop"][:, :, -5:].mean(axis=(1, 2)))
+    tuned = json.loads((sweep / "sweep.json").read_text())["tuned"]["1ms"]
+    assert report["controllers"]["ftsts-tuned-1ms"]["amplitude"] == tuned["amplitude_mv"]
+    assert (out / "sweep.json").read_text() == (sweep / "sweep.json").read_text()
+
+    figure = energy_synchrony_figure(result, json.loads((out / "sweep.json").read_text()))
+    ax = figure.axes[0]
+    metrics = result.network_metrics()
+    grid = np.concatenate([c.get_offsets() for c in ax.collections[:2]])
+    points = json.loads((sweep / "sweep.json").read_text())["points"]
+    expected = sorted((p["metrics"]["energy_mv2ms"]["mean"], p["metrics"]["kop_followup"]["mean"]) for p in points)
+    assert sorted(map(tuple, grid.tolist())) == pytest.approx(expected)
+    means = [bar.lines[0].get_xydata()[0] for bar in ax.containers]  # one errorbar per controller, in order
+    assert np.allclose(means, [(metrics["energy_mv2ms"][k].mean(), metrics["kop_followup"][k].mean())
+                               for k in range(len(result.names))])
+    assert "follow-up" in ax.get_ylabel()

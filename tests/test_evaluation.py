@@ -58,6 +58,20 @@ def test_network_metrics_on_synthetic_traces():
     assert m["latch_reached"].tolist() == [0.0, 1.0]
     assert m["energy_mv2ms"].tolist() == [0.0, 600.0] and m["charge_mvms"].tolist() == [0.0, 12.0]
     assert m["stimulating_fraction"] == pytest.approx([0.0, 6 / 15])
+    ramp = np.linspace(0.0, 0.95, windows)
+    assert m["kop_before"] == pytest.approx([0.5, ramp[:onset].mean()])  # < 1 s of baseline: all of it
+    assert math.isnan(m["kop_stimulating"][0]) and m["kop_stimulating"][1] == pytest.approx(ramp[5:11].mean())
+    assert np.isnan(m["kop_followup"]).all()  # no follow-up asked for
+    with_followup = network_metrics(traces, window_ms=20.0, onset_window=onset, latch_mv=75.0, followup_windows=4)
+    assert with_followup["kop_followup"] == pytest.approx([0.5, ramp[-4:].mean()])
+    long_baseline = network_metrics(traces, window_ms=2.0, onset_window=onset, latch_mv=75.0)
+    assert long_baseline["kop_before"][1] == pytest.approx(ramp[:onset].mean())
+    short_second = network_metrics(traces, window_ms=500.0, onset_window=onset, latch_mv=75.0)  # 1 s = 2 windows
+    assert short_second["kop_before"][1] == pytest.approx(ramp[3:5].mean())
+    no_baseline = network_metrics(traces, window_ms=20.0, onset_window=0, latch_mv=75.0)
+    assert np.isnan(no_baseline["kop_before"]).all()
+    with pytest.raises(ValueError, match="followup_windows must be in"):
+        network_metrics(traces, window_ms=20.0, onset_window=onset, latch_mv=75.0, followup_windows=15)
 
 
 def test_config_validation_names_the_parameter():
@@ -71,6 +85,14 @@ def test_config_validation_names_the_parameter():
         EvaluationConfig(stim_onset_s=0.015)
     with pytest.raises(ValueError, match="final_fraction must be in"):
         EvaluationConfig(final_fraction=0.0)
+    with pytest.raises(ValueError, match="duration_s must be stim_onset_s \\+ stim_budget_s \\+ followup_s = 12 s"):
+        EvaluationConfig(duration_s=10.0, stim_onset_s=1.0, stim_budget_s=10.0, followup_s=1.0)
+    with pytest.raises(ValueError, match="duration_s must be .* with a follow-up \\(stim_budget_s set\\)"):
+        EvaluationConfig(duration_s=10.0, followup_s=1.0)
+    with pytest.raises(ValueError, match="stim_budget_s must be None or a positive whole number of 20 ms windows"):
+        EvaluationConfig(stim_budget_s=0.01)
+    with pytest.raises(ValueError, match="followup_s must be a whole number"):
+        EvaluationConfig(followup_s=-1.0)
     with pytest.raises(ValueError, match="controllers must be distinct names"):
         evaluate(["none", NoStimulation()], EvaluationConfig(seeds=(0,), network=TINY, duration_s=0.04,
                                                               stim_onset_s=0.0, raster_ms=0.0))
@@ -120,3 +142,51 @@ def test_results_round_trip_through_their_files(tiny_run, tmp_path):
     assert json.dumps(loaded.summary(), default=str) == json.dumps(tiny_run.summary(), default=str)
     with pytest.raises(FileNotFoundError, match="not an evaluation folder"):
         EvaluationResult.load(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("backend", ["eager", "fused"])
+def test_rasters_hold_every_spike_of_their_windows(backend):
+    """Recording is switched on only for the raster windows, after the batch was built: every Euler step
+    of those windows must be in the raster (the kernel backends ran whole windows per call when built
+    unrecorded), so the raster's spikes per window equal the E rate the monitor counted in that window."""
+    from neuroloop_gpu.network.fused import fused_backend_problem
+
+    if backend == "fused" and fused_backend_problem() is not None:
+        pytest.skip(f"fused backend unavailable: {fused_backend_problem()}")
+    config = EvaluationConfig(seeds=(5, 6), network=TINY, duration_s=0.3, stim_onset_s=0.1, raster_ms=60.0)
+    result = evaluate({"none": NoStimulation(), "ftsts": OpenLoopFTSTS()}, config, device="cpu", backend=backend,
+                      progress=False)
+    assert result.backend == backend
+    steps, windows = round(config.window_ms / config.step_ms), round(config.raster_ms / config.window_ms)
+    for kind, start_s in result.raster_start_s.items():
+        first = round(start_s * 1000.0 / config.window_ms)
+        raster = result.rasters[kind].reshape(2, windows, steps, TINY.num_e)  # controllers, windows, steps, E
+        counted = raster.sum(axis=(2, 3))
+        rate = result.traces["rate_e_hz"][:, 0, first:first + windows]  # first seed of each controller
+        expected = rate * TINY.num_e * config.window_ms / 1000.0
+        np.testing.assert_allclose(counted, expected, rtol=0, atol=1e-6)
+        assert counted.min() > 10  # every window of this network fires: the comparison has something to count
+
+
+def test_lasting_protocol_gates_every_controller_and_measures_the_followup():
+    """Budget and latch act on every controller through the core; the follow-up metric is the mean R of
+    exactly the last followup_s, recomputed here from the traces."""
+    config = EvaluationConfig(seeds=(3, 4), network=TINY, duration_s=0.3, stim_onset_s=0.1, stim_budget_s=0.1,
+                              followup_s=0.1, latch_mv=259.0, latch_ends_stimulation=True, raster_ms=0.0)
+    result = evaluate({"none": NoStimulation(), "ftsts": OpenLoopFTSTS(latch_mv=None)}, config, device="cpu",
+                      progress=False)
+    on, weight, kop = (result.traces[k] for k in ("stimulating", "weight_mv", "kop"))
+    onset, end = 5, 10  # windows: stimulation may run in [5, 10), then 5 windows of follow-up
+    assert not on[:, :, :onset].any() and not on[:, :, end:].any() and not on[0].any()
+    tripped = 0
+    for s in range(2):  # ftsts ignores the latch itself; the core stops it after the first window below 259 mV
+        first = onset + int(np.argmax(weight[1, s, onset:] < 259.0))
+        stop = min(first + 1, end) if weight[1, s, first] < 259.0 else end
+        expected = (np.arange(15) >= onset) & (np.arange(15) < stop)
+        assert on[1, s].tolist() == expected.tolist()
+        tripped += stop < end
+    assert tripped >= 1  # the latch, not only the budget, ended a stimulation phase
+    metrics = result.network_metrics()
+    np.testing.assert_allclose(metrics["kop_followup"], kop[:, :, -5:].mean(-1))
+    np.testing.assert_allclose(metrics["kop_before"], kop[:, :, :onset].mean(-1))
+    assert "then 0.1 s of follow-up with every stimulator off" in result.markdown()

@@ -244,7 +244,7 @@ def test_fused_backend_gives_the_same_bits_as_eager_over_several_steps_per_call(
         pytest.skip("the kernel library has no torch vector math here")
     params = _plastic_small(mode)
     fused = NetworkBatch(3, params, seeds=[4, 5, 6], device="cpu", backend="fused", kop_sample_interval=2.0)
-    assert fused._block_steps == (200 if torch_math_in_kernel else 20)
+    assert fused._steps_per_call() == (200 if torch_math_in_kernel else 20)
     assert_identical_runs(NetworkBatch(3, params, seeds=[4, 5, 6], device="cpu", backend="eager",
                                        kop_sample_interval=2.0), fused)
 

@@ -13,6 +13,8 @@ from .controllers import (
     ThresholdParams,
     ThresholdStimulation,
     TrainParams,
+    TunedFTSTS,
+    TunedFTSTS1ms,
     make_controller,
 )
 
@@ -29,5 +31,7 @@ __all__ = [
     "ThresholdParams",
     "ThresholdStimulation",
     "TrainParams",
+    "TunedFTSTS",
+    "TunedFTSTS1ms",
     "make_controller",
 ]

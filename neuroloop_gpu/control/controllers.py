@@ -10,6 +10,8 @@ evaluation as the trained policy.
 |---|---|---|
 | ``none`` | :class:`NoStimulation` | amplitude 0 throughout |
 | ``ftsts`` | :class:`OpenLoopFTSTS` | the published protocol, latched off once J_I*w < 75 mV |
+| ``ftsts-tuned`` | :class:`TunedFTSTS` | the cheapest FTSTS setting of the full-size sweep within NeuroLoop's bounds |
+| ``ftsts-tuned-1ms`` | :class:`TunedFTSTS1ms` | the same with phases up to the published 1 ms |
 | ``hf-dbs`` | :class:`HighFrequencyDBS` | continuous clinical-style 130 Hz, 60 us, 200 mV |
 | ``threshold`` | :class:`ThresholdStimulation` | a fixed train on while synchrony is high (hysteresis) |
 | ``pi`` | :class:`ProportionalIntegral` | PI on synchrony drives the amplitude, anti-windup |
@@ -22,8 +24,11 @@ controllers differ in amplitude, rate, width and when they stimulate.
 from __future__ import annotations
 
 import abc
+import json
 import math
 from dataclasses import asdict, dataclass, fields
+from importlib import resources
+from pathlib import Path
 
 import torch
 
@@ -189,6 +194,51 @@ class OpenLoopFTSTS(_FixedTrainController):
         return self._switched(~self.latched)
 
 
+TUNED_FILE = "sweep_full.json"  # in neuroloop_gpu/policies: the full-size sweep (README: Results)
+
+
+def shipped_sweep() -> Path:
+    """The tuned points of the sweep this project ran at full size (``neuroloop sweep``), shipped in the package."""
+    return Path(str(resources.files("neuroloop_gpu") / "policies" / TUNED_FILE))
+
+
+class TunedFTSTS(OpenLoopFTSTS):
+    """The FTSTS train at the cheapest setting of an open-loop sweep: the bar a closed-loop controller
+    must clear (same waveform and latch as ``ftsts``, tuned amplitude, frequency and phase width).
+
+    ``sweep`` is a ``sweep.json`` written by ``neuroloop sweep`` (or its folder); the default is the
+    full-size sweep shipped with the package. Its tuned point within :attr:`bounds` (``"neuroloop"``:
+    the agent's action box, phases up to 500 us) gives the parameters; keyword overrides change them.
+    """
+
+    name = "ftsts-tuned"
+    bounds = "neuroloop"
+
+    def __init__(self, params: FTSTSParams | None = None, *, sweep: Path | str | None = None, **overrides: float):
+        self.sweep = Path(sweep) if sweep is not None else shipped_sweep()
+        if params is None:
+            from ..sweep import tuned_settings  # the sweep runs these controllers: imported here, not at the top
+
+            path = self.sweep / "sweep.json" if self.sweep.is_dir() else self.sweep
+            try:
+                document = json.loads(path.read_text())
+            except (OSError, ValueError) as error:
+                raise ValueError(f"sweep must be a readable sweep.json (or its folder), got {str(path)!r}: "
+                                 f"{error}") from None
+            overrides = {**tuned_settings(document, self.bounds), **overrides}
+        super().__init__(params, **overrides)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "sweep": str(self.sweep), "bounds": self.bounds}
+
+
+class TunedFTSTS1ms(TunedFTSTS):
+    """:class:`TunedFTSTS` within the wider bounds: phases up to the published protocol's 1 ms."""
+
+    name = "ftsts-tuned-1ms"
+    bounds = "1ms"
+
+
 @dataclass(frozen=True)
 class HFDBSParams(TrainParams):
     """Continuous clinical-style high-frequency DBS.
@@ -296,8 +346,8 @@ class ProportionalIntegral(_FixedTrainController):
 
 
 CONTROLLERS: dict[str, type[Controller]] = {
-    cls.name: cls for cls in (NoStimulation, OpenLoopFTSTS, HighFrequencyDBS, ThresholdStimulation,
-                              ProportionalIntegral)
+    cls.name: cls for cls in (NoStimulation, OpenLoopFTSTS, TunedFTSTS, TunedFTSTS1ms, HighFrequencyDBS,
+                              ThresholdStimulation, ProportionalIntegral)
 }
 
 

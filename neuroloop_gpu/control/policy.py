@@ -29,11 +29,12 @@ class PolicyController(Controller):
     """
 
     def __init__(self, checkpoint: Path | str, *, bounds: ActionBounds | None = None, name: str = "ppo"):
+        """``bounds`` default: the action box of the policy's training (``PPOConfig.bounds``)."""
         payload = load_checkpoint(checkpoint)
         self.config = PPOConfig.from_dict(payload["config"])
         self.name = name
         self.trained_on = (self.config.num_e, self.config.num_i)
-        self.bounds = bounds or ActionBounds()
+        self.bounds = bounds or self.config.bounds  # the box it was trained in
         spec = Bounded(low=-1.0, high=1.0, shape=(ACTION_DIM,), dtype=torch.float32)
         self.actor = build_actor(self.config, spec)
         load_state(self.actor, payload["actor"], checkpoint, "actor")
@@ -42,6 +43,7 @@ class PolicyController(Controller):
         self.synchrony = payload.get("observation_synchrony", "kop")  # older checkpoints all trained on R
         self.source = {"checkpoint": str(checkpoint), "iteration": payload["iteration"], "frames": payload["frames"],
                        "trained_on": list(self.trained_on), "synchrony": self.synchrony,
+                       "bounds": {k: list(getattr(self.bounds, k)) for k in ("amplitude", "frequency", "pulse_width")},
                        "versions": payload["versions"]}
 
     def describe(self) -> dict:

@@ -39,10 +39,10 @@ from torchrl.objectives.value import GAE
 from tqdm.auto import tqdm
 
 from ..config import NetworkParams, SimConfig, require, require_count
-from ..envs import FTSTSTorchEnv
+from ..envs import ActionBounds, FTSTSTorchEnv
 from ..envs.core import EpisodeConfig
 from ..envs.observation import OBSERVATION_NAMES
-from ..envs.reward import RewardConfig
+from ..envs.reward import RewardConfig, max_window_energy
 from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint
 
@@ -83,6 +83,15 @@ class PPOConfig:
     energy_weight: float = 0.2  # reward: penalty on stimulation energy (fraction of the maximum)
     coupling_weight: float = 0.5  # reward: penalty on the mean E->I weight fraction
     synchrony_weight: float = 1.0  # reward: penalty on synchrony (causal Kuramoto R)
+    task: str = "acute"  # the preset the episode and reward fields below come from (see TASKS)
+    stim_budget_s: float | None = None  # s of stimulation phase after the onset (None: the whole episode)
+    followup_s: float = 0.0  # s with the stimulator off after the stimulation phase, then the episode ends
+    latch_mv: float | None = None  # stimulation phase ends once mean J_I*w < latch_mv (None: no latch)
+    start_weight_mv: tuple[float, float] | None = None  # training episodes start from J_I*w drawn in this range
+    weight_credit: float = 0.0  # reward per unit decrease of the weight fraction
+    followup_weight: float = 0.0  # reward: penalty on synchrony in the follow-up
+    energy_scale_mv2ms: float | None = None  # reward: energy's unit (None: the strongest train the bounds allow)
+    max_pulse_width_us: float = 500.0  # top of the agent's phase-width range (NeuroLoop's box: 500 us)
     seed: int = 0  # see torch_seed; network b of rank r gets seed (seed * world_size + r) * num_envs + b
     checkpoint_every: int = 10  # iterations between checkpoints (and one at the end)
 
@@ -103,6 +112,11 @@ class PPOConfig:
                 (self.gamma, self.lmbda))
         require(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", "one or more widths >= 1",
                 self.hidden)
+        require(self.task in TASKS, "task", " or ".join(map(repr, TASKS)), self.task)
+        end = self.stim_onset_s + (self.stim_budget_s or 0.0) + self.followup_s
+        require(self.followup_s == 0 or end <= self.episode_s + 1e-9, "episode_s",
+                f"at least stim_onset_s + stim_budget_s + followup_s = {end:g} s", self.episode_s)
+        self.episode  # validates the episode fields
 
     @property
     def frames_per_batch(self) -> int:
@@ -115,7 +129,30 @@ class PPOConfig:
     @property
     def reward(self) -> RewardConfig:
         return RewardConfig(synchrony_weight=self.synchrony_weight, coupling_weight=self.coupling_weight,
-                            energy_weight=self.energy_weight)
+                            energy_weight=self.energy_weight, weight_credit=self.weight_credit,
+                            followup_synchrony_weight=self.followup_weight,
+                            energy_scale_mv2ms=self.energy_scale_mv2ms)
+
+    @property
+    def bounds(self) -> ActionBounds:
+        """The agent's action box: NeuroLoop's, with phases up to ``max_pulse_width_us``."""
+        return ActionBounds(pulse_width=(ActionBounds.pulse_width[0], self.max_pulse_width_us))
+
+    @property
+    def episode(self) -> EpisodeConfig:
+        """The training episodes (evaluation always starts from the published initial weight)."""
+        return EpisodeConfig(
+            stim_onset=self.stim_onset_s * 1000.0, latch_mv=self.latch_mv,
+            stim_budget=None if self.stim_budget_s is None else self.stim_budget_s * 1000.0,
+            followup=self.followup_s * 1000.0, start_weight_mv=self.start_weight_mv,
+        )
+
+    @classmethod
+    def for_task(cls, task: str, **overrides) -> "PPOConfig":
+        """The preset ``task`` of :data:`TASKS` with ``overrides`` (None values keep the preset's)."""
+        require(task in TASKS, "task", " or ".join(map(repr, TASKS)), task)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return cls(**{**TASKS[task], **given, "task": task})
 
     @classmethod
     def from_dict(cls, values: dict) -> "PPOConfig":
@@ -123,7 +160,29 @@ class PPOConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise CheckpointError(f"training config has unknown fields {unknown} (written by another version?)")
-        return cls(**{**values, "hidden": tuple(values.get("hidden", cls.hidden))})
+        start = values.get("start_weight_mv")
+        return cls(**{**values, "hidden": tuple(values.get("hidden", cls.hidden)),
+                      "start_weight_mv": None if start is None else tuple(start)})
+
+
+# Energy's unit in the lasting task: the mean energy per 20 ms window of the strongest train in NeuroLoop's box
+# (200 mV, 180 Hz, 500 us; 144,000 mV^2 ms), whatever box an agent trains in, so wider bounds price a pulse alike.
+NEUROLOOP_WINDOW_ENERGY = max_window_energy(ActionBounds(), SimConfig().sample_duration)
+
+TASKS: dict[str, dict] = {
+    # NeuroLoop's prototype task: acute suppression of synchrony at low energy, 5 s episodes.
+    "acute": {},
+    # The lasting effect (docs: "The lasting task"): stimulate until the latch (mean J_I*w < 75 mV) or a
+    # 40 s budget, then 5 s with the stimulator off. Reward: credit for lowering the weight, minus energy,
+    # minus synchrony in the follow-up; training episodes start from weights anywhere between the latch and
+    # the published 260 mV, so every stage of the depression is met early in training.
+    "lasting": {
+        "episode_s": 45.0, "stim_onset_s": 0.0, "stim_budget_s": 40.0, "followup_s": 5.0, "latch_mv": 75.0,
+        "start_weight_mv": (80.0, 260.0), "synchrony_weight": 0.0, "coupling_weight": 0.0, "energy_weight": 0.1,
+        "weight_credit": 20.0, "followup_weight": 0.05, "energy_scale_mv2ms": NEUROLOOP_WINDOW_ENERGY, "gamma": 0.99,
+        "windows_per_batch": 50,
+    },
+}
 
 
 def build_actor(config: PPOConfig, action_spec) -> ProbabilisticActor:
@@ -148,8 +207,9 @@ def build_critic(config: PPOConfig) -> ValueOperator:
 def make_env(config: PPOConfig, device: torch.device, rank: distributed.Rank, backend: str = "auto") -> TransformedEnv:
     """The batched env of this rank with observation normalisation and episode-return tracking."""
     base = FTSTSTorchEnv(
-        config.num_envs, SimConfig(duration=config.episode_s * 1000.0), config.network, reward=config.reward,
-        episode=EpisodeConfig(stim_onset=config.stim_onset_s * 1000.0), device=device, backend=backend,
+        config.num_envs, SimConfig(duration=config.episode_s * 1000.0), config.network, bounds=config.bounds,
+        reward=config.reward,
+        episode=config.episode, device=device, backend=backend,
         check_actions=False,
     )
     first_seed = (config.seed * rank.world_size + rank.rank) * config.num_envs
@@ -295,7 +355,9 @@ def train(config: PPOConfig, out: Path | str, *, device: torch.device | str = "c
             return
         loc, scale = observation_affine(env)
         save_checkpoint(checkpoint, {
-            "config": {**asdict(config), "hidden": list(config.hidden)}, "iteration": iteration, "frames": frames,
+            "config": {**asdict(config), "hidden": list(config.hidden),
+                       "start_weight_mv": None if config.start_weight_mv is None else list(config.start_weight_mv)},
+            "iteration": iteration, "frames": frames,
             "actor": actor.state_dict(), "critic": critic.state_dict(), "optimizer": optimizer.state_dict(),
             "obs_norm": env.transform[0].state_dict(),
             "obs_loc": loc, "obs_scale": scale, "observation_names": list(OBSERVATION_NAMES),

@@ -76,7 +76,7 @@ class FTSTSTorchEnv(EnvBase):
     def _info_keys() -> tuple[str, ...]:
         return ("time_s", "kop", "chi", "v_e_mean_mv", "v_e_std_mv", "v_i_mean_mv", "v_i_std_mv", "weight_mv",
                 "rate_e_hz", "rate_i_hz", "energy_mv2ms", "charge_mvms", "amplitude_mv", "frequency_hz",
-                "pulse_width_us", "stimulating", "invalid_action")
+                "pulse_width_us", "stimulating", "followup", "invalid_action")
 
     def _info(self, values: dict[str, torch.Tensor]) -> TensorDict:
         zeros = torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)

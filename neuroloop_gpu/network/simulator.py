@@ -179,7 +179,6 @@ class NetworkBatch:
         elif self.backend == "fused":
             self._stepper = FusedSteps(self.constants, num_networks, self.params.num_e + self.params.num_i,
                                        self.kop_every, self.device)
-        self._block_steps = self._steps_per_call()
         self._noise_steps = max(1, min(self.steps_per_window,
                                        _NOISE_ELEMENTS // (num_networks * (self.params.num_e + self.params.num_i))))
 
@@ -308,7 +307,7 @@ class NetworkBatch:
 
     def _steps_per_call(self) -> int:
         """Steps per call of a kernel backend: one when recording (the recordings are taken between
-        calls); a divisor of the window (of ``kop_every`` when the monitor takes the causal Kuramoto
+        calls; ``record`` is read per window, so recording may be switched on at any window); a divisor of the window (of ``kop_every`` when the monitor takes the causal Kuramoto
         samples between calls), and with noise drawn by torch as many as keep a call's draws under
         ``_BLOCK_NOISE_ELEMENTS``."""
         if self._stepper is None or self.record.spikes_e or self.record.traces:
@@ -325,7 +324,7 @@ class NetworkBatch:
         to the monitor's running sums, and between calls the monitor takes what the kernel does not
         (the Kuramoto samples unless it :attr:`samples_kuramoto`). Noise drawn by torch comes in
         chunks of whole calls, as many as fit in ``_NOISE_ELEMENTS`` draws."""
-        block, steps = self._block_steps, self.steps_per_window
+        block, steps = self._steps_per_call(), self.steps_per_window
         per_call = block * self.num_networks * (self.params.num_e + self.params.num_i)
         chunk = block * max(1, min(steps // block, _NOISE_ELEMENTS // per_call))
         for first in range(0, steps, chunk):
