@@ -20,8 +20,14 @@ import torch
 from tqdm import tqdm
 
 from neuroloop_gpu.bench.peers.brian2_peer import run_brian2
-from neuroloop_gpu.bench.workload import STEP_MS, STIM_AMPLITUDE_MV, STIM_FREQUENCY_HZ, STIM_PULSE_WIDTH_US, \
-    WINDOW_MS, parse_size
+from neuroloop_gpu.bench.workload import (
+    STEP_MS,
+    STIM_AMPLITUDE_MV,
+    STIM_FREQUENCY_HZ,
+    STIM_PULSE_WIDTH_US,
+    WINDOW_MS,
+    parse_size,
+)
 from neuroloop_gpu.config import RecordConfig
 from neuroloop_gpu.network import NetworkBatch
 from neuroloop_gpu.stimulus import PulseTrain

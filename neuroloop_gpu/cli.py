@@ -15,8 +15,8 @@ import torch
 from .bench import add_subcommand as add_bench_subcommand
 from .config import NetworkParams, PlasticityParams, RecordConfig, SimConfig
 from .control import CONTROLLERS, make_controller
-from .control.controllers import shipped_sweep
 from .control.checkpoint import CheckpointError
+from .control.controllers import shipped_sweep
 from .evaluation import EvaluationConfig, describe_device
 from .evaluation import evaluate as run_evaluation
 from .network import BACKEND_CHOICES, NetworkBatch, default_device
@@ -156,7 +156,8 @@ def train(args: argparse.Namespace) -> None:
     try:
         config = PPOConfig.for_task(
             args.task, num_envs=args.networks, num_e=num_e, num_i=num_i, episode_s=episode, stim_onset_s=onset,
-            stim_budget_s=budget, followup_s=followup, windows_per_batch=windows, total_frames=frames, epochs=args.epochs,
+            stim_budget_s=budget, followup_s=followup, windows_per_batch=windows, total_frames=frames,
+            epochs=args.epochs,
             minibatch_size=min(args.minibatch, batch), lr=args.lr, lr_schedule=args.lr_schedule, gamma=args.gamma,
             energy_weight=args.energy_weight, coupling_weight=args.coupling_weight,
             synchrony_weight=args.synchrony_weight, weight_credit=args.weight_credit,
@@ -194,11 +195,14 @@ def evaluate(args: argparse.Namespace) -> None:
     try:
         controllers = {name: make_controller(name, **({"sweep": sweep_path} if name.startswith("ftsts-tuned") else {}))
                        for name in args.controllers}
-        policy_path = SHIPPED_POLICIES[args.policy]() if args.policy in SHIPPED_POLICIES else (args.policy or None)
-        if policy_path is not None:
+        policies = _policies(args.policy)
+        if policies:
             from .control.policy import PolicyController
 
-            controllers["ppo"] = PolicyController(policy_path)
+            for name, path in policies.items():
+                _require_option(name not in controllers, "--policy", f"a name other than the controllers' "
+                                f"({', '.join(controllers)})", name)
+                controllers[name] = PolicyController(path, name=name)
         config = EvaluationConfig(
             seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
             network=NetworkParams(num_e=num_e, num_i=num_i), duration_s=duration, stim_onset_s=onset,
@@ -213,8 +217,8 @@ def evaluate(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
     written = result.save(out)
-    if policy_path is not None:  # the policy's training curves belong to the report
-        log = Path(policy_path).with_name("train_log.csv")
+    if policies:  # the (first) policy's training curves belong to the report
+        log = Path(next(iter(policies.values()))).with_name("train_log.csv")
         if log.is_file():
             shutil.copyfile(log, out / "train_log.csv")
     if any(name.startswith("ftsts-tuned") for name in controllers):  # the sweep's grid joins the energy plane
@@ -271,6 +275,18 @@ def shipped_full_policy() -> Path:
 
 
 SHIPPED_POLICIES = {"shipped": shipped_policy, "shipped-full": shipped_full_policy}
+
+
+def _policies(entries: list[str]) -> dict[str, Path]:
+    """``--policy`` entries -> {controller name: checkpoint}: ``shipped``, ``shipped-full``, a path, each
+    optionally as NAME=...; unnamed ones are ``ppo``, ``ppo-2``, ...; '' stands for none."""
+    policies: dict[str, Path] = {}
+    for entry in (e for e in entries if e):
+        name, _, source = entry.partition("=") if "=" in entry else ("", "", entry)
+        name = name or ("ppo" if not policies else f"ppo-{len(policies) + 1}")
+        _require_option(name not in policies, "--policy", "distinct names", name)
+        policies[name] = SHIPPED_POLICIES[source]() if source in SHIPPED_POLICIES else Path(source)
+    return policies
 
 
 def plot(args: argparse.Namespace) -> None:
@@ -362,10 +378,10 @@ def _add_evaluate_parser(commands) -> None:
     _add_size_options(cmd, default="small")
     cmd.add_argument("--controllers", nargs="*", choices=sorted(CONTROLLERS), default=list(CONTROLLERS),
                      help="baseline controllers")
-    cmd.add_argument("--policy", default="shipped",
-                     help="PPO checkpoint.pt to evaluate as 'ppo'; 'shipped' = the packaged acute-task policy "
-                          "(small network), 'shipped-full' = the packaged lasting-task policy (full network); "
-                          "'' = none")
+    cmd.add_argument("--policy", nargs="*", default=["shipped"],
+                     help="PPO checkpoints to evaluate, each a checkpoint.pt, 'shipped' (the packaged acute-task "
+                          "policy, small network) or 'shipped-full' (the packaged lasting-task policy, full "
+                          "network), optionally as NAME=...; unnamed ones are 'ppo', 'ppo-2', ...; '' = none")
     cmd.add_argument("--sweep", default="shipped",
                      help="sweep.json (or its folder) whose tuned points the ftsts-tuned controllers use; "
                           "'shipped' = the packaged full-size sweep")

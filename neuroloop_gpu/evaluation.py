@@ -107,7 +107,8 @@ class EvaluationConfig:
         require(self.dtype in ("float32", "float64"), "dtype", "'float32' or 'float64'", self.dtype)
         require(self.stim_budget_s is None or (math.isfinite(self.stim_budget_s) and self.stim_budget_s > 0
                                                and _whole(self.stim_budget_s * 1000.0 / self.window_ms)),
-                "stim_budget_s", f"None or a positive whole number of {self.window_ms:g} ms windows", self.stim_budget_s)
+                "stim_budget_s", f"None or a positive whole number of {self.window_ms:g} ms windows",
+                self.stim_budget_s)
         require(math.isfinite(self.followup_s) and self.followup_s >= 0
                 and _whole(self.followup_s * 1000.0 / self.window_ms), "followup_s",
                 f"a whole number (>= 0) of {self.window_ms:g} ms windows", self.followup_s)

@@ -20,8 +20,14 @@ from tqdm.auto import tqdm
 
 from .config import require, require_positive
 from .network import NetworkBatch
-from .stimulus import (FTSTS_AMPLITUDE_MV, FTSTS_FREQUENCY_HZ, FTSTS_PULSE_WIDTH_US, PUBLISHED_LATCH_MV,
-                       WAVEFORM_POLARITY, PulseTrain)
+from .stimulus import (
+    FTSTS_AMPLITUDE_MV,
+    FTSTS_FREQUENCY_HZ,
+    FTSTS_PULSE_WIDTH_US,
+    PUBLISHED_LATCH_MV,
+    WAVEFORM_POLARITY,
+    PulseTrain,
+)
 from .synchrony import kuramoto_order
 
 Waveform = Literal["ftsts", "swapped", "none"]

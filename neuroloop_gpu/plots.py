@@ -18,8 +18,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
 
 from .evaluation import FILES, EvaluationResult, t_quantile  # noqa: E402
 from .open_loop import PUBLISHED, OpenLoopRun, offline_kop  # noqa: E402

@@ -103,8 +103,9 @@ class PulseTrain:
             if not all_ok:  # name the first few offenders only: a batch may hold thousands of networks
                 bad = (~ok).nonzero().flatten()
                 shown = bad[:5].tolist()
+                more = f" (and {bad.numel() - 5} more)" if bad.numel() > 5 else ""
                 raise ValueError(f"PulseTrain.{name} must be {allowed}, got {getattr(self, name)[shown].tolist()} "
-                                 f"for networks {shown}" + (f" (and {bad.numel() - 5} more)" if bad.numel() > 5 else ""))
+                                 f"for networks {shown}" + more)
 
 
 @dataclass

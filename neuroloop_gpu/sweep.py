@@ -95,7 +95,8 @@ class SweepConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "SweepConfig":
         tuples = ("amplitudes_mv", "frequencies_hz", "pulse_widths_us", "seeds")
-        return cls(**{**data, **{k: tuple(data[k]) for k in tuples}, "network": NetworkParams.from_dict(data["network"])})
+        network = NetworkParams.from_dict(data["network"])
+        return cls(**{**data, **{k: tuple(data[k]) for k in tuples}, "network": network})
 
 
 def point_name(amplitude: float, frequency: float, pulse_width: float) -> str:

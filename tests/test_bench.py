@@ -13,8 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from neuroloop_gpu.bench import (BenchConfig, add_subcommand, compute_ratios, latest_results, parse_size, run,
-                                 run_benchmarks)
+from neuroloop_gpu.bench import (
+    BenchConfig,
+    add_subcommand,
+    compute_ratios,
+    latest_results,
+    parse_size,
+    run,
+    run_benchmarks,
+)
 from neuroloop_gpu.bench.harness import source_digest
 from neuroloop_gpu.bench.peers import expand_peers, run_peer
 from neuroloop_gpu.bench.peers.brian2_peer import ENV_PYTHON

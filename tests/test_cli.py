@@ -10,6 +10,7 @@ import torch
 
 from neuroloop_gpu.cli import _network_size, build_parser, main
 
+
 def refusal(argv, capsys) -> str:
     """What `neuroloop argv` printed as it refused: argparse's error (exit 2, on stderr) or the handler's."""
     with pytest.raises(SystemExit) as refused:
@@ -137,6 +138,18 @@ def test_train_evaluate_plot_end_to_end(tmp_path):
         figure.unlink()
     main(["plot", str(out), "--quiet"])
     assert len(list(out.glob("*.png"))) == len(figures)
+    # several policies side by side, named or numbered
+    main(["evaluate", *TINY, "--controllers", "none", "--policy", f"early={run / 'checkpoint.pt'}",
+          str(run / "checkpoint.pt"), "--seeds", "1", "--duration", "0.4", "--onset", "0.2", "--out",
+          str(tmp_path / "two")])
+    two = json.loads((tmp_path / "two" / "evaluation.json").read_text())
+    assert list(two["controllers"]) == ["none", "early", "ppo-2"]
+    assert two["metrics"]["early"] == two["metrics"]["ppo-2"]  # one checkpoint, the same networks
+    for policies, message in (([f"none={run / 'checkpoint.pt'}"], "a name other than the controllers'"),
+                              ([f"a={run / 'checkpoint.pt'}", f"a={run / 'checkpoint.pt'}"], "distinct names")):
+        with pytest.raises(SystemExit, match=message):
+            main(["evaluate", *TINY, "--controllers", "none", "--policy", *policies, "--seeds", "1",
+                  "--duration", "0.4", "--onset", "0.2", "--out", str(tmp_path / "bad")])
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -6,9 +6,9 @@ import torch
 
 from neuroloop_gpu.config import NetworkParams, PlasticityParams, RecordConfig, SimConfig
 from neuroloop_gpu.network import NetworkBatch
+from neuroloop_gpu.reference import ReferenceNetwork
 from neuroloop_gpu.rng import STREAM_MEMBRANE_NOISE, standard_normal
 from neuroloop_gpu.stimulus import PulseTrain, StimulatorState, render_window
-from neuroloop_gpu.reference import ReferenceNetwork
 
 WINDOWS = 16  # 16 x 200 = 3200 Euler steps
 SEEDS = [3, 11, 2024]

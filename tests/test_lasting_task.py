@@ -151,9 +151,9 @@ def test_lasting_training_runs_and_logs(tmp_path):
 def test_wider_phase_bounds_reach_the_env_and_the_evaluated_policy(tmp_path):
     """An agent trained with phases up to 1 ms acts in that box when evaluated, and pays for energy in the
     same unit as one trained in NeuroLoop's box (the lasting task fixes the unit)."""
+    from neuroloop_gpu.control import distributed
     from neuroloop_gpu.control.policy import PolicyController
     from neuroloop_gpu.control.ppo import make_env, train
-    from neuroloop_gpu.control import distributed
 
     config = PPOConfig.for_task("lasting", num_envs=2, num_e=40, num_i=10, windows_per_batch=5, total_frames=10,
                                 minibatch_size=10, episode_s=0.4, stim_budget_s=0.2, followup_s=0.2,

@@ -1,4 +1,5 @@
-"""The published full-size open-loop FTSTS run (25 s; 82-156 s on 2 CPU cores with the fused backend): `pytest -m slow`."""
+"""The published full-size open-loop FTSTS run (25 s; 82-156 s on 2 CPU cores with the fused backend):
+`pytest -m slow`."""
 
 import pytest
 

@@ -327,7 +327,8 @@ def test_a_failing_compiler_is_a_build_error(monkeypatch):
 
 
 def test_fused_backend_is_refused_on_a_gpu_device():
-    with pytest.raises(ValueError, match="backend must be 'eager', 'compiled' or 'triton' on cuda \\(the fused kernel is C"):
+    with pytest.raises(ValueError,
+                       match="backend must be 'eager', 'compiled' or 'triton' on cuda \\(the fused kernel is C"):
         NetworkBatch(1, SMALL, device="cuda", backend="fused")
 
 
@@ -351,7 +352,8 @@ def test_auto_backend_is_fused_where_it_can_run_else_eager():
 
 
 def test_unknown_backend_is_refused():
-    with pytest.raises(ValueError, match="backend must be 'auto', 'eager', 'compiled', 'fused' or 'triton', got 'cuda'"):
+    with pytest.raises(ValueError,
+                       match="backend must be 'auto', 'eager', 'compiled', 'fused' or 'triton', got 'cuda'"):
         NetworkBatch(1, SMALL, device="cpu", backend="cuda")
 
 

@@ -41,8 +41,8 @@ def test_exact_average_matches_dense_sampling(frequency, width):
 
 
 @settings(max_examples=60, deadline=None)
-@given(amplitude=st.one_of(st.just(0.0), st.floats(0.01, 300.0)), frequency=st.floats(5.0, 180.0), width=st.floats(1.0, 500.0),
-       dt=st.sampled_from([0.1, 0.05, 0.025, 0.2]))
+@given(amplitude=st.one_of(st.just(0.0), st.floats(0.01, 300.0)), frequency=st.floats(5.0, 180.0),
+       width=st.floats(1.0, 500.0), dt=st.sampled_from([0.1, 0.05, 0.025, 0.2]))
 def test_every_window_sequence_is_charge_balanced_and_energy_exact(amplitude, frequency, width, dt):
     steps = round(20.0 / dt)
     train = PulseTrain.constant(1, amplitude, frequency, width)

@@ -9,8 +9,17 @@
 """
 
 from .cli import add_subcommand, run
-from .harness import (BenchConfig, compute_ratios, device_slug, format_report, latest_results, load_results,
-                      run_benchmarks, target_summary, write_results)
+from .harness import (
+    BenchConfig,
+    compute_ratios,
+    device_slug,
+    format_report,
+    latest_results,
+    load_results,
+    run_benchmarks,
+    target_summary,
+    write_results,
+)
 from .plot import plot_results, plot_traffic
 from .traffic import format_traffic, traffic_model
 from .workload import SIZES, Size, parse_size

@@ -43,8 +43,16 @@ from ..network import BACKENDS, NetworkBatch
 from ..stimulus import PulseTrain
 from .measure import MemoryProbe, summarize_times, time_windows
 from .peers import expand_peers, run_peer
-from .workload import (GPU_TARGETS, STIM_AMPLITUDE_MV, STIM_FREQUENCY_HZ, STIM_PULSE_WIDTH_US, WINDOW_MS, WORKLOAD, Size,
-                       parse_size)
+from .workload import (
+    GPU_TARGETS,
+    STIM_AMPLITUDE_MV,
+    STIM_FREQUENCY_HZ,
+    STIM_PULSE_WIDTH_US,
+    WINDOW_MS,
+    WORKLOAD,
+    Size,
+    parse_size,
+)
 
 SCHEMA = "neuroloop-bench/1"
 TARGETS = ("simulator", "vector-env", "torchrl-env")

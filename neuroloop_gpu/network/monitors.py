@@ -110,7 +110,8 @@ class WindowMonitor:
             self.traces[1, :, k] = state.v_i.mean(-1)
             self.traces[2, :, k] = mean_weight_mv(state.weight, self.synapse_valid, self.j_i)
 
-    def finish(self, state: NetworkState, step_size: float, energy, charge, net_charge) -> tuple[WindowStats, WindowRecording]:
+    def finish(self, state: NetworkState, step_size: float, energy, charge,
+               net_charge) -> tuple[WindowStats, WindowRecording]:
         n = self.steps
         num_e, num_i = state.v_e.shape[1], state.v_i.shape[1]
         e_mean = self.neuron_e_sum.mean(-1) / n

@@ -250,7 +250,8 @@ class NetworkBatch:
         require(mask.dtype == torch.bool and mask.shape == (batch,), "mask", f"a bool tensor of shape ({batch},)",
                 f"{mask.dtype} {tuple(mask.shape)}")
         new_seeds = self._seed_tensor(seeds, batch, "seeds")
-        fresh = self._fresh_state(self.state.seed if new_seeds is None else torch.where(mask, new_seeds, self.state.seed))
+        seeds = self.state.seed if new_seeds is None else torch.where(mask, new_seeds, self.state.seed)
+        fresh = self._fresh_state(seeds)
         if new_seeds is None:
             fresh.episode = self.state.episode + 1
         else:
@@ -307,7 +308,8 @@ class NetworkBatch:
 
     def _steps_per_call(self) -> int:
         """Steps per call of a kernel backend: one when recording (the recordings are taken between
-        calls; ``record`` is read per window, so recording may be switched on at any window); a divisor of the window (of ``kop_every`` when the monitor takes the causal Kuramoto
+        calls; ``record`` is read per window, so recording may be switched on at any window); a divisor
+        of the window (of ``kop_every`` when the monitor takes the causal Kuramoto
         samples between calls), and with noise drawn by torch as many as keep a call's draws under
         ``_BLOCK_NOISE_ELEMENTS``."""
         if self._stepper is None or self.record.spikes_e or self.record.traces:

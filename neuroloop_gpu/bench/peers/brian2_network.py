@@ -48,7 +48,7 @@ from pathlib import Path
 def build_network(job: dict, stim_values, record_spikes: bool = False):
     """Create the groups, synapses and monitors in Brian2's magic network; return them in a dict."""
     import brian2 as b2
-    from brian2 import mV, ms
+    from brian2 import ms, mV
 
     p, stdp = job["params"], job["params"]["plasticity"]
     dt = job["dt_ms"]
