@@ -11,7 +11,6 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from neuroloop_gpu.config import NetworkParams
@@ -203,3 +202,22 @@ def test_shipped_policy_loads_and_acts():
     train_ = controller.act(torch.full((3, 6), 0.5), {})
     assert bool(torch.isfinite(train_.amplitude).all()) and bool((train_.frequency >= 5).all())
     assert shipped_policy().with_name("train_log.csv").is_file()
+
+
+def test_shipped_full_policy_is_the_lasting_task_run_and_acts_in_its_box():
+    import csv
+
+    from neuroloop_gpu.cli import shipped_full_policy
+
+    controller = PolicyController(shipped_full_policy())
+    config = controller.config
+    assert controller.trained_on == (1600, 400) and config.task == "lasting" and controller.synchrony == "kop"
+    assert (config.stim_budget_s, config.followup_s, config.latch_mv) == (40.0, 5.0, 75.0)
+    assert controller.bounds.pulse_width == (50.0, 500.0)
+    log = list(csv.DictReader(shipped_full_policy().with_name("train_log.csv").open()))
+    assert int(log[-1]["frames"]) == controller.describe()["frames"] == config.total_frames
+    assert [int(row["iteration"]) for row in log] == list(range(1, len(log) + 1))  # one unbroken log
+    controller.reset(4, torch.device("cpu"))
+    action = controller.act(torch.rand(4, 6), {})
+    assert ((action.amplitude >= 10) & (action.amplitude <= 200)).all()
+    assert ((action.pulse_width >= 50) & (action.pulse_width <= 500)).all()
