@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A GPU session's checks in one command: the CUDA tests, the CUDA benchmarks and profiles.
+# The checks to run on a CUDA machine, in one command: the CUDA tests, the CUDA benchmarks and profiles.
 #   bash benchmarks/gpu_session.sh tests bench profile     # stages, in order (default: tests bench scale profile)
 #   stages: tests, triton_tests, bench, scale, variants (Triton launch settings; BASE_REV=<commit> times that
 #           commit's kernel first, in the same run, from BASE_TREE if set), profile (torch profiler),

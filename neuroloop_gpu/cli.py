@@ -22,6 +22,7 @@ from .evaluation import evaluate as run_evaluation
 from .network import BACKEND_CHOICES, NetworkBatch, default_device
 from .open_loop import OpenLoopProtocol, run_open_loop, summarize
 from .plots import plot_open_loop, plot_run, plot_sweep
+from .sweep import sweep_file
 
 SIZES = {"full": (1600, 400), "small": (160, 40)}
 WINDOW_MS = SimConfig().sample_duration  # every duration is a whole number of these decision windows
@@ -222,7 +223,7 @@ def evaluate(args: argparse.Namespace) -> None:
         if log.is_file():
             shutil.copyfile(log, out / "train_log.csv")
     if any(name.startswith("ftsts-tuned") for name in controllers):  # the sweep's grid joins the energy plane
-        source = sweep_path / "sweep.json" if sweep_path.is_dir() else sweep_path
+        source = sweep_file(sweep_path)
         if not (out / "sweep.json").exists() or not (out / "sweep.json").samefile(source):
             shutil.copyfile(source, out / "sweep.json")
     figures = plot_run(out)

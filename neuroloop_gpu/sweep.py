@@ -179,6 +179,12 @@ def run_sweep(config: SweepConfig | None = None, *, device: torch.device | str |
                        result.backend, result.versions, result.wall_time_s)
 
 
+def sweep_file(path: Path | str) -> Path:
+    """The ``sweep.json`` that ``path`` names: the file itself, or the one in that folder."""
+    path = Path(path)
+    return path / FILES["json"] if path.is_dir() else path
+
+
 def tuned_settings(document: dict, bounds: str = "neuroloop") -> dict[str, float]:
     """amplitude, frequency and pulse_width of a sweep document's tuned point within ``bounds``."""
     require(bounds in BOUNDS, "bounds", " or ".join(map(repr, BOUNDS)), bounds)

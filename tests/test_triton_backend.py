@@ -228,7 +228,7 @@ runpy.run_path(os.path.join("benchmarks", "triton_variants.py"), run_name="__mai
 @needs_triton
 @pytest.mark.slow
 def test_variants_script_runs_kernel_files_from_one_state_in_the_interpreter(tmp_path):
-    """benchmarks/triton_variants.py, as the next GPU session runs it to check a candidate kernel, here in
+    """benchmarks/triton_variants.py, as a GPU run uses it to check a candidate kernel, here in
     Triton's interpreter: a kernel source file (the package's, loaded as a module of its own) under two
     compile-time settings; both variants start from one state and end in the same potentials."""
     rows = tmp_path / "variants.jsonl"

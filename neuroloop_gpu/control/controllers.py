@@ -194,12 +194,12 @@ class OpenLoopFTSTS(_FixedTrainController):
         return self._switched(~self.latched)
 
 
-TUNED_FILE = "sweep_full.json"  # in neuroloop_gpu/policies: the full-size sweep (README: Results)
+SHIPPED_SWEEP_FILE = "sweep_full.json"  # in neuroloop_gpu/policies: the full-size sweep (docs: results)
 
 
 def shipped_sweep() -> Path:
     """The tuned points of the sweep this project ran at full size (``neuroloop sweep``), shipped in the package."""
-    return Path(str(resources.files("neuroloop_gpu") / "policies" / TUNED_FILE))
+    return Path(str(resources.files("neuroloop_gpu") / "policies" / SHIPPED_SWEEP_FILE))
 
 
 class TunedFTSTS(OpenLoopFTSTS):
@@ -217,9 +217,9 @@ class TunedFTSTS(OpenLoopFTSTS):
     def __init__(self, params: FTSTSParams | None = None, *, sweep: Path | str | None = None, **overrides: float):
         self.sweep = Path(sweep) if sweep is not None else shipped_sweep()
         if params is None:
-            from ..sweep import tuned_settings  # the sweep runs these controllers: imported here, not at the top
+            from ..sweep import sweep_file, tuned_settings  # the sweep runs these controllers: not at the top
 
-            path = self.sweep / "sweep.json" if self.sweep.is_dir() else self.sweep
+            path = sweep_file(self.sweep)
             try:
                 document = json.loads(path.read_text())
             except (OSError, ValueError) as error:
