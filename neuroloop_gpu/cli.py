@@ -64,6 +64,7 @@ def _latch(text: str) -> float | str | None:
 COUNT = _checked(int, "an integer >= 1", lambda v: v >= 1)
 NATURAL = _checked(int, "an integer >= 0", lambda v: v >= 0)
 SECONDS = _checked(float, "a number of seconds >= 0", lambda v: math.isfinite(v) and v >= 0)
+POSITIVE = _checked(float, "a number > 0", lambda v: math.isfinite(v) and v > 0)
 EPISODE_S = _checked(float, f"a positive whole number of {WINDOW_MS:g} ms decision windows, in s", _whole_windows)
 ONSET_S = _checked(float, f"a whole number (>= 0) of {WINDOW_MS:g} ms decision windows, in s",
                    lambda v: v == 0 or _whole_windows(v))
@@ -161,7 +162,7 @@ def train(args: argparse.Namespace) -> None:
             epochs=args.epochs,
             minibatch_size=min(args.minibatch, batch), lr=args.lr, lr_schedule=args.lr_schedule, gamma=args.gamma,
             energy_weight=args.energy_weight, coupling_weight=args.coupling_weight,
-            synchrony_weight=args.synchrony_weight, weight_credit=args.weight_credit,
+            synchrony_weight=args.synchrony_weight, weight_credit=args.weight_credit, latch_mv=args.latch,
             followup_weight=args.followup_weight, hidden=tuple(args.hidden), seed=args.seed,
             checkpoint_every=args.checkpoint_every, max_pulse_width_us=args.max_pulse_width,
         )
@@ -208,6 +209,7 @@ def evaluate(args: argparse.Namespace) -> None:
             seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
             network=NetworkParams(num_e=num_e, num_i=num_i), duration_s=duration, stim_onset_s=onset,
             stim_budget_s=budget, followup_s=followup, latch_ends_stimulation=task["latch_ends_stimulation"],
+            latch_mv=args.latch,
             synchrony=args.synchrony, dtype=args.dtype,
         )
     except (ValueError, CheckpointError) as error:
@@ -357,6 +359,8 @@ def _add_train_parser(commands) -> None:
                      help="reward penalty on mean E->I weight (acute: 0.5, lasting: 0)")
     cmd.add_argument("--energy-weight", type=float, default=None,
                      help="reward penalty on stimulation energy (acute: 0.2, lasting: 0.1)")
+    cmd.add_argument("--latch", type=POSITIVE, default=None,
+                     help="the stimulation phase ends once mean J_I*w < this, mV (acute: no latch, lasting: 75)")
     cmd.add_argument("--weight-credit", type=float, default=None,
                      help="reward per unit fall of the mean E->I weight fraction (acute: 0, lasting: 20)")
     cmd.add_argument("--followup-weight", type=float, default=None,
@@ -399,6 +403,9 @@ def _add_evaluate_parser(commands) -> None:
     cmd.add_argument("--followup", type=ONSET_S, default=None,
                      help="s at the end with every stimulator off (needs --budget; duration = onset + budget + "
                           "follow-up)")
+    cmd.add_argument("--latch", type=POSITIVE, default=75.0,
+                     help="mean J_I*w, mV, below which a network counts as latched (time_to_latch_s); with --task "
+                          "lasting every controller's stimulation ends there")
     cmd.add_argument("--synchrony", choices=["kop", "chi"], default="kop",
                      help="observation feature 0 (a PPO policy needs the measure it was trained with)")
     _add_output_options(cmd, "runs/evaluate", "tables, traces, figures")
@@ -417,12 +424,11 @@ def _add_sweep_parser(commands) -> None:
     cmd = commands.add_parser("sweep", help="the FTSTS waveform over a grid of amplitude x frequency x phase width "
                               "(the tuned open-loop baseline)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_size_options(cmd, default="full")
-    positive = _checked(float, "a number > 0", lambda v: math.isfinite(v) and v > 0)
-    cmd.add_argument("--amplitudes", type=positive, nargs="+", default=list(defaults["amplitudes_mv"].default),
+    cmd.add_argument("--amplitudes", type=POSITIVE, nargs="+", default=list(defaults["amplitudes_mv"].default),
                      help="amplitudes, mV")
-    cmd.add_argument("--frequencies", type=positive, nargs="+", default=list(defaults["frequencies_hz"].default),
+    cmd.add_argument("--frequencies", type=POSITIVE, nargs="+", default=list(defaults["frequencies_hz"].default),
                      help="pulse frequencies, Hz")
-    cmd.add_argument("--pulse-widths", type=positive, nargs="+", default=list(defaults["pulse_widths_us"].default),
+    cmd.add_argument("--pulse-widths", type=POSITIVE, nargs="+", default=list(defaults["pulse_widths_us"].default),
                      help="phase widths, us (points whose two phases exceed the period are left out)")
     cmd.add_argument("--seeds", type=COUNT, default=3, help="networks per point")
     cmd.add_argument("--first-seed", type=NATURAL, default=2_000_000,
@@ -430,8 +436,8 @@ def _add_sweep_parser(commands) -> None:
     cmd.add_argument("--onset", type=ONSET_S, default=2.0, help="s without stimulation first")
     cmd.add_argument("--budget", type=EPISODE_S, default=40.0, help="s of stimulation at most")
     cmd.add_argument("--followup", type=ONSET_S, default=5.0, help="s with the stimulator off at the end")
-    cmd.add_argument("--latch", type=positive, default=75.0, help="stimulation ends once mean J_I*w < this, mV")
-    cmd.add_argument("--latch-fraction", type=positive, default=0.9,
+    cmd.add_argument("--latch", type=POSITIVE, default=75.0, help="stimulation ends once mean J_I*w < this, mV")
+    cmd.add_argument("--latch-fraction", type=POSITIVE, default=0.9,
                      help="a tuned point must latch on at least this fraction of its networks")
     _add_output_options(cmd, "runs/sweep", "sweep.json, sweep.csv, sweep.png")
     cmd.set_defaults(handler=sweep)

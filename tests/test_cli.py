@@ -83,6 +83,8 @@ def test_num_i_only_with_num_e():
     (["train", "--task", "lasting", "--episode", "30"],
      "argument --episode: must be at least --onset + --budget + --followup = 45 s, got 30.0"),
     (["train", "--followup", "1"], "argument --followup: must be 0 unless --budget is given, got 1.0"),
+    (["train", "--latch", "-3"], "argument --latch: must be a number > 0, got '-3'"),
+    (["evaluate", "--policy", "", "--latch", "nan"], "argument --latch: must be a number > 0, got 'nan'"),
     (["evaluate", "--policy", "", "--followup", "1"], "argument --followup: must be 0 unless --budget is given"),
     (["evaluate", "--policy", "", "--first-seed", "-5"], "argument --first-seed: must be an integer >= 0, got '-5'"),
     (["evaluate", "--policy", "", "--onset", "0.01"],
@@ -234,3 +236,21 @@ def test_lasting_task_from_sweep_to_training_to_evaluation(tmp_path):
     assert np.allclose(means, [(metrics["energy_mv2ms"][k].mean(), metrics["kop_followup"][k].mean())
                                for k in range(len(result.names))])
     assert "follow-up" in ax.get_ylabel()
+
+
+def test_latch_level_reaches_training_and_the_lasting_evaluation(tmp_path):
+    run = tmp_path / "train"
+    main(["train", *TINY, "--task", "lasting", "--latch", "95", "--networks", "2", "--budget", "0.2", "--followup",
+          "0.1", "--windows-per-batch", "5", "--frames", "10", "--minibatch", "10", "--out", str(run)])
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["config"]["latch_mv"] == 95.0
+    out = tmp_path / "evaluate"
+    main(["evaluate", *TINY, "--task", "lasting", "--latch", "259", "--controllers", "ftsts", "--policy", "",
+          "--seeds", "2", "--onset", "0.1", "--budget", "0.2", "--followup", "0.1", "--out", str(out)])
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["config"]["latch_mv"] == 259.0 and report["config"]["latch_ends_stimulation"]
+    traces = np.load(out / "evaluation.npz")
+    weight, on = traces["trace_weight_mv"][0], traces["trace_stimulating"][0].astype(bool)
+    for s in range(2):  # no window stimulates after one that ended below the latch
+        below = np.flatnonzero((weight[s] < 259.0) & (np.arange(weight.shape[1]) >= 5))
+        if below.size:
+            assert not on[s, below[0] + 1:].any()
