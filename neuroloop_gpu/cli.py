@@ -17,6 +17,7 @@ from .config import NetworkParams, PlasticityParams, RecordConfig, SimConfig
 from .control import CONTROLLERS, make_controller
 from .control.checkpoint import CheckpointError
 from .control.controllers import shipped_sweep
+from .envs import LASTING_BUDGET_S, LASTING_FOLLOWUP_S
 from .evaluation import EvaluationConfig, describe_device
 from .evaluation import evaluate as run_evaluation
 from .network import BACKEND_CHOICES, NetworkBatch, default_device
@@ -179,7 +180,8 @@ EVALUATION_TASKS = {  # evaluate --task: the episode every controller is evaluat
     "acute": {"duration": 10.0, "onset": 1.0, "budget": None, "followup": 0.0, "latch_ends_stimulation": False},
     # the lasting task's protocol from the published initial state: the published 2 s onset, stimulation until
     # the latch (for every controller) or 40 s, then 5 s with every stimulator off
-    "lasting": {"duration": 47.0, "onset": 2.0, "budget": 40.0, "followup": 5.0, "latch_ends_stimulation": True},
+    "lasting": {"duration": 2.0 + LASTING_BUDGET_S + LASTING_FOLLOWUP_S, "onset": 2.0, "budget": LASTING_BUDGET_S,
+                "followup": LASTING_FOLLOWUP_S, "latch_ends_stimulation": True},
 }
 
 
@@ -430,14 +432,19 @@ def _add_sweep_parser(commands) -> None:
                      help="pulse frequencies, Hz")
     cmd.add_argument("--pulse-widths", type=POSITIVE, nargs="+", default=list(defaults["pulse_widths_us"].default),
                      help="phase widths, us (points whose two phases exceed the period are left out)")
-    cmd.add_argument("--seeds", type=COUNT, default=3, help="networks per point")
-    cmd.add_argument("--first-seed", type=NATURAL, default=2_000_000,
+    seeds = defaults["seeds"].default
+    cmd.add_argument("--seeds", type=COUNT, default=len(seeds), help="networks per point")
+    cmd.add_argument("--first-seed", type=NATURAL, default=seeds[0],
                      help="first network seed (training uses seeds below 1,000,000, evaluation 1,000,000 on)")
-    cmd.add_argument("--onset", type=ONSET_S, default=2.0, help="s without stimulation first")
-    cmd.add_argument("--budget", type=EPISODE_S, default=40.0, help="s of stimulation at most")
-    cmd.add_argument("--followup", type=ONSET_S, default=5.0, help="s with the stimulator off at the end")
-    cmd.add_argument("--latch", type=POSITIVE, default=75.0, help="stimulation ends once mean J_I*w < this, mV")
-    cmd.add_argument("--latch-fraction", type=POSITIVE, default=0.9,
+    cmd.add_argument("--onset", type=ONSET_S, default=defaults["stim_onset_s"].default,
+                     help="s without stimulation first")
+    cmd.add_argument("--budget", type=EPISODE_S, default=defaults["stim_budget_s"].default,
+                     help="s of stimulation at most")
+    cmd.add_argument("--followup", type=ONSET_S, default=defaults["followup_s"].default,
+                     help="s with the stimulator off at the end")
+    cmd.add_argument("--latch", type=POSITIVE, default=defaults["latch_mv"].default,
+                     help="stimulation ends once mean J_I*w < this, mV")
+    cmd.add_argument("--latch-fraction", type=POSITIVE, default=defaults["latch_fraction"].default,
                      help="a tuned point must latch on at least this fraction of its networks")
     _add_output_options(cmd, "runs/sweep", "sweep.json, sweep.csv, sweep.png")
     cmd.set_defaults(handler=sweep)

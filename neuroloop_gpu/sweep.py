@@ -31,14 +31,15 @@ import torch
 
 from .config import NetworkParams, is_finite, require
 from .control.controllers import OpenLoopFTSTS
+from .envs import LASTING_BUDGET_S, LASTING_FOLLOWUP_S, LASTING_LATCH_MV, ActionBounds
 from .evaluation import EvaluationConfig, _json_ready, evaluate, mean_interval
 from .stimulus import FTSTS_FREQUENCY_HZ
 
 # Phase width allowed by each set of bounds (amplitude and frequency: the agent's box, 10-200 mV, 5-180 Hz).
 # "neuroloop": NeuroLoop's action box (50-500 us), what the PPO agent may choose; "1ms": phases up to the
 # published protocol's 1 ms.
-BOUNDS = {"neuroloop": {"amplitude": (10.0, 200.0), "frequency": (5.0, 180.0), "pulse_width": (50.0, 500.0)},
-          "1ms": {"amplitude": (10.0, 200.0), "frequency": (5.0, 180.0), "pulse_width": (50.0, 1000.0)}}
+BOUNDS = {"neuroloop": ActionBounds(),
+          "1ms": ActionBounds(pulse_width=(ActionBounds.pulse_width[0], 1000.0))}
 SWEEP_METRICS = ("latch_reached", "time_to_latch_s", "energy_mv2ms", "charge_mvms", "kop_before", "kop_stimulating",
                  "kop_followup", "weight_final_mv")
 FILES = {"json": "sweep.json", "csv": "sweep.csv", "figure": "sweep.png"}
@@ -59,9 +60,9 @@ class SweepConfig:
     seeds: tuple[int, ...] = tuple(range(2_000_000, 2_000_003))  # disjoint from training (< 1e6) and evaluation
     network: NetworkParams = field(default_factory=NetworkParams)  # the full 1600 E / 400 I network
     stim_onset_s: float = 2.0  # s without stimulation first (the published onset)
-    stim_budget_s: float = 40.0  # s of stimulation at most
-    followup_s: float = 5.0  # s with the stimulator off at the end
-    latch_mv: float = 75.0  # mV, stimulation ends for good once mean J_I*w falls below it
+    stim_budget_s: float = LASTING_BUDGET_S  # s of stimulation at most
+    followup_s: float = LASTING_FOLLOWUP_S  # s with the stimulator off at the end
+    latch_mv: float = LASTING_LATCH_MV  # mV, stimulation ends for good once mean J_I*w falls below it
     latch_fraction: float = 0.9  # a tuned point must latch on at least this fraction of its networks
     dtype: str = "float32"
 
@@ -129,7 +130,7 @@ class SweepResult:
         best = {}
         for name, bounds in BOUNDS.items():
             inside = [row for row in self.summary()
-                      if all(bounds[k][0] <= row[f"{k}_{unit}"] <= bounds[k][1]
+                      if all(getattr(bounds, k)[0] <= row[f"{k}_{unit}"] <= getattr(bounds, k)[1]
                              for k, unit in (("amplitude", "mv"), ("frequency", "hz"), ("pulse_width", "us")))
                       and row["metrics"]["latch_reached"]["mean"] >= self.config.latch_fraction]
             best[name] = min(inside, key=lambda row: row["metrics"]["energy_mv2ms"]["mean"], default=None)
@@ -141,7 +142,8 @@ class SweepResult:
         out.mkdir(parents=True, exist_ok=True)
         paths = {kind: out / name for kind, name in FILES.items() if kind != "figure"}
         document = {
-            "config": self.config.to_dict(), "bounds": BOUNDS, "points": self.summary(), "tuned": self.tuned(),
+            "config": self.config.to_dict(), "bounds": {name: asdict(b) for name, b in BOUNDS.items()},
+            "points": self.summary(), "tuned": self.tuned(),
             "per_network": {m: v.tolist() for m, v in self.per_network.items()},
             "device": self.device, "backend": self.backend, "versions": self.versions,
             "wall_time_s": self.wall_time_s,

@@ -39,7 +39,7 @@ from torchrl.objectives.value import GAE
 from tqdm.auto import tqdm
 
 from ..config import NetworkParams, SimConfig, require, require_count
-from ..envs import ActionBounds, FTSTSTorchEnv
+from ..envs import LASTING_BUDGET_S, LASTING_FOLLOWUP_S, LASTING_LATCH_MV, ActionBounds, FTSTSTorchEnv
 from ..envs.core import EpisodeConfig
 from ..envs.observation import OBSERVATION_NAMES
 from ..envs.reward import RewardConfig, max_window_energy
@@ -177,7 +177,8 @@ TASKS: dict[str, dict] = {
     # minus synchrony in the follow-up; training episodes start from weights anywhere between the latch and
     # the published 260 mV, so every stage of the depression is met early in training.
     "lasting": {
-        "episode_s": 45.0, "stim_onset_s": 0.0, "stim_budget_s": 40.0, "followup_s": 5.0, "latch_mv": 75.0,
+        "episode_s": LASTING_BUDGET_S + LASTING_FOLLOWUP_S, "stim_onset_s": 0.0, "stim_budget_s": LASTING_BUDGET_S,
+        "followup_s": LASTING_FOLLOWUP_S, "latch_mv": LASTING_LATCH_MV,
         "start_weight_mv": (80.0, 260.0), "synchrony_weight": 0.0, "coupling_weight": 0.0, "energy_weight": 0.1,
         "weight_credit": 20.0, "followup_weight": 0.05, "energy_scale_mv2ms": NEUROLOOP_WINDOW_ENERGY, "gamma": 0.99,
         "windows_per_batch": 50,

@@ -9,7 +9,7 @@ prototype, 5 s episodes; pass ``model_params`` / ``sim_config`` to change).
 from gymnasium.envs.registration import register, registry
 
 from .actions import ActionBounds
-from .core import DBSCore, EpisodeConfig
+from .core import LASTING_BUDGET_S, LASTING_FOLLOWUP_S, LASTING_LATCH_MV, DBSCore, EpisodeConfig
 from .reward import RewardConfig
 from .single_env import DBSEnv, FTSTSEnv
 from .vector_env import FTSTSVectorEnv
@@ -34,5 +34,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ENV_ID", "ActionBounds", "DBSCore", "DBSEnv", "EpisodeConfig", "FTSTSEnv", "FTSTSTorchEnv",
-           "FTSTSVectorEnv", "RewardConfig"]
+__all__ = ["ENV_ID", "LASTING_BUDGET_S", "LASTING_FOLLOWUP_S", "LASTING_LATCH_MV", "ActionBounds", "DBSCore",
+           "DBSEnv", "EpisodeConfig", "FTSTSEnv", "FTSTSTorchEnv", "FTSTSVectorEnv", "RewardConfig"]

@@ -20,10 +20,16 @@ import torch
 from ..config import NetworkParams, RecordConfig, SimConfig, is_finite, require
 from ..network import NetworkBatch
 from ..rng import STREAM_EPISODE_START, uniform_words, words_to_uniform
-from ..stimulus import PulseTrain
+from ..stimulus import PUBLISHED_LATCH_MV, PulseTrain
 from .actions import ActionBounds, pulse_train, to_physical
 from .observation import initial_observation, observe, weight_fraction
 from .reward import RewardConfig, max_window_energy, reward
+
+# The lasting-effect task (docs/lasting.md), shared by training, evaluation and the open-loop sweep: stimulation
+# until the published latch (mean J_I*w < 75 mV) or this budget, then this follow-up with the stimulator off.
+LASTING_BUDGET_S = 40.0
+LASTING_FOLLOWUP_S = 5.0
+LASTING_LATCH_MV = PUBLISHED_LATCH_MV[1.0]
 
 
 @dataclass(frozen=True)
