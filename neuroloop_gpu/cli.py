@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import shutil
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import fields, replace
 from importlib import metadata, resources
 from pathlib import Path
 
@@ -18,14 +22,17 @@ from .control import CONTROLLERS, make_controller
 from .control.checkpoint import CheckpointError
 from .control.controllers import shipped_sweep
 from .envs import LASTING_BUDGET_S, LASTING_FOLLOWUP_S
-from .evaluation import EvaluationConfig, describe_device
+from .evaluation import EvaluationConfig, _json_ready, describe_device
 from .evaluation import evaluate as run_evaluation
 from .network import BACKEND_CHOICES, NetworkBatch, default_device
 from .open_loop import OpenLoopProtocol, run_open_loop, summarize
 from .plots import plot_open_loop, plot_run, plot_sweep
+from .run_folder import RunFolderError, claim
 from .sweep import sweep_file
+from .usage import UsageError, exit_with
 
 SIZES = {"full": (1600, 400), "small": (160, 40)}
+MAX_AMPLITUDE_MV = 1000.0  # simulate --amplitude: 10x the published pulse, 5x the top of NeuroLoop's box
 WINDOW_MS = SimConfig().sample_duration  # every duration is a whole number of these decision windows
 
 
@@ -64,7 +71,6 @@ def _latch(text: str) -> float | str | None:
 
 COUNT = _checked(int, "an integer >= 1", lambda v: v >= 1)
 NATURAL = _checked(int, "an integer >= 0", lambda v: v >= 0)
-SECONDS = _checked(float, "a number of seconds >= 0", lambda v: math.isfinite(v) and v >= 0)
 POSITIVE = _checked(float, "a number > 0", lambda v: math.isfinite(v) and v > 0)
 EPISODE_S = _checked(float, f"a positive whole number of {WINDOW_MS:g} ms decision windows, in s", _whole_windows)
 ONSET_S = _checked(float, f"a whole number (>= 0) of {WINDOW_MS:g} ms decision windows, in s",
@@ -74,7 +80,25 @@ ONSET_S = _checked(float, f"a whole number (>= 0) of {WINDOW_MS:g} ms decision w
 def _require_option(condition: bool, option: str, allowed: str, value: object) -> None:
     """Cross-option checks argparse cannot make, reported in the same words."""
     if not condition:
-        raise SystemExit(f"error: argument {option}: must be {allowed}, got {value}")
+        raise UsageError(f"argument {option}: must be {allowed}, got {value}")
+
+
+@contextmanager
+def _refusing() -> Iterator[None]:
+    """The library's validation (a ValueError naming the parameter and what is allowed) as a usage error.
+
+    Only around building configurations, networks and controllers: an error raised by the work itself
+    keeps its traceback.
+    """
+    try:
+        yield
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _write_json(path: Path, document: dict) -> None:
+    """Strict JSON (no NaN or Infinity, which strict parsers reject): non-finite numbers become null."""
+    path.write_text(json.dumps(_json_ready(document), indent=1, allow_nan=False))
 
 
 def _package_version() -> str:
@@ -85,37 +109,49 @@ def _package_version() -> str:
 
 
 def _device(name: str) -> torch.device:
+    """``--device``, checked against this machine before any work."""
     if name == "auto":
         return default_device()
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda requested but CUDA is not available; use --device cpu")
+    allowed = "auto, cpu, cuda or cuda:N"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        device = None
+    _require_option(device is not None and device.type in ("cpu", "cuda"), "--device", allowed, repr(name))
+    if device.type == "cpu":
+        _require_option(device.index in (None, 0), "--device", "cpu without an index (one CPU device, all its "
+                        "cores)", repr(name))
+        return device
+    if not torch.cuda.is_available():
+        raise UsageError(f"argument --device: {name} requested but CUDA is not available here; use --device cpu")
+    count = torch.cuda.device_count()
+    _require_option(device.index is None or device.index < count, "--device",
+                    f"cuda or cuda:N with N < {count} (the GPUs of this machine)", repr(name))
     return device
 
 
 def simulate(args: argparse.Namespace) -> dict:
     num_e, num_i = _network_size(args)
-    try:
+    _require_option(args.waveform == "none" or args.onset < args.duration, "--onset",
+                    f"less than --duration ({args.duration:g} s), or the run never stimulates", args.onset)
+    device = _device(args.device)
+    with _refusing():
         params = NetworkParams(num_e=num_e, num_i=num_i, j_i=args.j_i, synaptic_input=args.synaptic_input,
                                noise_scaling=args.noise, plasticity=PlasticityParams())
         sim = SimConfig(duration=args.duration * 1000.0, seed=args.seed)
         protocol = OpenLoopProtocol(waveform=args.waveform, amplitude=args.amplitude, onset=args.onset * 1000.0,
                                     latch_mv=args.latch)
-        device = _device(args.device)
         dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
         net = NetworkBatch(args.networks, params, sim, device=device, dtype=dtype,
                            record=RecordConfig(spikes_e=True), backend=args.backend)
-    except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
-    run = run_open_loop(net, protocol, sim.num_windows, progress=not args.quiet)
-    summary = summarize(run, protocol, device=describe_device(device))
-    summary["network"] = {"num_e": num_e, "num_i": num_i, "j_i": args.j_i, "synaptic_input": args.synaptic_input,
-                          "noise_scaling": args.noise, "dtype": args.dtype}
-    summary["bytes_per_network"] = net.bytes_per_network()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    figure = plot_open_loop(run, summary, out)
+    with claim(args.out, overwrite=args.overwrite) as out:
+        run = run_open_loop(net, protocol, sim.num_windows, progress=not args.quiet)
+        summary = summarize(run, protocol, device=describe_device(device))
+        summary["network"] = {"num_e": num_e, "num_i": num_i, "j_i": args.j_i, "synaptic_input": args.synaptic_input,
+                              "noise_scaling": args.noise, "dtype": args.dtype}
+        summary["bytes_per_network"] = net.bytes_per_network()
+        _write_json(out / "summary.json", summary)
+        figure = plot_open_loop(run, summary, out)
     if not args.quiet:
         first = summary["networks"][0]
         print(f"kop before/during/after: {first.get('kop_before')}, {first.get('kop_during')}, "
@@ -128,52 +164,68 @@ def simulate(args: argparse.Namespace) -> dict:
 def _network_size(args: argparse.Namespace) -> tuple[int, int]:
     if args.num_e is None:
         _require_option(args.num_i is None, "--num-i", "given with --num-e (--size sets both)", args.num_i)
-        return SIZES[args.size]
+        return SIZES[args.size or "small"]  # train's --size has no default: a resumed run keeps its size
     return args.num_e, args.num_e // 4 if args.num_i is None else args.num_i
+
+
+TRAIN_FIELDS = {  # train option -> the PPOConfig field it sets
+    "networks": "num_envs", "episode": "episode_s", "onset": "stim_onset_s", "budget": "stim_budget_s",
+    "followup": "followup_s", "windows_per_batch": "windows_per_batch", "frames": "total_frames", "epochs": "epochs",
+    "minibatch": "minibatch_size", "lr": "lr", "lr_schedule": "lr_schedule", "gamma": "gamma",
+    "synchrony_weight": "synchrony_weight", "coupling_weight": "coupling_weight", "energy_weight": "energy_weight",
+    "latch": "latch_mv", "weight_credit": "weight_credit", "followup_weight": "followup_weight",
+    "max_pulse_width": "max_pulse_width_us", "hidden": "hidden", "seed": "seed", "checkpoint_every": "checkpoint_every",
+}
 
 
 def train(args: argparse.Namespace) -> None:
     # TorchRL and TensorDict (seconds to import) only for the commands that use them
-    from .control.ppo import TASKS, PPOConfig
+    from .control.checkpoint import load_checkpoint
+    from .control.ppo import PPOConfig
     from .control.ppo import train as train_ppo
 
-    num_e, num_i = _network_size(args)
-    fields = ("episode_s", "stim_onset_s", "windows_per_batch", "stim_budget_s", "followup_s")
-    preset = {**{f: getattr(PPOConfig, f) for f in fields}, **TASKS[args.task]}
-    onset = preset["stim_onset_s"] if args.onset is None else args.onset
-    windows = preset["windows_per_batch"] if args.windows_per_batch is None else args.windows_per_batch
-    budget = preset["stim_budget_s"] if args.budget is None else args.budget
-    followup = preset["followup_s"] if args.followup is None else args.followup
-    _require_option(not followup or budget is not None, "--followup", "0 unless --budget is given", followup)
-    episode = preset["episode_s"] if args.episode is None else args.episode
-    if followup:  # the phases fill the episode unless --episode says otherwise
-        end = onset + budget + followup
-        episode = end if args.episode is None else episode
-        _require_option(episode >= end - 1e-9, "--episode", f"at least --onset + --budget + --followup = {end:g} s",
-                        episode)
-    batch = args.networks * windows
-    frames = args.frames if args.frames is not None else batch * 40
-    _require_option(frames >= batch, "--frames", f"at least one iteration's --networks x --windows-per-batch = "
-                    f"{batch} windows", frames)
-    _require_option(onset < episode, "--onset", f"less than --episode ({episode:g} s)", onset)
-    try:
-        config = PPOConfig.for_task(
-            args.task, num_envs=args.networks, num_e=num_e, num_i=num_i, episode_s=episode, stim_onset_s=onset,
-            stim_budget_s=budget, followup_s=followup, windows_per_batch=windows, total_frames=frames,
-            epochs=args.epochs,
-            minibatch_size=min(args.minibatch, batch), lr=args.lr, lr_schedule=args.lr_schedule, gamma=args.gamma,
-            energy_weight=args.energy_weight, coupling_weight=args.coupling_weight,
-            synchrony_weight=args.synchrony_weight, weight_credit=args.weight_credit, latch_mv=args.latch,
-            followup_weight=args.followup_weight, hidden=tuple(args.hidden), seed=args.seed,
-            checkpoint_every=args.checkpoint_every, max_pulse_width_us=args.max_pulse_width,
-        )
-        result = train_ppo(config, args.out, device=_device(args.device), backend=args.backend, resume=args.resume,
-                           progress=not args.quiet)
-    except (ValueError, CheckpointError) as error:
-        raise SystemExit(f"error: {error}") from None
+    given = {field: getattr(args, opt) for opt, field in TRAIN_FIELDS.items() if getattr(args, opt) is not None}
+    if "hidden" in given:
+        given["hidden"] = tuple(given["hidden"])
+    if (args.size, args.num_e, args.num_i) != (None, None, None):
+        given["num_e"], given["num_i"] = _network_size(args)
+    device = _device(args.device)
+    with _refusing():
+        if args.resume is None:
+            config = _new_training(args.task or "acute", given)
+        else:  # what the checkpoint was trained with, changed only where asked
+            saved = PPOConfig.from_dict(load_checkpoint(args.resume)["config"])
+            _require_option(args.task in (None, saved.task), "--task", f"the resumed run's task ({saved.task!r})",
+                            args.task)
+            config = replace(saved, **given)
+    with _refusing():  # a backend that cannot run here is refused as the networks are built, before any window
+        result = train_ppo(config, args.out, device=device, backend=args.backend, resume=args.resume,
+                           allow_changes=args.allow_change, overwrite=args.overwrite, progress=not args.quiet)
     if not args.quiet:
         print(f"trained {result.iterations} iterations, {result.frames} windows in {result.wall_s:.1f} s; "
               f"wrote {result.checkpoint} and {result.log}")
+
+
+def _new_training(task: str, given: dict):
+    """The PPOConfig of a new run: the task's preset, the options given, and what follows from them."""
+    from .control.ppo import TASKS, PPOConfig
+
+    values = {**{f.name: f.default for f in fields(PPOConfig)}, **TASKS[task], **given}
+    onset, budget, followup = values["stim_onset_s"], values["stim_budget_s"], values["followup_s"]
+    _require_option(not followup or budget is not None, "--followup", "0 unless --budget is given", followup)
+    episode = values["episode_s"]
+    if followup:  # the phases fill the episode unless --episode says otherwise
+        end = onset + budget + followup
+        episode = given.get("episode_s", end)
+        _require_option(episode >= end - 1e-9, "--episode", f"at least --onset + --budget + --followup = {end:g} s",
+                        episode)
+    _require_option(onset < episode, "--onset", f"less than --episode ({episode:g} s)", onset)
+    batch = values["num_envs"] * values["windows_per_batch"]
+    frames = given.get("total_frames", batch * 40)
+    _require_option(frames >= batch, "--frames", f"at least one iteration's --networks x --windows-per-batch = "
+                    f"{batch} windows", frames)
+    return PPOConfig.for_task(task, **{**given, "episode_s": episode, "total_frames": frames,
+                                       "minibatch_size": min(values["minibatch_size"], batch)})
 
 
 EVALUATION_TASKS = {  # evaluate --task: the episode every controller is evaluated on (s)
@@ -194,9 +246,9 @@ def evaluate(args: argparse.Namespace) -> None:
     if args.duration is None and followup:
         duration = onset + budget + followup  # the phases fill the episode
     _require_option(onset < duration, "--onset", f"less than --duration ({duration:g} s)", onset)
-    out = Path(args.out)
     sweep_path = shipped_sweep() if args.sweep == "shipped" else Path(args.sweep)
-    try:
+    device = _device(args.device)
+    with _refusing():
         controllers = {name: make_controller(name, **({"sweep": sweep_path} if name.startswith("ftsts-tuned") else {}))
                        for name in args.controllers}
         policies = _policies(args.policy)
@@ -207,6 +259,8 @@ def evaluate(args: argparse.Namespace) -> None:
                 _require_option(name not in controllers, "--policy", f"a name other than the controllers' "
                                 f"({', '.join(controllers)})", name)
                 controllers[name] = PolicyController(path, name=name)
+        inputs = [*policies.values(), *([sweep_file(sweep_path)] if any(n.startswith("ftsts-tuned") for n in
+                                                                      controllers) else [])]
         config = EvaluationConfig(
             seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
             network=NetworkParams(num_e=num_e, num_i=num_i), duration_s=duration, stim_onset_s=onset,
@@ -214,23 +268,18 @@ def evaluate(args: argparse.Namespace) -> None:
             latch_mv=args.latch,
             synchrony=args.synchrony, dtype=args.dtype,
         )
-    except (ValueError, CheckpointError) as error:
-        raise SystemExit(f"error: {error}") from None
-    try:  # a backend that cannot run here is a ValueError raised as the networks are built, before any window
-        result = run_evaluation(controllers, config, device=_device(args.device), backend=args.backend,
-                                progress=not args.quiet)
-    except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
-    written = result.save(out)
-    if policies:  # the (first) policy's training curves belong to the report
-        log = Path(next(iter(policies.values()))).with_name("train_log.csv")
-        if log.is_file():
-            shutil.copyfile(log, out / "train_log.csv")
-    if any(name.startswith("ftsts-tuned") for name in controllers):  # the sweep's grid joins the energy plane
-        source = sweep_file(sweep_path)
-        if not (out / "sweep.json").exists() or not (out / "sweep.json").samefile(source):
-            shutil.copyfile(source, out / "sweep.json")
-    figures = plot_run(out)
+    with claim(args.out, overwrite=args.overwrite, inputs=inputs) as out:
+        with _refusing():  # a backend that cannot run here is refused as the networks are built, before any window
+            result = run_evaluation(controllers, config, device=device, backend=args.backend,
+                                    progress=not args.quiet)
+        written = result.save(out)
+        if policies:  # the (first) policy's training curves belong to the report
+            log = Path(next(iter(policies.values()))).with_name("train_log.csv")
+            if log.is_file():
+                shutil.copyfile(log, out / "train_log.csv")
+        if inputs[len(policies):]:  # the sweep's grid joins the energy plane
+            shutil.copyfile(inputs[-1], out / "sweep.json")
+        figures = plot_run(out)
     if not args.quiet:
         print(result.markdown())
         print(f"wrote {', '.join(str(p) for p in written.values())} and {len(figures)} figures in {out} "
@@ -241,19 +290,19 @@ def sweep(args: argparse.Namespace) -> None:
     from .sweep import SweepConfig, run_sweep
 
     num_e, num_i = _network_size(args)
-    try:
+    device = _device(args.device)
+    with _refusing():
         config = SweepConfig(
             amplitudes_mv=tuple(args.amplitudes), frequencies_hz=tuple(args.frequencies),
             pulse_widths_us=tuple(args.pulse_widths), seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
             network=NetworkParams(num_e=num_e, num_i=num_i), stim_onset_s=args.onset, stim_budget_s=args.budget,
             followup_s=args.followup, latch_mv=args.latch, latch_fraction=args.latch_fraction, dtype=args.dtype,
         )
-        result = run_sweep(config, device=_device(args.device), backend=args.backend, progress=not args.quiet)
-    except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
-    out = Path(args.out)
-    written = result.save(out)
-    figure = plot_sweep(result, out)
+    with claim(args.out, overwrite=args.overwrite) as out:
+        with _refusing():  # a backend that cannot run here is refused as the networks are built
+            result = run_sweep(config, device=device, backend=args.backend, progress=not args.quiet)
+        written = result.save(out)
+        figure = plot_sweep(result, out)
     if not args.quiet:
         for bounds, point in result.tuned().items():
             if point is None:
@@ -297,8 +346,9 @@ def _policies(entries: list[str]) -> dict[str, Path]:
 def plot(args: argparse.Namespace) -> None:
     try:
         figures = plot_run(args.run_dir)
-    except FileNotFoundError as error:
-        raise SystemExit(f"error: {error}") from None
+    except (OSError, ValueError, KeyError, IndexError, EOFError, zipfile.BadZipFile, csv.Error) as error:
+        # a missing folder, or files that are truncated, corrupt or not what the commands write
+        raise UsageError(f"cannot draw the figures of {args.run_dir}: {error}") from None
     if not args.quiet:
         print("\n".join(str(p) for p in figures))
 
@@ -322,22 +372,26 @@ def _add_output_options(cmd: argparse.ArgumentParser, out: str, what: str, dtype
     if dtype:
         cmd.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     cmd.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    cmd.add_argument("--out", default=out, help=f"output folder ({what})")
+    cmd.add_argument("--out", default=out, help=f"output folder ({what}); one run per folder")
+    cmd.add_argument("--overwrite", action="store_true",
+                     help="delete the files of an earlier run in --out first (a used folder is refused otherwise)")
     cmd.add_argument("--quiet", action="store_true", help="no progress bar or report")
 
 
 def _add_train_parser(commands) -> None:
-    cmd = commands.add_parser("train", help="train a PPO controller on batched networks (torchrun-aware)",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    _add_size_options(cmd, default="small")
-    cmd.add_argument("--task", choices=["acute", "lasting"], default="acute",
-                     help="acute: suppress synchrony during 5 s episodes (NeuroLoop's prototype task); lasting: "
-                          "stimulate until the latch (mean J_I*w < 75 mV) or a 40 s budget, then 5 s off, credited "
-                          "for lowering the weight, charged for energy and follow-up synchrony. Options left "
-                          "unset below take the task's values")
-    cmd.add_argument("--networks", type=COUNT, default=64, help="networks simulated in parallel (per rank)")
+    cmd = commands.add_parser(
+        "train", help="train a PPO controller on batched networks (torchrun-aware)",
+        description="Train a PPO controller on batched networks (torchrun-aware). Options left unset take the "
+                    "task's values; with --resume, the checkpoint's.")
+    _add_size_options(cmd, default=None)
+    cmd.add_argument("--task", choices=["acute", "lasting"], default=None,
+                     help="acute (default): suppress synchrony during 5 s episodes (NeuroLoop's prototype task); "
+                          "lasting: stimulate until the latch (mean J_I*w < 75 mV) or a 40 s budget, then 5 s off, "
+                          "credited for lowering the weight, charged for energy and follow-up synchrony")
+    cmd.add_argument("--networks", type=COUNT, default=None, help="networks simulated in parallel (per rank; "
+                     "default 64)")
     cmd.add_argument("--episode", type=EPISODE_S, default=None, help="episode length, simulated s (acute: 5)")
-    cmd.add_argument("--onset", type=SECONDS, default=None, help="s after reset before the agent may stimulate "
+    cmd.add_argument("--onset", type=ONSET_S, default=None, help="s after reset before the agent may stimulate "
                      "(acute: 0)")
     cmd.add_argument("--budget", type=EPISODE_S, default=None,
                      help="s of stimulation at most after the onset (acute: the whole episode, lasting: 40)")
@@ -350,10 +404,11 @@ def _add_train_parser(commands) -> None:
                      help="total windows summed over all networks of all ranks; an iteration takes networks x "
                           "windows-per-batch x ranks of them (default: networks x windows-per-batch x 40, i.e. 40 "
                           "iterations on one process, 40 / N each under torchrun with N ranks)")
-    cmd.add_argument("--epochs", type=COUNT, default=4, help="PPO epochs per rollout")
-    cmd.add_argument("--minibatch", type=COUNT, default=400, help="windows per gradient step")
-    cmd.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")
-    cmd.add_argument("--lr-schedule", choices=["constant", "linear", "cosine"], default="linear")
+    cmd.add_argument("--epochs", type=COUNT, default=None, help="PPO epochs per rollout (default 4)")
+    cmd.add_argument("--minibatch", type=COUNT, default=None, help="windows per gradient step (default 400)")
+    cmd.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 3e-4)")
+    cmd.add_argument("--lr-schedule", choices=["constant", "linear", "cosine"], default=None,
+                     help="(default linear)")
     cmd.add_argument("--gamma", type=float, default=None, help="discount per window (acute: 0.98, lasting: 0.99)")
     cmd.add_argument("--synchrony-weight", type=float, default=None,
                      help="reward penalty on Kuramoto R (acute: 1, lasting: 0)")
@@ -368,13 +423,20 @@ def _add_train_parser(commands) -> None:
     cmd.add_argument("--followup-weight", type=float, default=None,
                      help="reward penalty on Kuramoto R in the follow-up (acute: 0, lasting: 0.05)")
     cmd.add_argument("--max-pulse-width", type=_checked(float, "a number of us in (50, 2777]",
-                                                        lambda v: 50 < v <= 1e6 / (2 * 180)), default=500.0,
-                     help="top of the agent's phase-width range, us (NeuroLoop's box: 500; the published FTSTS "
-                          "phase: 1000)")
-    cmd.add_argument("--hidden", type=COUNT, nargs="+", default=[64, 64], help="MLP widths")
-    cmd.add_argument("--seed", type=int, default=0)
-    cmd.add_argument("--checkpoint-every", type=COUNT, default=10, help="iterations between checkpoints")
-    cmd.add_argument("--resume", default=None, help="continue from this checkpoint.pt")
+                                                        lambda v: 50 < v <= 1e6 / (2 * 180)), default=None,
+                     help="top of the agent's phase-width range, us (default 500, NeuroLoop's box; the published "
+                          "FTSTS phase: 1000)")
+    cmd.add_argument("--hidden", type=COUNT, nargs="+", default=None, help="MLP widths (default 64 64)")
+    cmd.add_argument("--seed", type=NATURAL, default=None, help="(default 0)")
+    cmd.add_argument("--checkpoint-every", type=COUNT, default=None, help="iterations between checkpoints (default "
+                     "10)")
+    cmd.add_argument("--resume", default=None,
+                     help="continue from this checkpoint.pt: in its own folder the run goes on, elsewhere it is "
+                          "copied with its log; options that change its configuration are refused unless named "
+                          "in --allow-change (--frames and --checkpoint-every always may)")
+    cmd.add_argument("--allow-change", nargs="+", default=(), metavar="FIELD",
+                     help="with --resume: configuration fields the options may change, by their names in the "
+                          "checkpoint (e.g. weight_credit lr num_envs)")
     _add_output_options(cmd, "runs/train", "checkpoint.pt, train_log.csv", dtype=False)
     cmd.set_defaults(handler=train)
 
@@ -458,8 +520,10 @@ def build_parser() -> argparse.ArgumentParser:
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_size_options(sim, default="full")
     sim.add_argument("--duration", type=EPISODE_S, default=25.0, help="simulated seconds")
-    sim.add_argument("--onset", type=SECONDS, default=2.0, help="stimulation onset, s")
-    sim.add_argument("--amplitude", type=float, default=100.0, help="pulse amplitude, mV")
+    sim.add_argument("--onset", type=ONSET_S, default=2.0, help="stimulation onset, s")
+    sim.add_argument("--amplitude", type=_checked(float, f"a number of mV in [0, {MAX_AMPLITUDE_MV:g}]",
+                                                  lambda v: 0 <= v <= MAX_AMPLITUDE_MV),
+                     default=100.0, help="pulse amplitude, mV")
     sim.add_argument("--waveform", choices=["ftsts", "swapped", "none"], default="ftsts")
     sim.add_argument("--latch", type=_latch, default="published",
                      help="switch stimulation off for good once mean J_I*w crosses this, mV (negative: never; "
@@ -468,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--synaptic-input", choices=["published", "summed"], default="published")
     sim.add_argument("--noise", choices=["published", "euler_maruyama"], default="published")
     sim.add_argument("--networks", type=COUNT, default=1, help="independent networks (seeds seed..seed+n-1)")
-    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--seed", type=NATURAL, default=0)
     _add_output_options(sim, "runs/simulate", "summary.json, open_loop.png")
     sim.set_defaults(handler=simulate)
     _add_train_parser(commands)
@@ -480,7 +544,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.handler(args)
+    try:
+        args.handler(args)
+    except (UsageError, RunFolderError, CheckpointError) as error:
+        exit_with(error)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -211,11 +212,12 @@ def test_bad_config_is_rejected_clearly(overrides, message):
     (["--targets", "none", "simulator"], "error: --targets: none cannot be combined with targets"),
     (["--targets", "none"], "error: targets must be at least one target or peer"),
 ])
-def test_cli_bad_arguments_exit_with_a_message(tmp_path, argv, message):
+def test_cli_bad_arguments_exit_with_a_message(tmp_path, capsys, argv, message):
     args = parse(["--device", "cpu", "--sizes", "20/5", "--batches", "1", "--peers", "none", "--quiet",
                   "--out", str(tmp_path), *argv])
-    with pytest.raises(SystemExit, match=message):
+    with pytest.raises(SystemExit) as exit_info:
         run(args)
+    assert exit_info.value.code == 2 and re.match(message, capsys.readouterr().err)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")

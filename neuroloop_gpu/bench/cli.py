@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from ..network import BACKENDS
+from ..usage import exit_with
 from .harness import DEFAULT_BATCHES, DEFAULT_WINDOWS, TARGETS, BenchConfig, format_report, run_benchmarks
 from .peers import ALIASES, PEERS
 from .peers.brian2_peer import ENV_PYTHON
@@ -106,13 +107,13 @@ def _targets(names: list[str]) -> tuple[str, ...]:
 def run(args: argparse.Namespace) -> dict:
     """Run the benchmarks ``args`` describe, print the report, return the result document.
 
-    Invalid settings exit with ``SystemExit("error: ...")`` naming the option.
+    Invalid settings print one ``error: ...`` line naming the option and exit with status 2.
     """
     try:
         config = config_from_args(args)
         doc = run_benchmarks(config, out=Path(args.out), tag=args.tag)
     except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
+        exit_with(error)
     print(format_report(doc))
     print(f"wrote {doc['files']['json']} and {doc['files']['plot']}")
     return doc

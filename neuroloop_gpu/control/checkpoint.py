@@ -18,6 +18,7 @@ FORMAT = "neuroloop_gpu.ppo"
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "format_version", "config", "iteration", "frames", "actor", "critic", "optimizer",
                  "obs_norm", "obs_loc", "obs_scale", "versions")
+OBSERVATION_SIZE = 6  # features per observation (envs.observation.OBSERVATION_NAMES)
 
 
 class CheckpointError(ValueError):
@@ -60,7 +61,41 @@ def load_checkpoint(path: Path | str, map_location: torch.device | str = "cpu") 
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {missing}")
+    problem = _field_problem(payload)
+    if problem:
+        raise CheckpointError(f"checkpoint {path} is unusable: {problem}")
     return payload
+
+
+def _field_problem(payload: dict) -> str | None:
+    """What is wrong with the fields' types, shapes and values (None: nothing), checked before any is used.
+
+    Non-finite network weights are refused: a NaN policy acts with NaN (the env would clip it to 0)
+    and training would save it again.
+    """
+    for key in ("config", "actor", "critic", "optimizer", "obs_norm", "versions"):
+        if not isinstance(payload[key], dict):
+            return f"{key} is a {type(payload[key]).__name__}, not a dict"
+    for key in ("iteration", "frames"):
+        value = payload[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return f"{key} is {value!r}, not an integer >= 0"
+    for key in ("obs_loc", "obs_scale"):
+        value = payload[key]
+        if not isinstance(value, torch.Tensor) or value.shape != (OBSERVATION_SIZE,) or not value.is_floating_point():
+            return (f"{key} is {getattr(value, 'shape', type(value).__name__)}, not a float tensor of shape "
+                    f"[{OBSERVATION_SIZE}]")
+        if not torch.isfinite(value).all():
+            return f"{key} holds NaN or infinite values"
+    if not (payload["obs_scale"] > 0).all():
+        return "obs_scale holds values <= 0"
+    for part in ("actor", "critic"):
+        for name, tensor in payload[part].items():
+            if not isinstance(tensor, torch.Tensor):
+                return f"{part} entry {name} is a {type(tensor).__name__}, not a tensor"
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                return f"{part} weight {name} holds NaN or infinite values"
+    return None
 
 
 def load_state(module, state: dict, path: Path | str, part: str) -> None:

@@ -23,6 +23,8 @@ import math
 import shutil
 import time
 import warnings
+from collections.abc import Collection
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -43,6 +45,7 @@ from ..envs import LASTING_BUDGET_S, LASTING_FOLLOWUP_S, LASTING_LATCH_MV, Actio
 from ..envs.core import EpisodeConfig
 from ..envs.observation import OBSERVATION_NAMES
 from ..envs.reward import RewardConfig, max_window_energy
+from ..run_folder import claim
 from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint
 
@@ -261,17 +264,18 @@ def torch_seed(seed: int, rank: int, start_iteration: int) -> int:
 class _Log:
     """train_log.csv always; TensorBoard when the package is installed.
 
-    A resumed run keeps the rows up to its checkpoint's iteration and drops later ones: after a crash
-    between checkpoints those iterations are trained again and would otherwise be logged twice.
+    A resumed run starts from the log beside its checkpoint (``earlier``), keeping the rows up to the
+    checkpoint's iteration and dropping later ones: after a crash between checkpoints those iterations
+    are trained again and would otherwise be logged twice. ``wall_s`` goes on from the last kept row.
     """
 
-    def __init__(self, out: Path, start_iteration: int):
-        out.mkdir(parents=True, exist_ok=True)
+    def __init__(self, out: Path, start_iteration: int, earlier: Path | None):
         self.path = out / "train_log.csv"
         kept = []
-        if start_iteration > 0 and self.path.exists():
-            with self.path.open(newline="") as file:
+        if start_iteration > 0 and earlier is not None and earlier.exists():
+            with earlier.open(newline="") as file:
                 kept = [row for row in csv.DictReader(file) if int(row["iteration"]) <= start_iteration]
+        self.wall_offset = float(kept[-1]["wall_s"]) if kept else 0.0
         self.file = self.path.open("w", newline="")
         self.writer = csv.DictWriter(self.file, fieldnames=LOG_COLUMNS)
         self.writer.writeheader()
@@ -283,6 +287,7 @@ class _Log:
             self.board = None
 
     def write(self, row: dict) -> None:
+        row = {**row, "wall_s": round(self.wall_offset + row["wall_s"], 3)}
         self.writer.writerow(row)
         self.file.flush()
         if self.board is not None:
@@ -305,30 +310,63 @@ class TrainResult:
     wall_s: float
 
 
+# Fields a resumed run may always change: how long to train and how often to save, not what is learned.
+RESUME_FREE_FIELDS = ("total_frames", "checkpoint_every")
+# The files of a training run in its folder (kept when a run is resumed in place).
+TRAIN_FILES = ("checkpoint.pt", "checkpoint.pt.partial", "train_log.csv", "training.png", "tensorboard")
+
+
 def train(config: PPOConfig, out: Path | str, *, device: torch.device | str = "cpu", backend: str = "auto",
-          resume: Path | str | None = None, progress: bool = True) -> TrainResult:
+          resume: Path | str | None = None, allow_changes: Collection[str] = (), overwrite: bool = False,
+          progress: bool = True) -> TrainResult:
     """Train (or resume) PPO and write ``checkpoint.pt`` and ``train_log.csv`` into ``out``.
 
-    Under ``torchrun`` every rank calls this; ``total_frames`` counts the
-    frames of all ranks together.
+    ``out`` belongs to this run (:func:`neuroloop_gpu.run_folder.claim`): a folder holding another
+    run is refused unless ``overwrite``; resuming in the checkpoint's own folder continues that run.
+    A resumed run keeps the checkpoint's configuration: ``config`` may differ from it only in
+    :data:`RESUME_FREE_FIELDS` and the fields named in ``allow_changes``. Under ``torchrun`` every
+    rank calls this; ``total_frames`` counts the frames of all ranks together.
     """
     device = torch.device(device)
     rank = distributed.init_from_environment(device)
     device = distributed.rank_device(device, rank)
     out = Path(out)
+    state = None if resume is None else _resume_state(config, Path(resume), allow_changes, device)
+    in_place = resume is not None and (out / "checkpoint.pt").resolve() == Path(resume).resolve()
+    folder = claim(out, overwrite=overwrite, keep=TRAIN_FILES if in_place else ()) if rank.is_main else nullcontext()
+    with folder:
+        return _train(config, out, device, rank, backend, state, None if resume is None else Path(resume), progress)
+
+
+def _resume_state(config: PPOConfig, resume: Path, allow_changes: Collection[str], device: torch.device) -> dict:
+    """The checkpoint to resume from, refused if ``config`` changes what it was trained with (unless allowed)."""
+    names = {f.name for f in fields(PPOConfig)}
+    unknown = sorted(set(allow_changes) - names)
+    require(not unknown, "allow_changes", f"names of PPOConfig fields ({', '.join(sorted(names))})", unknown)
+    state = load_checkpoint(resume, map_location=device)
+    saved = PPOConfig.from_dict(state["config"])
+    if saved.hidden != config.hidden:
+        raise CheckpointError(f"checkpoint {resume} holds networks of hidden widths {saved.hidden}; this run asks "
+                              f"for {config.hidden}, which cannot load them")
+    changed = {f.name: (getattr(saved, f.name), getattr(config, f.name)) for f in fields(PPOConfig)
+               if getattr(saved, f.name) != getattr(config, f.name) and f.name not in RESUME_FREE_FIELDS}
+    refused = sorted(set(changed) - set(allow_changes))
+    if refused:
+        raise CheckpointError(
+            f"checkpoint {resume} was trained with another configuration: "
+            + ", ".join(f"{name} {changed[name][0]!r} -> {changed[name][1]!r}" for name in refused)
+            + ". A resumed run keeps its configuration; to change these fields allow them by name "
+            f"(neuroloop train --allow-change {' '.join(refused)})")
+    return state
+
+
+def _train(config: PPOConfig, out: Path, device: torch.device, rank: distributed.Rank, backend: str,
+           state: dict | None, resume: Path | None, progress: bool) -> TrainResult:
     checkpoint = out / "checkpoint.pt"
     frames_per_iteration = config.frames_per_batch * rank.world_size
     iterations = math.ceil(config.total_frames / frames_per_iteration)
-    state = None
-    if resume is not None:
-        state = load_checkpoint(resume, map_location=device)
-        saved = PPOConfig.from_dict(state["config"])
-        if (saved.num_e, saved.num_i, saved.hidden) != (config.num_e, config.num_i, config.hidden):
-            raise CheckpointError(f"checkpoint {resume} was trained on {saved.num_e}/{saved.num_i} networks with "
-                                  f"hidden {saved.hidden}; this run asks for {config.num_e}/{config.num_i} and "
-                                  f"hidden {config.hidden}")
-        if state["iteration"] >= iterations:
-            return _finished(state, Path(resume), checkpoint, rank)
+    if state is not None and state["iteration"] >= iterations:
+        return _finished(state, resume, checkpoint, rank)
     iteration, frames = (state["iteration"], state["frames"]) if state is not None else (0, 0)
     torch.manual_seed(torch_seed(config.seed, rank.rank, iteration))
     env = make_env(config, device, rank, backend)
@@ -349,7 +387,7 @@ def train(config: PPOConfig, out: Path | str, *, device: torch.device | str = "c
                           auto_register_policy_transforms=False)
     buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(config.frames_per_batch, device=device),
                                     sampler=SamplerWithoutReplacement(), batch_size=config.minibatch_size)
-    log = _Log(out, start_iteration=iteration) if rank.is_main else None
+    log = _Log(out, iteration, None if resume is None else resume.with_name("train_log.csv")) if rank.is_main else None
 
     def save() -> None:
         if not rank.is_main:

@@ -11,7 +11,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from ..config import NetworkParams, SimConfig, is_integer, require
+from ..config import NetworkParams, SimConfig, is_integer, require, require_count
 from .actions import ActionBounds
 from .core import DBSCore, EpisodeConfig
 from .observation import OBSERVATION_NAMES
@@ -138,6 +138,10 @@ class FTSTSVectorEnv(VectorEnv):
             require(isinstance(max_episode_steps, int) and max_episode_steps >= 1, "max_episode_steps",
                     "an integer >= 1", max_episode_steps)
             sim = replace(sim, duration=max_episode_steps * sim.sample_duration)
+        require_count("num_envs", num_envs)
+        modes = [m.value for m in AutoresetMode]
+        require(autoreset_mode in modes or autoreset_mode in list(AutoresetMode), "autoreset_mode",
+                f"an AutoresetMode or one of {modes}", autoreset_mode)
         mode = AutoresetMode(autoreset_mode)
         require(render_mode in (None, "rgb_array", "human"), "render_mode", "None, 'rgb_array' or 'human'",
                 render_mode)
