@@ -18,10 +18,10 @@ from neuroloop_gpu.config import NetworkParams, PlasticityParams, RecordConfig, 
 from neuroloop_gpu.envs import DBSCore, EpisodeConfig, RewardConfig
 
 PARAMS = NetworkParams(num_e=40, num_i=10, connection_prob=0.2, plasticity=PlasticityParams(onset=10.0))
-WINDOWS = 10
+WINDOWS = 16
 SEEDS = [21, 22]
-ACTIONS = [[1.0, 0.9, 1.0], [0.0, -0.5, 0.2]]  # per env, every window
-ONSET_MS, LATCH_MV, FOLLOWUP_MS = 40.0, 259.8, 40.0
+ACTIONS = [[1.0, 0.875, 1.0], [0.0, -0.5, 0.25]]  # per env, every window
+ONSET_MS, LATCH_MV, FOLLOWUP_MS = 40.0, 260.03, 40.0
 REWARD = RewardConfig(coupling_weight=0.7, energy_weight=0.3, weight_credit=5.0, followup_synchrony_weight=2.0)
 INFO_STATS = ("kop", "chi", "v_e_mean_mv", "v_e_std_mv", "v_i_mean_mv", "v_i_std_mv", "weight_mv", "rate_e_hz",
               "rate_i_hz", "energy_mv2ms", "charge_mvms")
@@ -41,27 +41,31 @@ def make_core(backend="auto", record_spikes=False) -> DBSCore:
     return core
 
 
-@functools.lru_cache(maxsize=1)
-def expected():
+@functools.lru_cache(maxsize=8)
+def expected(seeds=tuple(SEEDS), episodes=(0, 0), actions=tuple(map(tuple, ACTIONS))):
     """Per window and env: the info, observation, reward, terminated, truncated a correct core gives, and the
-    reference's recording."""
-    core = make_core("eager")  # read only for the injected inputs: connectivity
-    ref = ReferenceBatch(core.net, SEEDS, total_steps=WINDOWS * core.net.steps_per_window)
-    trains = [Train(*physical(a)) for a in ACTIONS]
+    reference's recording, for networks ``seeds`` in their ``episodes`` (resets since seeding) under
+    constant ``actions``."""
+    net = DBSCore(len(seeds), PARAMS, SimConfig(duration=WINDOWS * 20.0), device="cpu", backend="eager").net
+    net.reset(seeds=torch.tensor(seeds))  # read only for the injected inputs: connectivity
+    ref = ReferenceBatch(net, list(seeds), list(episodes), total_steps=WINDOWS * net.steps_per_window)
+    trains = [Train(*physical(a)) for a in actions]
+    batch = range(len(seeds))
     dt, steps, window_ms = ref.dt, ref.steps, 20.0
     onset_windows, followup_windows = round(ONSET_MS / window_ms), round(FOLLOWUP_MS / window_ms)
     stdp = PARAMS.plasticity
     span_v = PARAMS.v_threshold - PARAMS.v_rest
     # the reward's energy unit: the mean energy per window of the strongest train the box allows
     energy_scale = 200.0**2 * (2 * 500e-6 * 180.0) * window_ms
-    fraction = [(PARAMS.plasticity.w_init * PARAMS.j_i - stdp.w_min_mv) / (stdp.w_max_mv - stdp.w_min_mv)] * 2
-    stim_end = [None, None]  # first window after the stimulation phase
-    first_on, stop_ms = [None, None], [math.inf, math.inf]
+    fraction = [(PARAMS.plasticity.w_init * PARAMS.j_i - stdp.w_min_mv) / (stdp.w_max_mv - stdp.w_min_mv)
+                for _ in batch]
+    stim_end = [None for _ in batch]  # first window after the stimulation phase
+    first_on, stop_ms = [None for _ in batch], [math.inf for _ in batch]
     windows = []
     for w in range(WINDOWS):
         start = w * window_ms
-        followup = [stim_end[b] is not None and w >= stim_end[b] for b in range(2)]
-        enabled = [w >= onset_windows and stim_end[b] is None for b in range(2)]
+        followup = [stim_end[b] is not None and w >= stim_end[b] for b in batch]
+        enabled = [w >= onset_windows and stim_end[b] is None for b in batch]
         currents, energies, charges = [], [], []
         for b, train in enumerate(trains):
             if enabled[b] and first_on[b] is None:
@@ -100,10 +104,20 @@ def expected():
             entry["terminated"].append(terminated)
             entry["truncated"].append(w + 1 >= WINDOWS and not terminated)
         windows.append(entry)
-    # the run must exercise what it checks: spikes of both kinds, a latch, a follow-up, pulses
-    assert stim_end[0] is not None and stim_end[0] + followup_windows <= WINDOWS and stim_end[1] is None
-    assert all(e["info"][b]["rate_i_hz"] > 0 and e["info"][b]["rate_e_hz"] > 0 for e in windows[1:] for b in (0, 1))
     return windows
+
+
+def test_the_run_exercises_what_it_checks():
+    """Spikes of both populations in every window after the first; env 0 latches, env 1 later, and both
+    end their follow-ups with windows to spare (for the autoreset checks); both follow-ups are whole."""
+    windows = expected()
+    ends = [next((w for w, e in enumerate(windows) if e["terminated"][b]), None) for b in (0, 1)]
+    assert ends[0] is not None and ends[1] is not None and ends[0] < ends[1] < WINDOWS - 2
+    for b in (0, 1):
+        followup = [e["info"][b]["followup"] for e in windows[:ends[b] + 1]]
+        assert sum(followup) == round(FOLLOWUP_MS / 20.0) and followup[-1]
+        assert windows[ends[b] - 2]["info"][b]["stimulating"]
+    assert all(i["rate_i_hz"] > 0 and i["rate_e_hz"] > 0 for e in windows[1:] for i in e["info"])
 
 
 def tolerance(key):
@@ -169,3 +183,184 @@ def test_recording_matches_the_reference_raster_and_traces():
                 np.testing.assert_allclose(rec.weight_mv[b].numpy(), ref.weight_steps_mv, rtol=0, atol=1e-9)
             else:
                 assert rec.v_e_mean is None
+
+
+# ------------------------------------------------------------------ front ends
+EPISODE = EpisodeConfig(stim_onset=ONSET_MS, latch_mv=LATCH_MV, followup=FOLLOWUP_MS)
+SIM = SimConfig(duration=WINDOWS * 20.0)
+
+
+def first_end(b=0):
+    return next(w for w, e in enumerate(expected()) if e["terminated"][b])
+
+
+def episode_of(b, episode):
+    """Env b's windows in its ``episode``-th episode since seeding."""
+    return [{key: value[0] for key, value in e.items()}
+            for e in expected((SEEDS[b],), (episode,), (tuple(ACTIONS[b]),))]
+
+
+def restarted(k, b=0):
+    """Window k of env b's second episode (same network, the next noise stream, the latch cleared)."""
+    return {key: value[0] for key, value in expected((SEEDS[b],), (1,), (tuple(ACTIONS[b]),))[k].items()}
+
+
+def window(w, b):
+    return {key: value[b] for key, value in expected()[w].items()}
+
+
+def fresh_observation():
+    """A reset network: no synchrony, every V at V_reset, w = w_init (spec)."""
+    v = (PARAMS.v_reset - PARAMS.v_rest) / (PARAMS.v_threshold - PARAMS.v_rest)
+    stdp = PARAMS.plasticity
+    weight = (stdp.w_init * PARAMS.j_i - stdp.w_min_mv) / (stdp.w_max_mv - stdp.w_min_mv)
+    return np.array([0.0, v, 0.0, v, 0.0, weight])
+
+
+def env_info(info, b):
+    """Env b's entries of a gymnasium vector info (its per-env arrays only)."""
+    return {k: v[b] for k, v in info.items() if isinstance(v, np.ndarray) and v.dtype != object}
+
+
+def assert_info(info, exp, where, rel=1e-9):
+    for key, value in exp.items():
+        got = info[key]
+        if isinstance(value, bool):
+            assert bool(got) == value, f"{where}: info[{key!r}]"
+        else:
+            tol = max(rel, tolerance(key))
+            assert float(got) == pytest.approx(value, rel=tol, abs=tol), f"{where}: info[{key!r}]"
+
+
+def assert_window(obs, reward, terminated, truncated, exp, where, rel=1e-9):
+    np.testing.assert_allclose(np.asarray(obs, dtype=np.float64), exp["observation"], rtol=1e-6, atol=2e-6,
+                               err_msg=where)
+    assert float(reward) == pytest.approx(exp["reward"], rel=1e-6, abs=2e-6), where
+    assert (bool(terminated), bool(truncated)) == (exp["terminated"], exp["truncated"]), where
+
+
+def test_vector_env_same_step_autoreset_and_render_env_1(monkeypatch):
+    """gymnasium's SAME_STEP mode: env 0 finishes mid-batch, its final info and observation are the
+    reference's, it restarts within the step with its latch cleared and runs its next episode, while env 1
+    (the one rendered) runs on; the render history and the drawn frame hold env 1's values."""
+    from neuroloop_gpu.envs import FTSTSVectorEnv, rendering
+
+    figures = []
+
+    class Recorded(rendering.Figure):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            figures.append(self)
+
+    monkeypatch.setattr(rendering, "Figure", Recorded)
+    env = FTSTSVectorEnv(2, SIM, PARAMS, reward=REWARD, episode=EPISODE, autoreset_mode="SameStep",
+                         device="cpu", dtype=torch.float64, render_mode="rgb_array", render_env=1)
+    env.reset(seed=SEEDS[0])
+    ends = [first_end(0), first_end(1)]
+    for w in range(WINDOWS):
+        obs, reward, terminated, truncated, info = env.step(np.array(ACTIONS, dtype=np.float32))
+        for b in (0, 1):
+            exp = window(w, b) if w <= ends[b] else restarted(w - ends[b] - 1, b)
+            where = f"window {w} env {b}"
+            done = exp["terminated"] or exp["truncated"]
+            if done:
+                assert info["_final_info"][b] and not info["_kop"][b]
+                assert_info(env_info(info["final_info"], b), exp["info"], where)
+                np.testing.assert_allclose(info["final_obs"][b], exp["observation"], rtol=1e-6, atol=2e-6)
+                exp = dict(exp, observation=fresh_observation())
+            else:
+                assert info["_kop"][b]
+                assert_info(env_info(info, b), exp["info"], where)
+            assert_window(obs[b], reward[b], terminated[b], truncated[b], exp, where)
+    history = env._history  # what render() draws: env 1 only, its second episode since its restart
+    second = range(WINDOWS - ends[1] - 1)
+    np.testing.assert_allclose(history.time_s, [restarted(k, 1)["info"]["time_s"] for k in second])
+    np.testing.assert_allclose(history.synchrony, [restarted(k, 1)["info"]["kop"] for k in second], atol=2e-6)
+    np.testing.assert_allclose(history.weight_mv, [restarted(k, 1)["info"]["weight_mv"] for k in second])
+    last = restarted(second[-1], 1)["records"].spikes_e
+    np.testing.assert_array_equal(history.raster, last)
+    frame = env.render()
+    assert frame.ndim == 3 and len(figures) == 1
+    raster_ax, sync_ax, weight_ax = figures[0].axes
+    steps, neurons = np.nonzero(last)
+    np.testing.assert_allclose(raster_ax.collections[0].get_offsets(), np.c_[steps * 0.1, neurons])
+    np.testing.assert_allclose(sync_ax.lines[0].get_ydata(), history.synchrony)
+    np.testing.assert_allclose(weight_ax.lines[0].get_xdata(), history.time_s)
+    np.testing.assert_allclose(weight_ax.lines[0].get_ydata(), history.weight_mv)
+    assert (sync_ax.get_ylabel(), weight_ax.get_ylabel()) == ("synchrony", "mean $J_I w$ (mV)")
+    env.close()
+
+
+def test_vector_env_next_step_autoreset_restarts_the_rendered_env():
+    """NEXT_STEP: the step after an env finished restarts it (reward 0, no info, the fresh observation);
+    from the next step on it runs its second episode; the render history of env 0 restarts with it."""
+    from neuroloop_gpu.envs import FTSTSVectorEnv
+
+    env = FTSTSVectorEnv(2, SIM, PARAMS, reward=REWARD, episode=EPISODE, device="cpu", dtype=torch.float64,
+                         render_mode="rgb_array", render_env=0)
+    env.reset(seed=SEEDS[0])
+    ends = [first_end(0), first_end(1)]
+    for w in range(WINDOWS):
+        obs, reward, terminated, truncated, info = env.step(np.array(ACTIONS, dtype=np.float32))
+        for b in (0, 1):
+            if w == ends[b] + 1:
+                assert not info["_kop"][b] and reward[b] == 0 and not terminated[b] and not truncated[b]
+                np.testing.assert_allclose(obs[b], fresh_observation(), rtol=1e-6)
+                continue
+            exp = window(w, b) if w <= ends[b] else restarted(w - ends[b] - 2, b)
+            assert info["_kop"][b]
+            assert_info(env_info(info, b), exp["info"], f"window {w} env {b}")
+            assert_window(obs[b], reward[b], terminated[b], truncated[b], exp, f"window {w} env {b}")
+    second = range(WINDOWS - ends[0] - 2)
+    np.testing.assert_allclose(env._history.time_s, [restarted(k)["info"]["time_s"] for k in second])
+    np.testing.assert_allclose(env._history.weight_mv, [restarted(k)["info"]["weight_mv"] for k in second])
+    env.close()
+
+
+def test_torchrl_env_info_and_partial_reset():
+    """The TorchRL env's info (float32), reward and done flags, and a "_reset" of the env that terminated
+    alone: its next episode with the latch cleared, the other env untouched."""
+    from tensordict import TensorDict
+
+    from neuroloop_gpu.envs import FTSTSTorchEnv
+
+    env = FTSTSTorchEnv(2, SIM, PARAMS, reward=REWARD, episode=EPISODE, device="cpu", dtype=torch.float64)
+    env.set_seed(SEEDS[0])
+    env.reset()  # after set_seed: each seed's next episode (1)
+    episode, start = [1, 1], [0, 0]
+    action = torch.tensor(ACTIONS, dtype=torch.float32)
+    restarts = 0
+    for w in range(WINDOWS):
+        windows = [episode_of(b, episode[b]) for b in (0, 1)]
+        done = [w > start[b] and windows[b][w - start[b] - 1]["terminated"] for b in (0, 1)]
+        if any(done):
+            td = env.reset(TensorDict({"_reset": torch.tensor([[d] for d in done])}, batch_size=[2]))
+            for b in np.flatnonzero(done):
+                np.testing.assert_allclose(td["observation"][b].numpy(), fresh_observation(), rtol=1e-6)
+                episode[b], start[b] = episode[b] + 1, w
+                windows[b] = episode_of(b, episode[b])
+            restarts += 1
+        out = env.step(TensorDict({"action": action}, batch_size=[2]))["next"]
+        for b in (0, 1):
+            exp = windows[b][w - start[b]]
+            where = f"window {w} env {b}"
+            info = {k: v[b] for k, v in out["info"].items()}
+            assert_info(info, exp["info"], where, rel=1e-6)  # float32 info
+            assert float(info["invalid_action"]) == 0.0
+            assert_window(out["observation"][b], out["reward"][b, 0], out["terminated"][b, 0],
+                          out["truncated"][b, 0], exp, where)
+            assert bool(out["done"][b, 0]) == (exp["terminated"] or exp["truncated"])
+    assert restarts >= 1
+    env.close()
+
+
+def test_single_env_values():
+    from neuroloop_gpu.envs import DBSEnv
+
+    env = DBSEnv(SIM, model_params=PARAMS, reward=REWARD, episode=EPISODE, device="cpu", dtype=torch.float64)
+    env.reset(seed=SEEDS[1])
+    for w in range(WINDOWS):
+        obs, reward, terminated, truncated, info = env.step(np.array(ACTIONS[1], dtype=np.float32))
+        assert_info(info, window(w, 1)["info"], f"window {w}")
+        assert_window(obs, reward, terminated, truncated, window(w, 1), f"window {w}")
+    env.close()
