@@ -112,6 +112,12 @@ class NetworkParams:
     mu_i: float = 18.0  # mV
     sigma_i: float = 3.0  # mV
     noise_scaling: NoiseScaling = "published"  # "published": dt*xi; "euler_maruyama": sqrt(dt)*xi
+    # mV, stimulation-locked membrane noise: while a network's stimulator is on (its window's pulse train
+    # has amplitude > 0) every E (I) neuron's dV/dt numerator gets stim_noise_e (_i) * xi, a fresh draw per
+    # neuron and step, scaled like the sigma term (dt or sqrt(dt)) but without its sqrt(tau_m): the
+    # published code's "Figure 6" E equation has 10 * randn (0.1 mV s.d. per 0.1 ms step); 0 = the paper
+    stim_noise_e: float = 0.0
+    stim_noise_i: float = 0.0
     connection_prob: float = 0.1  # probability of each ordered E->I and I->E pair
     j_e: float = 100.0  # mV, strength of I->E synapses (input to E neurons)
     j_i: float = 260.0  # mV, strength of E->I synapses (input to I neurons)
@@ -130,7 +136,7 @@ class NetworkParams:
             require_positive(name, getattr(self, name))
         for name in ("v_rest", "v_threshold", "v_reset", "mu_e", "mu_i"):
             require(is_finite(getattr(self, name)), name, "a finite number (mV)", getattr(self, name))
-        for name in ("sigma_e", "sigma_i"):
+        for name in ("sigma_e", "sigma_i", "stim_noise_e", "stim_noise_i"):
             require(is_finite(getattr(self, name)) and getattr(self, name) >= 0, name, "a finite number >= 0 (mV)",
                     getattr(self, name))
         require(self.v_rest <= self.v_reset < self.v_threshold, "v_reset",

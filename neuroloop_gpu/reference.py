@@ -56,12 +56,15 @@ class ReferenceNetwork:
         """S(t - d) at the current step; zero before the network has run for d."""
         return history[0] if self.n >= self.delay else np.zeros_like(history[0])
 
-    def _membrane(self, v, s_delayed, coupling, mu, sigma, stim, noise):
+    def _membrane(self, v, s_delayed, coupling, mu, sigma, stim, noise, stim_noise_mv, stim_noise):
         p = self.p
         noise_dt = self.dt if p.noise_scaling == "published" else math.sqrt(self.dt)
-        # tau_m dV/dt = (V_rest - V) + Z + mu + sigma sqrt(tau_m) xi + U_stim
-        return (v + self.dt * (p.v_rest - v + coupling * s_delayed + mu + stim) / p.tau_m
-                + noise_dt * sigma * math.sqrt(p.tau_m) * noise / p.tau_m)
+        # tau_m dV/dt = (V_rest - V) + Z + mu + sigma sqrt(tau_m) xi + U_stim [+ stim_noise xi' while stimulating]
+        v_new = (v + self.dt * (p.v_rest - v + coupling * s_delayed + mu + stim) / p.tau_m
+                 + noise_dt * sigma * math.sqrt(p.tau_m) * noise / p.tau_m)
+        if stim_noise is not None:  # the published code's "Figure 6" term: no sqrt(tau_m)
+            v_new = v_new + noise_dt * stim_noise_mv * stim_noise / p.tau_m
+        return v_new
 
     def _fire(self, v_old, v_new, held):
         """Spike on an upward threshold crossing; else hold while refractory; else floor at V_rest."""
@@ -79,13 +82,19 @@ class ReferenceNetwork:
                 v_new[k] = p.v_rest
         return spiked
 
-    def step(self, stim_i: float, noise_e: np.ndarray, noise_i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def step(self, stim_i: float, noise_e: np.ndarray, noise_i: np.ndarray,
+             stim_noise_e: np.ndarray | None = None, stim_noise_i: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """One Euler step: ``stim_i`` into I (E gets ``-stim_i``), ``noise_*`` the sigma term's draws,
+        ``stim_noise_*`` the stimulation-locked term's draws when the stimulator is on (None: off)."""
         p, dt = self.p, self.dt
         stdp = p.plasticity
         published = p.synaptic_input == "published"
         c = p.coupling_norm
-        v_e = self._membrane(self.v_e, self.delayed(self.s_e_history), p.j_e / c, p.mu_e, p.sigma_e, -stim_i, noise_e)
-        v_i = self._membrane(self.v_i, self.delayed(self.s_i_history), p.j_i / c, p.mu_i, p.sigma_i, stim_i, noise_i)
+        v_e = self._membrane(self.v_e, self.delayed(self.s_e_history), p.j_e / c, p.mu_e, p.sigma_e, -stim_i, noise_e,
+                             p.stim_noise_e, stim_noise_e)
+        v_i = self._membrane(self.v_i, self.delayed(self.s_i_history), p.j_i / c, p.mu_i, p.sigma_i, stim_i, noise_i,
+                             p.stim_noise_i, stim_noise_i)
         spiked_e = self._fire(self.v_e, v_e, self.held_e)
         spiked_i = self._fire(self.v_i, v_i, self.held_i)
 

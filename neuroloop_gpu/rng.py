@@ -37,6 +37,7 @@ STREAM_MEMBRANE_NOISE = 0
 STREAM_CONNECTIVITY_EI = 1  # E -> I synapses
 STREAM_CONNECTIVITY_IE = 2  # I -> E synapses
 STREAM_EPISODE_START = 3  # per-episode draws of the closed-loop core (e.g. a start weight)
+STREAM_STIM_NOISE = 4  # stimulation-locked membrane noise (NetworkParams.stim_noise_e / _i)
 
 
 def philox4x32(counter: tuple[torch.Tensor, ...], key: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:

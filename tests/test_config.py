@@ -35,6 +35,8 @@ def test_invalid_sim_config(kwargs, message):
     ({"connection_prob": 1.5}, r"connection_prob must be in \(0, 1\]"),
     ({"v_reset": 25.0}, r"v_reset must be in \[v_rest=0.0, v_threshold=20.0\) mV"),
     ({"sigma_e": -1.0}, "sigma_e must be a finite number >= 0"),
+    ({"stim_noise_e": -10.0}, r"stim_noise_e must be a finite number >= 0 \(mV\), got -10.0"),
+    ({"stim_noise_i": float("nan")}, r"stim_noise_i must be a finite number >= 0 \(mV\)"),
     ({"synaptic_input": "mean"}, "synaptic_input must be 'published' or 'summed'"),
     ({"noise_scaling": "ito"}, "noise_scaling must be 'published' or 'euler_maruyama'"),
     ({"delay": 0.0}, "delay must be a finite number > 0"),

@@ -7,7 +7,7 @@ import torch
 from neuroloop_gpu.config import NetworkParams, PlasticityParams, RecordConfig, SimConfig
 from neuroloop_gpu.network import NetworkBatch
 from neuroloop_gpu.reference import ReferenceNetwork
-from neuroloop_gpu.rng import STREAM_MEMBRANE_NOISE, standard_normal
+from neuroloop_gpu.rng import STREAM_MEMBRANE_NOISE, STREAM_STIM_NOISE, standard_normal
 from neuroloop_gpu.stimulus import PulseTrain, StimulatorState, render_window
 
 WINDOWS = 16  # 16 x 200 = 3200 Euler steps
@@ -29,10 +29,13 @@ def random_trains(batch: int, windows: int, seed: int) -> list[PulseTrain]:
     return trains
 
 
-@pytest.mark.parametrize("mode", ["published", "summed"])
-def test_batched_matches_reference(mode):
+@pytest.mark.parametrize("mode, stim_noise", [("published", 0.0), ("summed", 0.0), ("published", 10.0)])
+def test_batched_matches_reference(mode, stim_noise):
+    """With ``stim_noise`` the stimulation-locked term is on (E 10 mV, I 5 mV), in the windows whose
+    train has amplitude > 0 only: the random trains switch some networks off in some windows."""
     params = NetworkParams(num_e=80, num_i=20, connection_prob=0.2, synaptic_input=mode,
-                           plasticity=PlasticityParams(onset=10.0))
+                           plasticity=PlasticityParams(onset=10.0), stim_noise_e=stim_noise,
+                           stim_noise_i=stim_noise / 2)
     sim = SimConfig(duration=WINDOWS * 20.0)
     net = NetworkBatch(len(SEEDS), params, sim, seeds=SEEDS, device="cpu", dtype=torch.float64,
                        record=RecordConfig(spikes_e=True))
@@ -45,7 +48,7 @@ def test_batched_matches_reference(mode):
     ei_post = net.connectivity.local("ei_post", ni + 1).numpy()
     ie_pre = net.connectivity.local("ie_pre", ni + 1).numpy()
     ie_post = net.connectivity.local("ie_post", ne + 1).numpy()
-    refs, noises = [], []
+    refs, noises, stim_noises = [], [], []
     for b, seed in enumerate(SEEDS):
         ei = np.zeros((ne, ni), dtype=bool)
         ie = np.zeros((ni, ne), dtype=bool)
@@ -54,10 +57,12 @@ def test_batched_matches_reference(mode):
         real = ie_post[b] < ne
         ie[ie_pre[b][real], ie_post[b][real]] = True
         refs.append(ReferenceNetwork(params, sim.step_size, ei, ie))
-        noise = standard_normal(torch.tensor([seed]), STREAM_MEMBRANE_NOISE,
-                                torch.arange(WINDOWS * steps).view(1, -1), torch.zeros(1, 1, dtype=torch.int64),
-                                ne + ni, torch.float64)
-        noises.append(noise[0].numpy())
+        noise, stim_noise_draws = (
+            standard_normal(torch.tensor([seed]), stream, torch.arange(WINDOWS * steps).view(1, -1),
+                            torch.zeros(1, 1, dtype=torch.int64), ne + ni, torch.float64)[0].numpy()
+            for stream in (STREAM_MEMBRANE_NOISE, STREAM_STIM_NOISE))
+        noises.append(noise)
+        stim_noises.append(stim_noise_draws)
     stimulator = StimulatorState.initial(len(SEEDS), "cpu")
 
     total_spikes = 0
@@ -66,9 +71,11 @@ def test_batched_matches_reference(mode):
         result = net.run_window(train)
         for b, ref in enumerate(refs):
             raster = np.zeros((steps, ne), dtype=bool)
+            on = stim_noise > 0 and float(train.amplitude[b]) > 0
             for k in range(steps):
                 n = w * steps + k
-                raster[k], _ = ref.step(float(stim.current_i[b, k]), noises[b][n, :ne], noises[b][n, ne:])
+                extra = (stim_noises[b][n, :ne], stim_noises[b][n, ne:]) if on else (None, None)
+                raster[k], _ = ref.step(float(stim.current_i[b, k]), noises[b][n, :ne], noises[b][n, ne:], *extra)
             got = result.recording.spikes_e[b].numpy()
             np.testing.assert_array_equal(got, raster, err_msg=f"E spikes differ: {mode}, network {b}, window {w}")
             total_spikes += raster.sum()

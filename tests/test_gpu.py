@@ -126,6 +126,33 @@ def test_triton_backend_matches_eager_on_cuda(size, windows, kop_sample_interval
         assert torch.equal(a.rate_e, b.rate_e) and torch.equal(a.weight_mv, b.weight_mv)
 
 
+# THE GPU CHECK OF THE STIMULATION-LOCKED NOISE (NetworkParams.stim_noise_e / _i non-zero): on CUDA the
+# Triton kernel draws it itself (triton_kernel.normal_draws with STREAM_STIM_NOISE) and gates it per
+# network and window; the CPU suite checks the same kernel only in Triton's interpreter, with the draws
+# made by torch (tests/test_triton_backend.py).
+@pytest.mark.parametrize("size", [SMALL, NetworkParams()])
+def test_triton_backend_matches_eager_on_cuda_with_stim_locked_noise(size):
+    """stim_noise_e = 10 mV, stim_noise_i = 5 mV; network b's stimulator is off in every third window
+    from window b on, so that the gate is on and off in each: every state variable bit for bit."""
+    from dataclasses import fields, replace
+
+    params = replace(size, stim_noise_e=10.0, stim_noise_i=5.0)
+    states = {}
+    for backend in ("eager", "triton"):
+        net = NetworkBatch(3, params, device="cuda", backend=backend, synapses="event", seeds=[4, 5, 6])
+        for w in range(7):
+            train = PulseTrain.constant(3, 100.0, device="cuda")
+            train.amplitude = torch.tensor([0.0 if (w - b) % 3 == 0 else 100.0 for b in range(3)],
+                                           dtype=torch.float64, device="cuda")
+            if w == 5:
+                net.reset(torch.tensor([False, True, False], device="cuda"))
+            net.run_window(train)
+        states[backend] = net.state
+    for item in fields(states["eager"]):
+        assert torch.equal(getattr(states["eager"], item.name), getattr(states["triton"], item.name)), item.name
+    assert states["eager"].weight.unique().numel() > 2  # STDP ran
+
+
 def test_triton_backend_records_like_eager_on_cuda():
     rasters = {}
     for backend in ("eager", "triton"):

@@ -1,5 +1,6 @@
 """The batched simulator: independence, resets, continuity, recording, memory."""
 
+import copy
 import dataclasses
 import os
 import subprocess
@@ -173,10 +174,11 @@ def _plastic_small(mode: str) -> NetworkParams:
     return dataclasses.replace(SMALL, synaptic_input=mode, plasticity=dataclasses.replace(SMALL.plasticity, onset=5.0))
 
 
-def assert_identical_runs(first: NetworkBatch, second: NetworkBatch) -> None:
+def assert_identical_runs(first: NetworkBatch, second: NetworkBatch, *, stimulator_off_in_turn: bool = False) -> None:
     """Six windows of strong pulse trains (mass spikes, STDP) with a plain reset and a
     re-seeding in the middle: the same spikes (when recorded), weights, window statistics and
-    final state, bit for bit."""
+    final state, bit for bit. ``stimulator_off_in_turn``: network w % 3 gets no train in window w
+    (the stimulation-locked noise then acts in some networks and windows, not in others)."""
     spikes = 0
     for w in range(6):
         if w == 3:
@@ -184,6 +186,8 @@ def assert_identical_runs(first: NetworkBatch, second: NetworkBatch) -> None:
                 net.reset(torch.tensor([True, False, True]), seeds=[9, 0, 10])
                 net.reset(torch.tensor([False, True, False]))
         train = PulseTrain.constant(3, 60.0 + 40 * w, 90.0, 300.0)
+        if stimulator_off_in_turn:
+            train.amplitude[w % 3] = 0.0
         a, b = first.run_window(train), second.run_window(train)
         if first.record.spikes_e:
             assert torch.equal(a.recording.spikes_e, b.recording.spikes_e)
@@ -247,6 +251,98 @@ def test_fused_backend_gives_the_same_bits_as_eager_over_several_steps_per_call(
     assert fused._steps_per_call() == (200 if torch_math_in_kernel else 20)
     assert_identical_runs(NetworkBatch(3, params, seeds=[4, 5, 6], device="cpu", backend="eager",
                                        kop_sample_interval=2.0), fused)
+
+
+STIM_NOISY = {"stim_noise_e": 10.0, "stim_noise_i": 5.0}  # mV, stimulation-locked noise on both populations
+
+
+@pytest.mark.parametrize(("backend", "dtype", "steps_per_call"), [
+    pytest.param("compiled", torch.float32, 1, marks=needs_compiler),
+    pytest.param("fused", torch.float32, 1, marks=needs_fused),
+    pytest.param("fused", torch.float64, 1, marks=needs_fused),
+    pytest.param("fused", torch.float32, 200, marks=needs_fused)])
+def test_stim_locked_noise_gives_the_same_bits_on_every_cpu_backend(backend, dtype, steps_per_call):
+    """The stimulation-locked term (its own draws, gated per network and window) on the compiled and
+    fused backends, one step per call (recorded) or a whole window per kernel call: eager's bits."""
+    params = dataclasses.replace(_plastic_small("published"), **STIM_NOISY)
+    record = RecordConfig(spikes_e=True, traces=True) if steps_per_call == 1 else None
+    first, second = (NetworkBatch(3, params, seeds=[4, 5, 6], device="cpu", dtype=dtype, record=record, backend=b)
+                     for b in ("eager", backend))
+    if backend == "fused" and steps_per_call > 1 and not second._stepper.samples_kuramoto:
+        pytest.skip("the kernel library has no torch vector math here")
+    assert second._steps_per_call() == steps_per_call
+    assert_identical_runs(first, second, stimulator_off_in_turn=True)
+
+
+def _one_step_apart(params: NetworkParams, amplitude: list[float], noise: dict, windows: int = 1):
+    """Two batches of the same seeds, without and with ``noise`` (NetworkParams fields), after
+    ``windows`` windows of one Euler step each under the same trains (per-network ``amplitude``)."""
+    sim = SimConfig(duration=0.1 * windows, sample_duration=0.1)
+    quiet, noisy = (NetworkBatch(len(amplitude), dataclasses.replace(params, **extra), sim, device="cpu",
+                                 backend="eager", kop_sample_interval=0.1) for extra in ({}, noise))
+    for _ in range(windows):
+        train = PulseTrain.constant(len(amplitude), 0.0)
+        train.amplitude = torch.tensor(amplitude, dtype=torch.float64)
+        quiet.run_window(train), noisy.run_window(train)
+    return quiet, noisy
+
+
+def test_stim_locked_noise_acts_while_the_stimulator_is_on_and_only_then():
+    """Networks whose stimulator is off (amplitude 0) follow the noiseless trajectory bit for bit;
+    a network whose stimulator is on gets exactly stim_noise * dt / tau_m * xi' more in V, xi' from
+    the noise's own stream (rng.STREAM_STIM_NOISE at counter (step, episode))."""
+    from neuroloop_gpu.rng import STREAM_STIM_NOISE, standard_normal
+
+    params = NetworkParams(num_e=400, num_i=100)
+    quiet, noisy = _one_step_apart(params, [0.0, 50.0, 0.0, 50.0], STIM_NOISY)
+    for b in (0, 2):
+        for name, value in snapshot(quiet).items():
+            assert torch.equal(value[b], getattr(noisy.state, name)[b]), (name, b)
+    xi = standard_normal(quiet.state.seed[[1, 3]].view(-1, 1), STREAM_STIM_NOISE, torch.zeros(1, 1, dtype=torch.int64),
+                         torch.zeros(1, 1, dtype=torch.int64), 500, torch.float32)[:, 0]
+    gain = torch.tensor([10.0] * 400 + [5.0] * 100) * 0.1 / 10.0  # mV per draw: stim_noise * dt / tau_m
+    # from V = 14 mV no neuron reaches threshold or the floor in one step: the difference is the term
+    added = noisy.state.v[[1, 3]].double() - quiet.state.v[[1, 3]].double()
+    torch.testing.assert_close(added, (gain * xi).double(), rtol=0, atol=2e-6)  # float32 rounding of V ~ 14 mV
+    assert (added != 0).float().mean() > 0.99
+
+
+def test_stim_locked_noise_is_off_in_a_window_whose_train_is_off_even_while_a_pulse_runs_on():
+    """The flag is the window's (the published per-sample ON): a pulse that straddles into an off
+    window is completed there without the noise. After an on window, a noiseless copy of the noisy
+    network (same state, stimulator, ring position) runs the off windows to the same bits."""
+    params = NetworkParams(num_e=100, num_i=25)
+    sim = SimConfig(duration=1.0, sample_duration=0.1)  # one step per window: the 2 ms pulse straddles 20
+    quiet, noisy = (NetworkBatch(1, dataclasses.replace(params, **extra), sim, device="cpu", backend="eager",
+                                 kop_sample_interval=0.1) for extra in ({}, STIM_NOISY))
+    on = PulseTrain.constant(1, 50.0, pulse_width=1000.0)
+    before = noisy.state.v.clone()
+    noisy.run_window(on)
+    quiet.run_window(on)
+    assert (noisy.state.v != quiet.state.v).float().mean() > 0.99  # on: the noise acts
+    assert not torch.equal(before, noisy.state.v)
+    quiet.state, quiet.stimulator = copy.deepcopy(noisy.state), copy.deepcopy(noisy.stimulator)
+    quiet._ring_position = noisy._ring_position
+    for _ in range(5):
+        off = PulseTrain.constant(1, 0.0)
+        delivered = quiet.run_window(off).stats.charge
+        noisy.run_window(off)
+        assert float(delivered[0]) > 0  # the carried pulse still runs
+        for name, value in snapshot(quiet).items():
+            assert torch.equal(value, getattr(noisy.state, name)), name
+
+
+@pytest.mark.parametrize(("scaling", "sd_e", "sd_i"), [("published", 0.1, 0.03),
+                                                        ("euler_maruyama", 0.1**0.5, 0.03 / 0.1**0.5)])
+def test_stim_locked_noise_has_the_specified_spread(scaling, sd_e, sd_i):
+    """The added voltage increment per step has s.d. stim_noise * dt / tau_m (model spec: 10 mV ->
+    0.1 mV per 0.1 ms step; Euler-Maruyama: sqrt(dt) for dt) and mean 0: 8 x 1600 E and 8 x 400 I draws."""
+    params = NetworkParams(noise_scaling=scaling)
+    quiet, noisy = _one_step_apart(params, [50.0] * 8, {"stim_noise_e": 10.0, "stim_noise_i": 3.0})
+    added = (noisy.state.v.double() - quiet.state.v.double())
+    for values, sd in ((added[:, :1600], sd_e), (added[:, 1600:], sd_i)):
+        assert abs(float(values.std()) / sd - 1) < 0.04  # s.e. of the s.d.: 0.6 % (E), 1.3 % (I)
+        assert abs(float(values.mean())) < 4 * sd / values.numel() ** 0.5
 
 
 @needs_fused

@@ -32,6 +32,7 @@ field_bits = int(sys.argv[4])  # bits per count in the packed prefix sum (0: the
 connection_prob = float(sys.argv[5])
 spikes = sys.argv[6]  # spikes per tile of the E and of the I walks, "E:I" (0: the stepper's)
 num_e, num_i = map(int, sys.argv[7].split("/"))
+stim_noise_e, stim_noise_i = map(float, sys.argv[8].split("/"))  # mV, the stimulation-locked noise
 from neuroloop_gpu.config import NetworkParams, PlasticityParams, RecordConfig, SimConfig
 from neuroloop_gpu.network import NetworkBatch
 from neuroloop_gpu.stimulus import PulseTrain
@@ -39,7 +40,8 @@ from neuroloop_gpu.stimulus import PulseTrain
 synaptic_input, record = sys.argv[1], sys.argv[2] == "record"
 # plasticity from t = 0 and a strong drive, so that STDP and coincident inputs happen within 30 steps
 params = NetworkParams(num_e=num_e, num_i=num_i, mu_e=40.0, mu_i=40.0, synaptic_input=synaptic_input,
-                       connection_prob=connection_prob, plasticity=PlasticityParams(onset=0.0))
+                       connection_prob=connection_prob, plasticity=PlasticityParams(onset=0.0),
+                       stim_noise_e=stim_noise_e, stim_noise_i=stim_noise_i)
 sim = SimConfig(duration=30.0, sample_duration=3.0)
 out = {}
 for backend in ("eager", "triton"):
@@ -55,6 +57,8 @@ for backend in ("eager", "triton"):
     for w in range(3):
         if w == 1:
             net.reset(torch.tensor([False, True]))
+        if stim_noise_e or stim_noise_i:  # the noise's gate: network b has its stimulator off in window b + 1
+            train.amplitude = torch.tensor([100.0 * (w != b + 1) for b in range(2)], dtype=torch.float64)
         result = net.run_window(train)
         windows.append({f.name: getattr(result.stats, f.name).tolist() for f in fields(result.stats)})
         if record:
@@ -67,26 +71,28 @@ print(json.dumps(out))
 
 
 def _run_check(synaptic_input: str, record: bool, max_chunk: int, fields: int, connection_prob: float,
-               spikes: str, size: str) -> dict:
+               spikes: str, size: str, stim_noise: str = "0/0") -> dict:
     done = subprocess.run([sys.executable, "-c", _CHECK, synaptic_input, "record" if record else "plain",
-                           str(max_chunk), str(fields), str(connection_prob), spikes, size],
+                           str(max_chunk), str(fields), str(connection_prob), spikes, size, stim_noise],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.splitlines()[-1])
 
 
 @needs_triton
-@pytest.mark.parametrize("synaptic_input,record,max_chunk,fields,connection_prob,spikes,size",
-                         [("published", False, 4, 0, 1.0, "0", "40/10"),
-                          ("summed", True, 256, 21, 0.1, "2:8", "41/11")])
+@pytest.mark.parametrize("synaptic_input,record,max_chunk,fields,connection_prob,spikes,size,stim_noise",
+                         [("published", False, 4, 0, 1.0, "0", "40/10", "0/0"),
+                          ("summed", True, 256, 21, 0.1, "2:8", "41/11", "0/0"),
+                          ("published", False, 4, 0, 1.0, "0", "41/11", "10/5")])
 def test_triton_kernel_matches_eager_in_the_interpreter(synaptic_input, record, max_chunk, fields, connection_prob,
-                                                        spikes, size):
+                                                        spikes, size, stim_noise):
     """Both packings of the spike counts: 32-bit (the fields networks of up to ~2000 neurons need)
     and 64-bit (fields of 21 bits, for larger ones). All-to-all connectivity gives synapse rows as
     long as the spike lists' row-length field can hold (every E neuron into each I neuron). The walks
     over E and over I spikes take tiles of their own sizes (the full-size default: I tiles twice E's).
-    Populations of 41 and 11 neurons: a Philox block's four draws then go to E and I neurons both."""
-    out = _run_check(synaptic_input, record, max_chunk, fields, connection_prob, spikes, size)
+    Populations of 41 and 11 neurons: a Philox block's four draws then go to E and I neurons both.
+    ``stim_noise`` "E/I" mV: the stimulation-locked noise, each network's stimulator off in turn."""
+    out = _run_check(synaptic_input, record, max_chunk, fields, connection_prob, spikes, size, stim_noise)
     eager, triton = out["eager"], out["triton"]
     assert triton["backend"] == "triton"
     for name, value in eager["state"].items():
@@ -101,7 +107,8 @@ def test_triton_kernel_matches_eager_in_the_interpreter(synaptic_input, record, 
     # the check is not vacuous: weights moved and spikes happened
     assert len(set(sum(eager["state"]["weight"], []))) > 2
     assert any(rate > 0 for window in eager["windows"] for rate in window["rate_i"])
-    assert sum(kop > 0 for window in eager["windows"] for kop in window["kop"]) >= 3  # the kernel sampled it
+    # the kernel sampled it (with the stimulators off in turn, an off window silences E: fewer samples)
+    assert sum(kop > 0 for window in eager["windows"] for kop in window["kop"]) >= (3 if stim_noise == "0/0" else 1)
 
 
 _DRAWS = r"""
@@ -115,38 +122,46 @@ from neuroloop_gpu.network import triton_step
 from neuroloop_gpu.network.triton_kernel import normal_draws
 from neuroloop_gpu.config import NetworkParams
 from neuroloop_gpu.network import NetworkBatch
+from neuroloop_gpu.rng import STREAM_MEMBRANE_NOISE, STREAM_STIM_NOISE
 
 @triton.jit
 def draws(seed_ptr, step_ptr, episode_ptr, out_ptr, two_pi, BLOCK_N: tl.constexpr, M0: tl.constexpr,
-          M1: tl.constexpr, W0: tl.constexpr, W1: tl.constexpr):
+          M1: tl.constexpr, W0: tl.constexpr, W1: tl.constexpr, STREAM: tl.constexpr):
     b = tl.program_id(0)
     seed = tl.load(seed_ptr + b)
     key0 = (seed & 0xFFFFFFFF).to(tl.uint32)
     key1 = ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32)
     noise = normal_draws(tl.load(step_ptr + b), tl.load(episode_ptr + b), key0, key1, two_pi, BLOCK_N,
-                         M0, M1, W0, W1)
+                         M0, M1, W0, W1, STREAM)
     tl.store(out_ptr + b * BLOCK_N + tl.arange(0, BLOCK_N), noise)
 
 net = NetworkBatch(3, NetworkParams(num_e=48, num_i=16), seeds=[1, 2**33 + 7, 12345], device="cpu")
 net.state.step += torch.tensor([0, 17, 2**32 + 3])
 net.state.episode += torch.tensor([0, 2, 1])
-out = torch.empty(3, 64)
-draws[(3,)](net.state.seed, net.state.step, net.state.episode, out, triton_step._float32(2 * torch.pi), BLOCK_N=64,
-            **triton_step._PHILOX)
-print(json.dumps({"kernel": out.tolist(), "simulator": net.membrane_noise(1)[0].tolist()}))
+result = {}
+for stream, simulator in ((STREAM_MEMBRANE_NOISE, net.membrane_noise), (STREAM_STIM_NOISE, net.stim_noise)):
+    out = torch.empty(3, 64)
+    draws[(3,)](net.state.seed, net.state.step, net.state.episode, out, triton_step._float32(2 * torch.pi),
+                BLOCK_N=64, STREAM=stream, **triton_step._PHILOX)
+    result[stream] = {"kernel": out.tolist(), "simulator": simulator(1)[0].tolist()}
+print(json.dumps(result))
 """
 
 
 @needs_triton
 def test_in_kernel_noise_draws_the_simulators_noise_in_order():
     """The CUDA kernel draws its noise itself (four draws per Philox block, interleaved): in the
-    interpreter the same draws in the same places, to the rounding of NumPy's log/sin/cos."""
+    interpreter the same draws in the same places, to the rounding of NumPy's log/sin/cos; the
+    membrane noise and the stimulation-locked noise each from its own stream."""
     done = subprocess.run([sys.executable, "-c", _DRAWS], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.splitlines()[-1])
-    kernel, simulator = torch.tensor(out["kernel"]), torch.tensor(out["simulator"])
-    assert simulator.std() > 0.5  # real draws
-    torch.testing.assert_close(kernel, simulator, rtol=1e-5, atol=1e-5)
+    for stream in out.values():
+        kernel, simulator = torch.tensor(stream["kernel"]), torch.tensor(stream["simulator"])
+        assert simulator.std() > 0.5  # real draws
+        torch.testing.assert_close(kernel, simulator, rtol=1e-5, atol=1e-5)
+    membrane, stimulation_locked = (torch.tensor(stream["simulator"]) for stream in out.values())
+    assert (membrane - stimulation_locked).abs().min() > 0  # two streams, not one
 
 
 @needs_triton

@@ -56,6 +56,7 @@ class NeuronVectors:
     coupling: torch.Tensor  # J / C of the input the neuron receives
     stim_sign: torch.Tensor  # -1 for E, +1 for I: E gets the mirror image of the I waveform
     noise_gain: torch.Tensor  # mV per unit normal draw
+    stim_noise_gain: torch.Tensor  # mV per unit normal draw of the stimulation-locked noise
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class StepConstants:
     mu_i: float
     noise_gain_e: float  # mV per unit normal draw
     noise_gain_i: float
+    stim_noise_gain_e: float  # mV per unit normal draw while the stimulator is on
+    stim_noise_gain_i: float
     coupling_e: float  # J_E / C_E
     coupling_i: float  # J_I / C_I
     tau_m: float
@@ -89,6 +92,11 @@ class StepConstants:
     delay_steps: int
     published: bool
 
+    @property
+    def stim_noise(self) -> bool:
+        """Whether the stimulation-locked noise is on at all (else nothing is drawn for it)."""
+        return self.stim_noise_gain_e != 0.0 or self.stim_noise_gain_i != 0.0
+
     def neuron_vectors(self, device: torch.device, dtype: torch.dtype) -> "NeuronVectors":
         """Per-neuron parameters ``[N]`` (E neurons first) for one batched membrane update."""
         def halves(e: float, i: float) -> torch.Tensor:
@@ -99,6 +107,7 @@ class StepConstants:
             coupling=halves(self.coupling_e, self.coupling_i),
             stim_sign=halves(-1.0, 1.0),
             noise_gain=halves(self.noise_gain_e, self.noise_gain_i),
+            stim_noise_gain=halves(self.stim_noise_gain_e, self.stim_noise_gain_i),
         )
 
     @classmethod
@@ -121,6 +130,8 @@ class StepConstants:
         # Published: dt * sigma * sqrt(tau) * xi / tau; Euler-Maruyama: sqrt(dt) instead of dt.
         noise_dt = dt if params.noise_scaling == "published" else math.sqrt(dt)
         gain = noise_dt * math.sqrt(params.tau_m) / params.tau_m
+        # The published "Figure 6" term, dt * (10 * randn) / tau_m: the same step scaling, no sqrt(tau_m).
+        stim_gain = noise_dt / params.tau_m
         return cls(
             num_e=params.num_e,
             num_i=params.num_i,
@@ -133,6 +144,8 @@ class StepConstants:
             mu_i=params.mu_i,
             noise_gain_e=params.sigma_e * gain,
             noise_gain_i=params.sigma_i * gain,
+            stim_noise_gain_e=params.stim_noise_e * stim_gain,
+            stim_noise_gain_i=params.stim_noise_i * stim_gain,
             coupling_e=params.j_e / params.coupling_norm,
             coupling_i=params.j_i / params.coupling_norm,
             tau_m=params.tau_m,
@@ -292,7 +305,8 @@ def _synapses_event(c, conn, st, arriving_i, plastic, kernels):
 
 def integrate_neurons(
     c: StepConstants, n: NeuronVectors, v: torch.Tensor, s: torch.Tensor, refractory: torch.Tensor,
-    stim_i: torch.Tensor, noise: torch.Tensor,
+    stim_i: torch.Tensor, noise: torch.Tensor, stim_on: torch.Tensor | None = None,
+    stim_noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Membrane step (eq. 1-2), then threshold, reset, refractory hold and floor in the
     published order. Returns V(t+dt), the refractory counters and the spikes as 0/1 in the
@@ -302,10 +316,17 @@ def integrate_neurons(
     Z_E = J_E / C_E * S_E(t - d), Z_I = J_I / C_I * S_I(t - d) (S is stored delayed).
     Spike when V(t) < V_th <= V(t+dt); then V := V_reset and the neuron is held at V_reset
     for ``refractory_steps`` steps; otherwise V below V_rest is clamped to V_rest.
+
+    Stimulation-locked noise (``stim_noise`` [B, N] standard normal draws, or None when
+    ``NetworkParams.stim_noise_e`` and ``_i`` are 0): in the networks whose stimulator is on
+    (``stim_on`` [B] bool) the numerator gets stim_noise_e (_i) * xi' as well, added after the
+    sigma term; elsewhere V is left exactly as without it.
     """
     # V + dt * (V_rest - V + coupling * S + mu + sign * stim) / tau_m + gain * xi
     v_new = torch.rsub(v, c.v_rest).add_(n.coupling * s).add_(n.mu).add_(n.stim_sign * stim_i.unsqueeze(1))
     v_new.mul_(c.dt).div_(c.tau_m).add_(v).add_(n.noise_gain * noise)
+    if stim_noise is not None:  # ... + stim_gain * xi' while the stimulator is on
+        v_new = torch.where(stim_on.unsqueeze(1), v_new + n.stim_noise_gain * stim_noise, v_new)
     held_before = (refractory - 1.0).clamp_(min=-1.0)
     spiked = (v < c.v_threshold) & (v_new >= c.v_threshold)
     held = (held_before >= 0) | spiked
@@ -389,6 +410,8 @@ def euler_step(
     synapse_rank: torch.Tensor,
     dense_rows: tuple[torch.Tensor, torch.Tensor] | None,
     kernels: StepKernels = StepKernels(),
+    stim_on: torch.Tensor | None = None,
+    stim_noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Advance every network of the batch by one step dt (updates ``st`` in place).
 
@@ -401,6 +424,8 @@ def euler_step(
     GPU); else a sweep over all synapses (fixed shapes, no sync) using these
     (I->E, E->I) presynaptic rows, expanded once per window by the caller.
     Both give the same numbers. ``kernels`` runs the per-neuron parts.
+    ``stim_on`` [B] (bool: the stimulator is on in this window) and ``stim_noise``
+    [B, N] (standard normal draws) give the stimulation-locked noise; None: none.
     Returns the spikes ``[B, N]`` (bool, E neurons first).
 
     In-place updates keep the operations (and so every rounding) of the plain
@@ -408,7 +433,7 @@ def euler_step(
     """
     ne, ni = c.num_e, c.num_i
     dtype = st.v.dtype
-    st.v, st.refractory, fired = kernels.neurons(c, n, st.v, st.s, st.refractory, stim_i, noise)
+    st.v, st.refractory, fired = kernels.neurons(c, n, st.v, st.s, st.refractory, stim_i, noise, stim_on, stim_noise)
     spiked = fired.bool()
     spiked_e, spiked_i = spiked[:, :ne], spiked[:, ne:]
 

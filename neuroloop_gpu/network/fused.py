@@ -173,20 +173,27 @@ class FusedSteps:
                       c.tau_pre, c.tau_post, c.trace_increment, c.ltd, c.ltp, c.w_min, c.w_max]
         self.integers = [c.num_e, c.num_i, c.plasticity_onset_steps, int(c.published)]
         self.spiked = torch.zeros(batch, num_neurons, dtype=torch.bool, device=device)  # reused: no page faults
+        self.no_stim_noise = torch.empty(0, batch, num_neurons, device=device)  # stands in for absent draws
+        self.stim_off = torch.zeros(batch, dtype=torch.bool, device=device)
 
     def run(self, n: NeuronVectors, conn: Connectivity, st: NetworkState, current: torch.Tensor, ring_base: int,
-            monitor: WindowMonitor, noise: torch.Tensor, first_step: int) -> torch.Tensor:
+            monitor: WindowMonitor, noise: torch.Tensor, first_step: int, stim_on: torch.Tensor | None = None,
+            stim_noise: torch.Tensor | None = None) -> torch.Tensor:
         """Advance every network ``current.shape[0]`` steps (``current`` [K, B]: the stimulus into I
         neurons per step; ``ring_base``: the ring slot of the first step; ``noise`` [K, B, N] standard
         normal draws; ``first_step``: the window step of the first step):
         :func:`~neuroloop_gpu.network.dynamics.euler_step` with event-driven synapses, ``st`` updated
         in place, each step added to the running sums of ``monitor`` (:meth:`WindowMonitor.accumulators`;
-        with :attr:`samples_kuramoto` also its ``kop_sum``). Returns the last step's spikes ``[B, N]``
-        (bool, E first)."""
+        with :attr:`samples_kuramoto` also its ``kop_sum``); ``stim_on`` [B] (bool) and ``stim_noise``
+        [K, B, N] the stimulation-locked noise (None: none; no draws of it are then read). Returns the
+        last step's spikes ``[B, N]`` (bool, E first)."""
+        if stim_noise is None:  # an empty tensor tells the kernel there is no such term
+            stim_on, stim_noise = self.stim_off, self.no_stim_noise.to(noise.dtype)
         return torch.ops.neuroloop_fused.euler_steps(
             st.v, st.refractory, st.x, st.s, st.spiked_pre, st.trace_pre, st.spiked_post, st.trace_post, st.weight,
             st.ring_spikes_i, st.ring_input_i, st.last_spike_e, st.last_isi_e, st.step, current.contiguous(),
             noise.contiguous(),  # rows of N draws sliced from whole Philox blocks
+            stim_on.contiguous(), stim_noise.contiguous(), n.stim_noise_gain,
             n.mu, n.coupling, n.stim_sign, n.noise_gain, conn.ei_post, conn.ei_start, conn.ei_degree, conn.ei_by_post,
             conn.ei_pre_by_post, conn.ei_post_start, conn.ei_post_degree, conn.ie_post, conn.ie_start, conn.ie_degree,
             self.spiked, *monitor.accumulators(), monitor.kop_sum, ring_base, first_step, self.kop_every, monitor.shift,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import NetworkParams, RecordConfig, SimConfig, require, require_count, steps_in
-from ..rng import STREAM_MEMBRANE_NOISE
+from ..rng import STREAM_MEMBRANE_NOISE, STREAM_STIM_NOISE
 from ..stimulus import PulseTrain, StimulatorState, WindowStimulus, render_window
 from .connectivity import Connectivity
 from .dynamics import StepConstants, StepKernels, euler_step
@@ -275,21 +275,26 @@ class NetworkBatch:
         if validate:
             train.check_values()  # before anything is committed
         self.stimulator = stimulator
-        return self._integrate(stimulus)
+        # The stimulator is "on" in a window where its train has amplitude > 0 (stimulus.py: 0 = off), as
+        # the published code's per-sample ON flag gates both the pulse and its "Figure 6" noise: the
+        # stimulation-locked noise follows this flag for the whole window, whether or not a pulse falls
+        # in it, and not a pulse carried over from an earlier window into an off one.
+        stim_on = train.amplitude > 0 if self.constants.stim_noise else None
+        return self._integrate(stimulus, stim_on)
 
-    def _integrate(self, stimulus: WindowStimulus) -> WindowResult:
+    def _integrate(self, stimulus: WindowStimulus, stim_on: torch.Tensor | None = None) -> WindowResult:
         current = stimulus.current_i.to(self.dtype).t().contiguous()  # [steps, B]: one row per step
         monitor = WindowMonitor(self.state, self.steps_per_window, self.kop_every, self.record, self.params.v_reset,
                                 self.synapse_valid(), self.params.j_i)
         if self._stepper is not None:
-            self._integrate_blocks(current, monitor)
+            self._integrate_blocks(current, monitor, stim_on)
         else:
-            self._integrate_steps(current, monitor)
+            self._integrate_steps(current, monitor, stim_on)
         stats, recording = monitor.finish(self.state, self.sim.step_size, stimulus.energy, stimulus.charge,
                                           stimulus.net_charge)
         return WindowResult(stats, recording)
 
-    def _integrate_steps(self, current: torch.Tensor, monitor: WindowMonitor) -> None:
+    def _integrate_steps(self, current: torch.Tensor, monitor: WindowMonitor, stim_on: torch.Tensor | None) -> None:
         """The window step by step with batched torch ops (eager or compiled backend)."""
         c, st, conn = self.constants, self.state, self.connectivity
         steps = self.steps_per_window
@@ -299,11 +304,13 @@ class NetworkBatch:
         for start in range(0, steps, self._noise_steps):
             count = min(self._noise_steps, steps - start)
             noise = self.membrane_noise(count)
+            stim_noise = self.stim_noise(count) if stim_on is not None else None
             for k in range(count):
                 slot = self._ring_position % c.delay_steps
                 self._ring_position += 1
                 spiked = euler_step(c, self.neurons, conn, st, current[start + k], noise[k], slot,
-                                    self._synapse_rank, dense_rows, self._kernels)
+                                    self._synapse_rank, dense_rows, self._kernels, stim_on,
+                                    None if stim_noise is None else stim_noise[k])
                 monitor.observe(start + k, st, spiked)
 
     def _steps_per_call(self) -> int:
@@ -321,7 +328,7 @@ class NetworkBatch:
         return max(d for d in range(1, span + 1)
                    if span % d == 0 and (d == 1 or d * per_step <= _BLOCK_NOISE_ELEMENTS))
 
-    def _integrate_blocks(self, current: torch.Tensor, monitor: WindowMonitor) -> None:
+    def _integrate_blocks(self, current: torch.Tensor, monitor: WindowMonitor, stim_on: torch.Tensor | None) -> None:
         """The window in kernel calls of :meth:`_steps_per_call` steps each; every call adds its steps
         to the monitor's running sums, and between calls the monitor takes what the kernel does not
         (the Kuramoto samples unless it :attr:`samples_kuramoto`). Noise drawn by torch comes in
@@ -332,12 +339,14 @@ class NetworkBatch:
         for first in range(0, steps, chunk):
             count = min(chunk, steps - first)
             noise = self.membrane_noise(count) if self._stepper.noise_from_torch else None
+            stim_noise = self.stim_noise(count) if stim_on is not None and self._stepper.noise_from_torch else None
             for start in range(first, first + count, block):
                 rows = current[start:start + block]
+                here = slice(start - first, start - first + block)
                 spiked = self._stepper.run(self.neurons, self.connectivity, self.state, rows,
                                            self._ring_position % self.constants.delay_steps, monitor,
-                                           None if noise is None else noise[start - first:start - first + block],
-                                           start)
+                                           None if noise is None else noise[here], start, stim_on,
+                                           None if stim_noise is None else stim_noise[here])
                 self._ring_position += block
                 monitor.observe(start + block - 1, self.state, spiked, accumulated=True,
                                 sampled_from=start if self._stepper.samples_kuramoto else None)
@@ -349,9 +358,18 @@ class NetworkBatch:
         Draw (network, step, neuron) is Philox block ``neuron // 4`` of
         counter (step since reset, episode, stream) under the network's seed.
         """
+        return self._draws(count, STREAM_MEMBRANE_NOISE)
+
+    def stim_noise(self, count: int) -> torch.Tensor:
+        """The stimulation-locked noise's standard normal draws, laid out as :meth:`membrane_noise`'s
+        from their own stream (``rng.STREAM_STIM_NOISE``): a run without that term draws none of them,
+        and the membrane noise, hence every trajectory without it, stays as it was."""
+        return self._draws(count, STREAM_STIM_NOISE)
+
+    def _draws(self, count: int, stream: int) -> torch.Tensor:
         st = self.state
         steps = st.step + torch.arange(count, device=self.device).unsqueeze(1)
-        return self._kernels.noise(st.seed.view(1, -1), STREAM_MEMBRANE_NOISE, steps, st.episode.view(1, -1),
+        return self._kernels.noise(st.seed.view(1, -1), stream, steps, st.episode.view(1, -1),
                                    self.params.num_e + self.params.num_i, self.dtype)
 
     # ------------------------------------------------------------- queries

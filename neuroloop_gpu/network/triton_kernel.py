@@ -90,10 +90,11 @@ def _sum4(a, b, c, d, e, f, g, h):
 
 @triton.jit
 def normal_draws(step, episode, key0, key1, two_pi, BLOCK_N: tl.constexpr, M0: tl.constexpr, M1: tl.constexpr,
-                 W0: tl.constexpr, W1: tl.constexpr):
-    """Draws 0 .. BLOCK_N - 1 of the membrane noise of (step, episode), as the simulator's
-    ``membrane_noise`` draws them: draw n is word n % 4 of Philox4x32-10 block n // 4 of counter
-    (step, episode, stream 0), Box-Muller on words (0, 1) giving draws 0 (cos) and 1 (sin), on
+                 W0: tl.constexpr, W1: tl.constexpr, STREAM: tl.constexpr):
+    """Draws 0 .. BLOCK_N - 1 of the noise of (step, episode) from stream ``STREAM`` (``rng.STREAM_*``:
+    the membrane noise, the stimulation-locked noise), as the simulator's ``membrane_noise`` and
+    ``stim_noise`` draw them: draw n is word n % 4 of Philox4x32-10 block n // 4 of counter
+    (step, episode, STREAM), Box-Muller on words (0, 1) giving draws 0 (cos) and 1 (sin), on
     words (2, 3) draws 2 and 3. One block per four lanes, then interleaved."""
     LANES: tl.constexpr = BLOCK_N // 4
     # counter words 1-3 and the keys are the same in every lane: scalars until they meet word 0
@@ -101,7 +102,7 @@ def normal_draws(step, episode, key0, key1, two_pi, BLOCK_N: tl.constexpr, M0: t
     c0 = tl.arange(0, LANES).to(tl.uint32)
     c1 = (step & 0xFFFFFFFF).to(tl.uint32)
     c2 = (episode & 0xFFFFFFFF).to(tl.uint32)
-    c3 = c2 * 0
+    c3 = c2 * 0 + STREAM
     k0 = key0
     k1 = key1
     for r in tl.static_range(10):
@@ -127,7 +128,7 @@ def normal_draws(step, episode, key0, key1, two_pi, BLOCK_N: tl.constexpr, M0: t
 def steps_kernel(
     v_ptr, refractory_ptr, x_ptr, s_ptr, spiked_pre_ptr, trace_pre_ptr, spiked_post_ptr, trace_post_ptr,
     weight_ptr, ring_spikes_ptr, ring_input_ptr, last_spike_ptr, last_isi_ptr, step_ptr, episode_ptr, seed_ptr,
-    current_ptr, noise_ptr,
+    current_ptr, noise_ptr, stim_on_ptr, stim_noise_ptr,
     ei_post_ptr, ei_start_ptr, ei_degree_ptr, ei_by_post_ptr, ei_pre_by_post_ptr, ei_post_start_ptr,
     ei_post_degree_ptr, ie_post_ptr, ie_start_ptr, ie_degree_ptr,
     flags_ptr, traces_ptr, list_ptr, count_e_ptr, winner_ptr, sent_ptr, spiked_ptr,
@@ -136,11 +137,13 @@ def steps_kernel(
     batch, capacity, ring_base, num_steps, first_step, kop_every, shift,
     dt, v_rest, v_threshold, v_reset, refractory_steps, tau_m, tau_d, tau_r, tau_pre, tau_post,
     trace_increment, ltd, ltp, w_min, w_max, onset, two_pi, mu_e, mu_i, coupling_e, coupling_i, gain_e, gain_i,
+    stim_gain_e, stim_gain_i,
     NE: tl.constexpr, NI: tl.constexpr, FIELD_E: tl.constexpr, FIELD_I: tl.constexpr, DELAY: tl.constexpr,
     BLOCK_N: tl.constexpr,
     SPIKES_E: tl.constexpr, CHUNK_E: tl.constexpr, SPIKES_I: tl.constexpr, CHUNK_I: tl.constexpr,
     PUBLISHED: tl.constexpr, RECIPROCAL: tl.constexpr, SCRATCH_LOADS: tl.constexpr,
     NOISE_IN_KERNEL: tl.constexpr, M0: tl.constexpr, M1: tl.constexpr, W0: tl.constexpr, W1: tl.constexpr,
+    STREAM_NOISE: tl.constexpr, STIM_NOISE: tl.constexpr, STREAM_STIM_NOISE: tl.constexpr,
 ):
     # One program is one network; lane j is neuron j (E first, then I). The neuron state lives in
     # registers for the whole run of steps; only what other lanes must look up (spike flags and STDP
@@ -189,6 +192,11 @@ def steps_kernel(
     coupling = tl.where(is_e, coupling_e, coupling_i)
     sign = tl.where(is_e, -1.0, 1.0)
     gain = tl.where(is_e, gain_e, gain_i)
+    stim_gain = tl.where(is_e, stim_gain_e, stim_gain_i)
+    # the stimulator's on flag of this window (one call never spans two windows); read only with STIM_NOISE
+    stim_on = False
+    if STIM_NOISE:
+        stim_on = tl.load(stim_on_ptr + b) != 0
     tau_trace = tl.where(is_e, tau_pre, tau_post)
     seed = tl.load(seed_ptr + b)
     key0 = (seed & 0xFFFFFFFF).to(tl.uint32)
@@ -231,7 +239,7 @@ def steps_kernel(
         stim = tl.load(current_ptr + k * batch + b)
         # ---- membrane noise
         if NOISE_IN_KERNEL:
-            noise = normal_draws(step, episode, key0, key1, two_pi, BLOCK_N, M0, M1, W0, W1)
+            noise = normal_draws(step, episode, key0, key1, two_pi, BLOCK_N, M0, M1, W0, W1, STREAM_NOISE)
         else:
             noise = tl.load(noise_ptr + (k * batch + b) * N + j, mask=in_n, other=0.0)
 
@@ -243,6 +251,13 @@ def steps_kernel(
         v_new = scale(v_new, tau_m, RECIPROCAL)
         v_new = v_new + v
         v_new = v_new + gain * noise
+        if STIM_NOISE:  # stimulation-locked noise while the stimulator is on: + stim_gain * xi'
+            if NOISE_IN_KERNEL:
+                stim_noise = normal_draws(step, episode, key0, key1, two_pi, BLOCK_N, M0, M1, W0, W1,
+                                          STREAM_STIM_NOISE)
+            else:
+                stim_noise = tl.load(stim_noise_ptr + (k * batch + b) * N + j, mask=in_n, other=0.0)
+            v_new = tl.where(stim_on, v_new + stim_gain * stim_noise, v_new)
         held_before = refractory - 1.0
         held_before = tl.where(held_before < -1.0, -1.0, held_before)
         fired = (v < v_threshold) & (v_new >= v_threshold) & in_n

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from ..config import require
+from ..rng import STREAM_MEMBRANE_NOISE, STREAM_STIM_NOISE
 from .connectivity import Connectivity
 from .dynamics import NeuronVectors, StepConstants
 from .monitors import WindowMonitor
@@ -105,7 +106,8 @@ class TritonSteps:
             w_min=_float32(c.w_min), w_max=_float32(c.w_max), onset=c.plasticity_onset_steps,
             two_pi=_float32(2.0 * math.pi), mu_e=_float32(c.mu_e), mu_i=_float32(c.mu_i),
             coupling_e=_float32(c.coupling_e), coupling_i=_float32(c.coupling_i),
-            gain_e=_float32(c.noise_gain_e), gain_i=_float32(c.noise_gain_i))
+            gain_e=_float32(c.noise_gain_e), gain_i=_float32(c.noise_gain_i),
+            stim_gain_e=_float32(c.stim_noise_gain_e), stim_gain_i=_float32(c.stim_noise_gain_i))
         ne, ni = c.num_e, c.num_i
         # spike tiles: a chunk covers a typical synapse row (longer ones take more passes); about half
         # as many synapses as neurons, since few of a network's neurons fire in one step and a tile's
@@ -123,7 +125,8 @@ class TritonSteps:
                           BLOCK_N=max(32, _pow2(ne + ni)), CHUNK_E=chunk_e, CHUNK_I=chunk_i,
                           **spike_tiles(tile, tile_i, chunk_e, chunk_i),
                           PUBLISHED=c.published, RECIPROCAL=not self.interpret, SCRATCH_LOADS=".cg",
-                          NOISE_IN_KERNEL=not self.noise_from_torch, **_PHILOX)
+                          NOISE_IN_KERNEL=not self.noise_from_torch, STREAM_NOISE=STREAM_MEMBRANE_NOISE,
+                          STIM_NOISE=c.stim_noise, STREAM_STIM_NOISE=STREAM_STIM_NOISE, **_PHILOX)
         self.launch = {} if self.interpret else launch_options(self.shape["BLOCK_N"])
         self.batch, self.capacity, self.kop_every = batch, capacity, kop_every
         # scratch tables of two parities (see the kernel): spike flags and STDP traces [E | I], spike
@@ -136,17 +139,22 @@ class TritonSteps:
         self.winner = torch.empty(2, batch, ni, dtype=torch.int64, device=device)
         self.sent = torch.empty(2, batch, ni, dtype=torch.float32, device=device)
         self.spiked = torch.zeros(batch, ne + ni, dtype=torch.uint8, device=device)
+        self.stim_off = torch.zeros(batch, dtype=torch.uint8, device=device)
 
     def run(self, n: NeuronVectors, conn: Connectivity, st: NetworkState, current: torch.Tensor, ring_base: int,
-            monitor: WindowMonitor, noise: torch.Tensor | None, first_step: int) -> torch.Tensor:
+            monitor: WindowMonitor, noise: torch.Tensor | None, first_step: int, stim_on: torch.Tensor | None = None,
+            stim_noise: torch.Tensor | None = None) -> torch.Tensor:
         """Advance every network ``current.shape[0]`` steps (``current`` [K, B]: the stimulus into I
         neurons per step; ``ring_base``: the ring slot of the first step; ``noise`` [K, B, N] when
         :attr:`noise_from_torch`, else None; ``first_step``, the window step of the first step, only
         says which steps take a Kuramoto sample; ``n`` is not read: the kernel takes the two
-        per-population values these vectors hold from the constants). Updates ``st`` and the running
+        per-population values these vectors hold from the constants; ``stim_on`` [B] bool, the stimulator
+        on in this window, and ``stim_noise`` [K, B, N] the stimulation-locked noise's draws where
+        :attr:`noise_from_torch`, read only when that noise is on). Updates ``st`` and the running
         sums of ``monitor`` (``kop_sum`` included) in place; returns the last step's spikes ``[B, N]``
         (bool, E first)."""
-        arguments, options = self.arguments(conn, st, current, ring_base, monitor, noise, first_step)
+        arguments, options = self.arguments(conn, st, current, ring_base, monitor, noise, first_step, stim_on,
+                                            stim_noise)
         check_threads(options)
         # Triton launches on the current device: make it the one that holds the networks (cuda:1 ...)
         with contextlib.nullcontext() if self.interpret else torch.cuda.device(st.v.device):
@@ -154,15 +162,18 @@ class TritonSteps:
         return self.spiked.view(torch.bool)
 
     def arguments(self, conn: Connectivity, st: NetworkState, current: torch.Tensor, ring_base: int,
-                  monitor: WindowMonitor, noise: torch.Tensor | None, first_step: int) -> tuple[tuple, dict]:
+                  monitor: WindowMonitor, noise: torch.Tensor | None, first_step: int,
+                  stim_on: torch.Tensor | None = None, stim_noise: torch.Tensor | None = None) -> tuple[tuple, dict]:
         """The kernel's positional arguments for a launch (see :meth:`run`) and its keywords: the
         constants, the compile-time shape and the launch options."""
         noise = noise.contiguous() if noise is not None else self.spiked  # unused when drawn in the kernel
+        stim_noise = stim_noise.contiguous() if stim_noise is not None else self.spiked  # likewise, or no such term
+        stim_on = stim_on.view(torch.uint8) if stim_on is not None else self.stim_off
         arguments = (
             st.v, st.refractory, st.x, st.s, st.spiked_pre.view(torch.uint8), st.trace_pre,
             st.spiked_post.view(torch.uint8), st.trace_post, st.weight, st.ring_spikes_i.view(torch.uint8),
             st.ring_input_i, st.last_spike_e, st.last_isi_e, st.step, st.episode, st.seed,
-            current.contiguous(), noise,
+            current.contiguous(), noise, stim_on, stim_noise,
             conn.ei_post, conn.ei_start, conn.ei_degree, conn.ei_by_post, conn.ei_pre_by_post, conn.ei_post_start,
             conn.ei_post_degree, conn.ie_post, conn.ie_start, conn.ie_degree,
             self.flags, self.traces, self.lists, self.count_e, self.winner, self.sent, self.spiked,

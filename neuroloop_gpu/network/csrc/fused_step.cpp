@@ -93,11 +93,14 @@ ALWAYS_INLINE void update_traces(const Constants<T> c, T* __restrict__ trace, co
 }
 
 // Membrane (eq. 1-2), threshold, reset, refractory hold, floor: dynamics.integrate_neurons.
-template <typename T>
+// StimNoise: the stimulator of this network is on and the stimulation-locked noise is drawn (one
+// instance each, so that the loop stays branch-free and the plain one is the code it always was).
+template <typename T, bool StimNoise>
 ALWAYS_INLINE void integrate_neurons(const Constants<T> c, int64_t n, T* __restrict__ v, T* __restrict__ refractory,
                        const T* __restrict__ s, const T* __restrict__ noise, const T* __restrict__ mu,
                        const T* __restrict__ coupling, const T* __restrict__ stim_sign,
-                       const T* __restrict__ noise_gain, T stim, Flag* __restrict__ spiked) {
+                       const T* __restrict__ noise_gain, T stim, Flag* __restrict__ spiked,
+                       const T* __restrict__ stim_noise, const T* __restrict__ stim_noise_gain) {
   for (int64_t j = 0; j < n; ++j) {
     const T old = v[j];
     // torch: (((V_rest - V) + coupling S + mu + sign stim) * dt / tau_m + V) + gain xi
@@ -107,6 +110,7 @@ ALWAYS_INLINE void integrate_neurons(const Constants<T> c, int64_t n, T* __restr
     v_new = v_new + stim_sign[j] * stim;
     v_new = v_new * c.dt / c.tau_m + old;
     v_new = v_new + noise_gain[j] * noise[j];
+    if constexpr (StimNoise) v_new = v_new + stim_noise_gain[j] * stim_noise[j];  // torch: + stim_gain xi'
     const T remaining = refractory[j] - T(1);
     const T held_before = at_least(remaining, T(-1));
     // no branch, so that the loop vectorises: & and | rather than && and ||, and the hold tested
@@ -261,8 +265,8 @@ constexpr int64_t kPrefetch = 16;  // synapses ahead: enough to overlap a cache 
 
 struct Tables {  // the tensors of one call, by role
   at::Tensor v, refractory, x, s, spiked_pre, trace_pre, spiked_post, trace_post, weight, ring_spikes_i,
-      ring_input_i, last_spike_e, last_isi_e, step, stim_i, noise, mu, coupling, stim_sign, noise_gain, ei_post,
-      ei_start, ei_degree, ei_by_post, ei_pre_by_post, ei_post_start, ei_post_degree, ie_post, ie_start, ie_degree,
+      ring_input_i, last_spike_e, last_isi_e, step, stim_i, noise, stim_on, stim_noise, stim_noise_gain, mu,
+      coupling, stim_sign, noise_gain, ei_post, ei_start, ei_degree, ei_by_post, ei_pre_by_post, ei_post_start, ei_post_degree, ie_post, ie_start, ie_degree,
       spiked, mean_e_sum, mean_e_sq_sum, neuron_e_sum, neuron_e_sq_sum, v_i_sum, v_i_sq_sum, spikes_e, spikes_i,
       kop_sum;
 };
@@ -275,6 +279,9 @@ struct Arrays {  // the data of Tables, typed; flags as bytes (see Flag)
   int32_t *last_spike_all, *last_isi_all;
   int64_t* step;
   const T *stim_i, *noise_all, *mu, *coupling, *stim_sign, *noise_gain;
+  const Flag* stim_on;                          // [batch]: the stimulator is on in this window
+  const T *stim_noise_all, *stim_noise_gain;    // [steps, batch, n] draws (none: empty), [n]
+  bool has_stim_noise;
   const int32_t *ei_post, *ei_by_post, *ie_post;
   const PreIndex* ei_pre_by_post;
   const int64_t *ei_start, *ei_degree, *ei_post_start, *ei_post_degree, *ie_start, *ie_degree;
@@ -290,7 +297,9 @@ struct Arrays {  // the data of Tables, typed; flags as bytes (see Flag)
         last_spike_all(t.last_spike_e.data_ptr<int32_t>()), last_isi_all(t.last_isi_e.data_ptr<int32_t>()),
         step(t.step.data_ptr<int64_t>()), stim_i(t.stim_i.data_ptr<T>()), noise_all(t.noise.data_ptr<T>()),
         mu(t.mu.data_ptr<T>()), coupling(t.coupling.data_ptr<T>()), stim_sign(t.stim_sign.data_ptr<T>()),
-        noise_gain(t.noise_gain.data_ptr<T>()), ei_post(t.ei_post.data_ptr<int32_t>()),
+        noise_gain(t.noise_gain.data_ptr<T>()), stim_on(flags(t.stim_on)),
+        stim_noise_all(t.stim_noise.data_ptr<T>()), stim_noise_gain(t.stim_noise_gain.data_ptr<T>()),
+        has_stim_noise(t.stim_noise.numel() > 0), ei_post(t.ei_post.data_ptr<int32_t>()),
         ei_by_post(t.ei_by_post.data_ptr<int32_t>()), ie_post(t.ie_post.data_ptr<int32_t>()),
         ei_pre_by_post(t.ei_pre_by_post.data_ptr<PreIndex>()), ei_start(t.ei_start.data_ptr<int64_t>()),
         ei_degree(t.ei_degree.data_ptr<int64_t>()), ei_post_start(t.ei_post_start.data_ptr<int64_t>()),
@@ -342,7 +351,13 @@ ALWAYS_INLINE void advance_networks(const Arrays<T, PreIndex>& a, const Constant
       const int32_t now = static_cast<int32_t>(a.step[b] + 1);
       const T plastic = (a.step[b] >= c.onset && c.onset >= 0) ? T(1) : T(0);
 
-      integrate_neurons(c, n, v, refractory, s, noise, a.mu, a.coupling, a.stim_sign, a.noise_gain, stim, spiked);
+      if (a.has_stim_noise && a.stim_on[b]) {
+        integrate_neurons<T, true>(c, n, v, refractory, s, noise, a.mu, a.coupling, a.stim_sign, a.noise_gain, stim,
+                                   spiked, a.stim_noise_all + (k * a.batch + b) * n, a.stim_noise_gain);
+      } else {
+        integrate_neurons<T, false>(c, n, v, refractory, s, noise, a.mu, a.coupling, a.stim_sign, a.noise_gain, stim,
+                                    spiked, nullptr, nullptr);
+      }
       observe<T, Avx2>(v, spiked, ne, ni, shift, a.mean_e_sum[b], a.mean_e_sq_sum[b], a.neuron_e_sum + b * ne,
                        a.neuron_e_sq_sum + b * ne, a.v_i_sum[b], a.v_i_sq_sum[b], a.spikes_e[b], a.spikes_i[b]);
       for (int64_t e = 0; e < ne; ++e) {  // causal phase bookkeeping for the online Kuramoto estimate
@@ -448,7 +463,8 @@ void step_networks(const Tables& t, const Constants<T>& constants, T shift, int6
 at::Tensor euler_steps(at::Tensor v, at::Tensor refractory, at::Tensor x, at::Tensor s, at::Tensor spiked_pre,
                       at::Tensor trace_pre, at::Tensor spiked_post, at::Tensor trace_post, at::Tensor weight,
                       at::Tensor ring_spikes_i, at::Tensor ring_input_i, at::Tensor last_spike_e, at::Tensor last_isi_e,
-                      at::Tensor step, at::Tensor stim_i, at::Tensor noise, at::Tensor mu, at::Tensor coupling,
+                      at::Tensor step, at::Tensor stim_i, at::Tensor noise, at::Tensor stim_on, at::Tensor stim_noise,
+                      at::Tensor stim_noise_gain, at::Tensor mu, at::Tensor coupling,
                       at::Tensor stim_sign, at::Tensor noise_gain, at::Tensor ei_post, at::Tensor ei_start,
                       at::Tensor ei_degree, at::Tensor ei_by_post, at::Tensor ei_pre_by_post, at::Tensor ei_post_start,
                       at::Tensor ei_post_degree, at::Tensor ie_post, at::Tensor ie_start, at::Tensor ie_degree,
@@ -458,14 +474,15 @@ at::Tensor euler_steps(at::Tensor v, at::Tensor refractory, at::Tensor x, at::Te
                       int64_t kop_every, double shift, at::ArrayRef<double> reals, at::ArrayRef<int64_t> integers) {
   require(reals.size() == NUM_REALS && integers.size() == NUM_INTEGERS, "wrong number of constants");
   Tables t{v, refractory, x, s, spiked_pre, trace_pre, spiked_post, trace_post, weight, ring_spikes_i, ring_input_i,
-           last_spike_e, last_isi_e, step, stim_i, noise, mu, coupling, stim_sign, noise_gain, ei_post, ei_start,
+           last_spike_e, last_isi_e, step, stim_i, noise, stim_on, stim_noise, stim_noise_gain, mu, coupling, stim_sign, noise_gain, ei_post, ei_start,
            ei_degree, ei_by_post, ei_pre_by_post, ei_post_start, ei_post_degree, ie_post, ie_start, ie_degree,
            spiked, mean_e_sum, mean_e_sq_sum, neuron_e_sum, neuron_e_sq_sum, v_i_sum, v_i_sq_sum, spikes_e,
            spikes_i, kop_sum};
   for (const at::Tensor& tensor : {t.v, t.refractory, t.x, t.s, t.spiked_pre, t.trace_pre, t.spiked_post,
                                    t.trace_post, t.weight, t.ring_spikes_i, t.ring_input_i, t.last_spike_e,
                                    t.last_isi_e,
-                                   t.step, t.stim_i, t.noise, t.mu, t.coupling, t.stim_sign, t.noise_gain, t.ei_post,
+                                   t.step, t.stim_i, t.noise, t.stim_on, t.stim_noise, t.stim_noise_gain, t.mu,
+                                   t.coupling, t.stim_sign, t.noise_gain, t.ei_post,
                                    t.ei_start, t.ei_degree, t.ei_by_post, t.ei_pre_by_post, t.ei_post_start,
                                    t.ei_post_degree, t.ie_post, t.ie_start, t.ie_degree, t.mean_e_sum,
                                    t.mean_e_sq_sum, t.neuron_e_sum, t.neuron_e_sq_sum, t.v_i_sum, t.v_i_sq_sum,
@@ -479,6 +496,11 @@ at::Tensor euler_steps(at::Tensor v, at::Tensor refractory, at::Tensor x, at::Te
   require(stim_i.dim() == 2 && stim_i.size(1) == batch && noise.dim() == 3 && noise.size(0) == steps &&
               noise.size(1) == batch && noise.size(2) == v.size(1),
           "stim_i must be [steps, batch] and noise [steps, batch, n]");
+  require(stim_on.scalar_type() == at::kBool && stim_on.dim() == 1 && stim_on.size(0) == batch &&
+              stim_noise.scalar_type() == v.scalar_type() && stim_noise_gain.scalar_type() == v.scalar_type() &&
+              stim_noise_gain.numel() == v.size(1) &&
+              (stim_noise.numel() == 0 || stim_noise.sizes() == noise.sizes()),
+          "stim_on must be [batch] bool, stim_noise empty or shaped like noise, stim_noise_gain [n]");
   require(ring_spikes_i.dim() == 3 && ring_spikes_i.size(1) == batch && ring_input_i.dim() == 3 &&
               ring_input_i.size(0) == ring_spikes_i.size(0) && ring_input_i.size(1) == batch && ring_base >= 0,
           "the rings must be [delay, batch, ...] and ring_base >= 0");
@@ -503,7 +525,8 @@ TORCH_LIBRARY(neuroloop_fused, m) {
       "euler_steps(Tensor(a!) v, Tensor(b!) refractory, Tensor(c!) x, Tensor(d!) s, Tensor(e!) spiked_pre, "
       "Tensor(f!) trace_pre, Tensor(g!) spiked_post, Tensor(h!) trace_post, Tensor(i!) weight, "
       "Tensor(j!) ring_spikes_i, Tensor(k!) ring_input_i, Tensor(l!) last_spike_e, Tensor(m!) last_isi_e, "
-      "Tensor(n!) step, Tensor stim_i, Tensor noise, Tensor mu, Tensor coupling, Tensor stim_sign, "
+      "Tensor(n!) step, Tensor stim_i, Tensor noise, Tensor stim_on, Tensor stim_noise, Tensor stim_noise_gain, "
+      "Tensor mu, Tensor coupling, Tensor stim_sign, "
       "Tensor noise_gain, Tensor ei_post, Tensor ei_start, Tensor ei_degree, Tensor ei_by_post, "
       "Tensor ei_pre_by_post, Tensor ei_post_start, Tensor ei_post_degree, Tensor ie_post, Tensor ie_start, "
       "Tensor ie_degree, Tensor(o!) spiked, Tensor(p!) mean_e_sum, Tensor(q!) mean_e_sq_sum, "
