@@ -332,6 +332,11 @@ def test_closed_envs_reject_use_and_change_nothing():
     for call, method in ((lambda: single.step(np.zeros(3, np.float32)), "step"), (single.render, "render")):
         with pytest.raises(RuntimeError, match=rf"FTSTSEnv\.{method}\(\) after close\(\)"):
             call()
+    # like gymnasium's own envs (and as SB3's check_env expects), a closed single env starts afresh on reset
+    fresh = single_env(render_mode="rgb_array")
+    assert np.array_equal(single.reset(seed=0)[0], fresh.reset(seed=0)[0])
+    assert np.array_equal(single.step(np.zeros(3, np.float32))[0], fresh.step(np.zeros(3, np.float32))[0])
+    assert single.render().shape == fresh.render().shape
     torchrl_env = FTSTSTorchEnv(2, EPISODE, TINY, device="cpu")
     td = torchrl_env.reset()
     torchrl_env.close()

@@ -31,6 +31,12 @@ class DBSEnv(gym.Env):
     dict of its fields), and ``render_mode``; keyword-only ``bounds``,
     ``reward``, ``episode``, ``device``, ``dtype``, ``backend`` as for the
     vector env. ``reset`` takes no options (None or ``{}``).
+
+    ``close()`` releases the rendering state; as with gymnasium's own envs, a
+    later ``reset()`` starts a fresh episode (Stable-Baselines3's ``check_env``
+    resets after closing), while ``step()`` and ``render()`` need that reset.
+    Stepping after the episode ended (terminated or truncated) is an error:
+    reset first.
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 50}
@@ -54,6 +60,7 @@ class DBSEnv(gym.Env):
                                       episode=episode, autoreset_mode=AutoresetMode.DISABLED, device=device,
                                       dtype=dtype, backend=backend, render_mode=render_mode)
         self.render_mode = render_mode
+        self._closed = False
         self.action_space = self._vector.single_action_space
         self.observation_space = self._vector.single_observation_space
 
@@ -62,18 +69,21 @@ class DBSEnv(gym.Env):
         return self._vector.core
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        require_open(self, self._vector.closed, "reset")  # named after this env, not the vector env it wraps
         require(not options, "options", f"None or {{}} ({type(self).__name__} takes no reset options)", options)
         require(seed is None or (is_integer(seed) and 0 <= seed < 2**63), "seed", "None or an integer in [0, 2**63)",
                 seed)
         observation, _ = self._vector.reset(seed=seed)
         super().reset(seed=None if seed is None else int(seed))
+        self._closed = False
         return observation[0], {}
 
     def step(self, action):
-        require_open(self, self._vector.closed, "step")
+        require_open(self, self._closed, "step")
         if self._vector.needs_reset:  # named after this env, not the vector env it wraps
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
+        if self._vector.ended.any():
+            raise RuntimeError(f"{type(self).__name__}: the episode has ended (terminated or truncated); call "
+                               "reset() before step()")
         action = np.asarray(action)
         require(action.shape == (3,), "action", "an array of shape (3,)", action.shape)
         observation, reward, terminated, truncated, info = self._vector.step(action[None])
@@ -81,11 +91,12 @@ class DBSEnv(gym.Env):
         return observation[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), single
 
     def render(self):
-        require_open(self, self._vector.closed, "render")
+        require_open(self, self._closed, "render")
         return self._vector.render()
 
     def close(self):
-        self._vector.close()
+        self._closed = True
+        self._vector.clear_render_history()
 
 
 class FTSTSEnv(DBSEnv):

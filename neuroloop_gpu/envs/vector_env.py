@@ -159,7 +159,7 @@ class FTSTSVectorEnv(VectorEnv):
         self.single_observation_space = gym.spaces.Box(0.0, 1.0, (len(OBSERVATION_NAMES),), np.float32)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self._never_reset = np.ones(num_envs, dtype=bool)  # stepping is an error while any env is here
-        self._prev_done = np.zeros(num_envs, dtype=bool)
+        self.ended = np.zeros(num_envs, dtype=bool)  # the envs whose episode ended in the last step
         self._history = RenderHistory() if render_mode is not None else None
 
     # ------------------------------------------------------------- helpers
@@ -206,10 +206,14 @@ class FTSTSVectorEnv(VectorEnv):
     def _restart(self, mask: np.ndarray, seeds: torch.Tensor | None = None) -> np.ndarray:
         """Reset the envs in ``mask``: the [B, 6] observation of every env (fresh where reset)."""
         observation = self.core.reset(torch.from_numpy(mask).to(self.core.device), seeds)
-        self._prev_done &= ~mask
-        if self._history is not None and mask[self.render_env]:
-            self._history.clear()
+        self.ended &= ~mask
+        if mask[self.render_env]:
+            self.clear_render_history()
         return observation.cpu().numpy()
+
+    def clear_render_history(self) -> None:
+        if self._history is not None:
+            self._history.clear()
 
     # ----------------------------------------------------------------- API
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
@@ -233,6 +237,9 @@ class FTSTSVectorEnv(VectorEnv):
         require_open(self, self.closed, "step")
         if self.needs_reset:
             raise RuntimeError("FTSTSVectorEnv: call reset() before step()")
+        if self.autoreset_mode == AutoresetMode.DISABLED and self.ended.any():  # as gymnasium's SyncVectorEnv
+            raise RuntimeError(f"FTSTSVectorEnv: envs {np.flatnonzero(self.ended).tolist()} ended in the last step "
+                               "and autoreset is disabled; reset them (options={'reset_mask': mask}) before step()")
         result = self.core.step(self._as_action(actions), validate=False)
         observation = result.observation.cpu().numpy()
         reward = result.reward.cpu().numpy()
@@ -241,7 +248,7 @@ class FTSTSVectorEnv(VectorEnv):
         info = self._numpy_info(result.info)
         mode, no_envs = self.autoreset_mode, np.zeros(self.num_envs, dtype=bool)
         # NEXT_STEP: the envs that finished last step only restart in this one (their window is discarded)
-        restarted = self._prev_done.copy() if mode == AutoresetMode.NEXT_STEP else no_envs
+        restarted = self.ended.copy() if mode == AutoresetMode.NEXT_STEP else no_envs
         # SAME_STEP: the envs that finish in this step restart within it
         finished = terminated | truncated if mode == AutoresetMode.SAME_STEP else no_envs
         if not restarted[self.render_env]:
@@ -259,8 +266,7 @@ class FTSTSVectorEnv(VectorEnv):
             out.update(final_obs=final_obs, _final_obs=finished.copy(), final_info=self._vector_info(info, finished),
                        _final_info=finished.copy())
             observation[finished] = self._restart(finished)[finished]
-        if mode == AutoresetMode.NEXT_STEP:
-            self._prev_done = terminated | truncated
+        self.ended = (terminated | truncated) & ~finished  # SAME_STEP restarted its finished envs already
         return observation, reward, terminated, truncated, out
 
     def _record_for_render(self, info: dict[str, np.ndarray]) -> None:
