@@ -178,18 +178,18 @@ class SimConfig:
         require_positive("step_size", self.step_size)
         require_positive("sample_duration", self.sample_duration)
         require_positive("duration", self.duration)
+        require(self.sample_duration / self.step_size <= MAX_STEPS, "step_size",
+                f"at least sample_duration / {MAX_STEPS} ms (step counters are 32-bit)", self.step_size)
         steps_in(self.sample_duration, self.step_size, "sample_duration")
+        require(self.duration / self.step_size <= MAX_STEPS, "duration",
+                f"at most {MAX_STEPS} steps of step_size={self.step_size} ms = {MAX_STEPS * self.step_size:.6g} ms "
+                "(step counters are 32-bit)", self.duration)
         require(
             self.duration >= self.sample_duration
             and abs(round(self.duration / self.sample_duration) * self.sample_duration - self.duration)
             <= _STEP_TOLERANCE * self.duration,
             "duration",
-        require(self.sample_duration / self.step_size <= MAX_STEPS, "step_size",
-                f"at least sample_duration / {MAX_STEPS} ms (step counters are 32-bit)", self.step_size)
             f"a whole multiple of sample_duration={self.sample_duration} ms",
-        require(self.duration / self.step_size <= MAX_STEPS, "duration",
-                f"at most {MAX_STEPS} steps of step_size={self.step_size} ms = {MAX_STEPS * self.step_size:.6g} ms "
-                "(step counters are 32-bit)", self.duration)
             self.duration,
         )
         require(is_integer(self.seed) and 0 <= self.seed < 2**63, "seed", "an integer in [0, 2**63)", self.seed)
