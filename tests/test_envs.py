@@ -498,3 +498,26 @@ def test_reset_options():
     single.reset(options={})
     with pytest.raises(ValueError, match=r"options must be None or \{\} \(FTSTSEnv takes no reset options\)"):
         single.reset(options={"reset_mask": np.ones(1, bool)})
+
+
+def test_importing_the_package_registers_the_env_and_exports_the_api():
+    code = ("import sys, gymnasium as gym, neuroloop_gpu as n; "
+            "print(n.ENV_ID in gym.registry, 'torchrl' in sys.modules, n.FTSTSEnv is n.envs.FTSTSEnv, "
+            "n.NetworkBatch.__name__, n.FTSTSTorchEnv.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "False", "True", "NetworkBatch", "FTSTSTorchEnv"]  # TorchRL only on request
+
+
+def test_spikes_are_recorded_on_request_without_rendering():
+    env = vector(2, record_spikes=True)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(actions(2))
+    raster = env.last_spikes_e
+    assert raster.dtype == bool and raster.shape == (2, env.core.sim.steps_per_window, TINY["num_e"])
+    window_s = env.core.sim.sample_duration / 1000.0
+    np.testing.assert_allclose(raster.sum(axis=(1, 2)) / (TINY["num_e"] * window_s), info["rate_e_hz"], rtol=1e-6)
+    single = FTSTSEnv(EPISODE, model_params=TINY, device="cpu", record_spikes=True)
+    single.reset(seed=0)
+    single.step(actions(2)[0])
+    assert np.array_equal(single.last_spikes_e, raster[0])  # env 0 of the vector env: the same network
+    assert vector(2).last_spikes_e is None  # not recorded unless asked (it costs memory and time)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..config import require
@@ -32,6 +33,26 @@ class ActionBounds:
         require(self.pulse_width[1] <= max_width_us, "bounds.pulse_width",
                 f"at most half the shortest period, {max_width_us:g} us at {self.frequency[1]:g} Hz",
                 self.pulse_width)
+
+    def normalised(self, amplitude, frequency, pulse_width) -> np.ndarray:
+        """The action in [-1, 1] that asks for these settings (mV, Hz, us per phase), float32 ``[..., 3]``.
+
+        Scalars give one action, arrays broadcast to a batch; settings outside the bounds are refused
+        (the env would clip them to the nearest bound).
+        """
+        settings = np.stack(np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in
+                                                  (amplitude, frequency, pulse_width))), axis=-1)
+        low, high = (np.array(x) for x in zip(self.amplitude, self.frequency, self.pulse_width))
+        require(bool(np.all(np.isfinite(settings)) and np.all((settings >= low) & (settings <= high))),
+                "settings", f"within the bounds amplitude {self.amplitude} mV, frequency {self.frequency} Hz, "
+                f"pulse_width {self.pulse_width} us", settings.tolist())
+        return (2.0 * (settings - low) / (high - low) - 1.0).astype(np.float32)
+
+    def physical(self, action) -> np.ndarray:
+        """The settings ``[..., 3]`` (mV, Hz, us per phase) that an action ``[..., 3]`` gives, as the env
+        applies it (clipped to [-1, 1] first)."""
+        low, high = (np.array(x) for x in zip(self.amplitude, self.frequency, self.pulse_width))
+        return low + (np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0) + 1.0) / 2.0 * (high - low)
 
     def lows_highs(self, device, dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
         """[3] low and high ends (mV, Hz, us); build once and keep on the device."""

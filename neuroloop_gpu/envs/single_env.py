@@ -30,7 +30,9 @@ class DBSEnv(gym.Env):
     :class:`NetworkParams`), ``model_params`` (a :class:`NetworkParams` or a
     dict of its fields), and ``render_mode``; keyword-only ``bounds``,
     ``reward``, ``episode``, ``device``, ``dtype``, ``backend`` as for the
-    vector env. ``reset`` takes no options (None or ``{}``).
+    vector env; ``record_spikes`` keeps each window's E raster
+    (:attr:`last_spikes_e`) without rendering. ``reset`` takes no options
+    (None or ``{}``).
 
     ``close()`` releases the rendering state; as with gymnasium's own envs, a
     later ``reset()`` starts a fresh episode (Stable-Baselines3's ``check_env``
@@ -54,11 +56,13 @@ class DBSEnv(gym.Env):
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
         backend: str = "auto",
+        record_spikes: bool = False,
     ):
         require(model_class is NetworkParams, "model_class", "neuroloop_gpu.config.NetworkParams", model_class)
         self._vector = FTSTSVectorEnv(1, sim_config, network_params(model_params), bounds=bounds, reward=reward,
                                       episode=episode, autoreset_mode=AutoresetMode.DISABLED, device=device,
-                                      dtype=dtype, backend=backend, render_mode=render_mode)
+                                      dtype=dtype, backend=backend, render_mode=render_mode,
+                                      record_spikes=record_spikes)
         self.render_mode = render_mode
         self._closed = False
         self.action_space = self._vector.single_action_space
@@ -66,7 +70,16 @@ class DBSEnv(gym.Env):
 
     @property
     def core(self):
+        """The batched core of one network: ``core.net`` (the ``NetworkBatch``: state, connectivity),
+        ``core.params`` (``NetworkParams``), ``core.sim`` (``SimConfig``); dbsenv's ``env.unwrapped.model``."""
         return self._vector.core
+
+    @property
+    def last_spikes_e(self) -> np.ndarray | None:
+        """The last window's E spike raster, bool ``[steps, num_e]``; None unless ``record_spikes=True``
+        or a ``render_mode`` is set."""
+        raster = self._vector.last_spikes_e
+        return None if raster is None else raster[0]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         require(not options, "options", f"None or {{}} ({type(self).__name__} takes no reset options)", options)

@@ -111,7 +111,9 @@ class FTSTSVectorEnv(VectorEnv):
     available), ``dtype``, ``backend`` ("auto", "eager", "compiled", "fused" or "triton", see
     :class:`~neuroloop_gpu.network.NetworkBatch`), ``render_mode``
     ("rgb_array": ``render()`` returns an image; "human": every step prints a
-    line, gymnasium's human mode) and ``render_env`` (which env to draw).
+    line, gymnasium's human mode), ``render_env`` (which env to draw) and
+    ``record_spikes`` (keep each window's E raster, :attr:`last_spikes_e`,
+    without rendering).
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 50, "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -132,6 +134,7 @@ class FTSTSVectorEnv(VectorEnv):
         backend: str = "auto",
         render_mode: str | None = None,
         render_env: int = 0,
+        record_spikes: bool = False,
     ):
         sim = sim_config or DEFAULT_SIM
         if max_episode_steps is not None:
@@ -148,7 +151,8 @@ class FTSTSVectorEnv(VectorEnv):
         require(isinstance(render_env, int) and 0 <= render_env < num_envs, "render_env",
                 f"an integer in [0, {num_envs})", render_env)
         self.core = DBSCore(num_envs, network_params(model_params), sim, bounds=bounds, reward_config=reward,
-                            episode=episode, device=device, dtype=dtype, record_spikes=render_mode is not None,
+                            episode=episode, device=device, dtype=dtype,
+                            record_spikes=bool(record_spikes) or render_mode is not None,
                             backend=backend)
         self.num_envs = num_envs
         self.metadata = {**type(self).metadata, "autoreset_mode": mode}
@@ -227,6 +231,13 @@ class FTSTSVectorEnv(VectorEnv):
         super().reset(seed=int(seed) if is_integer(seed) else None)
         self._never_reset &= ~mask  # only once the reset went through: a failed reset still blocks step()
         return observation, {}
+
+    @property
+    def last_spikes_e(self) -> np.ndarray | None:
+        """The last window's E spike raster, bool ``[num_envs, steps, num_e]`` (steps = the window's Euler
+        steps); None unless spikes are recorded (``record_spikes=True`` or a ``render_mode``)."""
+        recording = self.core.last_recording
+        return None if recording is None or recording.spikes_e is None else recording.spikes_e.cpu().numpy()
 
     @property
     def needs_reset(self) -> bool:
