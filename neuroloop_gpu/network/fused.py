@@ -19,6 +19,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -41,14 +42,18 @@ _FLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math"]
 
 
 def _ninja_on_path() -> None:
-    """Torch's extension builder runs ``ninja`` from PATH; the pip package's binary may sit
-    beside an interpreter that was started without its environment activated."""
-    if shutil.which("ninja") is None:
-        try:
-            import ninja
-        except ImportError:
-            return
-        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+    """Put the ninja of the pip package (a dependency) first on PATH, which torch's extension builder reads.
+
+    Whatever PATH a shell holds, one ninja then builds and checks the kernel: two ninja versions
+    disagree about each other's build log, and each switch between them would rebuild it (a minute).
+    """
+    try:
+        import ninja
+    except ImportError:  # then a system ninja, if any
+        return
+    path = os.environ.get("PATH", "")
+    if not path.startswith(ninja.BIN_DIR + os.pathsep):
+        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + path
 
 
 def fused_backend_problem() -> str | None:
@@ -74,15 +79,37 @@ def _build_name() -> str:
     return f"neuroloop_fused_{digest.hexdigest()[:12]}"
 
 
+BUILD_WAIT_S = 900  # how long a process waits for another one's build of the kernel before giving up
+
+
 @functools.cache
 def load_kernel() -> None:
-    """Build (first use; cached by torch) and register ``torch.ops.neuroloop_fused``."""
+    """Build (first use; cached on disk) and register ``torch.ops.neuroloop_fused``.
+
+    Torch guards a build with a plain ``lock`` file that a killed build leaves behind, after which every
+    later process waits for it forever. Builds here are serialised by an OS lock instead (filelock: it
+    dies with its process), so whoever holds it knows that a ``lock`` file left in the build folder is
+    stale and removes it; a process that cannot get the OS lock within BUILD_WAIT_S says so and stops.
+    """
+    from filelock import FileLock, Timeout
     from torch.utils import cpp_extension
 
     _ninja_on_path()
+    name = _build_name()
+    build_dir = Path(cpp_extension.get_default_build_root()) / name
+    build_dir.mkdir(parents=True, exist_ok=True)
     try:
-        cpp_extension.load(name=_build_name(), sources=[str(path) for path in SOURCES], extra_cflags=_FLAGS,
-                           extra_ldflags=["-fopenmp", "-ldl"], is_python_module=False)
+        with FileLock(build_dir.with_name(name + ".neuroloop.lock"), timeout=BUILD_WAIT_S):
+            (build_dir / "lock").unlink(missing_ok=True)  # torch's baton from a killed build: nobody holds it
+            if not (build_dir / f"{name}.so").exists():
+                print(f"neuroloop_gpu: building the fused CPU kernel (first use, about a minute; cached in "
+                      f"{build_dir})", file=sys.stderr, flush=True)
+            cpp_extension.load(name=name, sources=[str(path) for path in SOURCES], extra_cflags=_FLAGS,
+                               extra_ldflags=["-fopenmp", "-ldl"], build_directory=str(build_dir),
+                               is_python_module=False)
+    except Timeout:
+        raise RuntimeError(f"another process has been building the fused kernel for {BUILD_WAIT_S} s (it holds "
+                           f"{build_dir}.neuroloop.lock); wait for it, or use backend='eager'") from None
     except (RuntimeError, OSError, subprocess.SubprocessError) as error:  # the last: a compiler that fails to run
         raise RuntimeError(f"building the fused kernel ({CSRC}) failed; backend='eager' or 'compiled' "
                            f"run without it. {error}") from error
