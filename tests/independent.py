@@ -172,3 +172,33 @@ def onsets_between(train: Train, first_ms: float, stop_ms: float) -> list[float]
     """Pulse onsets first_ms, first_ms + T, ... before stop_ms."""
     count = max(0, math.ceil((stop_ms - first_ms) / train.period_ms - 1e-12))
     return [first_ms + i * train.period_ms for i in range(count)]
+
+
+def run_schedule(net, seeds: list[int], trains: list[Train | None], enabled: list[list[bool]],
+                 windows: int, episodes: list[int] | None = None) -> list[list[WindowRecord]]:
+    """[window][network] records of the reference networks of ``net`` (its connectivity for ``seeds``)
+    under constant ``trains`` (None: never on) switched on in the windows where ``enabled[b][w]``
+    (one contiguous stretch per network: pulses every period from its first window, none started
+    after it; a started pulse completes)."""
+    ref = ReferenceBatch(net, seeds, episodes, total_steps=windows * net.sim.steps_per_window)
+    window_ms = net.sim.sample_duration
+    out = []
+    for w in range(windows):
+        start = w * window_ms
+        currents, energies, charges = [], [], []
+        for b, train in enumerate(trains):
+            on = [v for v, flag in enumerate(enabled[b]) if flag]
+            if train is None or not on or on[0] > w:
+                currents.append(np.zeros(ref.steps))
+                energies.append(0.0)
+                charges.append(0.0)
+                continue
+            assert on == list(range(on[0], on[-1] + 1)), "one contiguous stretch of stimulation"
+            stop = min((on[-1] + 1) * window_ms, start + window_ms)
+            current, energy, charge = window_stimulus(train, onsets_between(train, on[0] * window_ms, stop),
+                                                      start, ref.steps, ref.dt)
+            currents.append(current)
+            energies.append(energy)
+            charges.append(charge)
+        out.append(ref.run_window(currents, energies, charges))
+    return out
