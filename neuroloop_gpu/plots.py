@@ -90,10 +90,7 @@ def plot_open_loop(run: OpenLoopRun, summary: dict, out_dir: Path, network: int 
             ax.set(title=f"E raster {label} ({start / 1000:.1f} s)", xlabel="time (s)", ylabel="E neuron")
     fig.suptitle(f"Open-loop {summary['protocol']['waveform']} (seed {net['seed']}): "
                  f"stimulation off at {off_s if off_s is not None else 'never'} s")
-    path = out_dir / "open_loop.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, Path(out_dir) / "open_loop.png")
 
 
 # ---------------------------------------------------------------- evaluation

@@ -202,3 +202,14 @@ def run_schedule(net, seeds: list[int], trains: list[Train | None], enabled: lis
             charges.append(charge)
         out.append(ref.run_window(currents, energies, charges))
     return out
+
+
+FTSTS_TRAIN = Train(100.0, 1000.0 / 12.0, 1000.0)  # the published train: 100 mV, 12 ms period, 1 ms phases
+
+
+def span_x(patch) -> tuple[float, float]:
+    """x extent of an ``axvspan`` (a Rectangle from matplotlib 3.9, a Polygon before)."""
+    if hasattr(patch, "get_width"):
+        return patch.get_x(), patch.get_x() + patch.get_width()
+    xs = np.asarray(patch.get_xy())[:, 0]
+    return float(xs.min()), float(xs.max())
