@@ -6,10 +6,16 @@ latch threshold: below it for the depressing FTSTS waveform, above it for the
 swapped (potentiating) one. By default the threshold is the waveform's
 published one (75 mV for FTSTS, 125 mV for the swapped waveform). The latch
 is checked at the end of every decision window (20 ms by default).
+
+:data:`MODELS` names the two variants of the model spec: ``"paper"`` (the
+paper's equations, the default everywhere) and ``"published-code"`` (what the
+authors' stored open-loop run was made with: stimulation-locked E noise,
+stimulation from 1.98 s, plasticity from 80 ms).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -18,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .config import require, require_positive
+from .config import NetworkParams, require, require_positive
 from .network import NetworkBatch
 from .stimulus import (
     FTSTS_AMPLITUDE_MV,
@@ -61,6 +67,43 @@ class OpenLoopProtocol:
             object.__setattr__(self, "latch_mv", PUBLISHED_LATCH_MV.get(WAVEFORM_POLARITY.get(self.waveform)))
         if self.latch_mv is not None:
             require_positive("latch_mv", self.latch_mv)
+
+
+@dataclass(frozen=True)
+class ModelVariant:
+    """A named variant of the model: what it changes in :class:`NetworkParams` and where the
+    open-loop protocol switches stimulation on."""
+
+    description: str
+    stim_noise_e: float  # mV, NetworkParams.stim_noise_e
+    stim_noise_i: float  # mV, NetworkParams.stim_noise_i
+    plasticity_onset: float  # ms, NetworkParams.plasticity.onset
+    stim_onset: float  # ms, OpenLoopProtocol.onset
+
+    def network(self, params: NetworkParams | None = None) -> NetworkParams:
+        """``params`` (default: the published full-size network) with this variant's noise and plasticity onset."""
+        params = params or NetworkParams()
+        return dataclasses.replace(params, stim_noise_e=self.stim_noise_e, stim_noise_i=self.stim_noise_i,
+                                   plasticity=dataclasses.replace(params.plasticity, onset=self.plasticity_onset))
+
+    def protocol(self, **overrides) -> "OpenLoopProtocol":
+        """The open-loop protocol with this variant's stimulation onset (``overrides``: any other field)."""
+        return OpenLoopProtocol(**{"onset": self.stim_onset, **overrides})
+
+
+MODELS = {
+    # the paper's equations (its Figure 3): every default of the package
+    "paper": ModelVariant("the paper's equations (Figure 3): no stimulation-locked noise, stimulation from 2 s, "
+                          "plasticity from 100 ms", 0.0, 0.0, 100.0, 2000.0),
+    # the authors' MATLAB code as published (folder "Figures 3, 4, 6, and 7"), which made their stored
+    # open-loop data: its active E equation is the "to make Figure 6" one, + ON * 10 * randn per neuron
+    # and step; ON = (i * 20 >= 2000) switches on with the sample covering 1980-2000 ms; plasticity
+    # from the sample i * 20 >= 100, i.e. from 80 ms. Its latch is checked before each sample against
+    # the previous sample's end weights, as run_open_loop does after each window.
+    "published-code": ModelVariant("the authors' published code: + 10 mV x N(0,1) per E neuron and step while "
+                                   "stimulating, stimulation from 1.98 s, plasticity from 80 ms",
+                                   10.0, 0.0, 80.0, 1980.0),
+}
 
 
 @dataclass

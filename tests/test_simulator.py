@@ -501,3 +501,20 @@ def test_a_bad_pulse_train_leaves_the_networks_untouched(backend, field, value, 
     assert all(torch.equal(before[name], value) for name, value in snapshot(net).items())
     assert all(torch.equal(carry[f.name], getattr(net.stimulator, f.name)) for f in dataclasses.fields(net.stimulator))
     assert net._ring_position == ring
+
+
+def test_model_variants_are_the_defaults_and_the_published_code():
+    """MODELS["paper"] is every default; MODELS["published-code"] adds 10 mV of stimulation-locked E
+    noise, plasticity from 80 ms and stimulation from the window that covers 1980-2000 ms (the published
+    code's ON = (i * 20 >= 2000) for 1-based 20 ms samples i)."""
+    from neuroloop_gpu.open_loop import MODELS, OpenLoopProtocol, run_open_loop
+
+    assert MODELS["paper"].network() == NetworkParams() and MODELS["paper"].protocol() == OpenLoopProtocol()
+    small = NetworkParams.small()
+    params = MODELS["published-code"].network(small)
+    assert (params.stim_noise_e, params.stim_noise_i, params.plasticity.onset) == (10.0, 0.0, 80.0)
+    assert dataclasses.replace(params, stim_noise_e=0.0, plasticity=small.plasticity) == small
+    net = NetworkBatch(1, params, SimConfig(duration=2040.0), device="cpu")
+    run = run_open_loop(net, MODELS["published-code"].protocol(), 102, progress=False)
+    samples = [i for i in range(1, 103) if i * 20 >= 2000]  # the published flag, sample by sample
+    assert run.stimulating[:, 0].nonzero()[0].tolist() == [i - 1 for i in samples]
