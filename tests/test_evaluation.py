@@ -10,6 +10,7 @@ import pytest
 from neuroloop_gpu.config import NetworkParams
 from neuroloop_gpu.control import NoStimulation, OpenLoopFTSTS
 from neuroloop_gpu.evaluation import (
+    FILES,
     METRICS,
     EvaluationConfig,
     EvaluationResult,
@@ -119,12 +120,15 @@ def test_one_batched_run_gives_every_controller_the_same_networks(tiny_run):
     assert tiny_run.rasters["before"].shape == (3, 400, 40) and tiny_run.rasters["after"].shape == (3, 400, 40)
     assert tiny_run.raster_start_s == {"before": pytest.approx(0.06), "after": pytest.approx(0.16)}
     assert np.array_equal(tiny_run.rasters["before"][0], tiny_run.rasters["before"][2])  # first seed, pre-onset
-    assert tiny_run.rasters["after"].any()
+    before, after = tiny_run.rasters["before"], tiny_run.rasters["after"]
+    assert before[0].sum() > 10 and after[0].sum() > 10  # spikes to compare, not two empty arrays
+    assert np.array_equal(after[0], after[1]) and not np.array_equal(after[0], after[2])  # twins alike, FTSTS not
+    assert not np.array_equal(before[0], after[0])
 
 
 def test_results_round_trip_through_their_files(tiny_run, tmp_path):
     paths = tiny_run.save(tmp_path)
-    assert all(path.stat().st_size > 0 for path in paths.values())
+    assert sorted(path.name for path in paths.values()) == sorted(FILES.values())
     document = json.loads(paths["json"].read_text())  # strict JSON: NaN written as null
     assert document["config"]["seeds"] == [11, 12, 13] and document["device"].startswith("cpu")
     assert document["backend"] == tiny_run.backend in ("eager", "fused")

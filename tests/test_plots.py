@@ -43,11 +43,25 @@ def write_log(path, rows=6):
     return path
 
 
+def png_size(path):
+    """(width, height) in pixels of a PNG file, read from its header."""
+    data = path.read_bytes()[:24]
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+# the figures' sizes in inches at the 110 dpi they are written with (3 controllers in synthetic_result)
+EVALUATION_SIZES = {"kop.png": (10, 4.5), "weight.png": (10, 4.5), "rasters.png": (11, 1.9 * 3 + 0.8),
+                    "actions.png": (10, 8), "energy_vs_synchrony.png": (8, 5.8)}
+
+
 def test_evaluation_figures_are_written(tmp_path):
+    """Each figure a whole PNG of its size (what they draw: tests/test_figures.py)."""
     paths = plot_evaluation(synthetic_result(), tmp_path)
-    assert [p.name for p in paths] == ["kop.png", "weight.png", "rasters.png", "actions.png",
-                                       "energy_vs_synchrony.png"]
-    assert all(p.stat().st_size > 10_000 for p in paths)
+    assert [p.name for p in paths] == list(EVALUATION_SIZES)
+    for path in paths:
+        width, height = EVALUATION_SIZES[path.name]
+        assert png_size(path) == (round(width * 110), round(height * 110)), path.name
 
 
 def test_stimulation_from_the_start_draws_no_empty_before_raster(tmp_path):
@@ -56,7 +70,7 @@ def test_stimulation_from_the_start_draws_no_empty_before_raster(tmp_path):
     result.rasters["before"] = result.rasters["before"][:, :0]  # what evaluate records with no time before onset
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # matplotlib warns about the empty x range of an empty raster
-        assert all(p.stat().st_size > 10_000 for p in plot_evaluation(result, tmp_path))
+        assert [p.name for p in plot_evaluation(result, tmp_path)] == list(EVALUATION_SIZES)
 
 
 def test_every_training_panel_has_a_y_label_with_units(tmp_path, monkeypatch):
@@ -70,7 +84,7 @@ def test_every_training_panel_has_a_y_label_with_units(tmp_path, monkeypatch):
 
 def test_training_figure_tolerates_nan_episode_rewards(tmp_path):
     path = plot_training(write_log(tmp_path / "train_log.csv"), tmp_path / "figures")
-    assert path == tmp_path / "figures" / "training.png" and path.stat().st_size > 10_000
+    assert path == tmp_path / "figures" / "training.png" and png_size(path) == (15 * 110, round(6.5 * 110))
     (tmp_path / "empty.csv").write_text(LOG_HEADER + "\n")
     with pytest.raises(ValueError, match="has no rows"):
         plot_training(tmp_path / "empty.csv", tmp_path)
@@ -83,7 +97,7 @@ def test_plot_run_redraws_everything_from_the_files(tmp_path):
     assert sorted(p.relative_to(tmp_path).as_posix() for p in paths) == sorted(
         ["training.png"] + [f"evaluation/{n}.png" for n in ("kop", "weight", "rasters", "actions",
                                                            "energy_vs_synchrony")])
-    assert all(p.stat().st_size > 0 for p in paths)
+    assert all(png_size(p)[0] > 800 for p in paths)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match="nothing to plot"):
