@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .bench import add_subcommand as add_bench_subcommand
-from .config import NetworkParams, PlasticityParams, RecordConfig, SimConfig
+from .config import NetworkParams, RecordConfig, SimConfig
 from .control import CONTROLLERS, make_controller
 from .control.checkpoint import CheckpointError
 from .control.controllers import shipped_sweep
@@ -25,7 +25,7 @@ from .envs import LASTING_BUDGET_S, LASTING_FOLLOWUP_S
 from .evaluation import EvaluationConfig, _json_ready, describe_device
 from .evaluation import evaluate as run_evaluation
 from .network import BACKEND_CHOICES, NetworkBatch, default_device
-from .open_loop import OpenLoopProtocol, run_open_loop, summarize
+from .open_loop import MODELS, run_open_loop, summarize
 from .plots import plot_open_loop, plot_run, plot_sweep
 from .run_folder import RunFolderError, claim
 from .sweep import sweep_file
@@ -132,14 +132,16 @@ def _device(name: str) -> torch.device:
 
 def simulate(args: argparse.Namespace) -> dict:
     num_e, num_i = _network_size(args)
-    _require_option(args.waveform == "none" or args.onset < args.duration, "--onset",
-                    f"less than --duration ({args.duration:g} s), or the run never stimulates", args.onset)
+    variant = MODELS[args.model]
+    onset = variant.stim_onset / 1000.0 if args.onset is None else args.onset
+    _require_option(args.waveform == "none" or onset < args.duration, "--onset",
+                    f"less than --duration ({args.duration:g} s), or the run never stimulates", onset)
     device = _device(args.device)
     with _refusing():
-        params = NetworkParams(num_e=num_e, num_i=num_i, j_i=args.j_i, synaptic_input=args.synaptic_input,
-                               noise_scaling=args.noise, plasticity=PlasticityParams())
+        params = variant.network(NetworkParams(num_e=num_e, num_i=num_i, j_i=args.j_i,
+                                               synaptic_input=args.synaptic_input, noise_scaling=args.noise))
         sim = SimConfig(duration=args.duration * 1000.0, seed=args.seed)
-        protocol = OpenLoopProtocol(waveform=args.waveform, amplitude=args.amplitude, onset=args.onset * 1000.0,
+        protocol = variant.protocol(waveform=args.waveform, amplitude=args.amplitude, onset=onset * 1000.0,
                                     latch_mv=args.latch)
         dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
         net = NetworkBatch(args.networks, params, sim, device=device, dtype=dtype,
@@ -147,8 +149,10 @@ def simulate(args: argparse.Namespace) -> dict:
     with claim(args.out, overwrite=args.overwrite) as out:
         run = run_open_loop(net, protocol, sim.num_windows, progress=not args.quiet)
         summary = summarize(run, protocol, device=describe_device(device))
-        summary["network"] = {"num_e": num_e, "num_i": num_i, "j_i": args.j_i, "synaptic_input": args.synaptic_input,
-                              "noise_scaling": args.noise, "dtype": args.dtype}
+        summary["network"] = {"model": args.model, "num_e": num_e, "num_i": num_i, "j_i": args.j_i,
+                              "synaptic_input": args.synaptic_input, "noise_scaling": args.noise,
+                              "stim_noise_e": params.stim_noise_e, "stim_noise_i": params.stim_noise_i,
+                              "plasticity_onset_ms": params.plasticity.onset, "dtype": args.dtype}
         summary["bytes_per_network"] = net.bytes_per_network()
         _write_json(out / "summary.json", summary)
         figure = plot_open_loop(run, summary, out)
@@ -520,7 +524,12 @@ def build_parser() -> argparse.ArgumentParser:
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_size_options(sim, default="full")
     sim.add_argument("--duration", type=EPISODE_S, default=25.0, help="simulated seconds")
-    sim.add_argument("--onset", type=ONSET_S, default=2.0, help="stimulation onset, s")
+    sim.add_argument("--model", choices=sorted(MODELS), default="paper",
+                     help="paper: the paper's equations (Figure 3); published-code: the authors' code as published "
+                          "(stimulation-locked noise of 10 mV on E, stimulation from 1.98 s, plasticity from 80 ms), "
+                          "which made their stored run (docs: Model)")
+    sim.add_argument("--onset", type=ONSET_S, default=None, help="stimulation onset, s (paper: 2, published-code: "
+                     "1.98)")
     sim.add_argument("--amplitude", type=_checked(float, f"a number of mV in [0, {MAX_AMPLITUDE_MV:g}]",
                                                   lambda v: 0 <= v <= MAX_AMPLITUDE_MV),
                      default=100.0, help="pulse amplitude, mV")

@@ -172,7 +172,7 @@ class SimConfig:
     duration: float = 25_000.0  # ms, episode / run length
     step_size: float = 0.1  # ms, Euler step dt
     sample_duration: float = 20.0  # ms, one decision window
-    seed: int = 0  # base seed; network b of a batch uses seed + b unless given seeds
+    seed: int | None = None  # base seed, network b of a batch uses seed + b; None: fresh entropy (as gymnasium)
 
     def __post_init__(self) -> None:
         require_positive("step_size", self.step_size)
@@ -192,8 +192,10 @@ class SimConfig:
             f"a whole multiple of sample_duration={self.sample_duration} ms",
             self.duration,
         )
-        require(is_integer(self.seed) and 0 <= self.seed < 2**63, "seed", "an integer in [0, 2**63)", self.seed)
-        object.__setattr__(self, "seed", int(self.seed))  # a NumPy integer would overflow in seed + b
+        require(self.seed is None or (is_integer(self.seed) and 0 <= self.seed < 2**63), "seed",
+                "None or an integer in [0, 2**63)", self.seed)
+        if self.seed is not None:
+            object.__setattr__(self, "seed", int(self.seed))  # a NumPy integer would overflow in seed + b
 
     @property
     def steps_per_window(self) -> int:

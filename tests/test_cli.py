@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from neuroloop_gpu.cli import _network_size, build_parser, main
+from neuroloop_gpu.config import NetworkParams, SimConfig
 
 
 def refusal(argv, capsys) -> str:
@@ -257,3 +258,21 @@ def test_latch_level_reaches_training_and_the_lasting_evaluation(tmp_path):
         below = np.flatnonzero((weight[s] < 259.0) & (np.arange(weight.shape[1]) >= 5))
         if below.size:
             assert not on[s, below[0] + 1:].any()
+
+
+def test_simulate_model_published_code_is_the_variant_of_the_library(tmp_path):
+    from neuroloop_gpu.network import NetworkBatch
+    from neuroloop_gpu.open_loop import MODELS, run_open_loop
+
+    main(["simulate", "--num-e", "40", "--num-i", "10", "--duration", "2.1", "--model", "published-code",
+          "--latch", "-1", "--device", "cpu", "--out", str(tmp_path), "--quiet"])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    network = summary["network"]
+    assert (network["model"], network["stim_noise_e"], network["stim_noise_i"], network["plasticity_onset_ms"]) == \
+        ("published-code", 10.0, 0.0, 80.0)
+    assert summary["protocol"]["onset"] == 1980.0
+    variant = MODELS["published-code"]
+    net = NetworkBatch(1, variant.network(NetworkParams(num_e=40, num_i=10)), SimConfig(duration=2100.0, seed=0),
+                       device="cpu")
+    run = run_open_loop(net, variant.protocol(latch_mv=None), 105, progress=False)
+    assert summary["networks"][0]["final_weight_mv"] == float(run.stats["weight_mv"][-1, 0])

@@ -19,7 +19,7 @@ SMALL = NetworkParams(num_e=40, num_i=10)
     ({"sample_duration": 20.05}, r"sample_duration must be a positive whole multiple of step_size=0.1 ms"),
     ({"duration": 30.0}, r"duration must be a whole multiple of sample_duration=20.0 ms"),
     ({"duration": 10.0}, r"duration must be a whole multiple of sample_duration"),
-    ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*63\)"),
+    ({"seed": -1}, r"seed must be None or an integer in \[0, 2\*\*63\)"),
 ])
 def test_invalid_sim_config(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -76,7 +76,8 @@ def test_train_refuses_a_used_folder_and_overwrites_only_when_asked(trained, tmp
     shutil.copytree(trained, run)
     before = snapshot(run)
     message = refusal([*TRAIN, "--frames", "20", "--out", str(run)], capsys)
-    assert f"--out {run} holds an earlier run (checkpoint.pt, train_log.csv" in message and "--overwrite" in message
+    assert f"--out {run} holds an earlier run (checkpoint.pt, " in message and "train_log.csv" in message
+    assert "--overwrite" in message
     assert snapshot(run) == before
     main([*TRAIN, "--frames", "20", "--out", str(run), "--overwrite"])
     assert rows(run / "train_log.csv") == [1] and load_checkpoint(run / "checkpoint.pt")["iteration"] == 1

@@ -46,8 +46,8 @@ def test_network_in_a_batch_follows_its_solo_trajectory():
 
 def test_window_length_leaves_the_trajectory_unchanged():
     """The delay line and the noise stream run straight through window boundaries."""
-    long = NetworkBatch(2, SMALL, SimConfig(sample_duration=20.0), device="cpu")
-    short = NetworkBatch(2, SMALL, SimConfig(sample_duration=5.0), device="cpu")
+    long = NetworkBatch(2, SMALL, SimConfig(sample_duration=20.0, seed=0), device="cpu")
+    short = NetworkBatch(2, SMALL, SimConfig(sample_duration=5.0, seed=0), device="cpu")
     for _ in range(10):
         long.run_window()
     for _ in range(40):
@@ -277,7 +277,7 @@ def test_stim_locked_noise_gives_the_same_bits_on_every_cpu_backend(backend, dty
 def _one_step_apart(params: NetworkParams, amplitude: list[float], noise: dict, windows: int = 1):
     """Two batches of the same seeds, without and with ``noise`` (NetworkParams fields), after
     ``windows`` windows of one Euler step each under the same trains (per-network ``amplitude``)."""
-    sim = SimConfig(duration=0.1 * windows, sample_duration=0.1)
+    sim = SimConfig(duration=0.1 * windows, sample_duration=0.1, seed=0)
     quiet, noisy = (NetworkBatch(len(amplitude), dataclasses.replace(params, **extra), sim, device="cpu",
                                  backend="eager", kop_sample_interval=0.1) for extra in ({}, noise))
     for _ in range(windows):
@@ -312,7 +312,7 @@ def test_stim_locked_noise_is_off_in_a_window_whose_train_is_off_even_while_a_pu
     window is completed there without the noise. After an on window, a noiseless copy of the noisy
     network (same state, stimulator, ring position) runs the off windows to the same bits."""
     params = NetworkParams(num_e=100, num_i=25)
-    sim = SimConfig(duration=1.0, sample_duration=0.1)  # one step per window: the 2 ms pulse straddles 20
+    sim = SimConfig(duration=1.0, sample_duration=0.1, seed=0)  # one step per window: the 2 ms pulse straddles 20
     quiet, noisy = (NetworkBatch(1, dataclasses.replace(params, **extra), sim, device="cpu", backend="eager",
                                  kop_sample_interval=0.1) for extra in ({}, STIM_NOISY))
     on = PulseTrain.constant(1, 50.0, pulse_width=1000.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reprlib
+import secrets
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,7 +72,8 @@ class WindowResult:
 class NetworkBatch:
     """``num_networks`` independent FTSTS networks as batched tensors on one device.
 
-    Each network has its own seed (default ``sim.seed + b``), which fixes its
+    Each network has its own seed (default ``sim.seed + b``; ``sim.seed=None`` draws a fresh base seed
+    from OS entropy, recorded in ``state.seed``), which fixes its
     connectivity and its noise: network b follows the same trajectory whether
     it runs alone or inside any batch. Call :meth:`run_window` to advance all
     networks by one decision window (``sim.sample_duration``) under their own
@@ -163,9 +165,11 @@ class NetworkBatch:
                 f"a divisor of sample_duration={self.sim.sample_duration} ms", kop_sample_interval)
         seeds = self._seed_tensor(seeds, num_networks, "seeds")
         if seeds is None:
-            require(self.sim.seed + num_networks <= 2**63, "sim.seed", "an integer in [0, 2**63 - num_networks]"
+            # SimConfig(seed=None): fresh entropy, recorded in state.seed (62 bits: seed + b stays below 2**63)
+            base = secrets.randbits(62) if self.sim.seed is None else self.sim.seed
+            require(base + num_networks <= 2**63, "sim.seed", "an integer in [0, 2**63 - num_networks]"
                     f" = [0, {2**63 - num_networks}] (network b uses seed + b)", self.sim.seed)
-            seeds = self.sim.seed + torch.arange(num_networks, dtype=torch.int64, device=self.device)
+            seeds = base + torch.arange(num_networks, dtype=torch.int64, device=self.device)
         self.connectivity = Connectivity.draw(seeds, self.params.num_e, self.params.num_i, self.params.connection_prob)
         self.state = self._fresh_state(seeds)
         self.stimulator = StimulatorState.initial(num_networks, self.device)
