@@ -296,7 +296,7 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_measuring(tmp
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_gpu_session_script_refuses_an_unknown_stage_before_any_work(tmp_path):
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_session.sh"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_tuning" / "gpu_session.sh"
     done = subprocess.run(["bash", str(script), "tests", "no_such_stage"], cwd=tmp_path, capture_output=True,
                           text=True, env={**os.environ, "RESULTS": str(tmp_path / "results")}, timeout=60)
     assert done.returncode == 2 and "unknown stage 'no_such_stage'" in done.stderr
@@ -305,10 +305,10 @@ def test_gpu_session_script_refuses_an_unknown_stage_before_any_work(tmp_path):
 
 @pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None, reason="needs bash and timeout")
 def test_gpu_session_script_exits_with_the_last_stage_status(tmp_path):
-    (tmp_path / "benchmarks").mkdir()
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_session.sh"
-    shutil.copy(script, tmp_path / "benchmarks")
-    (tmp_path / "benchmarks" / "triton_math_check.py").write_text("raise SystemExit(3)\n")  # the "math" stage
-    done = subprocess.run(["bash", "benchmarks/gpu_session.sh", "math"], cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "RESULTS": str(tmp_path / "results")}, timeout=120)
+    tools = tmp_path / "benchmarks" / "gpu_tuning"
+    tools.mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_tuning" / "gpu_session.sh", tools)
+    (tools / "triton_math_check.py").write_text("raise SystemExit(3)\n")  # the "math" stage
+    done = subprocess.run(["bash", "benchmarks/gpu_tuning/gpu_session.sh", "math"], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "RESULTS": str(tmp_path / "results")}, timeout=120)
     assert done.returncode == 3 and "== triton-math: exit 3" in done.stdout

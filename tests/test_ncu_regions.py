@@ -1,4 +1,4 @@
-"""benchmarks/ncu_regions.py: Nsight Compute's per-line counters summed by region of the Triton kernel."""
+"""benchmarks/gpu_tuning/ncu_regions.py: Nsight Compute's per-line counters summed by region of the Triton kernel."""
 
 import csv
 import subprocess
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[1]
-SCRIPT = ROOT / "benchmarks" / "ncu_regions.py"
+SCRIPT = ROOT / "benchmarks" / "gpu_tuning" / "ncu_regions.py"
 KERNEL = ROOT / "neuroloop_gpu" / "network" / "triton_kernel.py"
 COLUMNS = ["Line No", "Source", "Address", "Source", "Warp Stall Sampling (All Samples)", "Instructions Executed",
            "stall_long_sb", "stall_barrier"]

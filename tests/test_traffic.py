@@ -12,7 +12,7 @@ from neuroloop_gpu.config import NetworkParams
 from neuroloop_gpu.network import NetworkBatch
 from neuroloop_gpu.stimulus import PulseTrain
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "torch_traffic.py"
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "gpu_tuning" / "torch_traffic.py"
 
 
 def _count(action) -> tuple[int, int, int, int]:

@@ -170,7 +170,7 @@ def test_triton_kernel_compiles_for_hopper(size, synaptic_input):
     """The CUDA flavour of the kernel (in-kernel noise, reciprocal divisions, the launch options)
     compiles to sm_90 machine code with Triton's own ptxas, no GPU needed: CPU CI catches what the
     interpreter does not check (types, layouts, the compiler's limits)."""
-    script = Path(__file__).parents[1] / "benchmarks" / "triton_registers.py"
+    script = Path(__file__).parents[1] / "benchmarks" / "gpu_tuning" / "triton_registers.py"
     done = subprocess.run([sys.executable, str(script), "--size", size, "--synaptic-input", synaptic_input],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -181,9 +181,9 @@ def test_triton_kernel_compiles_for_hopper(size, synaptic_input):
 
 @needs_triton
 def test_step_loop_machine_code_compares_line_by_line():
-    """benchmarks/triton_sass_lines.py on the tree's kernel against itself: the same machine code, the step
+    """benchmarks/gpu_tuning/triton_sass_lines.py on the tree's kernel against itself: the same machine code, the step
     loop found in the disassembly (barriers (a) and (b) at least, the noise's lines), and nothing changed."""
-    script = Path(__file__).parents[1] / "benchmarks" / "triton_sass_lines.py"
+    script = Path(__file__).parents[1] / "benchmarks" / "gpu_tuning" / "triton_sass_lines.py"
     kernel = Path(__file__).parents[1] / "neuroloop_gpu" / "network" / "triton_kernel.py"
     done = subprocess.run([sys.executable, str(script), "--size", "small", "--base", str(kernel), "--min-change", "0"],
                           capture_output=True, text=True, timeout=600)
@@ -236,14 +236,14 @@ os.environ["TRITON_INTERPRET"] = "1"
 from neuroloop_gpu.network import triton_step
 triton_step.INTERPRET_ON_CPU = True
 sys.argv = ["triton_variants.py"] + sys.argv[1:]
-runpy.run_path(os.path.join("benchmarks", "triton_variants.py"), run_name="__main__")
+runpy.run_path(os.path.join("benchmarks", "gpu_tuning", "triton_variants.py"), run_name="__main__")
 """
 
 
 @needs_triton
 @pytest.mark.slow
 def test_variants_script_runs_kernel_files_from_one_state_in_the_interpreter(tmp_path):
-    """benchmarks/triton_variants.py, as a GPU run uses it to check a candidate kernel, here in
+    """benchmarks/gpu_tuning/triton_variants.py, as a GPU run uses it to check a candidate kernel, here in
     Triton's interpreter: a kernel source file (the package's, loaded as a module of its own) under two
     compile-time settings; both variants start from one state and end in the same potentials."""
     rows = tmp_path / "variants.jsonl"

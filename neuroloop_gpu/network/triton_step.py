@@ -2,7 +2,7 @@
 
 The eager path runs 150-170 torch operators per Euler step, waits for the host about six times
 (the lengths of the event-driven synapse lists) and streams every network's state through device
-memory each step (``benchmarks/torch_traffic.py`` counts all three). Here one
+memory each step (``benchmarks/gpu_tuning/torch_traffic.py`` counts all three). Here one
 Triton program advances one network (its neuron state in registers) through a run of steps (a
 whole window; one step when recording, see :meth:`NetworkBatch._integrate_blocks`): its noise
 (Philox and Box-Muller, as :mod:`neuroloop_gpu.rng` draws it), membranes, I->E arrivals, E->I

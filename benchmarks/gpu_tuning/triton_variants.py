@@ -1,9 +1,9 @@
 """The Triton kernel's launch settings side by side on one GPU (a tuning run, not the harness).
 
-    python benchmarks/triton_variants.py --size full --batch 8192 --warps 8 16 32
-    python benchmarks/triton_variants.py --size small --batch 65536 --kernels neuroloop_gpu/network/triton_kernel.py \
-        my_kernel.py --tiles 128 256
-    python benchmarks/triton_variants.py --size full --warps 16 --tiles 1024:2048 --settings - SCRATCH_LOADS=
+    python benchmarks/gpu_tuning/triton_variants.py --size full --batch 8192 --warps 8 16 32
+    python benchmarks/gpu_tuning/triton_variants.py --size small --batch 65536 \
+        --kernels neuroloop_gpu/network/triton_kernel.py my_kernel.py --tiles 128 256
+    python benchmarks/gpu_tuning/triton_variants.py --size full --warps 16 --tiles 1024:2048 --settings - SCRATCH_LOADS=
 
 A variant is a kernel source (``--kernels``: files defining ``steps_kernel`` with the package kernel's
 arguments; default the package's), a spike tile (``--tiles``: synapses per tile, 0 the stepper's

@@ -1,8 +1,8 @@
 """Registers, spills and programs per SM of the Triton kernel's CUDA flavour, compiled here: no GPU needed.
 
-    python benchmarks/triton_registers.py --size small --warps 2 4 --tiles 0 128 --maxnreg 0 128
+    python benchmarks/gpu_tuning/triton_registers.py --size small --warps 2 4 --tiles 0 128 --maxnreg 0 128
 
-Each variant (warps x spike tile x register cap, as in ``benchmarks/triton_variants.py``) is compiled for
+Each variant (warps x spike tile x register cap, as in ``benchmarks/gpu_tuning/triton_variants.py``) is compiled for
 ``--arch`` (default sm_90, the H100/H200) with Triton's own ptxas, as the CUDA backend compiles it (noise in
 the kernel, reciprocal divisions), and ``cuobjdump --dump-resource-usage`` (shipped with Triton) gives its
 registers per thread and stack (spills), ``cuobjdump -sass`` its machine code (instructions, shuffles and

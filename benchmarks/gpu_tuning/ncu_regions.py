@@ -1,9 +1,10 @@
 """Where the Triton kernel's time goes, by region of its source: Nsight Compute's per-line counters summed.
 
-    python benchmarks/ncu_regions.py benchmarks/results/gpu_logs/ncu_triton_full_b2048_a11f8a4_h200-source.csv.gz \
+    python benchmarks/gpu_tuning/ncu_regions.py \
+        benchmarks/results/gpu_logs/ncu_triton_full_b2048_a11f8a4_h200-source.csv.gz \
         --kernel <(git show a11f8a4:neuroloop_gpu/network/triton_kernel.py)
 
-Reads the per-source-line export that ``bash benchmarks/gpu_session.sh ncu`` writes next to each report
+Reads the per-source-line export that ``bash benchmarks/gpu_tuning/gpu_session.sh ncu`` writes next to each report
 (``ncu --import R.ncu-rep --page source --csv --print-source cuda,sass``; plain or gzipped). A region is a
 helper function of the kernel (by its name) or a stretch of ``steps_kernel`` that starts at one of its
 ``# ---- name`` comments (before the step loop: the prologue; after it: the epilogue); lines of Triton's own
@@ -22,7 +23,7 @@ import gzip
 import re
 from pathlib import Path
 
-KERNEL = Path(__file__).parents[1] / "neuroloop_gpu" / "network" / "triton_kernel.py"
+KERNEL = Path(__file__).parents[2] / "neuroloop_gpu" / "network" / "triton_kernel.py"
 SAMPLES, INSTRUCTIONS = "Warp Stall Sampling (All Samples)", "Instructions Executed"
 STALLS = ("long_sb", "barrier", "wait", "short_sb", "math", "selected", "not_selected", "branch_resolving", "no_inst")
 

@@ -1,11 +1,11 @@
 """The Triton kernel's step loop in machine code, line by line: two kernel sources side by side, no GPU needed.
 
-    python benchmarks/triton_sass_lines.py --size full --base 8c16152
-    python benchmarks/triton_sass_lines.py --size small --base my_old_kernel.py --min-change 5
+    python benchmarks/gpu_tuning/triton_sass_lines.py --size full --base 8c16152
+    python benchmarks/gpu_tuning/triton_sass_lines.py --size small --base my_old_kernel.py --min-change 5
 
 Compiles the kernel of this tree and a base (a kernel source file, or a commit whose
 ``neuroloop_gpu/network/triton_kernel.py`` is taken) for sm_90 as the CUDA backend launches it (see
-``benchmarks/triton_registers.py``), disassembles both with line information (``nvdisasm -g``, shipped
+``benchmarks/gpu_tuning/triton_registers.py``), disassembles both with line information (``nvdisasm -g``, shipped
 with Triton), says whether the two whole kernels are the same machine code, and counts the instructions
 of the step loop (the kernel's outermost loop: its longest backward branch) by the source line they come
 from. Lines are matched by their text, so that the two
@@ -16,7 +16,7 @@ next to the one it came from.
 These are static counts: a walk's body counts once however many tiles it takes, and the Kuramoto sample's
 branch once though it runs every tenth step. They show where a change moved instructions, barriers
 (``BAR``), shuffles (``SHFL``) and spills (``LDL``/``STL``), not how long a step takes; time that on a GPU
-with ``benchmarks/triton_variants.py``.
+with ``benchmarks/gpu_tuning/triton_variants.py``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import triton
 import triton_registers
 from triton_variants import load_kernel_file
 
-KERNEL = Path(__file__).parents[1] / "neuroloop_gpu" / "network" / "triton_kernel.py"
+KERNEL = Path(__file__).parents[2] / "neuroloop_gpu" / "network" / "triton_kernel.py"
 COUNTED = {"BAR": "barriers", "SHFL": "shuffles", "LDL": "spill loads", "STL": "spill stores"}
 # an instruction of an nvdisasm listing: /*address*/ [predicate] OPCODE operands;
 INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+((?:@!?U?P\w+\s+)?)([A-Z][A-Z0-9_.]*)(.*?);")

@@ -1,8 +1,9 @@
 """Where one decision window's time goes: ``torch.profiler`` over the benchmark workload.
 
-    python benchmarks/profile_window.py --device cuda --size full --batch 1024 --backend eager --synapses event
+    python benchmarks/gpu_tuning/profile_window.py --device cuda --size full --batch 1024 --backend eager \
+        --synapses event
     ncu --kernel-name regex:steps_kernel --launch-skip 1 --launch-count 1 \
-        python benchmarks/profile_window.py --device cuda --backend triton --profiler none
+        python benchmarks/gpu_tuning/profile_window.py --device cuda --backend triton --profiler none
 
 Prints the top operators (by device time on CUDA, CPU time on the CPU) of ``--windows`` windows
 after one untimed warm-up window, and the wall time per window. ``--profiler none`` leaves the

@@ -1,6 +1,6 @@
 """The pure-torch step's memory traffic and the bandwidth bound it sets on a GPU, counted without a GPU.
 
-    python benchmarks/torch_traffic.py --size full --batch 32 --plot benchmarks/results/traffic_full.png
+    python benchmarks/gpu_tuning/torch_traffic.py --size full --batch 32 --plot benchmarks/results/traffic_full.png
 
 Prints :func:`neuroloop_gpu.bench.traffic_model` as Markdown tables (the model, its three fusion scenarios
 and its limits are described in :mod:`neuroloop_gpu.bench.traffic`); ``--plot`` draws the bounds beside the
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from neuroloop_gpu.bench import format_traffic, latest_results, load_results, plot_traffic, traffic_model
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def main() -> None:

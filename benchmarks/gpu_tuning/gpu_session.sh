@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The checks to run on a CUDA machine, in one command: the CUDA tests, the CUDA benchmarks and profiles.
-#   bash benchmarks/gpu_session.sh tests bench profile     # stages, in order (default: tests bench scale profile)
+#   bash benchmarks/gpu_tuning/gpu_session.sh tests bench profile   # stages, in order (default: tests bench scale profile)
 #   stages: tests, triton_tests, bench, scale, variants (Triton launch settings; BASE_REV=<commit> times that
 #           commit's kernel first, in the same run, from BASE_TREE if set), profile (torch profiler),
 #           ncu (Nsight Compute), math (Triton's math vs torch)
@@ -39,21 +39,24 @@ stage_triton_tests() {  # only the Triton backend's CUDA checks
     run_stage triton-settings 60 python3 -m pytest -p no:cacheprovider -q tests/test_triton_backend.py -k bad_settings
 }
 stage_variants() {  # the Triton kernel's settings side by side; KERNELS: other kernel sources to compare
-    local kernels="neuroloop_gpu/network/triton_kernel.py ${KERNELS:-}" run="python3 benchmarks/triton_variants.py"
+    local kernels="neuroloop_gpu/network/triton_kernel.py ${KERNELS:-}"
+    local run="python3 benchmarks/gpu_tuning/triton_variants.py"
     local out="--json $RESULTS/variants.jsonl --label ${LABEL:-tree}" limit=${LIMIT_variants:-180}
     if [ -n "${BASE_REV:-}" ]; then  # an earlier commit's kernel at its default settings first, in the same run
         local base=${BASE_TREE:-/tmp/base_tree}  # (kernels whose arguments differ cannot share one stepper)
         if [ -z "${BASE_TREE:-}" ]; then  # BASE_TREE: that commit's files, already extracted (no .git there)
             rm -rf "$base" && mkdir -p "$base" && git archive "$BASE_REV" | tar -x -C "$base"
         fi
-        local base_run="env PYTHONPATH=/tmp/site:$base python3 $base/benchmarks/triton_variants.py"
+        local base_script=$base/benchmarks/gpu_tuning/triton_variants.py
+        [ -f "$base_script" ] || base_script=$base/benchmarks/triton_variants.py  # commits before gpu_tuning/
+        local base_run="env PYTHONPATH=/tmp/site:$base python3 $base_script"
         local base_out="--label $BASE_REV --json $RESULTS/variants.jsonl"
         run_stage variants-base-full "$limit" $base_run --size full --batch 8192 --warps 16 $base_out
         run_stage variants-base-small "$limit" $base_run --size small --batch 65536 --warps 2 $base_out
     fi
     # spike tiles, compile-time settings and register caps (SMALL_*, FULL_*, SETTINGS: the sweep; tile 0 is
     # the backend's, E:I the E and the I walks' own; settings KEY=VALUE, - the backend's; cap 0 none):
-    # benchmarks/triton_registers.py gives each one's registers, spills and programs per SM without a GPU
+    # benchmarks/gpu_tuning/triton_registers.py gives each one's registers, spills and programs per SM without a GPU
     local settings="--settings ${SETTINGS:--}"
     run_stage variants-small "$limit" $run --size small --batch 65536 --kernels $kernels $settings \
         --warps ${SMALL_WARPS:-2} --tiles ${SMALL_TILES:-0 64 64:128} --maxnreg ${SMALL_CAPS:-128} $out
@@ -78,7 +81,7 @@ stage_scale() {  # the triton backend at the small size, past the default batche
 }
 stage_profile() {  # torch.profiler of one window (PROFILE_BACKEND, PROFILE_BATCH): the host's share around the kernel
     local backend=${PROFILE_BACKEND:-triton} batch=${PROFILE_BATCH:-1024}
-    TAIL=40 run_stage "profile-full-$backend-b$batch" 60 python3 benchmarks/profile_window.py --device cuda \
+    TAIL=40 run_stage "profile-full-$backend-b$batch" 60 python3 benchmarks/gpu_tuning/profile_window.py --device cuda \
         --size full --batch "$batch" --backend "$backend" --synapses event
 }
 stage_ncu() {  # Nsight Compute on one launch (one window) of the Triton kernel, after the warm-up window's
@@ -90,14 +93,14 @@ stage_ncu() {  # Nsight Compute on one launch (one window) of the Triton kernel,
             --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
             --section SchedulerStats --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
             --section SourceCounters --export "$RESULTS/ncu-$size-b$batch" \
-            python3 benchmarks/profile_window.py --device cuda --size "$size" --batch "$batch" --backend triton \
-            --profiler none
+            python3 benchmarks/gpu_tuning/profile_window.py --device cuda --size "$size" --batch "$batch" \
+            --backend triton --profiler none
         ncu --import "$RESULTS/ncu-$size-b$batch.ncu-rep" --page source --csv --print-source cuda,sass \
             > "$RESULTS/ncu-$size-b$batch-source.csv" 2>&1 || true  # stall samples per line, read off the machine
     done
 }
 stage_math() {  # Triton's float32 math against eager torch's bits (what the Triton backend relies on)
-    TAIL=20 run_stage triton-math 60 python3 benchmarks/triton_math_check.py
+    TAIL=20 run_stage triton-math 60 python3 benchmarks/gpu_tuning/triton_math_check.py
 }
 
 stages=$(echo ${@:-tests bench scale profile})

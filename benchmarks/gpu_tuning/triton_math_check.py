@@ -1,6 +1,6 @@
 """Do Triton's float32 math functions give eager torch's bits on this GPU? (needs CUDA and Triton)
 
-    python benchmarks/triton_math_check.py
+    python benchmarks/gpu_tuning/triton_math_check.py
 
 The Triton backend relies on it for its in-kernel noise (log, sqrt, sin, cos) and divisions; plain ``/``,
 ``tl.sqrt`` and contracted multiply-adds are printed for contrast (they round differently).
