@@ -160,3 +160,35 @@ def test_training_panels_draw_their_columns(figures, tmp_path):
             assert finite.sum() >= 3
             np.testing.assert_allclose(line.get_xdata(), frames[finite])
             np.testing.assert_allclose(line.get_ydata(), columns[key][finite])
+
+
+def test_throughput_figure_draws_the_measurements():
+    """`neuroloop bench`'s figure: each target's median rate against the batch, its band from the slowest
+    to the fastest repeat, the simulator's memory per network in MB and the peer at one network."""
+    from neuroloop_gpu.bench.plot import plot_results
+
+    def row(target, batch, seconds, best, peak):
+        return {"target": target, "size": "20/5", "batch": batch, "backend": "eager",
+                "env_steps_per_s": batch / sorted(seconds)[1], "seconds_per_window": seconds,
+                "env_steps_per_s_best": best, "memory": {"peak_bytes_per_network": peak,
+                                                         "persistent_bytes_per_network": 2e5}}
+
+    rows = [row("simulator", 4, [0.5, 0.2, 0.4], 25.0, 3e6), row("simulator", 1, [0.1, 0.3, 0.2], 12.0, 5e6)]
+    doc = {"device_type": "cpu", "device": "cpu:test", "environment": {"torch_threads": 2}, "results": rows,
+           "peers": [{"peer": "reference", "size": "20/5", "batch": 1, "env_steps_per_s": 0.7,
+                      "memory": {"persistent_bytes_per_network": 1e6}}]}
+    fig = plot_results(doc)
+    ax_rate, ax_mem = fig.axes[:2]
+    line = next(line for line in ax_rate.lines if line.get_label() == "CPU x2 simulator 20/5")
+    np.testing.assert_allclose(line.get_xdata(), [1, 4])
+    np.testing.assert_allclose(line.get_ydata(), [1 / 0.2, 4 / 0.4])
+    low, high = fill_edges(ax_rate.collections[0], [1, 4])
+    np.testing.assert_allclose(low, [1 / 0.3, 4 / 0.5])
+    np.testing.assert_allclose(high, [12.0, 25.0])
+    peer = next(line for line in ax_rate.lines if line.get_label() == "peer reference 20/5")
+    assert (list(peer.get_xdata()), list(peer.get_ydata())) == ([1], [0.7])
+    peak = next(line for line in ax_mem.lines if line.get_label() == "CPU x2 20/5 peak eager")
+    np.testing.assert_allclose(peak.get_ydata(), [5.0, 3.0])
+    state = next(line for line in ax_mem.lines if line.get_label() == "CPU x2 20/5 state")
+    np.testing.assert_allclose(state.get_ydata(), [0.2, 0.2])
+    assert ax_rate.get_ylabel() == "env-steps/s (20 ms windows, summed)" and ax_mem.get_ylabel() == "MB per network"
