@@ -20,6 +20,7 @@ SynapticInput = Literal["published", "summed"]
 NoiseScaling = Literal["published", "euler_maruyama"]
 
 _STEP_TOLERANCE = 1e-9
+MAX_SYNAPSE_MV = 1e30  # one synapse's strength J / C: far beyond physiology, still finite in float32
 MAX_STEPS = 2**31 - 1  # Euler steps in one run or episode: spike times and noise counters are 32-bit integers
 
 
@@ -143,6 +144,12 @@ class NetworkParams:
                 f"in [v_rest={self.v_rest}, v_threshold={self.v_threshold}) mV", self.v_reset)
         require(is_finite(self.connection_prob) and 0 < self.connection_prob <= 1, "connection_prob",
                 "in (0, 1]", self.connection_prob)
+        # J / C is one synapse's strength: it must stay a float32 number, or the potentials become inf - inf
+        strongest = max(self.j_e, self.j_i) / self.coupling_norm
+        require(strongest <= MAX_SYNAPSE_MV, "j_e, j_i and coupling_fraction",
+                f"such that one synapse, max(j_e, j_i) / C with C = coupling_fraction * (num_e + num_i), is at most "
+                f"{MAX_SYNAPSE_MV:g} mV",
+                {"j_e": self.j_e, "j_i": self.j_i, "coupling_fraction": self.coupling_fraction})
         require(self.noise_scaling in ("published", "euler_maruyama"), "noise_scaling",
                 "'published' or 'euler_maruyama'", self.noise_scaling)
         require(self.synaptic_input in ("published", "summed"), "synaptic_input",

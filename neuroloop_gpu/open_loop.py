@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .config import NetworkParams, require, require_positive
+from .config import NetworkParams, is_finite, require, require_positive
 from .network import NetworkBatch
 from .stimulus import (
     FTSTS_AMPLITUDE_MV,
@@ -61,8 +61,9 @@ class OpenLoopProtocol:
     def __post_init__(self) -> None:
         require(self.waveform in ("ftsts", "swapped", "none"), "waveform", "'ftsts', 'swapped' or 'none'",
                 self.waveform)
-        require(self.amplitude >= 0, "amplitude", "a number >= 0 (mV)", self.amplitude)
-        require(self.onset >= 0, "onset", "a number >= 0 (ms)", self.onset)
+        require(is_finite(self.amplitude) and self.amplitude >= 0, "amplitude", "a finite number >= 0 (mV)",
+                self.amplitude)
+        require(is_finite(self.onset) and self.onset >= 0, "onset", "a finite number >= 0 (ms)", self.onset)
         if self.latch_mv == "published":
             object.__setattr__(self, "latch_mv", PUBLISHED_LATCH_MV.get(WAVEFORM_POLARITY.get(self.waveform)))
         if self.latch_mv is not None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -366,6 +368,15 @@ def plot_training(log_csv: Path | str, out_dir: Path | str) -> Path:
 
 
 # ------------------------------------------------------------------- run dirs
+@contextmanager
+def _naming(source: Path):
+    """Errors from reading a damaged or foreign file as one ValueError that names it."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zipfile.BadZipFile, csv.Error) as error:
+        raise ValueError(f"{source}: {type(error).__name__}: {error}") from error
+
+
 def plot_run(run_dir: Path | str) -> list[Path]:
     """Redraw every figure from the files under ``run_dir``, each next to its source.
 
@@ -376,14 +387,19 @@ def plot_run(run_dir: Path | str) -> list[Path]:
     root = Path(run_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder")
-    paths = [plot_training(log, log.parent) for log in sorted(root.rglob(TRAIN_LOG))]
+    paths = []
+    for log in sorted(root.rglob(TRAIN_LOG)):
+        with _naming(log):
+            paths.append(plot_training(log, log.parent))
     for npz in sorted(root.rglob(FILES["npz"])):
         sweep = npz.parent / SWEEP_FILES["json"]
-        paths += plot_evaluation(EvaluationResult.load(npz.parent), npz.parent,
-                                 json.loads(sweep.read_text()) if sweep.is_file() else None)
+        with _naming(npz.parent / f"{FILES['json']}, {FILES['npz']} or {SWEEP_FILES['json']}"):
+            paths += plot_evaluation(EvaluationResult.load(npz.parent), npz.parent,
+                                     json.loads(sweep.read_text()) if sweep.is_file() else None)
     for sweep in sorted(root.rglob(SWEEP_FILES["json"])):
         if not (sweep.parent / FILES["npz"]).is_file():
-            paths.append(plot_sweep(SweepResult.load(sweep.parent), sweep.parent))
+            with _naming(sweep):
+                paths.append(plot_sweep(SweepResult.load(sweep.parent), sweep.parent))
     if not paths:
         raise FileNotFoundError(f"nothing to plot in {root}: no {TRAIN_LOG}, {FILES['npz']} or "
                                 f"{SWEEP_FILES['json']} below it")

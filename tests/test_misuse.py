@@ -21,7 +21,9 @@ from neuroloop_gpu import cli
 from neuroloop_gpu.cli import main
 from neuroloop_gpu.config import NetworkParams, PlasticityParams, SimConfig
 from neuroloop_gpu.control.checkpoint import CheckpointError, load_checkpoint
-from neuroloop_gpu.envs import FTSTSVectorEnv
+from neuroloop_gpu.envs import FTSTSEnv, FTSTSVectorEnv
+from neuroloop_gpu.network import NetworkBatch
+from neuroloop_gpu.open_loop import OpenLoopProtocol
 from neuroloop_gpu.run_folder import LOCK_NAME, RUN_FILES, RunFolderError, claim
 
 TINY = ["--num-e", "20", "--num-i", "5", "--device", "cpu", "--quiet"]
@@ -250,18 +252,21 @@ def _wrong_shape(path):
     np.savez_compressed(path, **data)
 
 
-@pytest.mark.parametrize("damage", [
-    lambda out: _truncate(out / "evaluation.npz"),
-    lambda out: (out / "evaluation.json").write_text("{not json"),
-    lambda out: (out / "evaluation.json").write_text(json.dumps({"config": {}})),
-    lambda out: _wrong_shape(out / "evaluation.npz"),
-    lambda out: (out / "train_log.csv").write_text(""),
+@pytest.mark.parametrize("damage,named", [
+    (lambda out: _truncate(out / "evaluation.npz"), "evaluation.npz"),
+    (lambda out: (out / "evaluation.json").write_text("{not json"), "evaluation.json"),
+    (lambda out: (out / "evaluation.json").write_text(json.dumps({"config": {}})), "evaluation.json"),
+    (lambda out: _wrong_shape(out / "evaluation.npz"), "evaluation.npz"),
+    (lambda out: (out / "train_log.csv").write_text(""), "train_log.csv"),
 ], ids=["truncated-npz", "bad-json", "missing-key", "wrong-shape", "empty-log"])
-def test_plot_reports_damaged_files(evaluated, tmp_path, capsys, damage):
+def test_plot_reports_damaged_files(evaluated, tmp_path, capsys, damage, named):
     out = tmp_path / "eval"
     shutil.copytree(evaluated, out)
+    if named == "train_log.csv":
+        shutil.copyfile(out / "evaluation.csv", out / "train_log.csv")  # then emptied: a log with no rows
     damage(out)
-    assert f"error: cannot draw the figures of {out}: " in refusal(["plot", str(out), "--quiet"], capsys)
+    message = refusal(["plot", str(out), "--quiet"], capsys)
+    assert message.startswith(f"error: cannot draw the figures of {out}: {out}") and named in message
 
 
 # --- checkpoints ------------------------------------------------------------------------------------------------------
@@ -308,6 +313,12 @@ def test_a_checkpoint_with_nan_weights_is_refused_not_trained_on(trained, tmp_pa
     (lambda: FTSTSVectorEnv(0, device="cpu"), "num_envs must be an integer >= 1, got 0"),
     (lambda: FTSTSVectorEnv(1, autoreset_mode="sometimes", device="cpu"),
      "autoreset_mode must be an AutoresetMode or one of ['NextStep', 'SameStep', 'Disabled']"),
+    (lambda: NetworkBatch(2, NetworkParams(num_e=1, num_i=1), SimConfig(seed=0), device="cpu"),
+     "num_e=1, num_i=1, connection_prob=0.1: the networks of seeds [0] have no E->I synapse"),
+    (lambda: FTSTSEnv(SimConfig(duration=100.0, seed=0), model_params={"num_e": 1, "num_i": 1}, device="cpu"),
+     "have no E->I synapse"),
+    (lambda: NetworkParams(coupling_fraction=1e-300), "j_e, j_i and coupling_fraction must be such that one synapse"),
+    (lambda: OpenLoopProtocol(amplitude=math.inf), "amplitude must be a finite number >= 0 (mV), got inf"),
 ])
 def test_library_constructors_name_the_parameter(make, message):
     with pytest.raises(ValueError) as error:

@@ -171,6 +171,7 @@ class NetworkBatch:
                     f" = [0, {2**63 - num_networks}] (network b uses seed + b)", self.sim.seed)
             seeds = base + torch.arange(num_networks, dtype=torch.int64, device=self.device)
         self.connectivity = Connectivity.draw(seeds, self.params.num_e, self.params.num_i, self.params.connection_prob)
+        self._require_ei_synapses(self.connectivity, seeds)
         self.state = self._fresh_state(seeds)
         self.stimulator = StimulatorState.initial(num_networks, self.device)
         self._synapse_rank = torch.arange(self.connectivity.ei_post.shape[1], dtype=dtype, device=self.device)
@@ -237,6 +238,15 @@ class NetworkBatch:
             self.params, seeds, self.connectivity.ei_post.shape[1], self.constants.delay_steps, self.dtype
         )
 
+    def _require_ei_synapses(self, connectivity: Connectivity, seeds: torch.Tensor) -> None:
+        """A network without a single E->I synapse has no E->I weight to measure, report or latch on."""
+        empty = (connectivity.ei_count == 0).nonzero().view(-1).tolist()
+        if empty:
+            p = self.params
+            raise ValueError(f"num_e={p.num_e}, num_i={p.num_i}, connection_prob={p.connection_prob}: the networks "
+                             f"of seeds {seeds[empty].tolist()[:8]} have no E->I synapse, hence no mean E->I weight "
+                             "to observe or latch on; use more neurons, a larger connection_prob or other seeds")
+
     # ----------------------------------------------------------------- reset
     def reset(self, mask: torch.Tensor | None = None, seeds: Sequence[int] | torch.Tensor | None = None) -> None:
         """Restart the networks where ``mask`` (``[B]`` bool; default all).
@@ -263,6 +273,7 @@ class NetworkBatch:
             if slots.numel():  # nothing to draw for an empty mask
                 drawn = Connectivity.draw(new_seeds[slots], self.params.num_e, self.params.num_i,
                                           self.params.connection_prob, slots=slots)
+                self._require_ei_synapses(drawn, new_seeds[slots])  # before anything changes
                 self.connectivity.replace(slots, drawn)
         self.state.merge(mask, fresh)
         self.stimulator.reset(mask)
