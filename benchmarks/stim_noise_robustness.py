@@ -7,8 +7,9 @@ the lasting effect of FTSTS against the noise level, full size.
 ``variants`` runs the open-loop FTSTS protocol of ``MODELS["paper"]`` and ``MODELS["published-code"]``;
 ``levels`` runs the published-code protocol (stimulation from 1.98 s, plasticity from 80 ms) with E
 noise levels in mV (I: 0), one batch of the seeds per level (the noise is a network parameter shared by
-a batch). Each writes a JSON (device, versions, command, per-network values) and a Markdown table under
-``benchmarks/results/stim_noise_robustness/``; ``levels`` also a figure.
+a batch). Each writes a JSON (device, versions, command, per-network values), a Markdown table and a
+figure under ``benchmarks/results/stim_noise_robustness/`` (``variants``: both variants side by side,
+second by second).
 """
 
 from __future__ import annotations
@@ -63,8 +64,11 @@ def run_variant(variant: ModelVariant, seeds: list[int], duration_s: float, back
             "final_weight_mv": entry["final_weight_mv"],
             "rate_e_hz": entry["rate_e_hz"],
         })
+    # the first seed's course, second by second (offline R, mean J_I*w at each second's end): the variants figure
+    course = {"seed": seeds[0], "kop_per_second": summary["kop_per_second"],
+              "weight_mv_per_second": summary["mean_weight_per_second"]}
     return {"label": label, "network_params": dataclasses.asdict(params), "protocol": summary["protocol"],
-            "backend": net.backend, "wall_time_s": run.wall_time_s, "networks": networks}
+            "backend": net.backend, "wall_time_s": run.wall_time_s, "networks": networks, "course": course}
 
 
 def mean_of(networks: list[dict], key: str) -> float | None:
@@ -131,6 +135,37 @@ def plot(rows: list[dict], levels: list[float], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def plot_variants(rows: list[dict], path: Path) -> None:
+    """Both variants side by side: R and mean J_I*w second by second (first seed), the published marks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (kop_ax, weight_ax) = plt.subplots(1, 2, figsize=(12, 3.8))
+    for row, color in zip(rows, ("tab:blue", "tab:red")):
+        course = row["course"]
+        seconds = np.arange(1, len(course["kop_per_second"]) + 1) - 0.5
+        label = f"{row['label']} (seed {course['seed']})"
+        kop_ax.plot(seconds, course["kop_per_second"], color=color, label=label)
+        weight_ax.plot(np.arange(1, len(course["weight_mv_per_second"]) + 1), course["weight_mv_per_second"],
+                       color=color, label=label)
+        for latch in (n["latch_time_s"] for n in row["networks"][:1] if n["latch_time_s"] is not None):
+            for ax in (kop_ax, weight_ax):
+                ax.axvline(latch, color=color, linestyle=":", linewidth=1)
+    kop_ax.axhspan(0.11, 0.13, color="grey", alpha=0.3, label="published, while stimulating")
+    kop_ax.set(xlabel="time (s)", ylabel="Kuramoto R (E), per second", ylim=(0, 1), title="synchrony")
+    weight_ax.axhline(75.0, color="black", linewidth=0.8, label="latch, 75 mV")
+    weight_ax.axvline(18.0, color="grey", linewidth=3, alpha=0.4, label="published stop, ~18 s")
+    weight_ax.set(xlabel="time (s)", ylabel="mean J_I·w (mV)", title="E→I weight")
+    for ax in (kop_ax, weight_ax):
+        ax.legend(fontsize=8)
+    fig.suptitle("Open-loop FTSTS at full size: the paper's equations and the published code (dotted: stop)",
+                 fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=("variants", "levels"))
@@ -138,17 +173,21 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--levels", type=float, nargs="+", default=[0.0, 5.0, 10.0, 20.0])
     parser.add_argument("--duration", type=float, default=25.0, help="s")
     parser.add_argument("--backend", default="fused")
-    parser.add_argument("--replot", action="store_true", help="levels: redraw the figure from levels.json")
+    parser.add_argument("--replot", action="store_true", help="redraw the figure from the JSON")
     args = parser.parse_args(argv)
     if args.replot:
-        rows = json.loads((OUT / "levels.json").read_text())["runs"]
-        plot(rows, [float(row["network_params"]["stim_noise_e"]) for row in rows], OUT / "levels.png")
+        rows = json.loads((OUT / f"{args.what}.json").read_text())["runs"]
+        if args.what == "variants":
+            plot_variants(rows, OUT / "variants.png")
+        else:
+            plot(rows, [float(row["network_params"]["stim_noise_e"]) for row in rows], OUT / "levels.png")
         return
     OUT.mkdir(parents=True, exist_ok=True)
     if args.what == "variants":
         seeds = args.seeds or [0, 1, 2, 3]
         rows = [run_variant(MODELS[name], seeds, args.duration, args.backend, name) for name in MODELS]
         stem = "variants"
+        plot_variants(rows, OUT / f"{stem}.png")
     else:
         seeds = args.seeds or [0, 1, 2]
         base = MODELS["published-code"]
