@@ -177,6 +177,7 @@ TRAIN_FIELDS = {  # train option -> the PPOConfig field it sets
     "synchrony_weight": "synchrony_weight", "coupling_weight": "coupling_weight", "energy_weight": "energy_weight",
     "latch": "latch_mv", "weight_credit": "weight_credit", "followup_weight": "followup_weight",
     "max_pulse_width": "max_pulse_width_us", "hidden": "hidden", "seed": "seed", "checkpoint_every": "checkpoint_every",
+    "model": "model",
 }
 
 
@@ -265,7 +266,8 @@ def evaluate(args: argparse.Namespace) -> None:
                                                                       controllers) else [])]
         config = EvaluationConfig(
             seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
-            network=NetworkParams(num_e=num_e, num_i=num_i), duration_s=duration, stim_onset_s=onset,
+            network=MODELS[args.model].network(NetworkParams(num_e=num_e, num_i=num_i)), duration_s=duration,
+            stim_onset_s=onset,
             stim_budget_s=budget, followup_s=followup, latch_ends_stimulation=task["latch_ends_stimulation"],
             latch_mv=args.latch,
             synchrony=args.synchrony, dtype=args.dtype,
@@ -297,7 +299,8 @@ def sweep(args: argparse.Namespace) -> None:
         config = SweepConfig(
             amplitudes_mv=tuple(args.amplitudes), frequencies_hz=tuple(args.frequencies),
             pulse_widths_us=tuple(args.pulse_widths), seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
-            network=NetworkParams(num_e=num_e, num_i=num_i), stim_onset_s=args.onset, stim_budget_s=args.budget,
+            network=MODELS[args.model].network(NetworkParams(num_e=num_e, num_i=num_i)), stim_onset_s=args.onset,
+            stim_budget_s=args.budget,
             followup_s=args.followup, latch_mv=args.latch, latch_fraction=args.latch_fraction, dtype=args.dtype,
         )
     with claim(args.out, overwrite=args.overwrite) as out:
@@ -354,11 +357,16 @@ def plot(args: argparse.Namespace) -> None:
         print("\n".join(str(p) for p in figures))
 
 
-def _add_size_options(command: argparse.ArgumentParser, default: str) -> None:
+def _add_size_options(command: argparse.ArgumentParser, default: str | None, model: str | None = "paper") -> None:
+    """--size, --num-e, --num-i, --model (default ``model``) and --backend."""
     command.add_argument("--size", choices=sorted(SIZES), default=default, help="network size: 1600/400 or 160/40")
     command.add_argument("--num-e", type=COUNT, default=None, help="excitatory neurons (overrides --size)")
     command.add_argument("--num-i", type=COUNT, default=None,
                          help="inhibitory neurons, only with --num-e (default num_e / 4)")
+    command.add_argument("--model", choices=sorted(MODELS), default=model,
+                         help="model variant: paper (the paper's equations, default) or published-code (the authors' "
+                              "code as published: stimulation-locked noise of 10 mV on E while stimulating, "
+                              "plasticity from 80 ms; simulate: stimulation from 1.98 s; docs: Model)")
     command.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                          help="simulator backend (same results whichever; default auto: triton on CUDA and fused on "
                               "the CPU where they can run, else eager): 'compiled' fuses kernels with "
@@ -384,7 +392,7 @@ def _add_train_parser(commands) -> None:
         "train", help="train a PPO controller on batched networks (torchrun-aware)",
         description="Train a PPO controller on batched networks (torchrun-aware). Options left unset take the "
                     "task's values; with --resume, the checkpoint's.")
-    _add_size_options(cmd, default=None)
+    _add_size_options(cmd, default=None, model=None)
     cmd.add_argument("--task", choices=["acute", "lasting"], default=None,
                      help="acute (default): suppress synchrony during 5 s episodes (NeuroLoop's prototype task); "
                           "lasting: stimulate until the latch (mean J_I*w < 75 mV) or a 40 s budget, then 5 s off, "
@@ -521,10 +529,6 @@ def build_parser() -> argparse.ArgumentParser:
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_size_options(sim, default="full")
     sim.add_argument("--duration", type=EPISODE_S, default=25.0, help="simulated seconds")
-    sim.add_argument("--model", choices=sorted(MODELS), default="paper",
-                     help="paper: the paper's equations (Figure 3); published-code: the authors' code as published "
-                          "(stimulation-locked noise of 10 mV on E, stimulation from 1.98 s, plasticity from 80 ms), "
-                          "which made their stored run (docs: Model)")
     sim.add_argument("--onset", type=ONSET_S, default=None, help="stimulation onset, s (paper: 2, published-code: "
                      "1.98)")
     sim.add_argument("--amplitude", type=_checked(float, f"a number of mV in [0, {MAX_AMPLITUDE_MV:g}]",

@@ -276,3 +276,19 @@ def test_simulate_model_published_code_is_the_variant_of_the_library(tmp_path):
                        device="cpu")
     run = run_open_loop(net, variant.protocol(latch_mv=None), 105, progress=False)
     assert summary["networks"][0]["final_weight_mv"] == float(run.stats["weight_mv"][-1, 0])
+
+
+def test_train_and_evaluate_take_the_model_variant(tmp_path):
+    from neuroloop_gpu.control.checkpoint import load_checkpoint
+    from neuroloop_gpu.control.ppo import PPOConfig
+
+    main(["train", *TINY, "--model", "published-code", "--networks", "2", "--episode", "0.1", "--windows-per-batch",
+          "5", "--frames", "10", "--minibatch", "10", "--hidden", "8", "--out", str(tmp_path / "train")])
+    config = PPOConfig.from_dict(load_checkpoint(tmp_path / "train" / "checkpoint.pt")["config"])
+    network = config.network
+    assert (config.model, network.stim_noise_e, network.stim_noise_i, network.plasticity.onset) == \
+        ("published-code", 10.0, 0.0, 80.0)
+    main(["evaluate", *TINY, "--model", "published-code", "--controllers", "none", "--policy", "", "--seeds", "1",
+          "--duration", "0.2", "--onset", "0.1", "--out", str(tmp_path / "eval")])
+    evaluated = json.loads((tmp_path / "eval" / "evaluation.json").read_text())["config"]["network"]
+    assert (evaluated["stim_noise_e"], evaluated["plasticity"]["onset"]) == (10.0, 80.0)

@@ -45,6 +45,7 @@ from ..envs import LASTING_BUDGET_S, LASTING_FOLLOWUP_S, LASTING_LATCH_MV, Actio
 from ..envs.core import EpisodeConfig
 from ..envs.observation import OBSERVATION_NAMES
 from ..envs.reward import RewardConfig, max_window_energy
+from ..open_loop import MODELS
 from ..run_folder import claim
 from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint
@@ -67,6 +68,7 @@ class PPOConfig:
     num_envs: int = 64  # networks simulated in parallel (per rank under torchrun)
     num_e: int = 160  # excitatory neurons per network (the prototype's reduced network)
     num_i: int = 40  # inhibitory neurons per network
+    model: str = "paper"  # model variant (open_loop.MODELS): "published-code" adds the stimulation-locked noise
     episode_s: float = 5.0  # s of simulated time per episode (250 decision windows of 20 ms)
     stim_onset_s: float = 0.0  # s after reset before the stimulator obeys the agent
     windows_per_batch: int = 25  # decision windows per network per iteration (rollout length)
@@ -116,6 +118,7 @@ class PPOConfig:
         require(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", "one or more widths >= 1",
                 self.hidden)
         require(self.task in TASKS, "task", " or ".join(map(repr, TASKS)), self.task)
+        require(self.model in MODELS, "model", " or ".join(map(repr, MODELS)), self.model)
         end = self.stim_onset_s + (self.stim_budget_s or 0.0) + self.followup_s
         require(self.followup_s == 0 or end <= self.episode_s + 1e-9, "episode_s",
                 f"at least stim_onset_s + stim_budget_s + followup_s = {end:g} s", self.episode_s)
@@ -127,7 +130,7 @@ class PPOConfig:
 
     @property
     def network(self) -> NetworkParams:
-        return NetworkParams(num_e=self.num_e, num_i=self.num_i)
+        return MODELS[self.model].network(NetworkParams(num_e=self.num_e, num_i=self.num_i))
 
     @property
     def reward(self) -> RewardConfig:
