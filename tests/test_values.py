@@ -152,6 +152,18 @@ def test_core_step_values_match_the_reference(backend):
     action = torch.tensor(ACTIONS, dtype=torch.float64)
     for w in range(WINDOWS):
         check_step(core.step(action), w, backend)
+        assert core.last_recording.spikes_e is None and core.last_recording.v_e_mean is None  # nothing asked
+
+
+def test_mean_weight_of_a_network_with_one_synapse():
+    """One E->I synapse: the mean over the real synapses is its J_I * w (not a mean over padding)."""
+    from neuroloop_gpu.network import NetworkBatch
+
+    net = NetworkBatch(1, NetworkParams(num_e=1, num_i=1, connection_prob=1.0), SimConfig(duration=20.0),
+                       device="cpu", dtype=torch.float64, seeds=[0])
+    assert net.mean_weight_mv().tolist() == [260.0]
+    stats = net.run_window().stats
+    assert stats.weight_mv.tolist() == [net.params.j_i * float(net.state.weight[0, 0])]
 
 
 def test_observation_features_are_distinct_quantities():
