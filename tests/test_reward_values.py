@@ -52,6 +52,8 @@ def test_synchronise_reward_with_chi():
     ({"weight_credit": -0.5}, "reward.weight_credit must be a finite number >= 0, got -0.5"),
     ({"followup_synchrony_weight": -2}, "reward.followup_synchrony_weight must be a finite number >= 0, got -2"),
     ({"energy_scale_mv2ms": 0.0}, "reward.energy_scale_mv2ms must be None or a finite number > 0 (mV^2 ms), got 0.0"),
+    ({"energy_scale_mv2ms": float("inf")},
+     "reward.energy_scale_mv2ms must be None or a finite number > 0 (mV^2 ms), got inf"),
 ])
 def test_reward_config_names_the_bad_field(fields, message):
     with pytest.raises(ValueError) as error:
@@ -66,7 +68,16 @@ def test_weight_credit_needs_the_previous_weight():
         reward(RewardConfig(weight_credit=1.0), torch.zeros(1), torch.zeros(1), torch.zeros(1), 1.0)
     assert str(error.value) == ("previous_weight must be the [B] weight fractions the window started from "
                                 "(reward.weight_credit > 0), got None")
-    assert RewardConfig(energy_scale_mv2ms=5.0, synchrony_weight=0).energy_scale_mv2ms == 5.0
+    with pytest.raises(ValueError, match="previous_weight must be"):  # synchronising: the same check
+        reward(RewardConfig(target="synchronise", weight_credit=1.0), torch.zeros(1), torch.zeros(1), torch.zeros(1),
+               1.0)
+    # without a weight credit no previous weight is needed, whichever the target
+    r = reward(RewardConfig(target="synchronise", synchrony="chi"), torch.tensor([0.25]), torch.tensor([0.5]),
+               torch.tensor([10.0]), 20.0)
+    assert float(r) == pytest.approx(-(0.75 + 0.5 * 0.5 + 0.2 * 0.5))
+    for fields in ({"energy_scale_mv2ms": 0.5, "synchrony_weight": 0}, {"target": "synchronise", "synchrony": "chi"},
+                   {"target": "desynchronise", "synchrony": "kop", "coupling_weight": 1e300}):
+        assert {k: getattr(RewardConfig(**fields), k) for k in fields} == fields  # valid: accepted as given
 
 
 def test_max_window_energy_is_the_strongest_trains_mean_energy():
@@ -100,3 +111,6 @@ def test_observation_normalisation_and_clamp_of_out_of_range_values():
     assert got.dtype == np.float32
     fresh = initial_observation(2, params, torch.device("cpu")).numpy()
     np.testing.assert_allclose(fresh, [[0, 16 / 20, 0, 16 / 20, 0, 1.0]] * 2, rtol=1e-6)  # 350 mV -> clamped
+    assert fresh.dtype == np.float32
+    low = NetworkParams(j_i=100.0, plasticity=PlasticityParams(w_init=0.05))  # 5 mV, below w_min = 10 mV
+    np.testing.assert_allclose(initial_observation(1, low, torch.device("cpu")).numpy(), [[0, 0.7, 0, 0.7, 0, 0]])
