@@ -74,7 +74,7 @@ def test_weight_credit_needs_the_previous_weight():
     # without a weight credit no previous weight is needed, whichever the target
     r = reward(RewardConfig(target="synchronise", synchrony="chi"), torch.tensor([0.25]), torch.tensor([0.5]),
                torch.tensor([10.0]), 20.0)
-    assert float(r) == pytest.approx(-(0.75 + 0.5 * 0.5 + 0.2 * 0.5))
+    assert float(r) == pytest.approx(-(0.75 + 0.5 * 0.5 + 0.2 * 0.5)) and r.dtype == torch.float32
     for fields in ({"energy_scale_mv2ms": 0.5, "synchrony_weight": 0}, {"target": "synchronise", "synchrony": "chi"},
                    {"target": "desynchronise", "synchrony": "kop", "coupling_weight": 1e300}):
         assert {k: getattr(RewardConfig(**fields), k) for k in fields} == fields  # valid: accepted as given
