@@ -72,8 +72,8 @@ def test_weight_credit_needs_the_previous_weight():
         reward(RewardConfig(target="synchronise", weight_credit=1.0), torch.zeros(1), torch.zeros(1), torch.zeros(1),
                1.0)
     # without a weight credit no previous weight is needed, whichever the target
-    r = reward(RewardConfig(target="synchronise", synchrony="chi"), torch.tensor([0.25]), torch.tensor([0.5]),
-               torch.tensor([10.0]), 20.0)
+    f64 = lambda x: torch.tensor([x], dtype=torch.float64)  # noqa: E731  (as the float64 simulator gives them)
+    r = reward(RewardConfig(target="synchronise", synchrony="chi"), f64(0.25), f64(0.5), f64(10.0), 20.0)
     assert float(r) == pytest.approx(-(0.75 + 0.5 * 0.5 + 0.2 * 0.5)) and r.dtype == torch.float32
     for fields in ({"energy_scale_mv2ms": 0.5, "synchrony_weight": 0}, {"target": "synchronise", "synchrony": "chi"},
                    {"target": "desynchronise", "synchrony": "kop", "coupling_weight": 1e300}):
