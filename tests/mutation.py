@@ -104,19 +104,25 @@ def main(argv: list[str]) -> None:
 
 
 def summarise(report: dict) -> dict:
-    """Totals over the modules run; ``equivalent`` (hand-written) is subtracted from ``survived``."""
+    """Totals over the modules run. ``equivalent`` ({mutant, reason}) and ``killed_after_run`` ({mutant,
+    test}: survived the run, killed by a test added since, checked by hand) are written by hand and kept;
+    ``survived`` counts the survivors that are neither."""
     done = report.get("modules", [])
-    equivalent = report.get("equivalent", [])
+    survivors = {name for m in done for name in m.get("survivors", [])}
+    equivalent = {e["mutant"] for e in report.get("equivalent", [])} & survivors
+    later = {e["mutant"] for e in report.get("killed_after_run", [])} & survivors
     total = lambda key: sum(m.get(key, 0) for m in done)  # noqa: E731
     killed = total("killed") + total("segfault")  # a crash the tests see is a kill
-    survived = total("survived") - len(equivalent)
-    report.update(killed=killed, survived=survived, timeout=total("timeout"), suspicious=total("suspicious"),
-                  not_checked=total("not_checked"),
+    survived = len(survivors - equivalent - later)
+    report.update(killed=killed, killed_after_run_count=len(later), survived=survived, equivalent_count=len(equivalent),
+                  timeout=total("timeout"), suspicious=total("suspicious"), not_checked=total("not_checked"),
                   commit=sorted({m["commit"] for m in done}),
                   covered=[m["module"] for m in done if not m.get("not_checked")],
+                  partly_covered=[m["module"] for m in done if m.get("not_checked")],
                   not_covered=[f"neuroloop_gpu/{m}" for m in MODULES
                                if f"neuroloop_gpu/{m}" not in [d["module"] for d in done]],
-                  killed_fraction_of_non_equivalent=round(killed / max(1, killed + survived), 4))
+                  killed_fraction_of_non_equivalent=round((killed + len(later))
+                                                          / max(1, killed + len(later) + survived), 4))
     return report
 
 
