@@ -378,3 +378,42 @@ def test_single_env_values():
         if terminated or truncated:  # the single env refuses to step past its episode's end
             break
     env.close()
+
+
+@pytest.mark.parametrize(("params", "kop_ms"), [
+    (PARAMS, 20.0),  # one causal-R sample per window: the window's R is that sample
+    (NetworkParams(num_e=40, num_i=10, connection_prob=0.2, mu_e=10.0, mu_i=10.0, sigma_e=0.05, sigma_i=0.05,
+                   plasticity=PlasticityParams(onset=10.0)), 1.0),  # V spreads far below 1 mV
+])
+def test_window_statistics_at_the_edges(params, kop_ms):
+    """Window statistics of the default backend against the reference where a sample count or a spread
+    is small."""
+    from neuroloop_gpu.network import NetworkBatch
+
+    net = NetworkBatch(1, params, SimConfig(duration=100.0), seeds=[21], device="cpu", dtype=torch.float64,
+                       kop_sample_interval=kop_ms)
+    ref = ReferenceBatch(net, [21], total_steps=5 * net.steps_per_window)
+    for w in range(5):
+        stats = net.run_window().stats
+        (rec,) = ref.run_window([np.zeros(net.steps_per_window)], [0.0], [0.0])
+        for field, name in (("kop", "kop"), ("v_e_std", "v_e_std_mv"), ("v_i_std", "v_i_std_mv"),
+                            ("v_e_mean", "v_e_mean_mv"), ("chi", "chi"), ("rate_e", "rate_e_hz")):
+            tol = 2e-6 if field == "kop" else 1e-9
+            assert float(getattr(stats, field)[0]) == pytest.approx(rec.stats[name], rel=tol, abs=tol), (field, w)
+    if kop_ms == 20.0:
+        assert rec.stats["kop"] > 0.05
+    else:
+        assert 0 < rec.stats["v_e_std_mv"] < 0.5
+
+
+def test_float32_info_is_float32():
+    """Every number the core reports is in the simulator's precision (the stimulus is computed in float64)."""
+    core = DBSCore(2, PARAMS, SimConfig(duration=40.0), device="cpu", dtype=torch.float32)
+    step = core.step(torch.tensor(ACTIONS, dtype=torch.float32))
+    for key, value in step.info.items():
+        if key in ("amplitude_mv", "frequency_hz", "pulse_width_us", "time_s"):  # the train's settings: float64
+            continue
+        assert value.dtype == (torch.bool if key in ("stimulating", "followup") else torch.float32), key
+    assert float(step.info["energy_mv2ms"].max()) > 0
+    stats = core.net.run_window().stats  # and what the core does not pass on
+    assert all(getattr(stats, name).dtype == torch.float32 for name in vars(stats)), vars(stats)
