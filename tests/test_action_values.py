@@ -1,0 +1,58 @@
+"""The action box (envs/actions.py) against its definition: -1 -> low, +1 -> high, linearly, clipped;
+each refused bound named with its allowed range."""
+
+import numpy as np
+import pytest
+
+from neuroloop_gpu.envs import ActionBounds
+
+LOW, HIGH = np.array([10.0, 5.0, 50.0]), np.array([200.0, 180.0, 500.0])  # NeuroLoop's box
+
+
+def test_normalised_and_physical_are_the_linear_map_and_its_inverse():
+    bounds = ActionBounds()
+    settings = np.array([[10.0, 5.0, 50.0], [200.0, 180.0, 500.0], [105.0, 92.5, 275.0], [57.5, 148.0, 140.0]])
+    action = bounds.normalised(settings[:, 0], settings[:, 1], settings[:, 2])
+    expected = 2 * (settings - LOW) / (HIGH - LOW) - 1
+    np.testing.assert_allclose(action, expected, rtol=0, atol=1e-7)
+    assert action.dtype == np.float32 and action.shape == (4, 3)
+    np.testing.assert_allclose(bounds.physical(expected), settings, rtol=1e-12)
+    np.testing.assert_allclose(bounds.physical([[2.0, -3.0, 0.5]]), [[200.0, 5.0, 50.0 + 0.75 * 450.0]])  # clipped
+    assert bounds.normalised(200.0, 5.0, [50.0, 500.0]).tolist() == [[1.0, -1.0, -1.0], [1.0, -1.0, 1.0]]
+    narrow = ActionBounds(amplitude=(0.0, 50.0), frequency=(100.0, 130.0), pulse_width=(60.0, 90.0))
+    np.testing.assert_allclose(narrow.normalised(12.5, 130.0, 70.0), [-0.5, 1.0, -1 / 3], rtol=1e-6)
+    np.testing.assert_allclose(narrow.physical([0.0, 0.0, 0.0]), [25.0, 115.0, 75.0])
+
+
+@pytest.mark.parametrize("settings", [(9.0, 100.0, 100.0), (100.0, 181.0, 100.0), (100.0, 100.0, 49.0),
+                                      (np.nan, 100.0, 100.0)])
+def test_normalised_refuses_settings_outside_the_bounds(settings):
+    with pytest.raises(ValueError) as error:
+        ActionBounds().normalised(*settings)
+    assert str(error.value).startswith("settings must be within the bounds amplitude (10.0, 200.0) mV, frequency "
+                                       "(5.0, 180.0) Hz, pulse_width (50.0, 500.0) us, got [")
+
+
+PAIR = "a pair (low, high) with 0 <= low < high (low > 0 for frequency and pulse_width)"
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"amplitude": (-1.0, 200.0)}, f"bounds.amplitude must be {PAIR}, got (-1.0, 200.0)"),
+    ({"amplitude": (200.0, 200.0)}, f"bounds.amplitude must be {PAIR}, got (200.0, 200.0)"),
+    ({"amplitude": (10.0, float("inf"))}, f"bounds.amplitude must be {PAIR}, got (10.0, inf)"),
+    ({"frequency": (0.0, 180.0)}, f"bounds.frequency must be {PAIR}, got (0.0, 180.0)"),
+    ({"pulse_width": (0.0, 500.0)}, f"bounds.pulse_width must be {PAIR}, got (0.0, 500.0)"),
+    ({"pulse_width": (50.0, 40.0)}, f"bounds.pulse_width must be {PAIR}, got (50.0, 40.0)"),
+    ({"frequency": (5.0, 1250.0)}, "bounds.pulse_width must be at most half the shortest period, 400 us at 1250 Hz, "
+                                   "got (50.0, 500.0)"),
+])
+def test_bounds_name_the_bad_range(fields, message):
+    with pytest.raises(ValueError) as error:
+        ActionBounds(**fields)
+    assert str(error.value) == message
+
+
+def test_valid_bounds_are_kept():
+    fields = {"amplitude": (0.0, 1.0), "frequency": (0.5, 1000.0), "pulse_width": (1.0, 500.0)}
+    bounds = ActionBounds(**fields)  # 500 us phases fit a 1000 Hz period exactly
+    assert {k: getattr(bounds, k) for k in fields} == fields
