@@ -52,6 +52,12 @@ def test_bounds_name_the_bad_range(fields, message):
     assert str(error.value) == message
 
 
+def test_the_widest_phase_is_half_the_shortest_period_exactly():
+    ActionBounds(frequency=(5.0, 1000.0), pulse_width=(50.0, 500.0))  # 500 us + 500 us = 1 ms: fits
+    with pytest.raises(ValueError, match="at most half the shortest period, 500 us at 1000 Hz"):
+        ActionBounds(frequency=(5.0, 1000.0), pulse_width=(50.0, 500.0004))
+
+
 def test_valid_bounds_are_kept():
     fields = {"amplitude": (0.0, 1.0), "frequency": (0.5, 1000.0), "pulse_width": (1.0, 500.0)}
     bounds = ActionBounds(**fields)  # 500 us phases fit a 1000 Hz period exactly
