@@ -3,6 +3,7 @@ each refused bound named with its allowed range."""
 
 import numpy as np
 import pytest
+import torch
 
 from neuroloop_gpu.envs import ActionBounds
 
@@ -62,3 +63,26 @@ def test_valid_bounds_are_kept():
     fields = {"amplitude": (0.0, 1.0), "frequency": (0.5, 1000.0), "pulse_width": (1.0, 500.0)}
     bounds = ActionBounds(**fields)  # 500 us phases fit a 1000 Hz period exactly
     assert {k: getattr(bounds, k) for k in fields} == fields
+
+
+SHAPE = "action must be an array of shape (2, 3) (amplitude, frequency, pulse width in [-1, 1]), got "
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    (torch.zeros(2, 2), SHAPE + "(2, 2)"),
+    (np.zeros((2, 3)), SHAPE + "(2, 3)"),  # the right shape, but not a tensor
+    ([[0.0] * 3] * 2, SHAPE + "'list'"),
+    (torch.zeros(2, 3, dtype=torch.int64), "action must be floating point, got torch.int64"),
+    (torch.tensor([[float("nan"), 0.0, 0.0], [0.0, 0.0, 2.0]]),
+     "action must be finite (no NaN or inf; finite values outside [-1, 1] are clipped), got "
+     "[[nan, 0.0, 0.0], [0.0, 0.0, 2.0]]"),
+])
+def test_core_names_what_is_wrong_with_an_action(bad, message):
+    from neuroloop_gpu.config import NetworkParams, SimConfig
+    from neuroloop_gpu.envs import DBSCore
+
+    core = DBSCore(2, NetworkParams(num_e=20, num_i=5), SimConfig(duration=40.0, seed=0), device="cpu")
+    with pytest.raises(ValueError) as error:
+        core.check_action(bad)
+    assert str(error.value) == message
+    core.check_action(torch.full((2, 3), 5.0))  # finite values outside the box are fine (clipped)
