@@ -34,6 +34,12 @@ def test_normalised_refuses_settings_outside_the_bounds(settings):
                                        "(5.0, 180.0) Hz, pulse_width (50.0, 500.0) us, got [")
 
 
+def test_refused_integer_settings_are_reported_as_numbers_of_mv_hz_us():
+    with pytest.raises(ValueError) as error:
+        ActionBounds().normalised(9, 100, 100)
+    assert str(error.value).endswith("got [9.0, 100.0, 100.0]")
+
+
 PAIR = "a pair (low, high) with 0 <= low < high (low > 0 for frequency and pulse_width)"
 
 
