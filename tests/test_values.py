@@ -417,3 +417,16 @@ def test_float32_info_is_float32():
     assert float(step.info["energy_mv2ms"].max()) > 0
     stats = core.net.run_window().stats  # and what the core does not pass on
     assert all(getattr(stats, name).dtype == torch.float32 for name in vars(stats)), vars(stats)
+
+
+def test_the_latch_needs_the_weight_strictly_past_it():
+    """Before plasticity starts (100 ms) the weight is exactly w_init * J_I = 260 mV: a 260 mV latch does not
+    trip (below, not at), a 260 mV latch of the synchronising target neither (above, not at)."""
+    for target in ("desynchronise", "synchronise"):
+        core = DBSCore(1, NetworkParams(num_e=40, num_i=10, connection_prob=0.2), SimConfig(duration=60.0, seed=0),
+                       device="cpu", reward_config=RewardConfig(target=target),
+                       episode=EpisodeConfig(latch_mv=260.0, terminate_on_latch=True))
+        for _ in range(3):
+            step = core.step(torch.tensor([ACTIONS[0]]))
+            assert float(step.info["weight_mv"][0]) == 260.0
+            assert bool(step.info["stimulating"][0]) and not bool(step.terminated[0]), target
