@@ -92,3 +92,14 @@ def test_core_names_what_is_wrong_with_an_action(bad, message):
         core.check_action(bad)
     assert str(error.value) == message
     core.check_action(torch.full((2, 3), 5.0))  # finite values outside the box are fine (clipped)
+
+
+def test_physical_and_lows_highs_compute_in_float64_as_the_env_does():
+    bounds = ActionBounds()
+    action = np.array([0.1, -0.3, 0.7], dtype=np.float32)  # what a float32 policy emits
+    exact = LOW + (action.astype(np.float64) + 1.0) / 2.0 * (HIGH - LOW)
+    np.testing.assert_array_equal(bounds.physical(action), exact)
+    low, high = bounds.lows_highs("cpu")
+    assert low.dtype == high.dtype == torch.float64 and low.tolist() == LOW.tolist() and high.tolist() == HIGH.tolist()
+    low32, high32 = bounds.lows_highs("cpu", torch.float32)
+    assert low32.dtype == high32.dtype == torch.float32
