@@ -430,3 +430,21 @@ def test_the_latch_needs_the_weight_strictly_past_it():
             step = core.step(torch.tensor([ACTIONS[0]]))
             assert float(step.info["weight_mv"][0]) == 260.0
             assert bool(step.info["stimulating"][0]) and not bool(step.terminated[0]), target
+
+
+def test_latch_after_the_onset_termination_and_truncation():
+    """A latch the weight is already past (260.5 mV, desynchronising) trips at the end of the first
+    stimulated window, not before the onset (40 ms = 2 windows); with terminate_on_latch the episode ends
+    there; without a latch the last window truncates; a 0.5 mV train counts as stimulating."""
+    from neuroloop_gpu.stimulus import PulseTrain
+
+    params = NetworkParams(num_e=40, num_i=10, connection_prob=0.2)
+    core = DBSCore(1, params, SimConfig(duration=100.0, seed=0), device="cpu",
+                   episode=EpisodeConfig(stim_onset=40.0, latch_mv=260.5, terminate_on_latch=True))
+    flags = [core.step(torch.tensor([ACTIONS[0]])) for _ in range(4)]
+    assert [bool(s.info["stimulating"][0]) for s in flags] == [False, False, True, False]
+    assert [bool(s.terminated[0]) for s in flags] == [False, False, True, False]
+    plain = DBSCore(1, params, SimConfig(duration=60.0, seed=0), device="cpu")
+    steps = [plain.step_train(PulseTrain.constant(1, 0.5, 100.0, 100.0)) for _ in range(3)]
+    assert [bool(s.truncated[0]) for s in steps] == [False, False, True]
+    assert all(bool(s.info["stimulating"][0]) and float(s.info["energy_mv2ms"][0]) > 0 for s in steps)
