@@ -41,8 +41,11 @@ def main() -> None:
     parser.add_argument("--size", default="full", help="small, full or NE/NI")
     parser.add_argument("--seconds", type=float, default=1.0, help="simulated time per network, from rest")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--brian2-python", default=None, help="an interpreter with Brian2 (default: "
-                        "$NEUROLOOP_BRIAN2_PYTHON, else this one)")
+    parser.add_argument(
+        "--brian2-python",
+        default=None,
+        help="an interpreter with Brian2 (default: $NEUROLOOP_BRIAN2_PYTHON, else this one)",
+    )
     parser.add_argument("--out", default=None, help="also write the table to this Markdown file")
     args = parser.parse_args()
     windows = round(args.seconds * 1000.0 / WINDOW_MS)
@@ -63,8 +66,17 @@ def main() -> None:
                 progress.update()
             brian2 = []
             for seed in args.seeds:
-                record = run_brian2("brian2-cpp", size, windows=windows, repeats=1, warmup=0, seed=seed,
-                                    python=args.brian2_python, record_spikes=True, amplitude=amplitude)
+                record = run_brian2(
+                    "brian2-cpp",
+                    size,
+                    windows=windows,
+                    repeats=1,
+                    warmup=0,
+                    seed=seed,
+                    python=args.brian2_python,
+                    record_spikes=True,
+                    amplitude=amplitude,
+                )
                 if "activity" not in record:
                     raise SystemExit(f"Brian2 did not run: {record.get('error') or record.get('skipped')}")
                 brian2.append(brian2_activity(record["activity"], size.num_e, windows))
@@ -72,10 +84,13 @@ def main() -> None:
             rows.append((label, cells["summed"], brian2, cells["published"]))
 
     name = size.name if size.name == f"{size.num_e}/{size.num_i}" else f"{size.name} ({size.num_e}/{size.num_i})"
-    lines = [f"{name}, {args.seconds:g} s from rest, seeds "
-             f"{', '.join(map(str, args.seeds))}; per network: E / I rate, mean R of E (1 ms samples)", "",
-             "| stimulus | ours (summed) | Brian2 cpp_standalone (summed) | ours (published, default) |",
-             "|---|---|---|---|"]
+    lines = [
+        f"{name}, {args.seconds:g} s from rest, seeds "
+        f"{', '.join(map(str, args.seeds))}; per network: E / I rate, mean R of E (1 ms samples)",
+        "",
+        "| stimulus | ours (summed) | Brian2 cpp_standalone (summed) | ours (published, default) |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {label} | {cell(a)} | {cell(b)} | {cell(c)} |" for label, a, b, c in rows]
     print("\n".join(lines))
     if args.out:
@@ -86,8 +101,9 @@ def main() -> None:
 def ours(size, synaptic_input: str, amplitude: float, seeds: list[int], windows: int) -> list[tuple]:
     """(E rate, I rate, mean R) of each seed's network of ours, run together in one batch."""
     batch = len(seeds)
-    net = NetworkBatch(batch, size.params(synaptic_input=synaptic_input), seeds=seeds, device="cpu",
-                       record=RecordConfig(spikes_e=True))
+    net = NetworkBatch(
+        batch, size.params(synaptic_input=synaptic_input), seeds=seeds, device="cpu", record=RecordConfig(spikes_e=True)
+    )
     train = PulseTrain.constant(batch, amplitude, STIM_FREQUENCY_HZ, STIM_PULSE_WIDTH_US)
     rates_e, rates_i, rasters = [], [], []
     for _ in range(windows):  # windows of equal length: the run's rates are the means of theirs
@@ -112,10 +128,13 @@ def brian2_activity(activity: dict, num_e: int, windows: int) -> tuple:
 
 def cell(runs: list[tuple]) -> str:
     """Networks' values as ``E / I Hz, R``, each a single value or a range over the networks."""
+
     def spread(values, digits):
         low, high = min(values), max(values)
-        return f"{low:.{digits}f}" if round(low, digits) == round(high, digits) else \
-            f"{low:.{digits}f}-{high:.{digits}f}"
+        return (
+            f"{low:.{digits}f}" if round(low, digits) == round(high, digits) else f"{low:.{digits}f}-{high:.{digits}f}"
+        )
+
     e, i, r = zip(*runs)
     return f"{spread(e, 1)} / {spread(i, 1)} Hz, R {spread(r, 2)}"
 

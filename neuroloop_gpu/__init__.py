@@ -27,6 +27,23 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ENV_ID", "ActionBounds", "DBSCore", "DBSEnv", "EpisodeConfig", "FTSTSEnv", "FTSTSTorchEnv",
-           "FTSTSVectorEnv", "NetworkBatch", "NetworkParams", "PlasticityParams", "PulseTrain", "RecordConfig",
-           "RewardConfig", "SimConfig", "__version__", "golomb_chi", "kuramoto_order"]
+__all__ = [
+    "ENV_ID",
+    "ActionBounds",
+    "DBSCore",
+    "DBSEnv",
+    "EpisodeConfig",
+    "FTSTSEnv",
+    "FTSTSTorchEnv",
+    "FTSTSVectorEnv",
+    "NetworkBatch",
+    "NetworkParams",
+    "PlasticityParams",
+    "PulseTrain",
+    "RecordConfig",
+    "RewardConfig",
+    "SimConfig",
+    "__version__",
+    "golomb_chi",
+    "kuramoto_order",
+]

@@ -89,12 +89,20 @@ class PlasticityParams:
         require(is_finite(self.onset) and self.onset >= 0, "plasticity.onset", "a finite number >= 0 (ms)", self.onset)
         for name in ("tau_pre", "tau_post", "eta", "w_min_mv"):
             require_positive(f"plasticity.{name}", getattr(self, name))
-        require(is_finite(self.trace_increment) and self.trace_increment >= 0,
-                "plasticity.trace_increment", "a finite number >= 0", self.trace_increment)
+        require(
+            is_finite(self.trace_increment) and self.trace_increment >= 0,
+            "plasticity.trace_increment",
+            "a finite number >= 0",
+            self.trace_increment,
+        )
         require(is_finite(self.a_ltd) and self.a_ltd <= 0, "plasticity.a_ltd", "a finite number <= 0", self.a_ltd)
         require(is_finite(self.a_ltp) and self.a_ltp >= 0, "plasticity.a_ltp", "a finite number >= 0", self.a_ltp)
-        require(is_finite(self.w_max_mv) and self.w_max_mv > self.w_min_mv,
-                "plasticity.w_max_mv", f"a finite number > w_min_mv={self.w_min_mv}", self.w_max_mv)
+        require(
+            is_finite(self.w_max_mv) and self.w_max_mv > self.w_min_mv,
+            "plasticity.w_max_mv",
+            f"a finite number > w_min_mv={self.w_min_mv}",
+            self.w_max_mv,
+        )
 
 
 @dataclass(frozen=True)
@@ -138,22 +146,45 @@ class NetworkParams:
         for name in ("v_rest", "v_threshold", "v_reset", "mu_e", "mu_i"):
             require(is_finite(getattr(self, name)), name, "a finite number (mV)", getattr(self, name))
         for name in ("sigma_e", "sigma_i", "stim_noise_e", "stim_noise_i"):
-            require(is_finite(getattr(self, name)) and getattr(self, name) >= 0, name, "a finite number >= 0 (mV)",
-                    getattr(self, name))
-        require(self.v_rest <= self.v_reset < self.v_threshold, "v_reset",
-                f"in [v_rest={self.v_rest}, v_threshold={self.v_threshold}) mV", self.v_reset)
-        require(is_finite(self.connection_prob) and 0 < self.connection_prob <= 1, "connection_prob",
-                "in (0, 1]", self.connection_prob)
+            require(
+                is_finite(getattr(self, name)) and getattr(self, name) >= 0,
+                name,
+                "a finite number >= 0 (mV)",
+                getattr(self, name),
+            )
+        require(
+            self.v_rest <= self.v_reset < self.v_threshold,
+            "v_reset",
+            f"in [v_rest={self.v_rest}, v_threshold={self.v_threshold}) mV",
+            self.v_reset,
+        )
+        require(
+            is_finite(self.connection_prob) and 0 < self.connection_prob <= 1,
+            "connection_prob",
+            "in (0, 1]",
+            self.connection_prob,
+        )
         # J / C is one synapse's strength: it must stay a float32 number, or the potentials become inf - inf
         strongest = max(self.j_e, self.j_i) / self.coupling_norm
-        require(strongest <= MAX_SYNAPSE_MV, "j_e, j_i and coupling_fraction",
-                f"such that one synapse, max(j_e, j_i) / C with C = coupling_fraction * (num_e + num_i), is at most "
-                f"{MAX_SYNAPSE_MV:g} mV",
-                {"j_e": self.j_e, "j_i": self.j_i, "coupling_fraction": self.coupling_fraction})
-        require(self.noise_scaling in ("published", "euler_maruyama"), "noise_scaling",
-                "'published' or 'euler_maruyama'", self.noise_scaling)
-        require(self.synaptic_input in ("published", "summed"), "synaptic_input",
-                "'published' or 'summed'", self.synaptic_input)
+        require(
+            strongest <= MAX_SYNAPSE_MV,
+            "j_e, j_i and coupling_fraction",
+            f"such that one synapse, max(j_e, j_i) / C with C = coupling_fraction * (num_e + num_i), is at most "
+            f"{MAX_SYNAPSE_MV:g} mV",
+            {"j_e": self.j_e, "j_i": self.j_i, "coupling_fraction": self.coupling_fraction},
+        )
+        require(
+            self.noise_scaling in ("published", "euler_maruyama"),
+            "noise_scaling",
+            "'published' or 'euler_maruyama'",
+            self.noise_scaling,
+        )
+        require(
+            self.synaptic_input in ("published", "summed"),
+            "synaptic_input",
+            "'published' or 'summed'",
+            self.synaptic_input,
+        )
         require(isinstance(self.plasticity, PlasticityParams), "plasticity", "a PlasticityParams", self.plasticity)
 
     @property
@@ -185,12 +216,20 @@ class SimConfig:
         require_positive("step_size", self.step_size)
         require_positive("sample_duration", self.sample_duration)
         require_positive("duration", self.duration)
-        require(self.sample_duration / self.step_size <= MAX_STEPS, "step_size",
-                f"at least sample_duration / {MAX_STEPS} ms (step counters are 32-bit)", self.step_size)
+        require(
+            self.sample_duration / self.step_size <= MAX_STEPS,
+            "step_size",
+            f"at least sample_duration / {MAX_STEPS} ms (step counters are 32-bit)",
+            self.step_size,
+        )
         steps_in(self.sample_duration, self.step_size, "sample_duration")
-        require(self.duration / self.step_size <= MAX_STEPS, "duration",
-                f"at most {MAX_STEPS} steps of step_size={self.step_size} ms = {MAX_STEPS * self.step_size:.6g} ms "
-                "(step counters are 32-bit)", self.duration)
+        require(
+            self.duration / self.step_size <= MAX_STEPS,
+            "duration",
+            f"at most {MAX_STEPS} steps of step_size={self.step_size} ms = {MAX_STEPS * self.step_size:.6g} ms "
+            "(step counters are 32-bit)",
+            self.duration,
+        )
         require(
             self.duration >= self.sample_duration
             and abs(round(self.duration / self.sample_duration) * self.sample_duration - self.duration)
@@ -199,8 +238,12 @@ class SimConfig:
             f"a whole multiple of sample_duration={self.sample_duration} ms",
             self.duration,
         )
-        require(self.seed is None or (is_integer(self.seed) and 0 <= self.seed < 2**63), "seed",
-                "None or an integer in [0, 2**63)", self.seed)
+        require(
+            self.seed is None or (is_integer(self.seed) and 0 <= self.seed < 2**63),
+            "seed",
+            "None or an integer in [0, 2**63)",
+            self.seed,
+        )
         if self.seed is not None:
             object.__setattr__(self, "seed", int(self.seed))  # a NumPy integer would overflow in seed + b
 

@@ -33,8 +33,9 @@ def kop(sptime: np.ndarray, t: np.ndarray, step_size: float, duration: float, nu
     as in dbsenv (``len(t)`` samples). A neuron spikes at step i where its entry changes.
     """
     sptime = np.asarray(sptime, dtype=np.float64)
-    require(sptime.ndim == 2 and sptime.shape[1] == num_neurons, "sptime", f"an array [steps, {num_neurons}]",
-            sptime.shape)
+    require(
+        sptime.ndim == 2 and sptime.shape[1] == num_neurons, "sptime", f"an array [steps, {num_neurons}]", sptime.shape
+    )
     require(len(t) == sptime.shape[0], "t", f"{sptime.shape[0]} sample times (one per row of sptime)", len(t))
     require(step_size > 0 and duration > 0, "step_size/duration", "numbers > 0", (step_size, duration))
     previous = np.vstack((np.zeros((1, num_neurons)), sptime[:-1]))

@@ -45,21 +45,31 @@ from .control import Controller, make_controller
 from .envs import DBSCore, EpisodeConfig, RewardConfig
 from .stimulus import PulseTrain
 
-TRACES = ("kop", "chi", "weight_mv", "rate_e_hz", "energy_mv2ms", "charge_mvms", "amplitude_mv", "frequency_hz",
-          "pulse_width_us", "stimulating")  # CoreStep.info keys recorded per window
+TRACES = (
+    "kop",
+    "chi",
+    "weight_mv",
+    "rate_e_hz",
+    "energy_mv2ms",
+    "charge_mvms",
+    "amplitude_mv",
+    "frequency_hz",
+    "pulse_width_us",
+    "stimulating",
+)  # CoreStep.info keys recorded per window
 
 METRICS = {  # name: definition (per network; reported as mean and 95 % t-interval over seeds)
     "kop_before": "Kuramoto order parameter R of E (causal estimate), mean over the last second before the onset",
     "kop_mean": "R, mean over the controlled period (from the onset to the end)",
     "kop_stimulating": "R, mean over the windows with stimulation on (networks never stimulated are left out)",
     "kop_followup": "R, mean over the stimulation-off follow-up (the last followup_s of the episode; "
-                    "only with a follow-up)",
+    "only with a follow-up)",
     "kop_final": "R, mean over the final part of the episode (final_fraction)",
     "chi_mean": "Golomb voltage synchrony chi of E, mean over the controlled period",
     "chi_final": "chi, mean over the final part of the episode",
     "weight_final_mv": "mean E->I weight J_I*w at the end of the episode, mV",
     "time_to_latch_s": "s from stimulation onset to the end of the first window with mean J_I*w < latch_mv "
-                       "(networks that never get there are left out; see latch_reached)",
+    "(networks that never get there are left out; see latch_reached)",
     "latch_reached": "fraction of networks whose mean J_I*w fell below latch_mv after the onset",
     "energy_mv2ms": "stimulation energy, integral of u^2 over the episode, mV^2 ms",
     "charge_mvms": "stimulation charge, integral of |u| over the episode, mV ms",
@@ -90,36 +100,70 @@ class EvaluationConfig:
 
     def __post_init__(self) -> None:
         seeds = self.seeds
-        require(isinstance(seeds, tuple) and len(seeds) >= 1 and len(set(seeds)) == len(seeds)
-                and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds),
-                "seeds", "a non-empty tuple of distinct integers >= 0", seeds)
+        require(
+            isinstance(seeds, tuple)
+            and len(seeds) >= 1
+            and len(set(seeds)) == len(seeds)
+            and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds),
+            "seeds",
+            "a non-empty tuple of distinct integers >= 0",
+            seeds,
+        )
         require(isinstance(self.network, NetworkParams), "network", "a NetworkParams", self.network)
         windows = self.sim.num_windows  # validates duration, window and step
-        require(0 <= self.stim_onset_s < self.duration_s and _whole(self.stim_onset_s * 1000.0 / self.window_ms),
-                "stim_onset_s", f"in [0, duration_s={self.duration_s}) s and a whole number of "
-                f"{self.window_ms:g} ms windows", self.stim_onset_s)
+        require(
+            0 <= self.stim_onset_s < self.duration_s and _whole(self.stim_onset_s * 1000.0 / self.window_ms),
+            "stim_onset_s",
+            f"in [0, duration_s={self.duration_s}) s and a whole number of {self.window_ms:g} ms windows",
+            self.stim_onset_s,
+        )
         require(self.synchrony in ("kop", "chi"), "synchrony", "'kop' or 'chi'", self.synchrony)
-        require(math.isfinite(self.latch_mv) and self.latch_mv > 0, "latch_mv", "a finite number > 0 (mV)",
-                self.latch_mv)
+        require(
+            math.isfinite(self.latch_mv) and self.latch_mv > 0, "latch_mv", "a finite number > 0 (mV)", self.latch_mv
+        )
         require(0 < self.final_fraction <= 1, "final_fraction", "in (0, 1]", self.final_fraction)
-        require(_whole(self.raster_ms / self.window_ms) and 0 <= self.raster_ms / self.window_ms <= windows,
-                "raster_ms", f"a whole number of {self.window_ms:g} ms windows, at most the episode", self.raster_ms)
+        require(
+            _whole(self.raster_ms / self.window_ms) and 0 <= self.raster_ms / self.window_ms <= windows,
+            "raster_ms",
+            f"a whole number of {self.window_ms:g} ms windows, at most the episode",
+            self.raster_ms,
+        )
         require(self.dtype in ("float32", "float64"), "dtype", "'float32' or 'float64'", self.dtype)
-        require(self.stim_budget_s is None or (math.isfinite(self.stim_budget_s) and self.stim_budget_s > 0
-                                               and _whole(self.stim_budget_s * 1000.0 / self.window_ms)),
-                "stim_budget_s", f"None or a positive whole number of {self.window_ms:g} ms windows",
-                self.stim_budget_s)
-        require(math.isfinite(self.followup_s) and self.followup_s >= 0
-                and _whole(self.followup_s * 1000.0 / self.window_ms), "followup_s",
-                f"a whole number (>= 0) of {self.window_ms:g} ms windows", self.followup_s)
+        require(
+            self.stim_budget_s is None
+            or (
+                math.isfinite(self.stim_budget_s)
+                and self.stim_budget_s > 0
+                and _whole(self.stim_budget_s * 1000.0 / self.window_ms)
+            ),
+            "stim_budget_s",
+            f"None or a positive whole number of {self.window_ms:g} ms windows",
+            self.stim_budget_s,
+        )
+        require(
+            math.isfinite(self.followup_s)
+            and self.followup_s >= 0
+            and _whole(self.followup_s * 1000.0 / self.window_ms),
+            "followup_s",
+            f"a whole number (>= 0) of {self.window_ms:g} ms windows",
+            self.followup_s,
+        )
         if self.followup_s > 0:
             end = self.stim_onset_s + (self.stim_budget_s or math.nan) + self.followup_s
-            require(self.stim_budget_s is not None and _whole(end * 1000.0 / self.window_ms)
-                    and round(end * 1000.0 / self.window_ms) == windows, "duration_s",
-                    f"stim_onset_s + stim_budget_s + followup_s = {end:g} s with a follow-up (stim_budget_s set)",
-                    self.duration_s)
-        require(isinstance(self.latch_ends_stimulation, bool), "latch_ends_stimulation", "True or False",
-                self.latch_ends_stimulation)
+            require(
+                self.stim_budget_s is not None
+                and _whole(end * 1000.0 / self.window_ms)
+                and round(end * 1000.0 / self.window_ms) == windows,
+                "duration_s",
+                f"stim_onset_s + stim_budget_s + followup_s = {end:g} s with a follow-up (stim_budget_s set)",
+                self.duration_s,
+            )
+        require(
+            isinstance(self.latch_ends_stimulation, bool),
+            "latch_ends_stimulation",
+            "True or False",
+            self.latch_ends_stimulation,
+        )
 
     @property
     def followup_windows(self) -> int:
@@ -128,9 +172,11 @@ class EvaluationConfig:
     @property
     def episode(self) -> EpisodeConfig:
         """The core's episode: the onset, the budget and (when asked) the latch gate every controller alike."""
-        return EpisodeConfig(stim_onset=self.stim_onset_s * 1000.0,
-                             latch_mv=self.latch_mv if self.latch_ends_stimulation else None,
-                             stim_budget=None if self.stim_budget_s is None else self.stim_budget_s * 1000.0)
+        return EpisodeConfig(
+            stim_onset=self.stim_onset_s * 1000.0,
+            latch_mv=self.latch_mv if self.latch_ends_stimulation else None,
+            stim_budget=None if self.stim_budget_s is None else self.stim_budget_s * 1000.0,
+        )
 
     @property
     def sim(self) -> SimConfig:
@@ -184,8 +230,15 @@ def mean_interval(values: np.ndarray, confidence: float = 0.95) -> dict[str, flo
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
 
 
-def network_metrics(traces: Mapping[str, np.ndarray], *, window_ms: float, onset_window: int, latch_mv: float,
-                    final_fraction: float = 0.1, followup_windows: int = 0) -> dict[str, np.ndarray]:
+def network_metrics(
+    traces: Mapping[str, np.ndarray],
+    *,
+    window_ms: float,
+    onset_window: int,
+    latch_mv: float,
+    final_fraction: float = 0.1,
+    followup_windows: int = 0,
+) -> dict[str, np.ndarray]:
     """Per-network metrics (:data:`METRICS`) from per-window traces ``[..., windows]``.
 
     Needs the traces ``kop``, ``chi``, ``weight_mv``, ``energy_mv2ms``,
@@ -197,15 +250,19 @@ def network_metrics(traces: Mapping[str, np.ndarray], *, window_ms: float, onset
     """
     windows = traces["kop"].shape[-1]
     require(0 <= onset_window < windows, "onset_window", f"in [0, {windows})", onset_window)
-    require(0 <= followup_windows < windows - onset_window, "followup_windows",
-            f"in [0, {windows - onset_window}) (after the onset)", followup_windows)
+    require(
+        0 <= followup_windows < windows - onset_window,
+        "followup_windows",
+        f"in [0, {windows - onset_window}) (after the onset)",
+        followup_windows,
+    )
     final = max(1, round(final_fraction * windows))
     controlled = slice(onset_window, None)
     below = traces["weight_mv"][..., controlled] < latch_mv
     reached = below.any(axis=-1)
     first_below = below.argmax(axis=-1)
     kop = traces["kop"]
-    before = kop[..., max(0, onset_window - round(1000.0 / window_ms)):onset_window]
+    before = kop[..., max(0, onset_window - round(1000.0 / window_ms)) : onset_window]
     on = traces["stimulating"].astype(bool)
     on_windows = on.sum(-1)
     nan = np.full(kop.shape[:-1], np.nan)
@@ -255,15 +312,22 @@ class EvaluationResult:
     def network_metrics(self) -> dict[str, np.ndarray]:
         """Metric name -> [controllers, seeds]."""
         c = self.config
-        return network_metrics(self.traces, window_ms=c.window_ms, onset_window=c.onset_window,
-                               latch_mv=c.latch_mv, final_fraction=c.final_fraction,
-                               followup_windows=c.followup_windows)
+        return network_metrics(
+            self.traces,
+            window_ms=c.window_ms,
+            onset_window=c.onset_window,
+            latch_mv=c.latch_mv,
+            final_fraction=c.final_fraction,
+            followup_windows=c.followup_windows,
+        )
 
     def summary(self) -> dict[str, dict[str, dict[str, float]]]:
         """Controller -> metric -> {mean, low, high, n} over seeds."""
         per_network = self.network_metrics()
-        return {name: {metric: mean_interval(values[c]) for metric, values in per_network.items()}
-                for c, name in enumerate(self.names)}
+        return {
+            name: {metric: mean_interval(values[c]) for metric, values in per_network.items()}
+            for c, name in enumerate(self.names)
+        }
 
     def markdown(self) -> str:
         """The comparison table: mean [95 % interval] per controller and metric."""
@@ -282,9 +346,11 @@ class EvaluationResult:
             protocol += f", ended for good once mean J_I*w < {c.latch_mv:g} mV"
         if c.followup_s:
             protocol += f", then {c.followup_s:g} s of follow-up with every stimulator off"
-        return (f"{len(c.seeds)} held-out networks ({c.network.num_e} E / {c.network.num_i} I), "
-                f"{c.duration_s:g} s episodes, {protocol}; "
-                f"mean [95 % Student-t interval] over networks.\n\n" + "\n".join(lines) + "\n\n" + notes + "\n")
+        return (
+            f"{len(c.seeds)} held-out networks ({c.network.num_e} E / {c.network.num_i} I), "
+            f"{c.duration_s:g} s episodes, {protocol}; "
+            f"mean [95 % Student-t interval] over networks.\n\n" + "\n".join(lines) + "\n\n" + notes + "\n"
+        )
 
     def save(self, out_dir: Path | str) -> dict[str, Path]:
         """Write the JSON, CSV and Markdown tables and the ``.npz`` of traces and rasters."""
@@ -327,11 +393,19 @@ class EvaluationResult:
                 raise FileNotFoundError(f"{out / name} is missing: not an evaluation folder")
         document = json.loads((out / FILES["json"]).read_text())
         with np.load(out / FILES["npz"]) as arrays:
-            traces = {k[len("trace_"):]: arrays[k] for k in arrays.files if k.startswith("trace_")}
-            rasters = {k[len("raster_"):]: arrays[k] for k in arrays.files if k.startswith("raster_")}
-        return cls(EvaluationConfig.from_dict(document["config"]), document["controllers"], traces, rasters,
-                   document["raster_start_s"], document["device"], document["versions"], document["wall_time_s"],
-                   document.get("backend", "unknown"))
+            traces = {k[len("trace_") :]: arrays[k] for k in arrays.files if k.startswith("trace_")}
+            rasters = {k[len("raster_") :]: arrays[k] for k in arrays.files if k.startswith("raster_")}
+        return cls(
+            EvaluationConfig.from_dict(document["config"]),
+            document["controllers"],
+            traces,
+            rasters,
+            document["raster_start_s"],
+            document["device"],
+            document["versions"],
+            document["wall_time_s"],
+            document.get("backend", "unknown"),
+        )
 
 
 def _cell(stat: dict[str, float]) -> str:
@@ -366,8 +440,12 @@ def _versions() -> dict[str, str]:
         package = version("neuroloop-gpu")
     except PackageNotFoundError:
         package = "unknown"
-    return {"neuroloop_gpu": package, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+    return {
+        "neuroloop_gpu": package,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
 
 
 # ------------------------------------------------------------------ the run
@@ -377,12 +455,20 @@ def _named(controllers: Mapping[str, Controller] | Sequence[Controller | str]) -
     else:
         built = [make_controller(c) if isinstance(c, str) else c for c in controllers]
         names = [getattr(c, "name", None) for c in built]
-    require(len(built) >= 1 and all(isinstance(c, Controller) for c in built), "controllers",
-            "at least one Controller (or registered name)", controllers)
+    require(
+        len(built) >= 1 and all(isinstance(c, Controller) for c in built),
+        "controllers",
+        "at least one Controller (or registered name)",
+        controllers,
+    )
     require(len(set(names)) == len(names), "controllers", "distinct names (pass a dict to name them)", names)
     named = dict(zip(names, built))
-    require(len({id(c) for c in named.values()}) == len(named), "controllers",
-            "distinct instances (each keeps its own state)", list(named))
+    require(
+        len({id(c) for c in named.values()}) == len(named),
+        "controllers",
+        "distinct instances (each keeps its own state)",
+        list(named),
+    )
     return named
 
 
@@ -405,15 +491,24 @@ def evaluate(
     named = _named(controllers)
     for name, controller in named.items():  # a policy trained on R gets nonsense from chi, and vice versa
         if controller.synchrony not in (None, config.synchrony):
-            raise ValueError(f"controller {name!r} was trained with synchrony={controller.synchrony!r} observations; "
-                             f"this evaluation observes synchrony={config.synchrony!r} (use "
-                             f"synchrony={controller.synchrony!r}, CLI --synchrony {controller.synchrony})")
+            raise ValueError(
+                f"controller {name!r} was trained with synchrony={controller.synchrony!r} observations; "
+                f"this evaluation observes synchrony={config.synchrony!r} (use "
+                f"synchrony={controller.synchrony!r}, CLI --synchrony {controller.synchrony})"
+            )
     num_seeds, num_controllers, windows = len(config.seeds), len(named), config.num_windows
     batch = num_controllers * num_seeds
     dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]
-    core = DBSCore(batch, config.network, config.sim, reward_config=RewardConfig(synchrony=config.synchrony),
-                   episode=config.episode, device=device, dtype=dtype,
-                   backend=backend)
+    core = DBSCore(
+        batch,
+        config.network,
+        config.sim,
+        reward_config=RewardConfig(synchrony=config.synchrony),
+        episode=config.episode,
+        device=device,
+        dtype=dtype,
+        backend=backend,
+    )
     core.reset(seeds=torch.tensor(config.seeds * num_controllers, dtype=torch.int64))
     slices = [slice(c * num_seeds, (c + 1) * num_seeds) for c in range(num_controllers)]
     for controller in named.values():
@@ -424,8 +519,10 @@ def evaluate(
     raster_first = {"before": max(0, config.onset_window - raster_windows), "after": windows - raster_windows}
     raster_count = {"before": config.onset_window - raster_first["before"], "after": raster_windows}
     steps, first_seed = core.net.steps_per_window, torch.arange(num_controllers, device=core.device) * num_seeds
-    rasters = {k: torch.zeros(num_controllers, n * steps, config.network.num_e, dtype=torch.bool, device=core.device)
-               for k, n in raster_count.items()}
+    rasters = {
+        k: torch.zeros(num_controllers, n * steps, config.network.num_e, dtype=torch.bool, device=core.device)
+        for k, n in raster_count.items()
+    }
 
     observation, infos = core.observation, [{} for _ in slices]
     start = time.perf_counter()
@@ -440,7 +537,7 @@ def evaluate(
             buffer[w] = result.info[key]
         for k in recording:
             offset = (w - raster_first[k]) * steps
-            rasters[k][:, offset:offset + steps] = core.last_recording.spikes_e[first_seed]
+            rasters[k][:, offset : offset + steps] = core.last_recording.spikes_e[first_seed]
         observation = result.observation
         infos = [{k: v[s] for k, v in result.info.items()} for s in slices]
         if progress and (w % 25 == 24 or w == windows - 1):

@@ -59,10 +59,12 @@ class OpenLoopProtocol:
     latch_mv: float | str | None = "published"
 
     def __post_init__(self) -> None:
-        require(self.waveform in ("ftsts", "swapped", "none"), "waveform", "'ftsts', 'swapped' or 'none'",
-                self.waveform)
-        require(is_finite(self.amplitude) and self.amplitude >= 0, "amplitude", "a finite number >= 0 (mV)",
-                self.amplitude)
+        require(
+            self.waveform in ("ftsts", "swapped", "none"), "waveform", "'ftsts', 'swapped' or 'none'", self.waveform
+        )
+        require(
+            is_finite(self.amplitude) and self.amplitude >= 0, "amplitude", "a finite number >= 0 (mV)", self.amplitude
+        )
         require(is_finite(self.onset) and self.onset >= 0, "onset", "a finite number >= 0 (ms)", self.onset)
         if self.latch_mv == "published":
             object.__setattr__(self, "latch_mv", PUBLISHED_LATCH_MV.get(WAVEFORM_POLARITY.get(self.waveform)))
@@ -84,8 +86,12 @@ class ModelVariant:
     def network(self, params: NetworkParams | None = None) -> NetworkParams:
         """``params`` (default: the published full-size network) with this variant's noise and plasticity onset."""
         params = params or NetworkParams()
-        return dataclasses.replace(params, stim_noise_e=self.stim_noise_e, stim_noise_i=self.stim_noise_i,
-                                   plasticity=dataclasses.replace(params.plasticity, onset=self.plasticity_onset))
+        return dataclasses.replace(
+            params,
+            stim_noise_e=self.stim_noise_e,
+            stim_noise_i=self.stim_noise_i,
+            plasticity=dataclasses.replace(params.plasticity, onset=self.plasticity_onset),
+        )
 
     def protocol(self, **overrides) -> "OpenLoopProtocol":
         """The open-loop protocol with this variant's stimulation onset (``overrides``: any other field)."""
@@ -94,16 +100,26 @@ class ModelVariant:
 
 MODELS = {
     # the paper's equations (its Figure 3): every default of the package
-    "paper": ModelVariant("the paper's equations (Figure 3): no stimulation-locked noise, stimulation from 2 s, "
-                          "plasticity from 100 ms", 0.0, 0.0, 100.0, 2000.0),
+    "paper": ModelVariant(
+        "the paper's equations (Figure 3): no stimulation-locked noise, stimulation from 2 s, plasticity from 100 ms",
+        0.0,
+        0.0,
+        100.0,
+        2000.0,
+    ),
     # the authors' MATLAB code as published (folder "Figures 3, 4, 6, and 7"), which made their stored
     # open-loop data: its active E equation is the "to make Figure 6" one, + ON * 10 * randn per neuron
     # and step; ON = (i * 20 >= 2000) switches on with the sample covering 1980-2000 ms; plasticity
     # from the sample i * 20 >= 100, i.e. from 80 ms. Its latch is checked before each sample against
     # the previous sample's end weights, as run_open_loop does after each window.
-    "published-code": ModelVariant("the authors' published code: + 10 mV x N(0,1) per E neuron and step while "
-                                   "stimulating, stimulation from 1.98 s, plasticity from 80 ms",
-                                   10.0, 0.0, 80.0, 1980.0),
+    "published-code": ModelVariant(
+        "the authors' published code: + 10 mV x N(0,1) per E neuron and step while "
+        "stimulating, stimulation from 1.98 s, plasticity from 80 ms",
+        10.0,
+        0.0,
+        80.0,
+        1980.0,
+    ),
 }
 
 
@@ -231,14 +247,16 @@ def summarize(run: OpenLoopRun, protocol: OpenLoopProtocol, *, device: str, samp
     if len(networks) > 1:
         for key in ("rate_e_hz", "rate_i_hz", "energy_mv2ms", "charge_mvms", "final_weight_mv"):
             summary[key] = float(np.mean([n[key] for n in networks]))
-    summary.update({
-        "protocol": asdict(protocol),
-        "num_networks": len(networks),
-        "duration_s": duration_ms / 1000.0,
-        "wall_time_s": run.wall_time_s,
-        "simulated_s_per_wall_s": len(networks) * duration_ms / 1000.0 / max(run.wall_time_s, 1e-9),
-        "device": device,
-        "networks": networks,
-        "published": PUBLISHED,
-    })
+    summary.update(
+        {
+            "protocol": asdict(protocol),
+            "num_networks": len(networks),
+            "duration_s": duration_ms / 1000.0,
+            "wall_time_s": run.wall_time_s,
+            "simulated_s_per_wall_s": len(networks) * duration_ms / 1000.0 / max(run.wall_time_s, 1e-9),
+            "device": device,
+            "networks": networks,
+            "published": PUBLISHED,
+        }
+    )
     return summary

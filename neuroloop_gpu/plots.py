@@ -34,7 +34,7 @@ TRAIN_LOG = "train_log.csv"
 def _raster_segment(run: OpenLoopRun, network: int, start_ms: float, length_ms: float) -> tuple[np.ndarray, np.ndarray]:
     first = int(start_ms // run.window_ms)
     count = max(1, int(np.ceil(length_ms / run.window_ms)))
-    packed = np.concatenate([w[network] for w in run.spikes_e[first:first + count]], axis=0)
+    packed = np.concatenate([w[network] for w in run.spikes_e[first : first + count]], axis=0)
     raster = np.unpackbits(packed, axis=-1, count=run.num_e).astype(bool)
     steps, neurons = np.nonzero(raster)
     return first * run.window_ms + steps * run.step_ms, neurons
@@ -53,8 +53,13 @@ def plot_open_loop(run: OpenLoopRun, summary: dict, out_dir: Path, network: int 
 
     def shade(ax):
         if stimulated:
-            ax.axvspan(onset_s, off_s if off_s is not None else duration_s, color="tab:orange", alpha=0.12,
-                       label="stimulation on")
+            ax.axvspan(
+                onset_s,
+                off_s if off_s is not None else duration_s,
+                color="tab:orange",
+                alpha=0.12,
+                label="stimulation on",
+            )
 
     if run.spikes_e:
         kop = offline_kop(run, network, sample_ms)
@@ -90,8 +95,10 @@ def plot_open_loop(run: OpenLoopRun, summary: dict, out_dir: Path, network: int 
             times, neurons = _raster_segment(run, network, start, length)
             ax.scatter(times / 1000.0, neurons, s=0.3, c="k", marker=".", linewidths=0)
             ax.set(title=f"E raster {label} ({start / 1000:.1f} s)", xlabel="time (s)", ylabel="E neuron")
-    fig.suptitle(f"Open-loop {summary['protocol']['waveform']} (seed {net['seed']}): "
-                 f"stimulation off at {off_s if off_s is not None else 'never'} s")
+    fig.suptitle(
+        f"Open-loop {summary['protocol']['waveform']} (seed {net['seed']}): "
+        f"stimulation off at {off_s if off_s is not None else 'never'} s"
+    )
     return _save(fig, Path(out_dir) / "open_loop.png")
 
 
@@ -115,8 +122,13 @@ def _shade_baseline(ax, result: EvaluationResult) -> None:
     if c.stim_onset_s > 0:
         ax.axvspan(0, c.stim_onset_s, color="0.9", label="no stimulation (baseline)")
     if c.followup_s > 0:
-        ax.axvspan(c.duration_s - c.followup_s, c.duration_s, color="tab:green", alpha=0.12,
-                   label="follow-up (stimulation off)")
+        ax.axvspan(
+            c.duration_s - c.followup_s,
+            c.duration_s,
+            color="tab:green",
+            alpha=0.12,
+            label="follow-up (stimulation off)",
+        )
 
 
 def _save(fig, path: Path) -> Path:
@@ -125,8 +137,9 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _traces_over_time(result: EvaluationResult, key: str, ylabel: str, title: str, path: Path,
-                      reference: tuple[float, str] | None = None) -> Path:
+def _traces_over_time(
+    result: EvaluationResult, key: str, ylabel: str, title: str, path: Path, reference: tuple[float, str] | None = None
+) -> Path:
     fig, ax = plt.subplots(figsize=(10, 4.5), constrained_layout=True)
     _shade_baseline(ax, result)
     t = result.time_s
@@ -136,8 +149,12 @@ def _traces_over_time(result: EvaluationResult, key: str, ylabel: str, title: st
         ax.fill_between(t, mean - half, mean + half, color=_colour(c), alpha=0.2, linewidth=0)
     if reference is not None:
         ax.axhline(reference[0], color="k", ls="--", lw=1, label=reference[1])
-    ax.set(xlabel="time (s)", ylabel=ylabel, xlim=(0, t[-1]),
-           title=f"{title}: mean and 95 % interval over {len(result.config.seeds)} networks")
+    ax.set(
+        xlabel="time (s)",
+        ylabel=ylabel,
+        xlim=(0, t[-1]),
+        title=f"{title}: mean and 95 % interval over {len(result.config.seeds)} networks",
+    )
     ax.legend(loc="best", fontsize=8, ncol=2)
     return _save(fig, path)
 
@@ -150,16 +167,23 @@ def plot_kop(result: EvaluationResult, out_dir: Path | str) -> Path:
 def plot_weight(result: EvaluationResult, out_dir: Path | str) -> Path:
     """Mean E->I weight J_I*w over time, per controller, with the 75 mV criterion."""
     latch = result.config.latch_mv
-    return _traces_over_time(result, "weight_mv", "mean E→I weight $J_I w$ (mV)", "Coupling",
-                             Path(out_dir) / "weight.png", (latch, f"{latch:g} mV"))
+    return _traces_over_time(
+        result,
+        "weight_mv",
+        "mean E→I weight $J_I w$ (mV)",
+        "Coupling",
+        Path(out_dir) / "weight.png",
+        (latch, f"{latch:g} mV"),
+    )
 
 
 def plot_rasters(result: EvaluationResult, out_dir: Path | str) -> Path:
     """E spike rasters of the first seed of each controller, before stimulation and at the end (in the
     follow-up, when the episode has one)."""
     names, step_s = result.names, result.config.step_ms / 1000.0
-    fig, axes = plt.subplots(len(names), 2, figsize=(11, 1.9 * len(names) + 0.8), squeeze=False,
-                             constrained_layout=True, sharey=True)
+    fig, axes = plt.subplots(
+        len(names), 2, figsize=(11, 1.9 * len(names) + 0.8), squeeze=False, constrained_layout=True, sharey=True
+    )
     end = "follow-up, stimulation off" if result.config.followup_s > 0 else "end of episode"
     for c, name in enumerate(names):
         for col, (moment, label) in enumerate((("before", "before stimulation"), ("after", end))):
@@ -167,8 +191,15 @@ def plot_rasters(result: EvaluationResult, out_dir: Path | str) -> Path:
             ax.set_title(f"{name}: {label}", fontsize=9)
             ax.set_ylabel("E neuron" if col == 0 else "")
             if raster.shape[0] == 0:  # stimulation from 0 s (or raster_ms=0); an empty x range would warn
-                ax.text(0.5, 0.5, "no data (no window recorded)", ha="center", va="center",
-                        transform=ax.transAxes, color="0.4")
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no data (no window recorded)",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                    color="0.4",
+                )
                 ax.set_xticks([])
                 continue
             steps, neurons = np.nonzero(raster)
@@ -187,8 +218,11 @@ def plot_actions(result: EvaluationResult, out_dir: Path | str) -> Path:
     Amplitude counts off windows as 0; frequency and width are averaged over
     the networks stimulating in the window (gaps where none does).
     """
-    rows = (("amplitude_mv", "amplitude (mV)"), ("frequency_hz", "frequency (Hz)"),
-            ("pulse_width_us", "pulse width per phase (µs)"))
+    rows = (
+        ("amplitude_mv", "amplitude (mV)"),
+        ("frequency_hz", "frequency (Hz)"),
+        ("pulse_width_us", "pulse width per phase (µs)"),
+    )
     fig, axes = plt.subplots(3, 1, figsize=(10, 8), sharex=True, constrained_layout=True)
     t, on = result.time_s, result.traces["stimulating"]
     for ax, (key, label) in zip(axes, rows):
@@ -222,24 +256,49 @@ def energy_synchrony_figure(result: EvaluationResult, sweep: dict | None = None)
     if sweep is not None:
         points = sweep["points"]
         fraction = sweep["config"]["latch_fraction"]
-        for latched, marker, label in ((True, "s", f"sweep point, latched on ≥ {fraction:.0%}"),
-                                       (False, "x", "sweep point, latched less often")):
+        for latched, marker, label in (
+            (True, "s", f"sweep point, latched on ≥ {fraction:.0%}"),
+            (False, "x", "sweep point, latched less often"),
+        ):
             chosen = [p["metrics"] for p in points if (p["metrics"]["latch_reached"]["mean"] >= fraction) == latched]
-            ax.scatter([m["energy_mv2ms"]["mean"] for m in chosen],
-                       [m["kop_followup"]["mean"] if followup else math.nan for m in chosen],
-                       s=14, marker=marker, color="0.55", alpha=0.7, linewidths=0.8, label=label)
+            ax.scatter(
+                [m["energy_mv2ms"]["mean"] for m in chosen],
+                [m["kop_followup"]["mean"] if followup else math.nan for m in chosen],
+                s=14,
+                marker=marker,
+                color="0.55",
+                alpha=0.7,
+                linewidths=0.8,
+                label=label,
+            )
     for c, name in enumerate(result.names):
         energy, kop = metrics["energy_mv2ms"][c], metrics[key][c]
         ax.scatter(energy, kop, s=12, color=_colour(c), alpha=0.35, linewidths=0)
         e_mean, e_half = _band(energy[:, None])
         k_mean, k_half = _band(kop[:, None])
-        ax.errorbar(e_mean, k_mean, xerr=e_half, yerr=k_half, fmt="o", ms=8, color=_colour(c), capsize=3,
-                    markeredgecolor="k", label=name)
+        ax.errorbar(
+            e_mean,
+            k_mean,
+            xerr=e_half,
+            yerr=k_half,
+            fmt="o",
+            ms=8,
+            color=_colour(c),
+            capsize=3,
+            markeredgecolor="k",
+            label=name,
+        )
     ax.set_xscale("symlog", linthresh=1e5)
-    ylabel = (f"Kuramoto order R in the {result.config.followup_s:g} s follow-up" if followup
-              else f"final Kuramoto order R (last {result.config.final_fraction:.0%})")
-    ax.set(xlabel="stimulation energy over the episode (mV²·ms)", ylabel=ylabel,
-           title="Synchrony against stimulation energy")
+    ylabel = (
+        f"Kuramoto order R in the {result.config.followup_s:g} s follow-up"
+        if followup
+        else f"final Kuramoto order R (last {result.config.final_fraction:.0%})"
+    )
+    ax.set(
+        xlabel="stimulation energy over the episode (mV²·ms)",
+        ylabel=ylabel,
+        title="Synchrony against stimulation energy",
+    )
     ax.legend(loc="best", fontsize=8)
     return fig
 
@@ -276,8 +335,9 @@ def sweep_figure(result: SweepResult):
     config, rows = result.config, result.summary()
     widths = config.pulse_widths_us
     shape = (len(config.amplitudes_mv), len(config.frequencies_hz))
-    fig, axes = plt.subplots(2, len(widths), figsize=(3.2 * len(widths) + 1, 6.6), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        2, len(widths), figsize=(3.2 * len(widths) + 1, 6.6), squeeze=False, constrained_layout=True
+    )
     energy = {w: np.full(shape, np.nan) for w in widths}
     followup = {w: np.full(shape, np.nan) for w in widths}
     for row in rows:
@@ -288,10 +348,18 @@ def sweep_figure(result: SweepResult):
     finite = np.concatenate([e[np.isfinite(e)] for e in energy.values()])
     norm = LogNorm(vmin=finite.min(), vmax=finite.max()) if finite.size else None
     for c, width in enumerate(widths):
-        image_e = _heat(axes[0, c], energy[width], config, f"energy to latch (10⁶ mV²·ms), {width:g} µs", ".2g",
-                        "viridis", norm)
-        image_r = _heat(axes[1, c], followup[width], config, f"R in the {config.followup_s:g} s follow-up, "
-                        f"{width:g} µs", ".2f", "magma_r", plt.Normalize(0, 1))
+        image_e = _heat(
+            axes[0, c], energy[width], config, f"energy to latch (10⁶ mV²·ms), {width:g} µs", ".2g", "viridis", norm
+        )
+        image_r = _heat(
+            axes[1, c],
+            followup[width],
+            config,
+            f"R in the {config.followup_s:g} s follow-up, {width:g} µs",
+            ".2f",
+            "magma_r",
+            plt.Normalize(0, 1),
+        )
         axes[1, c].set_xlabel("frequency (Hz)")
     for r in range(2):
         axes[r, 0].set_ylabel("amplitude (mV)")
@@ -303,15 +371,20 @@ def sweep_figure(result: SweepResult):
         i, j = config.amplitudes_mv.index(point["amplitude_mv"]), config.frequencies_hz.index(point["frequency_hz"])
         for r in range(2):
             axes[r, c].add_patch(plt.Rectangle((j - 0.48, i - 0.48), 0.96, 0.96, fill=False, color="red", lw=1.8))
-        framed.append(f"{name} bounds: {point['amplitude_mv']:g} mV, {point['frequency_hz']:.3g} Hz, "
-                      f"{point['pulse_width_us']:g} µs")
+        framed.append(
+            f"{name} bounds: {point['amplitude_mv']:g} mV, {point['frequency_hz']:.3g} Hz, "
+            f"{point['pulse_width_us']:g} µs"
+        )
     if finite.size:
         fig.colorbar(image_e, ax=axes[0, :], shrink=0.8, label="10⁶ mV²·ms")
     fig.colorbar(image_r, ax=axes[1, :], shrink=0.8, label="R")
     n = len(config.seeds)
-    fig.suptitle(f"FTSTS waveform sweep, {config.network.num_e} E / {config.network.num_i} I, {n} seeds per point\n"
-                 f"blank energy: latched on < {config.latch_fraction:.0%} of networks within "
-                 f"{config.stim_budget_s:g} s; red: the tuned points ({'; '.join(framed) or 'none'})", fontsize=10)
+    fig.suptitle(
+        f"FTSTS waveform sweep, {config.network.num_e} E / {config.network.num_i} I, {n} seeds per point\n"
+        f"blank energy: latched on < {config.latch_fraction:.0%} of networks within "
+        f"{config.stim_budget_s:g} s; red: the tuned points ({'; '.join(framed) or 'none'})",
+        fontsize=10,
+    )
     return fig
 
 
@@ -394,13 +467,17 @@ def plot_run(run_dir: Path | str) -> list[Path]:
     for npz in sorted(root.rglob(FILES["npz"])):
         sweep = npz.parent / SWEEP_FILES["json"]
         with _naming(npz.parent / f"{FILES['json']}, {FILES['npz']} or {SWEEP_FILES['json']}"):
-            paths += plot_evaluation(EvaluationResult.load(npz.parent), npz.parent,
-                                     json.loads(sweep.read_text()) if sweep.is_file() else None)
+            paths += plot_evaluation(
+                EvaluationResult.load(npz.parent),
+                npz.parent,
+                json.loads(sweep.read_text()) if sweep.is_file() else None,
+            )
     for sweep in sorted(root.rglob(SWEEP_FILES["json"])):
         if not (sweep.parent / FILES["npz"]).is_file():
             with _naming(sweep):
                 paths.append(plot_sweep(SweepResult.load(sweep.parent), sweep.parent))
     if not paths:
-        raise FileNotFoundError(f"nothing to plot in {root}: no {TRAIN_LOG}, {FILES['npz']} or "
-                                f"{SWEEP_FILES['json']} below it")
+        raise FileNotFoundError(
+            f"nothing to plot in {root}: no {TRAIN_LOG}, {FILES['npz']} or {SWEEP_FILES['json']} below it"
+        )
     return paths

@@ -47,7 +47,8 @@ class ReferenceNetwork:
         self.x_i, self.s_i = np.zeros(ni), np.zeros(ni)
         # the last delay + 1 values of each, newest last: enough for t - d, and memory stays flat
         self.s_e_history, self.s_i_history, self.x_e_history, self.x_i_history = (
-            deque([value.copy()], maxlen=self.delay + 1) for value in (self.s_e, self.s_i, self.x_e, self.x_i))
+            deque([value.copy()], maxlen=self.delay + 1) for value in (self.s_e, self.s_i, self.x_e, self.x_i)
+        )
         self.w = np.where(ei, stdp.w_init, 0.0)  # [ne, ni], used where ei
         self.a_pre = np.zeros((ne, ni))  # one trace per synapse, as in the published code
         self.a_post = np.zeros((ne, ni))
@@ -60,8 +61,11 @@ class ReferenceNetwork:
         p = self.p
         noise_dt = self.dt if p.noise_scaling == "published" else math.sqrt(self.dt)
         # tau_m dV/dt = (V_rest - V) + Z + mu + sigma sqrt(tau_m) xi + U_stim [+ stim_noise xi' while stimulating]
-        v_new = (v + self.dt * (p.v_rest - v + coupling * s_delayed + mu + stim) / p.tau_m
-                 + noise_dt * sigma * math.sqrt(p.tau_m) * noise / p.tau_m)
+        v_new = (
+            v
+            + self.dt * (p.v_rest - v + coupling * s_delayed + mu + stim) / p.tau_m
+            + noise_dt * sigma * math.sqrt(p.tau_m) * noise / p.tau_m
+        )
         if stim_noise is not None:  # the published code's "Figure 6" term: no sqrt(tau_m)
             v_new = v_new + noise_dt * stim_noise_mv * stim_noise / p.tau_m
         return v_new
@@ -82,19 +86,42 @@ class ReferenceNetwork:
                 v_new[k] = p.v_rest
         return spiked
 
-    def step(self, stim_i: float, noise_e: np.ndarray, noise_i: np.ndarray,
-             stim_noise_e: np.ndarray | None = None, stim_noise_i: np.ndarray | None = None
-             ) -> tuple[np.ndarray, np.ndarray]:
+    def step(
+        self,
+        stim_i: float,
+        noise_e: np.ndarray,
+        noise_i: np.ndarray,
+        stim_noise_e: np.ndarray | None = None,
+        stim_noise_i: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One Euler step: ``stim_i`` into I (E gets ``-stim_i``), ``noise_*`` the sigma term's draws,
         ``stim_noise_*`` the stimulation-locked term's draws when the stimulator is on (None: off)."""
         p, dt = self.p, self.dt
         stdp = p.plasticity
         published = p.synaptic_input == "published"
         c = p.coupling_norm
-        v_e = self._membrane(self.v_e, self.delayed(self.s_e_history), p.j_e / c, p.mu_e, p.sigma_e, -stim_i, noise_e,
-                             p.stim_noise_e, stim_noise_e)
-        v_i = self._membrane(self.v_i, self.delayed(self.s_i_history), p.j_i / c, p.mu_i, p.sigma_i, stim_i, noise_i,
-                             p.stim_noise_i, stim_noise_i)
+        v_e = self._membrane(
+            self.v_e,
+            self.delayed(self.s_e_history),
+            p.j_e / c,
+            p.mu_e,
+            p.sigma_e,
+            -stim_i,
+            noise_e,
+            p.stim_noise_e,
+            stim_noise_e,
+        )
+        v_i = self._membrane(
+            self.v_i,
+            self.delayed(self.s_i_history),
+            p.j_i / c,
+            p.mu_i,
+            p.sigma_i,
+            stim_i,
+            noise_i,
+            p.stim_noise_i,
+            stim_noise_i,
+        )
         spiked_e = self._fire(self.v_e, v_e, self.held_e)
         spiked_i = self._fire(self.v_i, v_i, self.held_i)
 
@@ -140,16 +167,22 @@ class ReferenceNetwork:
         self.x_e, self.s_e, self.x_i, self.s_i = x_e, s_e, x_i, s_i
         self.a_pre, self.a_post, self.w = a_pre, a_post, w
         self.n += 1
-        for history, value in ((self.s_e_history, s_e), (self.s_i_history, s_i),
-                               (self.x_e_history, x_e), (self.x_i_history, x_i)):
+        for history, value in (
+            (self.s_e_history, s_e),
+            (self.s_i_history, s_i),
+            (self.x_e_history, x_e),
+            (self.x_i_history, x_i),
+        ):
             history.append(value.copy())
         return spiked_e, spiked_i
 
     def trace_pre(self) -> np.ndarray:
         """Per-neuron presynaptic trace (all synapses of an E neuron agree)."""
-        return np.array([self.a_pre[k, self.ei_posts[k][0]] if self.ei_posts[k].size else np.nan
-                         for k in range(self.p.num_e)])
+        return np.array(
+            [self.a_pre[k, self.ei_posts[k][0]] if self.ei_posts[k].size else np.nan for k in range(self.p.num_e)]
+        )
 
     def trace_post(self) -> np.ndarray:
-        return np.array([self.a_post[self.ei_pres[j][0], j] if self.ei_pres[j].size else np.nan
-                         for j in range(self.p.num_i)])
+        return np.array(
+            [self.a_post[self.ei_pres[j][0], j] if self.ei_pres[j].size else np.nan for j in range(self.p.num_i)]
+        )

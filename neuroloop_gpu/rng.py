@@ -67,9 +67,7 @@ def split_seed(seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return seed & _MASK32, (seed >> 32) & _MASK32
 
 
-def uniform_words(
-    seed: torch.Tensor, stream: int, c1: torch.Tensor, c2: torch.Tensor, count: int
-) -> torch.Tensor:
+def uniform_words(seed: torch.Tensor, stream: int, c1: torch.Tensor, c2: torch.Tensor, count: int) -> torch.Tensor:
     """``count`` uniform 32-bit words per row, as int64 ``[..., count]``.
 
     ``seed``, ``c1`` and ``c2`` broadcast to the leading shape; word ``n`` of
@@ -110,8 +108,10 @@ def box_muller_uniforms_of_blocks(
     """:func:`box_muller_uniforms` for the Philox blocks (first counter words) ``blocks``."""
     key = split_seed(seed.unsqueeze(-1))
     w0, w1, w2, w3 = philox4x32((blocks, c1.unsqueeze(-1), c2.unsqueeze(-1), torch.full_like(blocks, stream)), key)
-    return (words_to_uniform(torch.stack((w0, w2), dim=-1), dtype),
-            words_to_uniform(torch.stack((w1, w3), dim=-1), dtype))
+    return (
+        words_to_uniform(torch.stack((w0, w2), dim=-1), dtype),
+        words_to_uniform(torch.stack((w1, w3), dim=-1), dtype),
+    )
 
 
 def compiled_box_muller_uniforms():

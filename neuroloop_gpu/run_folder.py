@@ -26,13 +26,29 @@ from filelock import FileLock, Timeout
 LOCK_NAME = ".neuroloop.lock"
 # Everything a neuroloop command writes into its folder (tests/test_run_folder.py checks the list against
 # what the commands write). A leaf module: the training loop imports it too.
-RUN_FILES = frozenset({
-    "summary.json", "open_loop.png",  # simulate
-    "checkpoint.pt", "checkpoint.pt.partial", "train_log.csv", "training.png", "tensorboard",  # train
-    "evaluation.json", "evaluation.csv", "evaluation.md", "evaluation.npz",  # evaluate
-    "kop.png", "weight.png", "rasters.png", "actions.png", "energy_vs_synchrony.png",
-    "sweep.json", "sweep.csv", "sweep.png",  # sweep (evaluate copies sweep.json beside its tables)
-})
+RUN_FILES = frozenset(
+    {
+        "summary.json",
+        "open_loop.png",  # simulate
+        "checkpoint.pt",
+        "checkpoint.pt.partial",
+        "train_log.csv",
+        "training.png",
+        "tensorboard",  # train
+        "evaluation.json",
+        "evaluation.csv",
+        "evaluation.md",
+        "evaluation.npz",  # evaluate
+        "kop.png",
+        "weight.png",
+        "rasters.png",
+        "actions.png",
+        "energy_vs_synchrony.png",
+        "sweep.json",
+        "sweep.csv",
+        "sweep.png",  # sweep (evaluate copies sweep.json beside its tables)
+    }
+)
 
 
 class RunFolderError(ValueError):
@@ -45,8 +61,14 @@ def run_files(folder: Path) -> list[str]:
 
 
 @contextmanager
-def claim(out: Path | str, *, overwrite: bool = False, keep: Collection[str] = (), inputs: Iterable[Path] = (),
-          option: str = "--out") -> Iterator[Path]:
+def claim(
+    out: Path | str,
+    *,
+    overwrite: bool = False,
+    keep: Collection[str] = (),
+    inputs: Iterable[Path] = (),
+    option: str = "--out",
+) -> Iterator[Path]:
     """Hold ``out`` for one run: checked, locked and cleared of an earlier run's files (see module doc).
 
     ``keep`` names run files that belong to this run already (a resumed training's checkpoint and log);
@@ -68,13 +90,17 @@ def claim(out: Path | str, *, overwrite: bool = False, keep: Collection[str] = (
     try:
         lock.acquire()
     except Timeout:
-        raise RunFolderError(f"{option} {out} is in use by another neuroloop process (it holds {out / LOCK_NAME}); "
-                             "wait for it to finish or choose another folder") from None
+        raise RunFolderError(
+            f"{option} {out} is in use by another neuroloop process (it holds {out / LOCK_NAME}); "
+            "wait for it to finish or choose another folder"
+        ) from None
     try:
         earlier = [name for name in run_files(out) if name not in keep]
         if earlier and not overwrite:
-            raise RunFolderError(f"{option} {out} holds an earlier run ({', '.join(earlier)}); choose another "
-                                 "folder, or pass --overwrite to delete those files first")
+            raise RunFolderError(
+                f"{option} {out} holds an earlier run ({', '.join(earlier)}); choose another "
+                "folder, or pass --overwrite to delete those files first"
+            )
         for name in earlier:
             path = out / name
             shutil.rmtree(path) if path.is_dir() else path.unlink()

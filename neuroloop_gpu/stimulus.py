@@ -74,10 +74,12 @@ class PulseTrain:
             value = getattr(self, item.name)
             if not isinstance(value, torch.Tensor) or value.shape != (batch,) or not value.is_floating_point():
                 got = f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
-                raise ValueError(f"PulseTrain.{item.name} must be a floating-point tensor of shape ({batch},), "
-                                 f"got {got}")
-            if device is not None and (value.device.type != device.type
-                                       or device.index is not None and value.device.index != device.index):
+                raise ValueError(
+                    f"PulseTrain.{item.name} must be a floating-point tensor of shape ({batch},), got {got}"
+                )
+            if device is not None and (
+                value.device.type != device.type or device.index is not None and value.device.index != device.index
+            ):
                 raise ValueError(f"PulseTrain.{item.name} must be on the networks' device {device}, got {value.device}")
 
     def validate(self, batch: int, device: torch.device | str | None = None) -> None:
@@ -93,8 +95,11 @@ class PulseTrain:
         in_range = [
             ("amplitude", self.amplitude >= 0, ">= 0 mV"),
             ("frequency", self.frequency > 0, "> 0 Hz"),
-            ("pulse_width", (self.pulse_width > 0) & (2 * self.pulse_width <= period_us * (1 + 1e-12)),
-             "> 0 us and at most half the pulse period (1e6 / (2 * frequency) us)"),
+            (
+                "pulse_width",
+                (self.pulse_width > 0) & (2 * self.pulse_width <= period_us * (1 + 1e-12)),
+                "> 0 us and at most half the pulse period (1e6 / (2 * frequency) us)",
+            ),
             ("polarity", (self.polarity == 1) | (self.polarity == -1), "+1 (FTSTS) or -1 (swapped)"),
         ]
         checks = finite + in_range  # in this order: a NaN is reported as not finite
@@ -104,8 +109,10 @@ class PulseTrain:
                 bad = (~ok).nonzero().flatten()
                 shown = bad[:5].tolist()
                 more = f" (and {bad.numel() - 5} more)" if bad.numel() > 5 else ""
-                raise ValueError(f"PulseTrain.{name} must be {allowed}, got {getattr(self, name)[shown].tolist()} "
-                                 f"for networks {shown}" + more)
+                raise ValueError(
+                    f"PulseTrain.{name} must be {allowed}, got {getattr(self, name)[shown].tolist()} "
+                    f"for networks {shown}" + more
+                )
 
 
 @dataclass

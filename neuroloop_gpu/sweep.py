@@ -38,16 +38,30 @@ from .stimulus import FTSTS_FREQUENCY_HZ
 # Phase width allowed by each set of bounds (amplitude and frequency: the agent's box, 10-200 mV, 5-180 Hz).
 # "neuroloop": NeuroLoop's action box (50-500 us), what the PPO agent may choose; "1ms": phases up to the
 # published protocol's 1 ms.
-BOUNDS = {"neuroloop": ActionBounds(),
-          "1ms": ActionBounds(pulse_width=(ActionBounds.pulse_width[0], 1000.0))}
-SWEEP_METRICS = ("latch_reached", "time_to_latch_s", "energy_mv2ms", "charge_mvms", "kop_before", "kop_stimulating",
-                 "kop_followup", "weight_final_mv")
+BOUNDS = {"neuroloop": ActionBounds(), "1ms": ActionBounds(pulse_width=(ActionBounds.pulse_width[0], 1000.0))}
+SWEEP_METRICS = (
+    "latch_reached",
+    "time_to_latch_s",
+    "energy_mv2ms",
+    "charge_mvms",
+    "kop_before",
+    "kop_stimulating",
+    "kop_followup",
+    "weight_final_mv",
+)
 FILES = {"json": "sweep.json", "csv": "sweep.csv", "figure": "sweep.png"}
 
 
 def _values(name: str, values: tuple, allowed: str, ok) -> None:
-    require(isinstance(values, tuple) and len(values) >= 1 and len(set(values)) == len(values)
-            and all(is_finite(v) and ok(v) for v in values), name, f"a non-empty tuple of distinct {allowed}", values)
+    require(
+        isinstance(values, tuple)
+        and len(values) >= 1
+        and len(set(values)) == len(values)
+        and all(is_finite(v) and ok(v) for v in values),
+        name,
+        f"a non-empty tuple of distinct {allowed}",
+        values,
+    )
 
 
 @dataclass(frozen=True)
@@ -71,8 +85,12 @@ class SweepConfig:
         _values("frequencies_hz", self.frequencies_hz, "frequencies > 0 (Hz)", lambda v: v > 0)
         _values("pulse_widths_us", self.pulse_widths_us, "phase widths > 0 (us)", lambda v: v > 0)
         require(0 < self.latch_fraction <= 1, "latch_fraction", "in (0, 1]", self.latch_fraction)
-        require(len(self.points) >= 1, "pulse_widths_us", "at least one width that fits two phases in a period "
-                f"of the frequencies {self.frequencies_hz}", self.pulse_widths_us)
+        require(
+            len(self.points) >= 1,
+            "pulse_widths_us",
+            f"at least one width that fits two phases in a period of the frequencies {self.frequencies_hz}",
+            self.pulse_widths_us,
+        )
         self.evaluation  # validates seeds, network and times
 
     @property
@@ -84,9 +102,15 @@ class SweepConfig:
     @property
     def evaluation(self) -> EvaluationConfig:
         return EvaluationConfig(
-            seeds=self.seeds, network=self.network, stim_onset_s=self.stim_onset_s,
-            duration_s=self.stim_onset_s + self.stim_budget_s + self.followup_s, stim_budget_s=self.stim_budget_s,
-            followup_s=self.followup_s, latch_mv=self.latch_mv, latch_ends_stimulation=True, raster_ms=0.0,
+            seeds=self.seeds,
+            network=self.network,
+            stim_onset_s=self.stim_onset_s,
+            duration_s=self.stim_onset_s + self.stim_budget_s + self.followup_s,
+            stim_budget_s=self.stim_budget_s,
+            followup_s=self.followup_s,
+            latch_mv=self.latch_mv,
+            latch_ends_stimulation=True,
+            raster_ms=0.0,
             dtype=self.dtype,
         )
 
@@ -120,8 +144,9 @@ class SweepResult:
         rows = []
         for p, (amplitude, frequency, width) in enumerate(self.config.points):
             metrics = {m: mean_interval(self.per_network[m][p]) for m in SWEEP_METRICS}
-            rows.append({"amplitude_mv": amplitude, "frequency_hz": frequency, "pulse_width_us": width,
-                         "metrics": metrics})
+            rows.append(
+                {"amplitude_mv": amplitude, "frequency_hz": frequency, "pulse_width_us": width, "metrics": metrics}
+            )
         return rows
 
     def tuned(self) -> dict[str, dict | None]:
@@ -129,10 +154,15 @@ class SweepResult:
         least ``latch_fraction`` of its networks, or None when no point does."""
         best = {}
         for name, bounds in BOUNDS.items():
-            inside = [row for row in self.summary()
-                      if all(getattr(bounds, k)[0] <= row[f"{k}_{unit}"] <= getattr(bounds, k)[1]
-                             for k, unit in (("amplitude", "mv"), ("frequency", "hz"), ("pulse_width", "us")))
-                      and row["metrics"]["latch_reached"]["mean"] >= self.config.latch_fraction]
+            inside = [
+                row
+                for row in self.summary()
+                if all(
+                    getattr(bounds, k)[0] <= row[f"{k}_{unit}"] <= getattr(bounds, k)[1]
+                    for k, unit in (("amplitude", "mv"), ("frequency", "hz"), ("pulse_width", "us"))
+                )
+                and row["metrics"]["latch_reached"]["mean"] >= self.config.latch_fraction
+            ]
             best[name] = min(inside, key=lambda row: row["metrics"]["energy_mv2ms"]["mean"], default=None)
         return best
 
@@ -142,20 +172,28 @@ class SweepResult:
         out.mkdir(parents=True, exist_ok=True)
         paths = {kind: out / name for kind, name in FILES.items() if kind != "figure"}
         document = {
-            "config": self.config.to_dict(), "bounds": {name: asdict(b) for name, b in BOUNDS.items()},
-            "points": self.summary(), "tuned": self.tuned(),
+            "config": self.config.to_dict(),
+            "bounds": {name: asdict(b) for name, b in BOUNDS.items()},
+            "points": self.summary(),
+            "tuned": self.tuned(),
             "per_network": {m: v.tolist() for m, v in self.per_network.items()},
-            "device": self.device, "backend": self.backend, "versions": self.versions,
+            "device": self.device,
+            "backend": self.backend,
+            "versions": self.versions,
             "wall_time_s": self.wall_time_s,
         }
         paths["json"].write_text(json.dumps(_json_ready(document), indent=1, allow_nan=False))
         with paths["csv"].open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["amplitude_mv", "frequency_hz", "pulse_width_us"]
-                            + [f"{m}_{k}" for m in SWEEP_METRICS for k in ("mean", "low", "high", "n")])
+            writer.writerow(
+                ["amplitude_mv", "frequency_hz", "pulse_width_us"]
+                + [f"{m}_{k}" for m in SWEEP_METRICS for k in ("mean", "low", "high", "n")]
+            )
             for row in self.summary():
-                writer.writerow([row["amplitude_mv"], row["frequency_hz"], row["pulse_width_us"]]
-                                + [row["metrics"][m][k] for m in SWEEP_METRICS for k in ("mean", "low", "high", "n")])
+                writer.writerow(
+                    [row["amplitude_mv"], row["frequency_hz"], row["pulse_width_us"]]
+                    + [row["metrics"][m][k] for m in SWEEP_METRICS for k in ("mean", "low", "high", "n")]
+                )
         return paths
 
     @classmethod
@@ -165,20 +203,39 @@ class SweepResult:
             raise FileNotFoundError(f"{path} is missing: not a sweep folder")
         document = json.loads(path.read_text())
         per_network = {m: np.array(v, dtype=np.float64) for m, v in document["per_network"].items()}  # None -> nan
-        return cls(SweepConfig.from_dict(document["config"]), per_network, document["device"], document["backend"],
-                   document["versions"], document["wall_time_s"])
+        return cls(
+            SweepConfig.from_dict(document["config"]),
+            per_network,
+            document["device"],
+            document["backend"],
+            document["versions"],
+            document["wall_time_s"],
+        )
 
 
-def run_sweep(config: SweepConfig | None = None, *, device: torch.device | str | None = None, backend: str = "auto",
-              progress: bool = True) -> SweepResult:
+def run_sweep(
+    config: SweepConfig | None = None,
+    *,
+    device: torch.device | str | None = None,
+    backend: str = "auto",
+    progress: bool = True,
+) -> SweepResult:
     """Every grid point on every seed, in one batched simulation."""
     config = config or SweepConfig()
-    controllers = {point_name(*p): OpenLoopFTSTS(amplitude=p[0], frequency=p[1], pulse_width=p[2],
-                                                 latch_mv=config.latch_mv) for p in config.points}
+    controllers = {
+        point_name(*p): OpenLoopFTSTS(amplitude=p[0], frequency=p[1], pulse_width=p[2], latch_mv=config.latch_mv)
+        for p in config.points
+    }
     result = evaluate(controllers, config.evaluation, device=device, backend=backend, progress=progress)
     metrics = result.network_metrics()
-    return SweepResult(config, {m: np.asarray(metrics[m], dtype=np.float64) for m in SWEEP_METRICS}, result.device,
-                       result.backend, result.versions, result.wall_time_s)
+    return SweepResult(
+        config,
+        {m: np.asarray(metrics[m], dtype=np.float64) for m in SWEEP_METRICS},
+        result.device,
+        result.backend,
+        result.versions,
+        result.wall_time_s,
+    )
 
 
 def sweep_file(path: Path | str) -> Path:
@@ -191,7 +248,14 @@ def tuned_settings(document: dict, bounds: str = "neuroloop") -> dict[str, float
     """amplitude, frequency and pulse_width of a sweep document's tuned point within ``bounds``."""
     require(bounds in BOUNDS, "bounds", " or ".join(map(repr, BOUNDS)), bounds)
     point = document.get("tuned", {}).get(bounds)
-    require(point is not None, "sweep", f"a sweep with a tuned point within the {bounds!r} bounds (no point latched "
-            "often enough)", None)
-    return {"amplitude": point["amplitude_mv"], "frequency": point["frequency_hz"],
-            "pulse_width": point["pulse_width_us"]}
+    require(
+        point is not None,
+        "sweep",
+        f"a sweep with a tuned point within the {bounds!r} bounds (no point latched often enough)",
+        None,
+    )
+    return {
+        "amplitude": point["amplitude_mv"],
+        "frequency": point["frequency_hz"],
+        "pulse_width": point["pulse_width_us"],
+    }

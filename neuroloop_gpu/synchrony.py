@@ -67,7 +67,7 @@ def kuramoto_order(raster: torch.Tensor, sample_every: int = 1) -> torch.Tensor:
     defined = torch.zeros_like(cos_sum)
     chunk = max(1, _ELEMENTS_PER_CHUNK // max(1, batch * steps))
     for start in range(0, neurons, chunk):
-        spikes = raster[:, :, start:start + chunk]
+        spikes = raster[:, :, start : start + chunk]
         last = torch.where(spikes, index, -1).cummax(dim=1).values  # last spike <= t
         upcoming = torch.where(spikes, index, never).flip(1).cummin(dim=1).values.flip(1)  # next spike >= t
         # the next spike strictly after t is the "next spike >= t + 1"

@@ -123,9 +123,14 @@ class ReferenceBatch:
             ie[ie_pre[b][real], ie_post[b][real]] = True
             self.ei.append(ei)
             self.refs.append(ReferenceNetwork(p, self.dt, ei, ie))
-            noise = standard_normal(torch.tensor([seed]), STREAM_MEMBRANE_NOISE,
-                                    torch.arange(total_steps).view(1, -1),
-                                    torch.tensor([[episodes[b]]], dtype=torch.int64), ne + ni, torch.float64)
+            noise = standard_normal(
+                torch.tensor([seed]),
+                STREAM_MEMBRANE_NOISE,
+                torch.arange(total_steps).view(1, -1),
+                torch.tensor([[episodes[b]]], dtype=torch.int64),
+                ne + ni,
+                torch.float64,
+            )
             self.noise.append(noise[0].numpy())
         self.stamps = [[[] for _ in range(ne)] for _ in seeds]
         self.n = 0  # steps run
@@ -139,13 +144,18 @@ class ReferenceBatch:
         p, steps, dt = self.params, self.steps, self.dt
         records = []
         for b, ref in enumerate(self.refs):
-            rec = WindowRecord(np.zeros((steps, p.num_e)), np.zeros((steps, p.num_i)),
-                               np.zeros((steps, p.num_e), bool), np.zeros((steps, p.num_i), bool), np.zeros(steps))
+            rec = WindowRecord(
+                np.zeros((steps, p.num_e)),
+                np.zeros((steps, p.num_i)),
+                np.zeros((steps, p.num_e), bool),
+                np.zeros((steps, p.num_i), bool),
+                np.zeros(steps),
+            )
             kop_samples = []
             for k in range(steps):
                 n = self.n + k
                 noise = self.noise[b][n]
-                rec.spikes_e[k], rec.spikes_i[k] = ref.step(float(currents[b][k]), noise[:p.num_e], noise[p.num_e:])
+                rec.spikes_e[k], rec.spikes_i[k] = ref.step(float(currents[b][k]), noise[: p.num_e], noise[p.num_e :])
                 rec.v_e[k], rec.v_i[k] = ref.v_e, ref.v_i
                 rec.weight_steps_mv[k] = self.weight_mv(b)
                 for neuron in np.flatnonzero(rec.spikes_e[k]):
@@ -156,12 +166,15 @@ class ReferenceBatch:
             rec.stats = {
                 "kop": float(np.mean(kop_samples)),
                 "chi": golomb_chi(rec.v_e),
-                "v_e_mean_mv": float(rec.v_e.mean()), "v_e_std_mv": float(rec.v_e.std()),
-                "v_i_mean_mv": float(rec.v_i.mean()), "v_i_std_mv": float(rec.v_i.std()),
+                "v_e_mean_mv": float(rec.v_e.mean()),
+                "v_e_std_mv": float(rec.v_e.std()),
+                "v_i_mean_mv": float(rec.v_i.mean()),
+                "v_i_std_mv": float(rec.v_i.std()),
                 "weight_mv": self.weight_mv(b),
                 "rate_e_hz": float(rec.spikes_e.sum()) / (p.num_e * seconds),
                 "rate_i_hz": float(rec.spikes_i.sum()) / (p.num_i * seconds),
-                "energy_mv2ms": float(energies[b]), "charge_mvms": float(charges[b]),
+                "energy_mv2ms": float(energies[b]),
+                "charge_mvms": float(charges[b]),
             }
             records.append(rec)
         self.n += steps
@@ -174,8 +187,14 @@ def onsets_between(train: Train, first_ms: float, stop_ms: float) -> list[float]
     return [first_ms + i * train.period_ms for i in range(count)]
 
 
-def run_schedule(net, seeds: list[int], trains: list[Train | None], enabled: list[list[bool]],
-                 windows: int, episodes: list[int] | None = None) -> list[list[WindowRecord]]:
+def run_schedule(
+    net,
+    seeds: list[int],
+    trains: list[Train | None],
+    enabled: list[list[bool]],
+    windows: int,
+    episodes: list[int] | None = None,
+) -> list[list[WindowRecord]]:
     """[window][network] records of the reference networks of ``net`` (its connectivity for ``seeds``)
     under constant ``trains`` (None: never on) switched on in the windows where ``enabled[b][w]``
     (one contiguous stretch per network: pulses every period from its first window, none started
@@ -195,8 +214,9 @@ def run_schedule(net, seeds: list[int], trains: list[Train | None], enabled: lis
                 continue
             assert on == list(range(on[0], on[-1] + 1)), "one contiguous stretch of stimulation"
             stop = min((on[-1] + 1) * window_ms, start + window_ms)
-            current, energy, charge = window_stimulus(train, onsets_between(train, on[0] * window_ms, stop),
-                                                      start, ref.steps, ref.dt)
+            current, energy, charge = window_stimulus(
+                train, onsets_between(train, on[0] * window_ms, stop), start, ref.steps, ref.dt
+            )
             currents.append(current)
             energies.append(energy)
             charges.append(charge)

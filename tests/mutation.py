@@ -46,18 +46,36 @@ MODULES = {  # module under neuroloop_gpu/ -> the fast tests that check what it 
 def configure(pyproject: Path, module: str, tests: list[str]) -> None:
     """Point the export's [tool.mutmut] at one module and its tests."""
     text = pyproject.read_text()
-    text = re.sub(r"only_mutate = \[.*?\]\n", f"only_mutate = {json.dumps(['neuroloop_gpu/' + module])}\n", text,
-                  flags=re.S)
-    text = re.sub(r"pytest_add_cli_args_test_selection = \[.*?\]\n",
-                  f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n", text, flags=re.S)
+    text = re.sub(
+        r"only_mutate = \[.*?\]\n", f"only_mutate = {json.dumps(['neuroloop_gpu/' + module])}\n", text, flags=re.S
+    )
+    text = re.sub(
+        r"pytest_add_cli_args_test_selection = \[.*?\]\n",
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n",
+        text,
+        flags=re.S,
+    )
     pyproject.write_text(text)
 
 
 def counts(export: Path, module: str) -> dict:
     meta = json.loads((export / "mutants" / "neuroloop_gpu" / f"{module}.meta").read_text())["exit_code_by_key"]
-    status = {1: "killed", 3: "killed", 0: "survived", 5: "no_tests", 33: "no_tests", 34: "skipped",
-              36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", -11: "segfault",
-              -9: "segfault", None: "not_checked"}
+    status = {
+        1: "killed",
+        3: "killed",
+        0: "survived",
+        5: "no_tests",
+        33: "no_tests",
+        34: "skipped",
+        36: "timeout",
+        24: "timeout",
+        -24: "timeout",
+        152: "timeout",
+        255: "timeout",
+        -11: "segfault",
+        -9: "segfault",
+        None: "not_checked",
+    }
     out: dict = {"total": len(meta)}
     survivors = []
     for name, code in meta.items():
@@ -77,8 +95,13 @@ def run(module: str, commit: str) -> dict:
     subprocess.run(["tar", "-x", "-C", str(export)], input=archive, check=True)
     configure(export / "pyproject.toml", module, MODULES[module])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(["nice", "-n", "15", sys.executable, "-m", "mutmut", "run", "--max-children", "1"], cwd=export,
-                   env=env, check=False, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["nice", "-n", "15", sys.executable, "-m", "mutmut", "run", "--max-children", "1"],
+        cwd=export,
+        env=env,
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
     return {"module": f"neuroloop_gpu/{module}", "tests": MODULES[module], **counts(export, module)}
 
 
@@ -87,8 +110,9 @@ def main(argv: list[str]) -> None:
     unknown = [m for m in modules if m not in MODULES]
     if unknown:
         raise SystemExit(f"unknown modules {unknown}; known: {list(MODULES)}")
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, check=True, capture_output=True,
-                            text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
     report = json.loads(REPORT.read_text()) if REPORT.is_file() else {"tool": "", "equivalent": []}
     for module in modules:
         result = run(module, commit)
@@ -98,8 +122,9 @@ def main(argv: list[str]) -> None:
         by_module[result["module"]] = result
         report["modules"] = [by_module[f"neuroloop_gpu/{m}"] for m in MODULES if f"neuroloop_gpu/{m}" in by_module]
         version = subprocess.run([sys.executable, "-m", "pip", "show", "mutmut"], capture_output=True, text=True)
-        report["tool"] = "mutmut " + next((line.split()[1] for line in version.stdout.splitlines()
-                                            if line.startswith("Version:")), "?")
+        report["tool"] = "mutmut " + next(
+            (line.split()[1] for line in version.stdout.splitlines() if line.startswith("Version:")), "?"
+        )
         REPORT.write_text(json.dumps(summarise(report), indent=1) + "\n")
 
 
@@ -114,15 +139,20 @@ def summarise(report: dict) -> dict:
     total = lambda key: sum(m.get(key, 0) for m in done)  # noqa: E731
     killed = total("killed") + total("segfault")  # a crash the tests see is a kill
     survived = len(survivors - equivalent - later)
-    report.update(killed=killed, killed_after_run_count=len(later), survived=survived, equivalent_count=len(equivalent),
-                  timeout=total("timeout"), suspicious=total("suspicious"), not_checked=total("not_checked"),
-                  commit=sorted({m["commit"] for m in done}),
-                  covered=[m["module"] for m in done if not m.get("not_checked")],
-                  partly_covered=[m["module"] for m in done if m.get("not_checked")],
-                  not_covered=[f"neuroloop_gpu/{m}" for m in MODULES
-                               if f"neuroloop_gpu/{m}" not in [d["module"] for d in done]],
-                  killed_fraction_of_non_equivalent=round((killed + len(later))
-                                                          / max(1, killed + len(later) + survived), 4))
+    report.update(
+        killed=killed,
+        killed_after_run_count=len(later),
+        survived=survived,
+        equivalent_count=len(equivalent),
+        timeout=total("timeout"),
+        suspicious=total("suspicious"),
+        not_checked=total("not_checked"),
+        commit=sorted({m["commit"] for m in done}),
+        covered=[m["module"] for m in done if not m.get("not_checked")],
+        partly_covered=[m["module"] for m in done if m.get("not_checked")],
+        not_covered=[f"neuroloop_gpu/{m}" for m in MODULES if f"neuroloop_gpu/{m}" not in [d["module"] for d in done]],
+        killed_fraction_of_non_equivalent=round((killed + len(later)) / max(1, killed + len(later) + survived), 4),
+    )
     return report
 
 

@@ -25,13 +25,16 @@ def test_normalised_and_physical_are_the_linear_map_and_its_inverse():
     np.testing.assert_allclose(narrow.physical([0.0, 0.0, 0.0]), [25.0, 115.0, 75.0])
 
 
-@pytest.mark.parametrize("settings", [(9.0, 100.0, 100.0), (100.0, 181.0, 100.0), (100.0, 100.0, 49.0),
-                                      (np.nan, 100.0, 100.0)])
+@pytest.mark.parametrize(
+    "settings", [(9.0, 100.0, 100.0), (100.0, 181.0, 100.0), (100.0, 100.0, 49.0), (np.nan, 100.0, 100.0)]
+)
 def test_normalised_refuses_settings_outside_the_bounds(settings):
     with pytest.raises(ValueError) as error:
         ActionBounds().normalised(*settings)
-    assert str(error.value).startswith("settings must be within the bounds amplitude (10.0, 200.0) mV, frequency "
-                                       "(5.0, 180.0) Hz, pulse_width (50.0, 500.0) us, got [")
+    assert str(error.value).startswith(
+        "settings must be within the bounds amplitude (10.0, 200.0) mV, frequency "
+        "(5.0, 180.0) Hz, pulse_width (50.0, 500.0) us, got ["
+    )
 
 
 def test_refused_integer_settings_are_reported_as_numbers_of_mv_hz_us():
@@ -43,16 +46,21 @@ def test_refused_integer_settings_are_reported_as_numbers_of_mv_hz_us():
 PAIR = "a pair (low, high) with 0 <= low < high (low > 0 for frequency and pulse_width)"
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"amplitude": (-1.0, 200.0)}, f"bounds.amplitude must be {PAIR}, got (-1.0, 200.0)"),
-    ({"amplitude": (200.0, 200.0)}, f"bounds.amplitude must be {PAIR}, got (200.0, 200.0)"),
-    ({"amplitude": (10.0, float("inf"))}, f"bounds.amplitude must be {PAIR}, got (10.0, inf)"),
-    ({"frequency": (0.0, 180.0)}, f"bounds.frequency must be {PAIR}, got (0.0, 180.0)"),
-    ({"pulse_width": (0.0, 500.0)}, f"bounds.pulse_width must be {PAIR}, got (0.0, 500.0)"),
-    ({"pulse_width": (50.0, 40.0)}, f"bounds.pulse_width must be {PAIR}, got (50.0, 40.0)"),
-    ({"frequency": (5.0, 1250.0)}, "bounds.pulse_width must be at most half the shortest period, 400 us at 1250 Hz, "
-                                   "got (50.0, 500.0)"),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"amplitude": (-1.0, 200.0)}, f"bounds.amplitude must be {PAIR}, got (-1.0, 200.0)"),
+        ({"amplitude": (200.0, 200.0)}, f"bounds.amplitude must be {PAIR}, got (200.0, 200.0)"),
+        ({"amplitude": (10.0, float("inf"))}, f"bounds.amplitude must be {PAIR}, got (10.0, inf)"),
+        ({"frequency": (0.0, 180.0)}, f"bounds.frequency must be {PAIR}, got (0.0, 180.0)"),
+        ({"pulse_width": (0.0, 500.0)}, f"bounds.pulse_width must be {PAIR}, got (0.0, 500.0)"),
+        ({"pulse_width": (50.0, 40.0)}, f"bounds.pulse_width must be {PAIR}, got (50.0, 40.0)"),
+        (
+            {"frequency": (5.0, 1250.0)},
+            "bounds.pulse_width must be at most half the shortest period, 400 us at 1250 Hz, got (50.0, 500.0)",
+        ),
+    ],
+)
 def test_bounds_name_the_bad_range(fields, message):
     with pytest.raises(ValueError) as error:
         ActionBounds(**fields)
@@ -74,15 +82,20 @@ def test_valid_bounds_are_kept():
 SHAPE = "action must be an array of shape (2, 3) (amplitude, frequency, pulse width in [-1, 1]), got "
 
 
-@pytest.mark.parametrize(("bad", "message"), [
-    (torch.zeros(2, 2), SHAPE + "(2, 2)"),
-    (np.zeros((2, 3)), SHAPE + "(2, 3)"),  # the right shape, but not a tensor
-    ([[0.0] * 3] * 2, SHAPE + "'list'"),
-    (torch.zeros(2, 3, dtype=torch.int64), "action must be floating point, got torch.int64"),
-    (torch.tensor([[float("nan"), 0.0, 0.0], [0.0, 0.0, 2.0]]),
-     "action must be finite (no NaN or inf; finite values outside [-1, 1] are clipped), got "
-     "[[nan, 0.0, 0.0], [0.0, 0.0, 2.0]]"),
-])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (torch.zeros(2, 2), SHAPE + "(2, 2)"),
+        (np.zeros((2, 3)), SHAPE + "(2, 3)"),  # the right shape, but not a tensor
+        ([[0.0] * 3] * 2, SHAPE + "'list'"),
+        (torch.zeros(2, 3, dtype=torch.int64), "action must be floating point, got torch.int64"),
+        (
+            torch.tensor([[float("nan"), 0.0, 0.0], [0.0, 0.0, 2.0]]),
+            "action must be finite (no NaN or inf; finite values outside [-1, 1] are clipped), got "
+            "[[nan, 0.0, 0.0], [0.0, 0.0, 2.0]]",
+        ),
+    ],
+)
 def test_core_names_what_is_wrong_with_an_action(bad, message):
     from neuroloop_gpu.config import NetworkParams, SimConfig
     from neuroloop_gpu.envs import DBSCore

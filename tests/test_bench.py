@@ -65,7 +65,8 @@ def test_harness_writes_well_formed_json_and_plot(tmp_path):
 
     results = saved["results"]
     assert sorted((r["target"], r["batch"]) for r in results) == [
-        (t, b) for t in ("simulator", "torchrl-env", "vector-env") for b in (1, 2)]
+        (t, b) for t in ("simulator", "torchrl-env", "vector-env") for b in (1, 2)
+    ]
     for row in results:
         assert (row["num_e"], row["num_i"], row["size"]) == (20, 5, "20/5")
         assert len(row["seconds_per_window"]) == 2 and all(t > 0 for t in row["seconds_per_window"])
@@ -112,21 +113,38 @@ def test_peers_share_the_simulator_stimulus():
 
 def test_ratio_bookkeeping():
     def row(target, size, n, batch, rate):
-        return {"target": target, "size": size, "num_e": n, "num_i": n // 4, "batch": batch, "device": "cpu",
-                "env_steps_per_s": rate}
+        return {
+            "target": target,
+            "size": size,
+            "num_e": n,
+            "num_i": n // 4,
+            "batch": batch,
+            "device": "cpu",
+            "env_steps_per_s": rate,
+        }
 
-    results = [row("simulator", "small", 160, 1, 10.0), row("simulator", "small", 160, 16, 80.0),
-               row("simulator", "small", 160, 64, 60.0), row("torchrl-env", "small", 160, 4, 5.0),
-               row("simulator", "full", 1600, 1, 2.0),
-               {"target": "simulator", "size": "full", "num_e": 1600, "num_i": 400, "batch": 256, "error": "OOM"}]
-    peers = [{"peer": "reference", "size": "small", "num_e": 160, "num_i": 40, "env_steps_per_s": 20.0},
-             {"peer": "brian2-cpp", "size": "small", "num_e": 160, "num_i": 40, "env_steps_per_s": 40.0},
-             {"peer": "reference", "size": "full", "num_e": 1600, "num_i": 400, "env_steps_per_s": 0.5},
-             {"peer": "brian2-runtime", "size": "full", "num_e": 1600, "num_i": 400, "skipped": "no brian2"}]
+    results = [
+        row("simulator", "small", 160, 1, 10.0),
+        row("simulator", "small", 160, 16, 80.0),
+        row("simulator", "small", 160, 64, 60.0),
+        row("torchrl-env", "small", 160, 4, 5.0),
+        row("simulator", "full", 1600, 1, 2.0),
+        {"target": "simulator", "size": "full", "num_e": 1600, "num_i": 400, "batch": 256, "error": "OOM"},
+    ]
+    peers = [
+        {"peer": "reference", "size": "small", "num_e": 160, "num_i": 40, "env_steps_per_s": 20.0},
+        {"peer": "brian2-cpp", "size": "small", "num_e": 160, "num_i": 40, "env_steps_per_s": 40.0},
+        {"peer": "reference", "size": "full", "num_e": 1600, "num_i": 400, "env_steps_per_s": 0.5},
+        {"peer": "brian2-runtime", "size": "full", "num_e": 1600, "num_i": 400, "skipped": "no brian2"},
+    ]
     ratios = {(r["target"], r["size"], r["peer"]): r for r in compute_ratios(results, peers)}
-    assert set(ratios) == {("simulator", "small", "reference"), ("torchrl-env", "small", "reference"),
-                           ("simulator", "small", "brian2-cpp"), ("torchrl-env", "small", "brian2-cpp"),
-                           ("simulator", "full", "reference")}
+    assert set(ratios) == {
+        ("simulator", "small", "reference"),
+        ("torchrl-env", "small", "reference"),
+        ("simulator", "small", "brian2-cpp"),
+        ("torchrl-env", "small", "brian2-cpp"),
+        ("simulator", "full", "reference"),
+    }
     r = ratios["simulator", "small", "reference"]
     assert (r["ours_best_batch"], r["ratio_best"], r["ratio_batch1"]) == (16, 4.0, 0.5)
     assert ratios["simulator", "small", "brian2-cpp"]["ratio_best"] == 2.0
@@ -137,9 +155,19 @@ def test_ratio_bookkeeping():
 
 def test_a_rerun_supersedes_the_run_it_repeats():
     def doc(gpu, created, batches, backends=("triton",)):
-        return {"device_type": "cuda", "environment": {"gpu": gpu}, "created": created,
-                "config": {"targets": ["simulator"], "backends": list(backends), "sizes": ["small", "full"],
-                           "batches": list(batches), "synaptic_input": "published", "sim_options": {}}}
+        return {
+            "device_type": "cuda",
+            "environment": {"gpu": gpu},
+            "created": created,
+            "config": {
+                "targets": ["simulator"],
+                "backends": list(backends),
+                "sizes": ["small", "full"],
+                "batches": list(batches),
+                "synaptic_input": "published",
+                "sim_options": {},
+            },
+        }
 
     old, new = doc("H200", "2026-11-26T13:00:00+00:00", [1, 1024]), doc("H200", "2026-11-26T23:00:00+00:00", [1, 1024])
     large = doc("H200", "2026-11-26T13:01:00+00:00", [65536])  # another sweep of the same device
@@ -151,9 +179,35 @@ def test_a_rerun_supersedes_the_run_it_repeats():
 def test_cli_subcommand_runs_and_writes(tmp_path, capsys):
     # every backend that can run here (each is checked bit for bit against eager elsewhere)
     backends = [b for b in BACKENDS if backend_problem(b, torch.device("cpu")) is None]
-    args = parse(["--device", "cpu", "--sizes", "20/5", "--batches", "2", "--windows", "1", "--repeats", "1",
-                  "--warmup", "0", "--targets", "simulator", "--peers", "none", "--out", str(tmp_path), "--quiet",
-                  "--tag", "tiny run", "--sim-option", "kop_sample_interval=2.0", "--backends", *backends])
+    args = parse(
+        [
+            "--device",
+            "cpu",
+            "--sizes",
+            "20/5",
+            "--batches",
+            "2",
+            "--windows",
+            "1",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--targets",
+            "simulator",
+            "--peers",
+            "none",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+            "--tag",
+            "tiny run",
+            "--sim-option",
+            "kop_sample_interval=2.0",
+            "--backends",
+            *backends,
+        ]
+    )
     doc = run(args)
     printed = capsys.readouterr().out
     assert "env-steps/s" in printed and "throughput_cpu_tiny-run.json" in printed and backends[-1] in printed
@@ -168,8 +222,27 @@ def test_cli_subcommand_runs_and_writes(tmp_path, capsys):
 
 
 def test_cli_times_the_peers_alone(tmp_path, capsys):
-    args = parse(["--device", "cpu", "--sizes", "20/5", "--windows", "1", "--repeats", "1", "--warmup", "0",
-                  "--targets", "none", "--peers", "reference", "--out", str(tmp_path), "--quiet"])
+    args = parse(
+        [
+            "--device",
+            "cpu",
+            "--sizes",
+            "20/5",
+            "--windows",
+            "1",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--targets",
+            "none",
+            "--peers",
+            "reference",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     doc = run(args)
     printed = capsys.readouterr().out
     assert doc["results"] == [] and doc["ratios"] == [] and [p["peer"] for p in doc["peers"]] == ["reference"]
@@ -186,35 +259,55 @@ def test_cli_help_lists_the_options(capsys):
         assert option in text
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (dict(batches=(0,)), "batches must be one or more integers >= 1"),
-    (dict(batches=(4, -1)), "batches must be one or more integers >= 1"),
-    (dict(sizes=("huge",)), "sizes must be 'small' .* got 'huge'"),
-    (dict(sizes=("0/10",)), "sizes must be"),
-    (dict(sizes=()), "sizes must be at least one size"),
-    (dict(windows=0), "windows must be an integer >= 1"),
-    (dict(repeats=0), "repeats must be an integer >= 1"),
-    (dict(targets=("gpu-kernel",)), "targets must be among simulator"),
-    (dict(peers=("neuron",)), "peers must be among reference"),
-    (dict(device="tpu"), "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
-    (dict(backends=("graphs",)), "backends must be one or more of eager, compiled, fused, triton"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (dict(batches=(0,)), "batches must be one or more integers >= 1"),
+        (dict(batches=(4, -1)), "batches must be one or more integers >= 1"),
+        (dict(sizes=("huge",)), "sizes must be 'small' .* got 'huge'"),
+        (dict(sizes=("0/10",)), "sizes must be"),
+        (dict(sizes=()), "sizes must be at least one size"),
+        (dict(windows=0), "windows must be an integer >= 1"),
+        (dict(repeats=0), "repeats must be an integer >= 1"),
+        (dict(targets=("gpu-kernel",)), "targets must be among simulator"),
+        (dict(peers=("neuron",)), "peers must be among reference"),
+        (dict(device="tpu"), "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+        (dict(backends=("graphs",)), "backends must be one or more of eager, compiled, fused, triton"),
+    ],
+)
 def test_bad_config_is_rejected_clearly(overrides, message):
     with pytest.raises(ValueError, match=message):
         BenchConfig(**{**TINY, **overrides})
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--batches", "0"], "error: batches must be one or more integers >= 1"),
-    (["--sizes", "medium"], "error: sizes must be 'small'"),
-    (["--sim-option", "no_such_keyword=1"], "error: sim_options must be NetworkBatch keywords"),
-    (["--sim-option", "record=1"], "error: record must be a RecordConfig or None, got 1"),
-    (["--targets", "none", "simulator"], "error: --targets: none cannot be combined with targets"),
-    (["--targets", "none"], "error: targets must be at least one target or peer"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--batches", "0"], "error: batches must be one or more integers >= 1"),
+        (["--sizes", "medium"], "error: sizes must be 'small'"),
+        (["--sim-option", "no_such_keyword=1"], "error: sim_options must be NetworkBatch keywords"),
+        (["--sim-option", "record=1"], "error: record must be a RecordConfig or None, got 1"),
+        (["--targets", "none", "simulator"], "error: --targets: none cannot be combined with targets"),
+        (["--targets", "none"], "error: targets must be at least one target or peer"),
+    ],
+)
 def test_cli_bad_arguments_exit_with_a_message(tmp_path, capsys, argv, message):
-    args = parse(["--device", "cpu", "--sizes", "20/5", "--batches", "1", "--peers", "none", "--quiet",
-                  "--out", str(tmp_path), *argv])
+    args = parse(
+        [
+            "--device",
+            "cpu",
+            "--sizes",
+            "20/5",
+            "--batches",
+            "1",
+            "--peers",
+            "none",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+            *argv,
+        ]
+    )
     with pytest.raises(SystemExit) as exit_info:
         run(args)
     assert exit_info.value.code == 2 and re.match(message, capsys.readouterr().err)
@@ -251,8 +344,9 @@ def brian2_python() -> str:
 @pytest.mark.timeout(600)
 def test_brian2_peer_runs_the_network():
     python = brian2_python()  # skipped where Brian2 is absent (its first Cython build takes about a minute)
-    record = run_peer("brian2-runtime", parse_size("40/10"), windows=2, repeats=2, warmup=1, brian2_windows=2,
-                      brian2_python=python)
+    record = run_peer(
+        "brian2-runtime", parse_size("40/10"), windows=2, repeats=2, warmup=1, brian2_windows=2, brian2_python=python
+    )
     assert "error" not in record and "skipped" not in record, record.get("error") or record.get("skipped")
     assert record["peer"] == "brian2-runtime" and record["env_steps_per_s"] > 0
     assert record["brian2"] and record["target"] == "runtime"
@@ -268,8 +362,25 @@ AGREEMENT = Path(__file__).parents[1] / "benchmarks" / "brian2_agreement.py"
 def test_brian2_agreement_tabulates_both_simulators(tmp_path):
     python = brian2_python()  # skipped where Brian2 is absent (two cpp_standalone builds, about a minute)
     out = tmp_path / "agreement.md"
-    done = subprocess.run([sys.executable, str(AGREEMENT), "--size", "40/10", "--seconds", "0.1", "--seeds", "3",
-                           "--brian2-python", python, "--out", str(out)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(AGREEMENT),
+            "--size",
+            "40/10",
+            "--seconds",
+            "0.1",
+            "--seeds",
+            "3",
+            "--brian2-python",
+            python,
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in out.read_text().splitlines() if line.startswith(("| FTSTS", "| none"))]
     assert len(rows) == 2
@@ -279,8 +390,10 @@ def test_brian2_agreement_tabulates_both_simulators(tmp_path):
             assert all(float(rate) > 0 for rate in rates.split("/")) and 0 <= float(synchrony) <= 1
 
 
-@pytest.mark.parametrize("argv,message", [(["--seconds", "0.01"], "--seconds must be at least one window"),
-                                          (["--size", "big"], "sizes must be 'small'")])
+@pytest.mark.parametrize(
+    "argv,message",
+    [(["--seconds", "0.01"], "--seconds must be at least one window"), (["--size", "big"], "sizes must be 'small'")],
+)
 def test_brian2_agreement_bad_arguments_are_clear_errors(argv, message):
     done = subprocess.run([sys.executable, str(AGREEMENT), *argv], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and message in done.stderr
@@ -297,8 +410,14 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_measuring(tmp
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_gpu_session_script_refuses_an_unknown_stage_before_any_work(tmp_path):
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_tuning" / "gpu_session.sh"
-    done = subprocess.run(["bash", str(script), "tests", "no_such_stage"], cwd=tmp_path, capture_output=True,
-                          text=True, env={**os.environ, "RESULTS": str(tmp_path / "results")}, timeout=60)
+    done = subprocess.run(
+        ["bash", str(script), "tests", "no_such_stage"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RESULTS": str(tmp_path / "results")},
+        timeout=60,
+    )
     assert done.returncode == 2 and "unknown stage 'no_such_stage'" in done.stderr
     assert not (tmp_path / "results" / "gpu.txt").exists()  # stopped before touching the machine
 
@@ -309,6 +428,12 @@ def test_gpu_session_script_exits_with_the_last_stage_status(tmp_path):
     tools.mkdir(parents=True)
     shutil.copy(Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_tuning" / "gpu_session.sh", tools)
     (tools / "triton_math_check.py").write_text("raise SystemExit(3)\n")  # the "math" stage
-    done = subprocess.run(["bash", "benchmarks/gpu_tuning/gpu_session.sh", "math"], cwd=tmp_path, capture_output=True,
-                          text=True, env={**os.environ, "RESULTS": str(tmp_path / "results")}, timeout=120)
+    done = subprocess.run(
+        ["bash", "benchmarks/gpu_tuning/gpu_session.sh", "math"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RESULTS": str(tmp_path / "results")},
+        timeout=120,
+    )
     assert done.returncode == 3 and "== triton-math: exit 3" in done.stdout

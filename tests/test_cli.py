@@ -22,14 +22,47 @@ def refusal(argv, capsys) -> str:
     return capsys.readouterr().err
 
 
-REQUIRED = {"kop_per_second", "mean_weight_per_second", "stim_off_time_s", "rate_e_hz", "rate_i_hz", "wall_time_s",
-            "device", "chi_per_second", "kop_before", "kop_during", "bytes_per_network", "protocol", "networks"}
+REQUIRED = {
+    "kop_per_second",
+    "mean_weight_per_second",
+    "stim_off_time_s",
+    "rate_e_hz",
+    "rate_i_hz",
+    "wall_time_s",
+    "device",
+    "chi_per_second",
+    "kop_before",
+    "kop_during",
+    "bytes_per_network",
+    "protocol",
+    "networks",
+}
 
 
 def test_simulate_writes_summary_and_figure(tmp_path):
     out = tmp_path / "run"
-    main(["simulate", "--num-e", "40", "--num-i", "10", "--duration", "2", "--onset", "1", "--networks", "2",
-          "--device", "cpu", "--out", str(out), "--quiet", "--latch", "259"])
+    main(
+        [
+            "simulate",
+            "--num-e",
+            "40",
+            "--num-i",
+            "10",
+            "--duration",
+            "2",
+            "--onset",
+            "1",
+            "--networks",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--quiet",
+            "--latch",
+            "259",
+        ]
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert REQUIRED <= summary.keys()
     assert len(summary["kop_per_second"]) == 2 and len(summary["mean_weight_per_second"]) == 2
@@ -57,22 +90,59 @@ def test_simulate_latch_defaults_to_the_published_threshold_of_the_waveform(tmp_
     parse = build_parser().parse_args
     assert parse(["simulate"]).latch == "published" and parse(["simulate", "--latch", "-1"]).latch is None
     # the published swapped run (J_I = 75 mV, 200 mV): J_I*w starts at 75 mV, so a 75 mV latch would stop it at once
-    main(["simulate", "--num-e", "40", "--num-i", "10", "--duration", "0.2", "--onset", "0.1", "--waveform", "swapped",
-          "--j-i", "75", "--amplitude", "200", "--device", "cpu", "--out", str(tmp_path), "--quiet"])
+    main(
+        [
+            "simulate",
+            "--num-e",
+            "40",
+            "--num-i",
+            "10",
+            "--duration",
+            "0.2",
+            "--onset",
+            "0.1",
+            "--waveform",
+            "swapped",
+            "--j-i",
+            "75",
+            "--amplitude",
+            "200",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["protocol"]["latch_mv"] == 125.0 and summary["stim_off_time_s"] is None
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--duration", "0.21"], "argument --duration: must be a positive whole number of 20 ms decision windows"),
-    (["--num-e", "0"], "argument --num-e: must be an integer >= 1"),
-    (["--amplitude", "-5"], "argument --amplitude: must be a number of mV in [0, 1000], got '-5'"),
-    (["--networks", "0"], "argument --networks: must be an integer >= 1"),
-    (["--backend", "triton", "--device", "cpu"], "backend must be 'eager' here"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--duration", "0.21"], "argument --duration: must be a positive whole number of 20 ms decision windows"),
+        (["--num-e", "0"], "argument --num-e: must be an integer >= 1"),
+        (["--amplitude", "-5"], "argument --amplitude: must be a number of mV in [0, 1000], got '-5'"),
+        (["--networks", "0"], "argument --networks: must be an integer >= 1"),
+        (["--backend", "triton", "--device", "cpu"], "backend must be 'eager' here"),
+    ],
+)
 def test_simulate_rejects_bad_options(tmp_path, capsys, args, message):
-    argv = ["simulate", "--num-e", "40", "--num-i", "10", "--duration", "0.2", "--onset", "0.1", "--out", str(tmp_path),
-            "--quiet"]
+    argv = [
+        "simulate",
+        "--num-e",
+        "40",
+        "--num-i",
+        "10",
+        "--duration",
+        "0.2",
+        "--onset",
+        "0.1",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    ]
     assert message in refusal([*argv, *args], capsys)
 
 
@@ -84,30 +154,46 @@ def test_num_i_only_with_num_e():
 
 
 # each error names the option as typed and the value in the option's units, not an internal field
-@pytest.mark.parametrize("argv,message", [
-    (["train", "--networks", "0"], "argument --networks: must be an integer >= 1, got '0'"),
-    (["train", "--episode", "0.03"],
-     "argument --episode: must be a positive whole number of 20 ms decision windows, in s, got '0.03'"),
-    (["simulate", "--onset", "-1"],
-     "argument --onset: must be a whole number (>= 0) of 20 ms decision windows, in s, got '-1'"),
-    (["train", "--frames", "0"], "argument --frames: must be an integer >= 1, got '0'"),
-    (["train", "--frames", "10", "--networks", "2", "--windows-per-batch", "25"],
-     "argument --frames: must be at least one iteration's --networks x --windows-per-batch = 50 windows, got 10"),
-    (["train", "--onset", "5"], "argument --onset: must be less than --episode (5 s), got 5.0"),
-    (["train", "--task", "lasting", "--episode", "30"],
-     "argument --episode: must be at least --onset + --budget + --followup = 45 s, got 30.0"),
-    (["train", "--followup", "1"], "argument --followup: must be 0 unless --budget is given, got 1.0"),
-    (["train", "--latch", "-3"], "argument --latch: must be a number > 0, got '-3'"),
-    (["evaluate", "--policy", "", "--latch", "nan"], "argument --latch: must be a number > 0, got 'nan'"),
-    (["evaluate", "--policy", "", "--followup", "1"], "argument --followup: must be 0 unless --budget is given"),
-    (["evaluate", "--policy", "", "--first-seed", "-5"], "argument --first-seed: must be an integer >= 0, got '-5'"),
-    (["evaluate", "--policy", "", "--onset", "0.01"],
-     "argument --onset: must be a whole number (>= 0) of 20 ms decision windows, in s, got '0.01'"),
-    (["simulate", "--num-i", "10"], "argument --num-i: must be given with --num-e"),
-    (["train", "--num-e", "40", "--num-i", "0"], "argument --num-i: must be an integer >= 1, got '0'"),
-    (["simulate", "--num-e", "20", "--latch", "nan"], "argument --latch: must be 'published', a threshold > 0 mV"),
-    (["simulate", "--num-e", "20", "--latch", "0"], "argument --latch: must be 'published', a threshold > 0 mV"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["train", "--networks", "0"], "argument --networks: must be an integer >= 1, got '0'"),
+        (
+            ["train", "--episode", "0.03"],
+            "argument --episode: must be a positive whole number of 20 ms decision windows, in s, got '0.03'",
+        ),
+        (
+            ["simulate", "--onset", "-1"],
+            "argument --onset: must be a whole number (>= 0) of 20 ms decision windows, in s, got '-1'",
+        ),
+        (["train", "--frames", "0"], "argument --frames: must be an integer >= 1, got '0'"),
+        (
+            ["train", "--frames", "10", "--networks", "2", "--windows-per-batch", "25"],
+            "argument --frames: must be at least one iteration's --networks x --windows-per-batch = 50 windows, got 10",
+        ),
+        (["train", "--onset", "5"], "argument --onset: must be less than --episode (5 s), got 5.0"),
+        (
+            ["train", "--task", "lasting", "--episode", "30"],
+            "argument --episode: must be at least --onset + --budget + --followup = 45 s, got 30.0",
+        ),
+        (["train", "--followup", "1"], "argument --followup: must be 0 unless --budget is given, got 1.0"),
+        (["train", "--latch", "-3"], "argument --latch: must be a number > 0, got '-3'"),
+        (["evaluate", "--policy", "", "--latch", "nan"], "argument --latch: must be a number > 0, got 'nan'"),
+        (["evaluate", "--policy", "", "--followup", "1"], "argument --followup: must be 0 unless --budget is given"),
+        (
+            ["evaluate", "--policy", "", "--first-seed", "-5"],
+            "argument --first-seed: must be an integer >= 0, got '-5'",
+        ),
+        (
+            ["evaluate", "--policy", "", "--onset", "0.01"],
+            "argument --onset: must be a whole number (>= 0) of 20 ms decision windows, in s, got '0.01'",
+        ),
+        (["simulate", "--num-i", "10"], "argument --num-i: must be given with --num-e"),
+        (["train", "--num-e", "40", "--num-i", "0"], "argument --num-i: must be an integer >= 1, got '0'"),
+        (["simulate", "--num-e", "20", "--latch", "nan"], "argument --latch: must be 'published', a threshold > 0 mV"),
+        (["simulate", "--num-e", "20", "--latch", "0"], "argument --latch: must be 'published', a threshold > 0 mV"),
+    ],
+)
 def test_errors_name_the_option(tmp_path, capsys, argv, message):
     assert message in refusal([*argv, "--out", str(tmp_path), "--quiet"], capsys)
 
@@ -124,8 +210,17 @@ def test_help_lists_every_option(capsys):
     with pytest.raises(SystemExit):
         main(["simulate", "--help"])
     text = capsys.readouterr().out
-    for option in ("--size", "--duration", "--amplitude", "--waveform", "--synaptic-input", "--seed", "--device",
-                   "--out", "--networks"):
+    for option in (
+        "--size",
+        "--duration",
+        "--amplitude",
+        "--waveform",
+        "--synaptic-input",
+        "--seed",
+        "--device",
+        "--out",
+        "--networks",
+    ):
         assert option in text
 
 
@@ -134,13 +229,46 @@ TINY = ["--num-e", "20", "--num-i", "5", "--device", "cpu", "--quiet"]
 
 def test_train_evaluate_plot_end_to_end(tmp_path, capsys):
     run = tmp_path / "train"
-    main(["train", *TINY, "--networks", "4", "--episode", "0.2", "--windows-per-batch", "5", "--frames", "40",
-          "--minibatch", "10", "--out", str(run)])
+    main(
+        [
+            "train",
+            *TINY,
+            "--networks",
+            "4",
+            "--episode",
+            "0.2",
+            "--windows-per-batch",
+            "5",
+            "--frames",
+            "40",
+            "--minibatch",
+            "10",
+            "--out",
+            str(run),
+        ]
+    )
     assert (run / "checkpoint.pt").stat().st_size > 0 and len((run / "train_log.csv").read_text().splitlines()) == 3
 
     out = tmp_path / "evaluate"
-    main(["evaluate", *TINY, "--controllers", "none", "ftsts", "--policy", str(run / "checkpoint.pt"), "--seeds", "2",
-          "--duration", "0.4", "--onset", "0.2", "--out", str(out)])
+    main(
+        [
+            "evaluate",
+            *TINY,
+            "--controllers",
+            "none",
+            "ftsts",
+            "--policy",
+            str(run / "checkpoint.pt"),
+            "--seeds",
+            "2",
+            "--duration",
+            "0.4",
+            "--onset",
+            "0.2",
+            "--out",
+            str(out),
+        ]
+    )
     report = json.loads((out / "evaluation.json").read_text())
     assert set(report["controllers"]) == {"none", "ftsts", "ppo"}
     assert (out / "evaluation.md").read_text().count("\n") >= 4 and (out / "evaluation.csv").exists()
@@ -148,33 +276,107 @@ def test_train_evaluate_plot_end_to_end(tmp_path, capsys):
     assert "training.png" in figures and len(figures) >= 6
     # the policy saw Kuramoto R in training: chi in its place is refused, not silently fed to it
     assert "'ppo' was trained with synchrony='kop'" in refusal(
-        ["evaluate", *TINY, "--controllers", "none", "--policy", str(run / "checkpoint.pt"), "--seeds", "1",
-         "--duration", "0.4", "--onset", "0.2", "--synchrony", "chi", "--out", str(tmp_path / "chi")], capsys)
+        [
+            "evaluate",
+            *TINY,
+            "--controllers",
+            "none",
+            "--policy",
+            str(run / "checkpoint.pt"),
+            "--seeds",
+            "1",
+            "--duration",
+            "0.4",
+            "--onset",
+            "0.2",
+            "--synchrony",
+            "chi",
+            "--out",
+            str(tmp_path / "chi"),
+        ],
+        capsys,
+    )
     for figure in out.glob("*.png"):
         figure.unlink()
     main(["plot", str(out), "--quiet"])
     assert len(list(out.glob("*.png"))) == len(figures)
     # several policies side by side, named or numbered
-    main(["evaluate", *TINY, "--controllers", "none", "--policy", f"early={run / 'checkpoint.pt'}",
-          str(run / "checkpoint.pt"), "--seeds", "1", "--duration", "0.4", "--onset", "0.2", "--out",
-          str(tmp_path / "two")])
+    main(
+        [
+            "evaluate",
+            *TINY,
+            "--controllers",
+            "none",
+            "--policy",
+            f"early={run / 'checkpoint.pt'}",
+            str(run / "checkpoint.pt"),
+            "--seeds",
+            "1",
+            "--duration",
+            "0.4",
+            "--onset",
+            "0.2",
+            "--out",
+            str(tmp_path / "two"),
+        ]
+    )
     two = json.loads((tmp_path / "two" / "evaluation.json").read_text())
     assert list(two["controllers"]) == ["none", "early", "ppo-2"]
     assert two["metrics"]["early"] == two["metrics"]["ppo-2"]  # one checkpoint, the same networks
-    for policies, message in (([f"none={run / 'checkpoint.pt'}"], "a name other than the controllers'"),
-                              ([f"a={run / 'checkpoint.pt'}", f"a={run / 'checkpoint.pt'}"], "distinct names")):
-        assert message in refusal(["evaluate", *TINY, "--controllers", "none", "--policy", *policies, "--seeds", "1",
-                                   "--duration", "0.4", "--onset", "0.2", "--out", str(tmp_path / "bad")], capsys)
+    for policies, message in (
+        ([f"none={run / 'checkpoint.pt'}"], "a name other than the controllers'"),
+        ([f"a={run / 'checkpoint.pt'}", f"a={run / 'checkpoint.pt'}"], "distinct names"),
+    ):
+        assert message in refusal(
+            [
+                "evaluate",
+                *TINY,
+                "--controllers",
+                "none",
+                "--policy",
+                *policies,
+                "--seeds",
+                "1",
+                "--duration",
+                "0.4",
+                "--onset",
+                "0.2",
+                "--out",
+                str(tmp_path / "bad"),
+            ],
+            capsys,
+        )
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["evaluate", "--policy", "missing.pt"], "does not exist"),
-    (["evaluate", "--policy", "", "--seeds", "0"], "argument --seeds: must be an integer >= 1"),
-    (["train", "--lr", "2"], "lr must be"),
-    (["plot", "nowhere"], "is not a folder"),
-    (["evaluate", "--policy", "", "--backend", "triton", "--device", "cpu", "--seeds", "1", "--num-e", "20",
-      "--duration", "0.4", "--onset", "0.2"], "backend must be 'eager' here"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["evaluate", "--policy", "missing.pt"], "does not exist"),
+        (["evaluate", "--policy", "", "--seeds", "0"], "argument --seeds: must be an integer >= 1"),
+        (["train", "--lr", "2"], "lr must be"),
+        (["plot", "nowhere"], "is not a folder"),
+        (
+            [
+                "evaluate",
+                "--policy",
+                "",
+                "--backend",
+                "triton",
+                "--device",
+                "cpu",
+                "--seeds",
+                "1",
+                "--num-e",
+                "20",
+                "--duration",
+                "0.4",
+                "--onset",
+                "0.2",
+            ],
+            "backend must be 'eager' here",
+        ),
+    ],
+)
 def test_subcommands_reject_bad_input(tmp_path, capsys, argv, message):
     assert message in refusal([*argv, *(["--out", str(tmp_path)] if argv[0] != "plot" else []), "--quiet"], capsys)
 
@@ -183,8 +385,10 @@ def test_unreadable_checkpoint_is_an_error_not_a_traceback(tmp_path, capsys):
     text = tmp_path / "text.pt"
     text.write_text("hello world")
     for command in (["evaluate", "--policy", str(text)], ["train", "--resume", str(text)]):
-        assert re.fullmatch(r"error: checkpoint .*text.pt is truncated or corrupt.*\n",
-                            refusal([*command, "--out", str(tmp_path / "out"), "--quiet"], capsys))
+        assert re.fullmatch(
+            r"error: checkpoint .*text.pt is truncated or corrupt.*\n",
+            refusal([*command, "--out", str(tmp_path / "out"), "--quiet"], capsys),
+        )
 
 
 @pytest.mark.parametrize("command", ["simulate", "train", "evaluate", "sweep", "plot", "bench"])
@@ -197,8 +401,10 @@ def test_every_subcommand_has_help(command, capsys):
 def test_cli_and_gymnasium_envs_import_without_torchrl():
     # TensorDict and TorchRL (with torch's compiler stack) take seconds to import: only train, evaluate
     # with a policy, the TorchRL env and its benchmark target load them
-    code = ("import sys, neuroloop_gpu.cli, neuroloop_gpu.envs, neuroloop_gpu.bench; "
-            "print(sorted(m for m in ('tensordict', 'torchrl') if m in sys.modules))")
+    code = (
+        "import sys, neuroloop_gpu.cli, neuroloop_gpu.envs, neuroloop_gpu.bench; "
+        "print(sorted(m for m in ('tensordict', 'torchrl') if m in sys.modules))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
     from neuroloop_gpu.envs import FTSTSTorchEnv  # still there, on first use
@@ -213,27 +419,105 @@ def test_lasting_task_from_sweep_to_training_to_evaluation(tmp_path):
     from neuroloop_gpu.plots import energy_synchrony_figure
 
     sweep = tmp_path / "sweep"
-    main(["sweep", *TINY, "--amplitudes", "150", "200", "--frequencies", "150", "--pulse-widths", "400", "1000",
-          "--seeds", "2", "--onset", "0.1", "--budget", "0.2", "--followup", "0.1", "--latch", "255",
-          "--out", str(sweep)])
+    main(
+        [
+            "sweep",
+            *TINY,
+            "--amplitudes",
+            "150",
+            "200",
+            "--frequencies",
+            "150",
+            "--pulse-widths",
+            "400",
+            "1000",
+            "--seeds",
+            "2",
+            "--onset",
+            "0.1",
+            "--budget",
+            "0.2",
+            "--followup",
+            "0.1",
+            "--latch",
+            "255",
+            "--out",
+            str(sweep),
+        ]
+    )
     run = tmp_path / "train"
-    main(["train", *TINY, "--task", "lasting", "--networks", "4", "--budget", "0.3", "--followup", "0.1",
-          "--windows-per-batch", "5", "--frames", "40", "--minibatch", "10", "--out", str(run)])
+    main(
+        [
+            "train",
+            *TINY,
+            "--task",
+            "lasting",
+            "--networks",
+            "4",
+            "--budget",
+            "0.3",
+            "--followup",
+            "0.1",
+            "--windows-per-batch",
+            "5",
+            "--frames",
+            "40",
+            "--minibatch",
+            "10",
+            "--out",
+            str(run),
+        ]
+    )
     saved = torch.load(run / "checkpoint.pt", weights_only=False)["config"]
-    assert (saved["task"], saved["episode_s"], saved["stim_budget_s"], saved["followup_s"], saved["gamma"],
-            saved["weight_credit"]) == ("lasting", pytest.approx(0.4), 0.3, 0.1, 0.99, 20.0)
+    assert (
+        saved["task"],
+        saved["episode_s"],
+        saved["stim_budget_s"],
+        saved["followup_s"],
+        saved["gamma"],
+        saved["weight_credit"],
+    ) == ("lasting", pytest.approx(0.4), 0.3, 0.1, 0.99, 20.0)
     out = tmp_path / "evaluate"
-    main(["evaluate", *TINY, "--task", "lasting", "--controllers", "none", "ftsts-tuned-1ms",
-          "--policy", str(run / "checkpoint.pt"), "--sweep", str(sweep), "--seeds", "2", "--onset", "0.1",
-          "--budget", "0.2", "--followup", "0.1", "--out", str(out)])
+    main(
+        [
+            "evaluate",
+            *TINY,
+            "--task",
+            "lasting",
+            "--controllers",
+            "none",
+            "ftsts-tuned-1ms",
+            "--policy",
+            str(run / "checkpoint.pt"),
+            "--sweep",
+            str(sweep),
+            "--seeds",
+            "2",
+            "--onset",
+            "0.1",
+            "--budget",
+            "0.2",
+            "--followup",
+            "0.1",
+            "--out",
+            str(out),
+        ]
+    )
     result = EvaluationResult.load(out)
     c = result.config
-    assert (c.duration_s, c.stim_onset_s, c.stim_budget_s, c.followup_s, c.latch_ends_stimulation) == \
-        (pytest.approx(0.4), 0.1, 0.2, 0.1, True)
+    assert (c.duration_s, c.stim_onset_s, c.stim_budget_s, c.followup_s, c.latch_ends_stimulation) == (
+        pytest.approx(0.4),
+        0.1,
+        0.2,
+        0.1,
+        True,
+    )
     assert not result.traces["stimulating"][:, :, -5:].any()  # the follow-up: every stimulator off
     report = json.loads((out / "evaluation.json").read_text())
-    np.testing.assert_allclose([report["metrics"][n]["kop_followup"]["mean"] for n in result.names],
-                               result.traces["kop"][:, :, -5:].mean(axis=(1, 2)))
+    np.testing.assert_allclose(
+        [report["metrics"][n]["kop_followup"]["mean"] for n in result.names],
+        result.traces["kop"][:, :, -5:].mean(axis=(1, 2)),
+    )
     tuned = json.loads((sweep / "sweep.json").read_text())["tuned"]["1ms"]
     assert report["controllers"]["ftsts-tuned-1ms"]["amplitude"] == tuned["amplitude_mv"]
     assert (out / "sweep.json").read_text() == (sweep / "sweep.json").read_text()
@@ -246,19 +530,65 @@ def test_lasting_task_from_sweep_to_training_to_evaluation(tmp_path):
     expected = sorted((p["metrics"]["energy_mv2ms"]["mean"], p["metrics"]["kop_followup"]["mean"]) for p in points)
     assert sorted(map(tuple, grid.tolist())) == pytest.approx(expected)
     means = [bar.lines[0].get_xydata()[0] for bar in ax.containers]  # one errorbar per controller, in order
-    assert np.allclose(means, [(metrics["energy_mv2ms"][k].mean(), metrics["kop_followup"][k].mean())
-                               for k in range(len(result.names))])
+    assert np.allclose(
+        means,
+        [(metrics["energy_mv2ms"][k].mean(), metrics["kop_followup"][k].mean()) for k in range(len(result.names))],
+    )
     assert "follow-up" in ax.get_ylabel()
 
 
 def test_latch_level_reaches_training_and_the_lasting_evaluation(tmp_path):
     run = tmp_path / "train"
-    main(["train", *TINY, "--task", "lasting", "--latch", "95", "--networks", "2", "--budget", "0.2", "--followup",
-          "0.1", "--windows-per-batch", "5", "--frames", "10", "--minibatch", "10", "--out", str(run)])
+    main(
+        [
+            "train",
+            *TINY,
+            "--task",
+            "lasting",
+            "--latch",
+            "95",
+            "--networks",
+            "2",
+            "--budget",
+            "0.2",
+            "--followup",
+            "0.1",
+            "--windows-per-batch",
+            "5",
+            "--frames",
+            "10",
+            "--minibatch",
+            "10",
+            "--out",
+            str(run),
+        ]
+    )
     assert torch.load(run / "checkpoint.pt", weights_only=False)["config"]["latch_mv"] == 95.0
     out = tmp_path / "evaluate"
-    main(["evaluate", *TINY, "--task", "lasting", "--latch", "259", "--controllers", "ftsts", "--policy", "",
-          "--seeds", "2", "--onset", "0.1", "--budget", "0.2", "--followup", "0.1", "--out", str(out)])
+    main(
+        [
+            "evaluate",
+            *TINY,
+            "--task",
+            "lasting",
+            "--latch",
+            "259",
+            "--controllers",
+            "ftsts",
+            "--policy",
+            "",
+            "--seeds",
+            "2",
+            "--onset",
+            "0.1",
+            "--budget",
+            "0.2",
+            "--followup",
+            "0.1",
+            "--out",
+            str(out),
+        ]
+    )
     report = json.loads((out / "evaluation.json").read_text())
     assert report["config"]["latch_mv"] == 259.0 and report["config"]["latch_ends_stimulation"]
     traces = np.load(out / "evaluation.npz")
@@ -266,23 +596,46 @@ def test_latch_level_reaches_training_and_the_lasting_evaluation(tmp_path):
     for s in range(2):  # no window stimulates after one that ended below the latch
         below = np.flatnonzero((weight[s] < 259.0) & (np.arange(weight.shape[1]) >= 5))
         if below.size:
-            assert not on[s, below[0] + 1:].any()
+            assert not on[s, below[0] + 1 :].any()
 
 
 def test_simulate_model_published_code_is_the_variant_of_the_library(tmp_path):
     from neuroloop_gpu.network import NetworkBatch
     from neuroloop_gpu.open_loop import MODELS, run_open_loop
 
-    main(["simulate", "--num-e", "40", "--num-i", "10", "--duration", "2.1", "--model", "published-code",
-          "--latch", "-1", "--device", "cpu", "--out", str(tmp_path), "--quiet"])
+    main(
+        [
+            "simulate",
+            "--num-e",
+            "40",
+            "--num-i",
+            "10",
+            "--duration",
+            "2.1",
+            "--model",
+            "published-code",
+            "--latch",
+            "-1",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     summary = json.loads((tmp_path / "summary.json").read_text())
     network = summary["network"]
-    assert (network["model"], network["stim_noise_e"], network["stim_noise_i"], network["plasticity_onset_ms"]) == \
-        ("published-code", 10.0, 0.0, 80.0)
+    assert (network["model"], network["stim_noise_e"], network["stim_noise_i"], network["plasticity_onset_ms"]) == (
+        "published-code",
+        10.0,
+        0.0,
+        80.0,
+    )
     assert summary["protocol"]["onset"] == 1980.0
     variant = MODELS["published-code"]
-    net = NetworkBatch(1, variant.network(NetworkParams(num_e=40, num_i=10)), SimConfig(duration=2100.0, seed=0),
-                       device="cpu")
+    net = NetworkBatch(
+        1, variant.network(NetworkParams(num_e=40, num_i=10)), SimConfig(duration=2100.0, seed=0), device="cpu"
+    )
     run = run_open_loop(net, variant.protocol(latch_mv=None), 105, progress=False)
     assert summary["networks"][0]["final_weight_mv"] == float(run.stats["weight_mv"][-1, 0])
 
@@ -291,13 +644,55 @@ def test_train_and_evaluate_take_the_model_variant(tmp_path):
     from neuroloop_gpu.control.checkpoint import load_checkpoint
     from neuroloop_gpu.control.ppo import PPOConfig
 
-    main(["train", *TINY, "--model", "published-code", "--networks", "2", "--episode", "0.1", "--windows-per-batch",
-          "5", "--frames", "10", "--minibatch", "10", "--hidden", "8", "--out", str(tmp_path / "train")])
+    main(
+        [
+            "train",
+            *TINY,
+            "--model",
+            "published-code",
+            "--networks",
+            "2",
+            "--episode",
+            "0.1",
+            "--windows-per-batch",
+            "5",
+            "--frames",
+            "10",
+            "--minibatch",
+            "10",
+            "--hidden",
+            "8",
+            "--out",
+            str(tmp_path / "train"),
+        ]
+    )
     config = PPOConfig.from_dict(load_checkpoint(tmp_path / "train" / "checkpoint.pt")["config"])
     network = config.network
-    assert (config.model, network.stim_noise_e, network.stim_noise_i, network.plasticity.onset) == \
-        ("published-code", 10.0, 0.0, 80.0)
-    main(["evaluate", *TINY, "--model", "published-code", "--controllers", "none", "--policy", "", "--seeds", "1",
-          "--duration", "0.2", "--onset", "0.1", "--out", str(tmp_path / "eval")])
+    assert (config.model, network.stim_noise_e, network.stim_noise_i, network.plasticity.onset) == (
+        "published-code",
+        10.0,
+        0.0,
+        80.0,
+    )
+    main(
+        [
+            "evaluate",
+            *TINY,
+            "--model",
+            "published-code",
+            "--controllers",
+            "none",
+            "--policy",
+            "",
+            "--seeds",
+            "1",
+            "--duration",
+            "0.2",
+            "--onset",
+            "0.1",
+            "--out",
+            str(tmp_path / "eval"),
+        ]
+    )
     evaluated = json.loads((tmp_path / "eval" / "evaluation.json").read_text())["config"]["network"]
     assert (evaluated["stim_noise_e"], evaluated["plasticity"]["onset"]) == (10.0, 80.0)

@@ -12,60 +12,82 @@ from neuroloop_gpu.network import NetworkBatch
 SMALL = NetworkParams(num_e=40, num_i=10)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"step_size": 0.0}, "step_size must be a finite number > 0, got 0.0"),
-    ({"step_size": -0.1}, "step_size must be a finite number > 0"),
-    ({"step_size": float("nan")}, "step_size must be a finite number > 0"),
-    ({"sample_duration": 20.05}, r"sample_duration must be a positive whole multiple of step_size=0.1 ms"),
-    ({"duration": 30.0}, r"duration must be a whole multiple of sample_duration=20.0 ms"),
-    ({"duration": 10.0}, r"duration must be a whole multiple of sample_duration"),
-    ({"seed": -1}, r"seed must be None or an integer in \[0, 2\*\*63\)"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"step_size": 0.0}, "step_size must be a finite number > 0, got 0.0"),
+        ({"step_size": -0.1}, "step_size must be a finite number > 0"),
+        ({"step_size": float("nan")}, "step_size must be a finite number > 0"),
+        ({"sample_duration": 20.05}, r"sample_duration must be a positive whole multiple of step_size=0.1 ms"),
+        ({"duration": 30.0}, r"duration must be a whole multiple of sample_duration=20.0 ms"),
+        ({"duration": 10.0}, r"duration must be a whole multiple of sample_duration"),
+        ({"seed": -1}, r"seed must be None or an integer in \[0, 2\*\*63\)"),
+    ],
+)
 def test_invalid_sim_config(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SimConfig(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"num_e": 0}, "num_e must be an integer >= 1, got 0"),
-    ({"num_i": 0}, "num_i must be an integer >= 1, got 0"),
-    ({"num_e": 10.5}, "num_e must be an integer >= 1"),
-    ({"tau_m": 0.0}, "tau_m must be a finite number > 0"),
-    ({"connection_prob": 0.0}, r"connection_prob must be in \(0, 1\]"),
-    ({"connection_prob": 1.5}, r"connection_prob must be in \(0, 1\]"),
-    ({"v_reset": 25.0}, r"v_reset must be in \[v_rest=0.0, v_threshold=20.0\) mV"),
-    ({"sigma_e": -1.0}, "sigma_e must be a finite number >= 0"),
-    ({"stim_noise_e": -10.0}, r"stim_noise_e must be a finite number >= 0 \(mV\), got -10.0"),
-    ({"stim_noise_i": float("nan")}, r"stim_noise_i must be a finite number >= 0 \(mV\)"),
-    ({"synaptic_input": "mean"}, "synaptic_input must be 'published' or 'summed'"),
-    ({"noise_scaling": "ito"}, "noise_scaling must be 'published' or 'euler_maruyama'"),
-    ({"delay": 0.0}, "delay must be a finite number > 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"num_e": 0}, "num_e must be an integer >= 1, got 0"),
+        ({"num_i": 0}, "num_i must be an integer >= 1, got 0"),
+        ({"num_e": 10.5}, "num_e must be an integer >= 1"),
+        ({"tau_m": 0.0}, "tau_m must be a finite number > 0"),
+        ({"connection_prob": 0.0}, r"connection_prob must be in \(0, 1\]"),
+        ({"connection_prob": 1.5}, r"connection_prob must be in \(0, 1\]"),
+        ({"v_reset": 25.0}, r"v_reset must be in \[v_rest=0.0, v_threshold=20.0\) mV"),
+        ({"sigma_e": -1.0}, "sigma_e must be a finite number >= 0"),
+        ({"stim_noise_e": -10.0}, r"stim_noise_e must be a finite number >= 0 \(mV\), got -10.0"),
+        ({"stim_noise_i": float("nan")}, r"stim_noise_i must be a finite number >= 0 \(mV\)"),
+        ({"synaptic_input": "mean"}, "synaptic_input must be 'published' or 'summed'"),
+        ({"noise_scaling": "ito"}, "noise_scaling must be 'published' or 'euler_maruyama'"),
+        ({"delay": 0.0}, "delay must be a finite number > 0"),
+    ],
+)
 def test_invalid_network_params(kwargs, message):
     with pytest.raises(ValueError, match=message):
         NetworkParams(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"tau_pre": 0.0}, "plasticity.tau_pre must be a finite number > 0"),
-    ({"a_ltd": 0.5}, "plasticity.a_ltd must be a finite number <= 0"),
-    ({"w_max_mv": 5.0}, "plasticity.w_max_mv must be a finite number > w_min_mv=10.0"),
-    ({"onset": -1.0}, "plasticity.onset must be a finite number >= 0"),
-    ({"w_init": float("nan")}, "plasticity.w_init must be a finite number >= 0, got nan"),
-    ({"enabled": "no"}, "plasticity.enabled must be True or False, got 'no'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"tau_pre": 0.0}, "plasticity.tau_pre must be a finite number > 0"),
+        ({"a_ltd": 0.5}, "plasticity.a_ltd must be a finite number <= 0"),
+        ({"w_max_mv": 5.0}, "plasticity.w_max_mv must be a finite number > w_min_mv=10.0"),
+        ({"onset": -1.0}, "plasticity.onset must be a finite number >= 0"),
+        ({"w_init": float("nan")}, "plasticity.w_init must be a finite number >= 0, got nan"),
+        ({"enabled": "no"}, "plasticity.enabled must be True or False, got 'no'"),
+    ],
+)
 def test_invalid_plasticity(kwargs, message):
     with pytest.raises(ValueError, match=message):
         PlasticityParams(**kwargs)
 
 
-@pytest.mark.parametrize("params,sim,message", [
-    (NetworkParams(num_e=40, num_i=10, delay=5.05), SimConfig(), "delay must be a positive whole multiple of "
-                                                                 "step_size=0.1 ms"),
-    (NetworkParams(num_e=40, num_i=10, refractory=0.25), SimConfig(), "refractory must be a positive whole multiple"),
-    (NetworkParams(num_e=40, num_i=10, plasticity=PlasticityParams(w_init=2.0)), SimConfig(),
-     r"plasticity.w_init must be in \[w_min_mv / j_i, w_max_mv / j_i\]"),
-])
+@pytest.mark.parametrize(
+    "params,sim,message",
+    [
+        (
+            NetworkParams(num_e=40, num_i=10, delay=5.05),
+            SimConfig(),
+            "delay must be a positive whole multiple of step_size=0.1 ms",
+        ),
+        (
+            NetworkParams(num_e=40, num_i=10, refractory=0.25),
+            SimConfig(),
+            "refractory must be a positive whole multiple",
+        ),
+        (
+            NetworkParams(num_e=40, num_i=10, plasticity=PlasticityParams(w_init=2.0)),
+            SimConfig(),
+            r"plasticity.w_init must be in \[w_min_mv / j_i, w_max_mv / j_i\]",
+        ),
+    ],
+)
 def test_combinations_that_cannot_be_simulated(params, sim, message):
     with pytest.raises(ValueError, match=message):
         NetworkBatch(1, params, sim, device="cpu")
@@ -76,20 +98,27 @@ def test_time_constant_below_the_step_warns():
         NetworkBatch(1, NetworkParams(num_e=40, num_i=10, tau_d=0.05), SimConfig(), device="cpu")
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"num_networks": 0}, "num_networks must be an integer >= 1"),
-    ({"num_networks": 2, "seeds": [1]}, r"seeds must be 2 integers"),
-    ({"num_networks": 1, "seeds": [-3]}, r"seeds must be non-negative integers, got \[-3\]"),
-    ({"num_networks": 2, "seeds": [1.7, 2.0]}, r"seeds must be 2 integers in \[0, 2\*\*63\), got torch.float32"),
-    ({"num_networks": 2, "seeds": [2**64, 1]}, r"seeds must be 2 integers in \[0, 2\*\*63\)"),
-    ({"num_networks": 2**27}, r"num_networks must be below 52377650 for networks of this size"),
-    ({"num_networks": 1, "dtype": torch.float16}, "dtype must be torch.float32 or torch.float64"),
-    ({"num_networks": 1, "kop_sample_interval": 0.3}, "kop_sample_interval must be a divisor of sample_duration"),
-    ({"num_networks": 1, "kop_sample_interval": float("nan")},
-     "kop_sample_interval must be a finite whole multiple of step_size=0.1 ms, got nan"),
-    ({"num_networks": 2, "sim": SimConfig(seed=2**63 - 1)},
-     r"sim.seed must be an integer in \[0, 2\*\*63 - num_networks\]"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"num_networks": 0}, "num_networks must be an integer >= 1"),
+        ({"num_networks": 2, "seeds": [1]}, r"seeds must be 2 integers"),
+        ({"num_networks": 1, "seeds": [-3]}, r"seeds must be non-negative integers, got \[-3\]"),
+        ({"num_networks": 2, "seeds": [1.7, 2.0]}, r"seeds must be 2 integers in \[0, 2\*\*63\), got torch.float32"),
+        ({"num_networks": 2, "seeds": [2**64, 1]}, r"seeds must be 2 integers in \[0, 2\*\*63\)"),
+        ({"num_networks": 2**27}, r"num_networks must be below 52377650 for networks of this size"),
+        ({"num_networks": 1, "dtype": torch.float16}, "dtype must be torch.float32 or torch.float64"),
+        ({"num_networks": 1, "kop_sample_interval": 0.3}, "kop_sample_interval must be a divisor of sample_duration"),
+        (
+            {"num_networks": 1, "kop_sample_interval": float("nan")},
+            "kop_sample_interval must be a finite whole multiple of step_size=0.1 ms, got nan",
+        ),
+        (
+            {"num_networks": 2, "sim": SimConfig(seed=2**63 - 1)},
+            r"sim.seed must be an integer in \[0, 2\*\*63 - num_networks\]",
+        ),
+    ],
+)
 def test_invalid_batch_arguments(kwargs, message):
     num = kwargs.pop("num_networks")
     with pytest.raises(ValueError, match=message):

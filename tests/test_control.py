@@ -97,8 +97,12 @@ def test_open_loop_protocol_latches_at_the_published_threshold_of_its_waveform()
     with pytest.raises(ValueError, match="latch_mv must be"):
         OpenLoopProtocol(latch_mv=float("nan"))
     # the published swapped run: J_I = 75 mV, so J_I*w starts at 75 and creeps up, far below 125
-    run = run_open_loop(NetworkBatch(2, NetworkParams(num_e=40, num_i=10, j_i=75.0), SimConfig(duration=200.0, seed=3),
-                                     device="cpu"), swapped, 10, progress=False)
+    run = run_open_loop(
+        NetworkBatch(2, NetworkParams(num_e=40, num_i=10, j_i=75.0), SimConfig(duration=200.0, seed=3), device="cpu"),
+        swapped,
+        10,
+        progress=False,
+    )
     assert (run.stats["weight_mv"] < 125.0).all()
     assert run.stimulating[5:].all() and run.stim_off_time_ms == [None, None]
 
@@ -157,8 +161,12 @@ def test_bad_parameters_name_the_parameter():
 def test_ftsts_controller_on_the_core_reproduces_the_open_loop_run():
     params, sim = NetworkParams(num_e=40, num_i=10), SimConfig(duration=240.0, seed=3)
     windows, latch = 12, 259.0  # a high latch, so the tiny networks trip it within 12 windows
-    reference = run_open_loop(NetworkBatch(2, params, sim, device="cpu"),
-                              OpenLoopProtocol(onset=100.0, latch_mv=latch), windows, progress=False)
+    reference = run_open_loop(
+        NetworkBatch(2, params, sim, device="cpu"),
+        OpenLoopProtocol(onset=100.0, latch_mv=latch),
+        windows,
+        progress=False,
+    )
     core = DBSCore(2, params, sim, episode=EpisodeConfig(stim_onset=100.0), device="cpu")
     controller = OpenLoopFTSTS(latch_mv=latch)
     controller.reset(2, core.device)
@@ -174,8 +182,13 @@ def test_ftsts_controller_on_the_core_reproduces_the_open_loop_run():
 
 
 def test_step_train_gates_before_onset():
-    core = DBSCore(2, NetworkParams(num_e=40, num_i=10), SimConfig(duration=60.0), device="cpu",
-                   episode=EpisodeConfig(stim_onset=20.0))
+    core = DBSCore(
+        2,
+        NetworkParams(num_e=40, num_i=10),
+        SimConfig(duration=60.0),
+        device="cpu",
+        episode=EpisodeConfig(stim_onset=20.0),
+    )
     train = PulseTrain.constant(2, 50.0, 130.0, 60.0)
     assert core.step_train(train).info["amplitude_mv"].tolist() == [0.0, 0.0]
     assert core.step_train(train).info["amplitude_mv"].tolist() == [50.0, 50.0]

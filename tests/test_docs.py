@@ -22,7 +22,10 @@ def test_mkdocs_build_strict(tmp_path):
     pytest.importorskip("mkdocstrings_handlers.python")
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -48,4 +51,5 @@ def test_cli_reference_is_the_current_help(command, capsys, monkeypatch):
     text = capsys.readouterr().out.rstrip("\n")
     assert text in (ROOT / "docs" / "cli.md").read_text(encoding="utf-8"), (
         f"docs/cli.md is out of date for `neuroloop {command} --help`: paste the output of "
-        f"`COLUMNS=100 neuroloop {command} --help` into its block")
+        f"`COLUMNS=100 neuroloop {command} --help` into its block"
+    )

@@ -165,13 +165,16 @@ def test_out_of_range_actions_are_clipped():
     np.testing.assert_allclose(info["pulse_width_us"], [500.0, 50.0])
 
 
-@pytest.mark.parametrize("bad,message", [
-    (np.full((2, 3), np.nan, dtype=np.float32), r"action must be finite"),
-    (np.array([[0.0, np.inf, 0.0], [0.0, 0.0, 0.0]]), r"action must be finite"),
-    (np.zeros((2, 2), dtype=np.float32), r"action must be an array of shape \(2, 3\)"),
-    (np.zeros((3, 3), dtype=np.float32), r"action must be an array of shape \(2, 3\)"),
-    (np.zeros((2, 3), dtype=np.int64), r"action must be a floating-point array"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (np.full((2, 3), np.nan, dtype=np.float32), r"action must be finite"),
+        (np.array([[0.0, np.inf, 0.0], [0.0, 0.0, 0.0]]), r"action must be finite"),
+        (np.zeros((2, 2), dtype=np.float32), r"action must be an array of shape \(2, 3\)"),
+        (np.zeros((3, 3), dtype=np.float32), r"action must be an array of shape \(2, 3\)"),
+        (np.zeros((2, 3), dtype=np.int64), r"action must be a floating-point array"),
+    ],
+)
 def test_bad_actions_raise_and_change_nothing(bad, message):
     env = vector(2)
     env.reset(seed=0)
@@ -232,8 +235,9 @@ def test_reward_terms():
     config = RewardConfig()
     got = reward(config, torch.tensor([0.5]), torch.tensor([1.0]), torch.tensor([50.0]), 100.0)
     assert float(got) == pytest.approx(-(0.5 + 0.5 * 1.0 + 0.2 * 0.5))
-    sync = reward(RewardConfig(target="synchronise"), torch.tensor([0.5]), torch.tensor([1.0]),
-                  torch.tensor([0.0]), 100.0)
+    sync = reward(
+        RewardConfig(target="synchronise"), torch.tensor([0.5]), torch.tensor([1.0]), torch.tensor([0.0]), 100.0
+    )
     assert float(sync) == pytest.approx(-0.5)
     with pytest.raises(ValueError, match="reward.synchrony must be 'kop' or 'chi'"):
         RewardConfig(synchrony="plv")
@@ -301,18 +305,25 @@ def test_vector_env_is_batch_size_independent_across_autoreset():
         obs, rew, *_ = batch.step(act)
         trajectories.append(obs)
         for b, env in enumerate(alone):
-            s_obs, s_rew, *_ = env.step(act[b:b + 1])
+            s_obs, s_rew, *_ = env.step(act[b : b + 1])
             singles[b].append(s_obs[0])
             assert s_rew[0] == rew[b]
     assert np.array_equal(np.stack(trajectories), np.stack(singles, axis=1))
 
 
 def test_importing_and_rendering_leave_the_matplotlib_backend_alone():
-    code = ("import matplotlib; import neuroloop_gpu.envs\n"
-            "from neuroloop_gpu.envs.rendering import RenderHistory, render_frame\n"
-            "render_frame(RenderHistory(), 'env 0', 0.1); print(matplotlib.get_backend())")
-    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "MPLBACKEND": "svg"}, capture_output=True,
-                         text=True, check=True)
+    code = (
+        "import matplotlib; import neuroloop_gpu.envs\n"
+        "from neuroloop_gpu.envs.rendering import RenderHistory, render_frame\n"
+        "render_frame(RenderHistory(), 'env 0', 0.1); print(matplotlib.get_backend())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "MPLBACKEND": "svg"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "svg"
 
 
@@ -380,8 +391,9 @@ def test_returned_observations_are_copies():
     assert not (torchrl_env.core.observation == 0.5).any()
 
 
-@pytest.mark.parametrize("bad", [torch.tensor([[float("nan"), 0.0, 0.0]] * 2), torch.zeros(2, 2),
-                                 torch.zeros(2, 3, dtype=torch.int64)])
+@pytest.mark.parametrize(
+    "bad", [torch.tensor([[float("nan"), 0.0, 0.0]] * 2), torch.zeros(2, 2), torch.zeros(2, 3, dtype=torch.int64)]
+)
 def test_core_step_validates_actions(bad):
     core = DBSCore(2, NetworkParams(**TINY), EPISODE, device="cpu")
     core.reset()
@@ -392,15 +404,18 @@ def test_core_step_validates_actions(bad):
     assert core.step(torch.zeros(2, 3), validate=False).observation.shape == (2, 6)
 
 
-@pytest.mark.parametrize("bad,message", [
-    (np.array([np.nan, 0.0, 0.0], dtype=np.float32), r"action must be finite"),
-    (np.array([0.0, -np.inf, 0.0]), r"action must be finite"),
-    (torch.tensor([float("nan"), 0.0, 0.0]), r"action must be finite"),
-    (np.zeros(2, dtype=np.float32), r"action must be an array of shape \(3,\)"),
-    (np.zeros((1, 3), dtype=np.float32), r"action must be an array of shape \(3,\)"),
-    (np.zeros(3, dtype=np.int64), r"action must be a floating-point array"),
-    ("abc", r"action must be an array of shape \(3,\)"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (np.array([np.nan, 0.0, 0.0], dtype=np.float32), r"action must be finite"),
+        (np.array([0.0, -np.inf, 0.0]), r"action must be finite"),
+        (torch.tensor([float("nan"), 0.0, 0.0]), r"action must be finite"),
+        (np.zeros(2, dtype=np.float32), r"action must be an array of shape \(3,\)"),
+        (np.zeros((1, 3), dtype=np.float32), r"action must be an array of shape \(3,\)"),
+        (np.zeros(3, dtype=np.int64), r"action must be a floating-point array"),
+        ("abc", r"action must be an array of shape \(3,\)"),
+    ],
+)
 def test_single_env_bad_actions_raise_and_change_nothing(bad, message):
     env = single_env()
     env.reset(seed=0)
@@ -416,8 +431,9 @@ def test_observation_is_relative_to_v_rest():
     shifted = NetworkParams(**TINY, v_rest=-70.0, v_threshold=-50.0, v_reset=-56.0)
     runs = []
     for params in (NetworkParams(**TINY), shifted):
-        env = FTSTSVectorEnv(2, EPISODE, params, device="cpu", dtype=torch.float64,
-                             autoreset_mode=AutoresetMode.DISABLED)
+        env = FTSTSVectorEnv(
+            2, EPISODE, params, device="cpu", dtype=torch.float64, autoreset_mode=AutoresetMode.DISABLED
+        )
         observations = [env.reset(seed=0)[0]] + [env.step(actions(2, t))[0] for t in range(3)]
         assert all(env.observation_space.contains(o) for o in observations)
         runs.append(np.stack(observations))
@@ -425,9 +441,17 @@ def test_observation_is_relative_to_v_rest():
     assert runs[1][0, 0, 1] == pytest.approx(0.7)  # V_reset 14 mV above V_rest on a 20 mV span
 
 
-@pytest.mark.parametrize("field,value", [("stim_onset", float("inf")), ("stim_onset", float("nan")),
-                                         ("stim_onset", "5"), ("stim_onset", -1.0), ("latch_mv", "5"),
-                                         ("latch_mv", float("inf"))])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("stim_onset", float("inf")),
+        ("stim_onset", float("nan")),
+        ("stim_onset", "5"),
+        ("stim_onset", -1.0),
+        ("latch_mv", "5"),
+        ("latch_mv", float("inf")),
+    ],
+)
 def test_episode_config_rejects_bad_numbers(field, value):
     with pytest.raises(ValueError, match=rf"episode\.{field} must be .*a finite number"):
         EpisodeConfig(**{field: value})
@@ -437,8 +461,7 @@ def test_energy_term_exceeds_one_in_windows_with_an_extra_pulse():
     # 180 Hz gives 3.6 pulses per 20 ms window on average: the normaliser; a window with 4 holds 1/0.9 of it
     env = vector(1)
     env.reset(seed=0)
-    fractions = [env.step(np.ones((1, 3), np.float32))[4]["energy_mv2ms"][0] / env.core.energy_scale
-                 for _ in range(3)]
+    fractions = [env.step(np.ones((1, 3), np.float32))[4]["energy_mv2ms"][0] / env.core.energy_scale for _ in range(3)]
     assert max(fractions) == pytest.approx(4 / 3.6, rel=1e-5) and min(fractions) == pytest.approx(3 / 3.6, rel=1e-5)
 
 
@@ -501,9 +524,11 @@ def test_reset_options():
 
 
 def test_importing_the_package_registers_the_env_and_exports_the_api():
-    code = ("import sys, gymnasium as gym, neuroloop_gpu as n; "
-            "print(n.ENV_ID in gym.registry, 'torchrl' in sys.modules, n.FTSTSEnv is n.envs.FTSTSEnv, "
-            "n.NetworkBatch.__name__, n.FTSTSTorchEnv.__name__)")
+    code = (
+        "import sys, gymnasium as gym, neuroloop_gpu as n; "
+        "print(n.ENV_ID in gym.registry, 'torchrl' in sys.modules, n.FTSTSEnv is n.envs.FTSTSEnv, "
+        "n.NetworkBatch.__name__, n.FTSTSTorchEnv.__name__)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "False", "True", "NetworkBatch", "FTSTSTorchEnv"]  # TorchRL only on request
 

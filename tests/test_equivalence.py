@@ -33,12 +33,19 @@ def random_trains(batch: int, windows: int, seed: int) -> list[PulseTrain]:
 def test_batched_matches_reference(mode, stim_noise):
     """With ``stim_noise`` the stimulation-locked term is on (E 10 mV, I 5 mV), in the windows whose
     train has amplitude > 0 only: the random trains switch some networks off in some windows."""
-    params = NetworkParams(num_e=80, num_i=20, connection_prob=0.2, synaptic_input=mode,
-                           plasticity=PlasticityParams(onset=10.0), stim_noise_e=stim_noise,
-                           stim_noise_i=stim_noise / 2)
+    params = NetworkParams(
+        num_e=80,
+        num_i=20,
+        connection_prob=0.2,
+        synaptic_input=mode,
+        plasticity=PlasticityParams(onset=10.0),
+        stim_noise_e=stim_noise,
+        stim_noise_i=stim_noise / 2,
+    )
     sim = SimConfig(duration=WINDOWS * 20.0)
-    net = NetworkBatch(len(SEEDS), params, sim, seeds=SEEDS, device="cpu", dtype=torch.float64,
-                       record=RecordConfig(spikes_e=True))
+    net = NetworkBatch(
+        len(SEEDS), params, sim, seeds=SEEDS, device="cpu", dtype=torch.float64, record=RecordConfig(spikes_e=True)
+    )
     steps = sim.steps_per_window
     trains = random_trains(len(SEEDS), WINDOWS, seed=7)
 
@@ -58,9 +65,16 @@ def test_batched_matches_reference(mode, stim_noise):
         ie[ie_pre[b][real], ie_post[b][real]] = True
         refs.append(ReferenceNetwork(params, sim.step_size, ei, ie))
         noise, stim_noise_draws = (
-            standard_normal(torch.tensor([seed]), stream, torch.arange(WINDOWS * steps).view(1, -1),
-                            torch.zeros(1, 1, dtype=torch.int64), ne + ni, torch.float64)[0].numpy()
-            for stream in (STREAM_MEMBRANE_NOISE, STREAM_STIM_NOISE))
+            standard_normal(
+                torch.tensor([seed]),
+                stream,
+                torch.arange(WINDOWS * steps).view(1, -1),
+                torch.zeros(1, 1, dtype=torch.int64),
+                ne + ni,
+                torch.float64,
+            )[0].numpy()
+            for stream in (STREAM_MEMBRANE_NOISE, STREAM_STIM_NOISE)
+        )
         noises.append(noise)
         stim_noises.append(stim_noise_draws)
     stimulator = StimulatorState.initial(len(SEEDS), "cpu")
@@ -90,8 +104,13 @@ def test_batched_matches_reference(mode, stim_noise):
             ):
                 np.testing.assert_allclose(ours.numpy(), theirs, rtol=0, atol=1e-9, err_msg=f"{name} window {w}")
             real = ei_post[b] < ni
-            np.testing.assert_allclose(st.weight[b].numpy()[real], ref.w[ei_pre[b][real], ei_post[b][real]],
-                                       rtol=0, atol=1e-9, err_msg=f"weights window {w}")
+            np.testing.assert_allclose(
+                st.weight[b].numpy()[real],
+                ref.w[ei_pre[b][real], ei_post[b][real]],
+                rtol=0,
+                atol=1e-9,
+                err_msg=f"weights window {w}",
+            )
             for ours, theirs in ((st.trace_pre[b, :ne], ref.trace_pre()), (st.trace_post[b, :ni], ref.trace_post())):
                 defined = ~np.isnan(theirs)
                 np.testing.assert_allclose(ours.numpy()[defined], theirs[defined], rtol=0, atol=1e-9)

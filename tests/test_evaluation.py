@@ -23,8 +23,9 @@ from neuroloop_gpu.evaluation import (
 TINY = NetworkParams(num_e=40, num_i=10)
 
 
-@pytest.mark.parametrize(("df", "expected"), [(1, 12.706205), (2, 4.302653), (9, 2.262157), (31, 2.039513),
-                                              (1000, 1.962339)])
+@pytest.mark.parametrize(
+    ("df", "expected"), [(1, 12.706205), (2, 4.302653), (9, 2.262157), (31, 2.039513), (1000, 1.962339)]
+)
 def test_t_quantile_matches_the_tables(df, expected):
     assert t_quantile(0.975, df) == pytest.approx(expected, abs=2e-6)
 
@@ -45,9 +46,15 @@ def test_network_metrics_on_synthetic_traces():
     kop = np.stack([np.full(windows, 0.5), np.linspace(0.0, 0.95, windows)])  # 2 networks
     weight = np.stack([np.full(windows, 260.0), 260.0 - 20.0 * np.arange(windows)])  # net 1: 80 at w 9, 60 at w 10
     stimulating = np.zeros((2, windows), dtype=bool)
-    stimulating[1, onset:onset + 6] = True
-    traces = {"kop": kop, "chi": 2 * kop, "weight_mv": weight, "stimulating": stimulating,
-              "energy_mv2ms": stimulating * 100.0, "charge_mvms": stimulating * 2.0}
+    stimulating[1, onset : onset + 6] = True
+    traces = {
+        "kop": kop,
+        "chi": 2 * kop,
+        "weight_mv": weight,
+        "stimulating": stimulating,
+        "energy_mv2ms": stimulating * 100.0,
+        "charge_mvms": stimulating * 2.0,
+    }
     m = network_metrics(traces, window_ms=20.0, onset_window=onset, latch_mv=75.0, final_fraction=0.1)
     assert set(m) == set(METRICS)
     assert m["kop_mean"] == pytest.approx([0.5, np.linspace(0.0, 0.95, windows)[onset:].mean()])
@@ -95,8 +102,10 @@ def test_config_validation_names_the_parameter():
     with pytest.raises(ValueError, match="followup_s must be a whole number"):
         EvaluationConfig(followup_s=-1.0)
     with pytest.raises(ValueError, match="controllers must be distinct names"):
-        evaluate(["none", NoStimulation()], EvaluationConfig(seeds=(0,), network=TINY, duration_s=0.04,
-                                                              stim_onset_s=0.0, raster_ms=0.0))
+        evaluate(
+            ["none", NoStimulation()],
+            EvaluationConfig(seeds=(0,), network=TINY, duration_s=0.04, stim_onset_s=0.0, raster_ms=0.0),
+        )
     with pytest.raises(ValueError, match="controller must be one of"):
         evaluate(["nothing"])
 
@@ -158,15 +167,16 @@ def test_rasters_hold_every_spike_of_their_windows(backend):
     if backend == "fused" and fused_backend_problem() is not None:
         pytest.skip(f"fused backend unavailable: {fused_backend_problem()}")
     config = EvaluationConfig(seeds=(5, 6), network=TINY, duration_s=0.3, stim_onset_s=0.1, raster_ms=60.0)
-    result = evaluate({"none": NoStimulation(), "ftsts": OpenLoopFTSTS()}, config, device="cpu", backend=backend,
-                      progress=False)
+    result = evaluate(
+        {"none": NoStimulation(), "ftsts": OpenLoopFTSTS()}, config, device="cpu", backend=backend, progress=False
+    )
     assert result.backend == backend
     steps, windows = round(config.window_ms / config.step_ms), round(config.raster_ms / config.window_ms)
     for kind, start_s in result.raster_start_s.items():
         first = round(start_s * 1000.0 / config.window_ms)
         raster = result.rasters[kind].reshape(2, windows, steps, TINY.num_e)  # controllers, windows, steps, E
         counted = raster.sum(axis=(2, 3))
-        rate = result.traces["rate_e_hz"][:, 0, first:first + windows]  # first seed of each controller
+        rate = result.traces["rate_e_hz"][:, 0, first : first + windows]  # first seed of each controller
         expected = rate * TINY.num_e * config.window_ms / 1000.0
         np.testing.assert_allclose(counted, expected, rtol=0, atol=1e-6)
         assert counted.min() > 10  # every window of this network fires: the comparison has something to count
@@ -175,10 +185,20 @@ def test_rasters_hold_every_spike_of_their_windows(backend):
 def test_lasting_protocol_gates_every_controller_and_measures_the_followup():
     """Budget and latch act on every controller through the core; the follow-up metric is the mean R of
     exactly the last followup_s, recomputed here from the traces."""
-    config = EvaluationConfig(seeds=(3, 4), network=TINY, duration_s=0.3, stim_onset_s=0.1, stim_budget_s=0.1,
-                              followup_s=0.1, latch_mv=259.0, latch_ends_stimulation=True, raster_ms=0.0)
-    result = evaluate({"none": NoStimulation(), "ftsts": OpenLoopFTSTS(latch_mv=None)}, config, device="cpu",
-                      progress=False)
+    config = EvaluationConfig(
+        seeds=(3, 4),
+        network=TINY,
+        duration_s=0.3,
+        stim_onset_s=0.1,
+        stim_budget_s=0.1,
+        followup_s=0.1,
+        latch_mv=259.0,
+        latch_ends_stimulation=True,
+        raster_ms=0.0,
+    )
+    result = evaluate(
+        {"none": NoStimulation(), "ftsts": OpenLoopFTSTS(latch_mv=None)}, config, device="cpu", progress=False
+    )
     on, weight, kop = (result.traces[k] for k in ("stimulating", "weight_mv", "kop"))
     onset, end = 5, 10  # windows: stimulation may run in [5, 10), then 5 windows of follow-up
     assert not on[:, :, :onset].any() and not on[:, :, end:].any() and not on[0].any()

@@ -23,8 +23,18 @@ PARAMS = NetworkParams(num_e=40, num_i=10, connection_prob=0.2, plasticity=Plast
 SEEDS = (31, 32, 33)
 CONTROLLERS = ("none", "ftsts")
 LATCH_MV = 260.1
-CONFIG = EvaluationConfig(seeds=SEEDS, network=PARAMS, duration_s=0.2, stim_onset_s=0.06, latch_mv=LATCH_MV,
-                          final_fraction=0.2, raster_ms=40.0, dtype="float64", stim_budget_s=0.08, followup_s=0.06)
+CONFIG = EvaluationConfig(
+    seeds=SEEDS,
+    network=PARAMS,
+    duration_s=0.2,
+    stim_onset_s=0.06,
+    latch_mv=LATCH_MV,
+    final_fraction=0.2,
+    raster_ms=40.0,
+    dtype="float64",
+    stim_budget_s=0.08,
+    followup_s=0.06,
+)
 WINDOWS = 10
 ONSET, STIM, FOLLOWUP, FINAL = range(3, 10), range(3, 7), range(7, 10), range(8, 10)  # window numbers
 BEFORE = range(0, 3)  # the last second before the onset: all three windows
@@ -48,11 +58,14 @@ def reference():
     for c in range(2):
         for s in range(3):
             b = 3 * c + s
-            per = {key: np.array([records[w][b].stats[key] for w in range(WINDOWS)])
-                   for key in records[0][0].stats}
+            per = {key: np.array([records[w][b].stats[key] for w in range(WINDOWS)]) for key in records[0][0].stats}
             stimulating = np.array(on) if c == 1 else np.zeros(WINDOWS, bool)
-            per.update(stimulating=stimulating, amplitude_mv=100.0 * stimulating,
-                       frequency_hz=np.full(WINDOWS, 1000.0 / 12.0), pulse_width_us=np.full(WINDOWS, 1000.0))
+            per.update(
+                stimulating=stimulating,
+                amplitude_mv=100.0 * stimulating,
+                frequency_hz=np.full(WINDOWS, 1000.0 / 12.0),
+                pulse_width_us=np.full(WINDOWS, 1000.0),
+            )
             traces[c, s] = per
     return traces, records
 
@@ -64,13 +77,18 @@ def metrics_from(t) -> dict[str, float]:
     stimulated = [w for w in range(WINDOWS) if t["stimulating"][w]]
     mean = lambda x, ws: float(np.mean([x[w] for w in ws])) if ws else math.nan  # noqa: E731
     return {
-        "kop_before": mean(kop, BEFORE), "kop_mean": mean(kop, ONSET), "kop_stimulating": mean(kop, stimulated),
-        "kop_followup": mean(kop, FOLLOWUP), "kop_final": mean(kop, FINAL),
-        "chi_mean": mean(chi, ONSET), "chi_final": mean(chi, FINAL),
+        "kop_before": mean(kop, BEFORE),
+        "kop_mean": mean(kop, ONSET),
+        "kop_stimulating": mean(kop, stimulated),
+        "kop_followup": mean(kop, FOLLOWUP),
+        "kop_final": mean(kop, FINAL),
+        "chi_mean": mean(chi, ONSET),
+        "chi_final": mean(chi, FINAL),
         "weight_final_mv": float(weight[-1]),
         "time_to_latch_s": (below[0] - 3 + 1) * 0.02 if below else math.nan,
         "latch_reached": float(bool(below)),
-        "energy_mv2ms": float(t["energy_mv2ms"].sum()), "charge_mvms": float(t["charge_mvms"].sum()),
+        "energy_mv2ms": float(t["energy_mv2ms"].sum()),
+        "charge_mvms": float(t["charge_mvms"].sum()),
         "stimulating_fraction": mean(t["stimulating"].astype(float), ONSET),
     }
 
@@ -85,8 +103,10 @@ def interval(values) -> dict[str, float]:
 
 def expected_summary():
     traces, _ = reference()
-    return {name: {m: interval([metrics_from(traces[c, s])[m] for s in range(3)]) for m in METRICS}
-            for c, name in enumerate(CONTROLLERS)}
+    return {
+        name: {m: interval([metrics_from(traces[c, s])[m] for s in range(3)]) for m in METRICS}
+        for c, name in enumerate(CONTROLLERS)
+    }
 
 
 def same(a, b, tol=1e-9):
@@ -112,8 +132,13 @@ def test_traces_match_the_reference():
         for c in range(2):
             for s in range(3):
                 tol = 2e-6 if key == "kop" else 1e-9
-                np.testing.assert_allclose(values[c, s].astype(float), traces[c, s][key].astype(float), rtol=tol,
-                                           atol=tol, err_msg=f"{key} controller {c} seed {s}")
+                np.testing.assert_allclose(
+                    values[c, s].astype(float),
+                    traces[c, s][key].astype(float),
+                    rtol=tol,
+                    atol=tol,
+                    err_msg=f"{key} controller {c} seed {s}",
+                )
 
 
 def test_rasters_are_the_first_seeds_spikes_before_the_onset_and_at_the_end():
@@ -161,8 +186,10 @@ def test_summary_and_tables(tmp_path):
     lines = [line for line in paths["markdown"].read_text().splitlines() if line.startswith("| ")]
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
     assert header == ["controller", *METRICS]
-    table = {cells[0]: dict(zip(header[1:], cells[1:]))
-             for cells in ([cell.strip() for cell in line.strip("|").split("|")] for line in lines[1:])}
+    table = {
+        cells[0]: dict(zip(header[1:], cells[1:]))
+        for cells in ([cell.strip() for cell in line.strip("|").split("|")] for line in lines[1:])
+    }
     assert list(table) == list(CONTROLLERS)
     for name in CONTROLLERS:
         for metric in METRICS:
@@ -181,8 +208,11 @@ def test_summary_and_tables(tmp_path):
             if math.isnan(e["low"]):
                 assert numbers == [pytest.approx(e["mean"], abs=0.51 * 10**-digits)], (name, metric, cell)
                 continue
-            assert numbers == [pytest.approx(e[k], abs=0.51 * 10**-digits) for k in ("mean", "low", "high")], \
-                (name, metric, cell)
+            assert numbers == [pytest.approx(e[k], abs=0.51 * 10**-digits) for k in ("mean", "low", "high")], (
+                name,
+                metric,
+                cell,
+            )
             assert numbers[1] <= numbers[0] <= numbers[2], (name, metric, cell)
     for metric, values in document["per_network"].items():
         np.testing.assert_allclose(np.array(values, dtype=float), result.network_metrics()[metric], rtol=1e-12)
@@ -196,8 +226,15 @@ def test_summary_and_tables(tmp_path):
 def test_default_backend_gives_the_eager_values():
     """The default (fused where built) backend and eager, float32 as evaluated by default: equal traces
     and rasters."""
-    config = EvaluationConfig(seeds=SEEDS, network=PARAMS, duration_s=0.2, stim_onset_s=0.06, raster_ms=40.0,
-                              stim_budget_s=0.08, followup_s=0.06)
+    config = EvaluationConfig(
+        seeds=SEEDS,
+        network=PARAMS,
+        duration_s=0.2,
+        stim_onset_s=0.06,
+        raster_ms=40.0,
+        stim_budget_s=0.08,
+        followup_s=0.06,
+    )
     default = evaluate(list(CONTROLLERS), config, device="cpu", progress=False)
     eager = evaluate(list(CONTROLLERS), config, device="cpu", backend="eager", progress=False)
     for key in default.traces:
@@ -209,13 +246,18 @@ def test_default_backend_gives_the_eager_values():
 
 def test_float32_evaluation_agrees_with_the_reference():
     traces, _ = reference()
-    config = EvaluationConfig(seeds=SEEDS, network=PARAMS, duration_s=0.2, stim_onset_s=0.06, raster_ms=40.0,
-                              stim_budget_s=0.08, followup_s=0.06)
+    config = EvaluationConfig(
+        seeds=SEEDS,
+        network=PARAMS,
+        duration_s=0.2,
+        stim_onset_s=0.06,
+        raster_ms=40.0,
+        stim_budget_s=0.08,
+        followup_s=0.06,
+    )
     result = evaluate(list(CONTROLLERS), config, device="cpu", progress=False)
     # float32 may flip a late spike; the first windows must agree closely
     for c in range(2):
         for s in range(3):
-            np.testing.assert_allclose(result.traces["weight_mv"][c, s, :3], traces[c, s]["weight_mv"][:3],
-                                       rtol=1e-5)
-            np.testing.assert_allclose(result.traces["energy_mv2ms"][c, s], traces[c, s]["energy_mv2ms"],
-                                       rtol=1e-6)
+            np.testing.assert_allclose(result.traces["weight_mv"][c, s, :3], traces[c, s]["weight_mv"][:3], rtol=1e-5)
+            np.testing.assert_allclose(result.traces["energy_mv2ms"][c, s], traces[c, s]["energy_mv2ms"], rtol=1e-6)

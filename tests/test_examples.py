@@ -26,8 +26,22 @@ DBSENV_REPO = Path(os.environ.get("DBSENV_REPO", "/work/.mirror/ftsts+dbsenv/rep
 def test_open_loop_example_computes_the_order_parameter_of_its_run(tmp_path):
     """The example at 20 E / 5 I for 0.2 s, headless: its saved R(t) equals R recomputed here from an
     independent run of the same seeded env (the example's action and stimulation onset written out by hand)."""
-    command = [sys.executable, str(EXAMPLE), "--duration", "0.2", "--num-e", "20", "--num-i", "5", "--seed", "3",
-               "--out", str(tmp_path / "kop.png"), "--save", str(tmp_path / "kop.npz")]
+    command = [
+        sys.executable,
+        str(EXAMPLE),
+        "--duration",
+        "0.2",
+        "--num-e",
+        "20",
+        "--num-i",
+        "5",
+        "--seed",
+        "3",
+        "--out",
+        str(tmp_path / "kop.png"),
+        "--save",
+        str(tmp_path / "kop.npz"),
+    ]
     env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -37,8 +51,13 @@ def test_open_loop_example_computes_the_order_parameter_of_its_run(tmp_path):
 
     # 100 mV, 1000/12 Hz, 500 us in the default box: 2 * (x - low) / (high - low) - 1
     action = np.array([2 * 90 / 190 - 1, 2 * (1000 / 12 - 5) / 175 - 1, 1.0], dtype=np.float32)
-    single = FTSTSEnv(SimConfig(duration=200.0), NetworkParams, {"num_e": 20, "num_i": 5},
-                      episode=EpisodeConfig(stim_onset=16.0), record_spikes=True)  # 8 % of 200 ms
+    single = FTSTSEnv(
+        SimConfig(duration=200.0),
+        NetworkParams,
+        {"num_e": 20, "num_i": 5},
+        episode=EpisodeConfig(stim_onset=16.0),
+        record_spikes=True,
+    )  # 8 % of 200 ms
     single.reset(seed=3)
     rasters, stimulating = [], []
     for _ in range(10):
@@ -57,13 +76,18 @@ def test_example_states_its_true_diff_against_dbsenv():
     """The docstring's count of lines changed from dbsenv's example (where dbsenv's source is at hand)."""
     if not (DBSENV_REPO / "HEAD").exists() and not (DBSENV_REPO / ".git").exists():
         pytest.skip("dbsenv's repository is not available (set DBSENV_REPO)")
-    original = subprocess.run(["git", "-C", str(DBSENV_REPO), "show", "8b6f429:examples/run_ftsts_open_loop.py"],
-                              capture_output=True, text=True, check=True).stdout.splitlines()
+    original = subprocess.run(
+        ["git", "-C", str(DBSENV_REPO), "show", "8b6f429:examples/run_ftsts_open_loop.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     port = EXAMPLE.read_text(encoding="utf-8").splitlines()
     diff = list(difflib.ndiff(original, port))
     removed, added = (sum(line.startswith(mark) for line in diff) for mark in ("- ", "+ "))
-    assert f"{removed} of its {len(original)} lines changed or removed, {added} lines added" in \
-        " ".join(EXAMPLE.read_text(encoding="utf-8").split())
+    assert f"{removed} of its {len(original)} lines changed or removed, {added} lines added" in " ".join(
+        EXAMPLE.read_text(encoding="utf-8").split()
+    )
 
 
 def test_spike_time_matrix_of_a_hand_built_raster():
@@ -81,8 +105,9 @@ def test_spike_time_matrix_of_a_hand_built_raster():
 def test_kop_of_a_hand_built_spike_time_matrix():
     """Neuron A spikes in steps 0 and 4, B in steps 1 and 5 (8 steps of 0.1 ms). A's phase is 2 pi t / 4 for
     t = 0..3, B's 2 pi (t - 1) / 4 for t = 1..4; elsewhere a neuron has no phase and is left out."""
-    sptime = np.array([[0.1, 0.0], [0.1, 0.2], [0.1, 0.2], [0.1, 0.2], [0.5, 0.2],
-                       [0.5, 0.6], [0.5, 0.6], [0.5, 0.6]])  # dbsenv's layout, written out by hand
+    sptime = np.array(
+        [[0.1, 0.0], [0.1, 0.2], [0.1, 0.2], [0.1, 0.2], [0.5, 0.2], [0.5, 0.6], [0.5, 0.6], [0.5, 0.6]]
+    )  # dbsenv's layout, written out by hand
     t = np.arange(0.1, 0.8 + 0.1, 0.1)
     half = math.sqrt(0.5)  # |exp(i x) + exp(i (x + pi / 2))| / 2
     expected = [1.0, half, half, half, 1.0, 0.0, 0.0, 0.0]  # t = 0: A alone; t = 4: B alone; t >= 5: nobody

@@ -43,10 +43,13 @@ def fill_edges(collection, x):
     return np.array(low), np.array(high)
 
 
-@pytest.mark.parametrize("plot,key,ylabel,title", [
-    (plots.plot_kop, "kop", "Kuramoto order R (E)", "Synchrony"),
-    (plots.plot_weight, "weight_mv", "mean E→I weight $J_I w$ (mV)", "Coupling"),
-])
+@pytest.mark.parametrize(
+    "plot,key,ylabel,title",
+    [
+        (plots.plot_kop, "kop", "Kuramoto order R (E)", "Synchrony"),
+        (plots.plot_weight, "weight_mv", "mean E→I weight $J_I w$ (mV)", "Coupling"),
+    ],
+)
 def test_traces_over_time_draw_each_controllers_mean_and_interval(figures, tmp_path, plot, key, ylabel, title):
     result = synthetic_result()
     plot(result, tmp_path)
@@ -99,8 +102,11 @@ def test_actions_draw_the_delivered_settings(figures, tmp_path):
     plots.plot_actions(result, tmp_path)
     (fig,) = figures
     on = result.traces["stimulating"]
-    rows = (("amplitude_mv", "amplitude (mV)"), ("frequency_hz", "frequency (Hz)"),
-            ("pulse_width_us", "pulse width per phase (µs)"))
+    rows = (
+        ("amplitude_mv", "amplitude (mV)"),
+        ("frequency_hz", "frequency (Hz)"),
+        ("pulse_width_us", "pulse width per phase (µs)"),
+    )
     for ax, (key, label) in zip(fig.axes, rows):
         assert ax.get_ylabel() == label
         lines = [line for line in ax.lines if line.get_label() in result.names]
@@ -133,11 +139,11 @@ def test_energy_against_synchrony_draws_each_network_and_the_means(figures, tmp_
         marker, _, (xerr, yerr) = bar
         np.testing.assert_allclose([marker.get_xdata()[0], marker.get_ydata()[0]], [energy.mean(), kop.mean()])
         k_half = T_975_DF3 * kop.std(ddof=1) / 2  # sqrt(4 seeds)
-        np.testing.assert_allclose(yerr.get_segments()[0][:, 1], [kop.mean() - k_half, kop.mean() + k_half],
-                                   atol=1e-6)
+        np.testing.assert_allclose(yerr.get_segments()[0][:, 1], [kop.mean() - k_half, kop.mean() + k_half], atol=1e-6)
         e_half = T_975_DF3 * energy.std(ddof=1) / 2
-        np.testing.assert_allclose(xerr.get_segments()[0][:, 0], [energy.mean() - e_half, energy.mean() + e_half],
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            xerr.get_segments()[0][:, 0], [energy.mean() - e_half, energy.mean() + e_half], rtol=1e-6
+        )
     assert ax.get_xlabel() == "stimulation energy over the episode (mV²·ms)"
     assert ax.get_ylabel() == "final Kuramoto order R (last 10%)"
 
@@ -148,10 +154,16 @@ def test_training_panels_draw_their_columns(figures, tmp_path):
     (fig,) = figures
     columns = plots.read_training_log(log)
     frames = columns["frames"]
-    panels = {"reward": ["reward_mean", "episode_reward_mean"], "synchrony": ["kop_mean"],
-              "mean E→I weight": ["weight_mv_mean"], "energy per window": ["energy_mean"],
-              "loss: objective": ["loss_objective"], "loss: critic": ["loss_critic"],
-              "loss: entropy": ["loss_entropy"], "learning rate": ["lr"]}
+    panels = {
+        "reward": ["reward_mean", "episode_reward_mean"],
+        "synchrony": ["kop_mean"],
+        "mean E→I weight": ["weight_mv_mean"],
+        "energy per window": ["energy_mean"],
+        "loss: objective": ["loss_objective"],
+        "loss: critic": ["loss_critic"],
+        "loss: entropy": ["loss_entropy"],
+        "learning rate": ["lr"],
+    }
     assert [ax.get_title() for ax in fig.axes] == list(panels)
     for ax, keys in zip(fig.axes, panels.values()):
         assert len(ax.lines) == len(keys)
@@ -168,15 +180,33 @@ def test_throughput_figure_draws_the_measurements():
     from neuroloop_gpu.bench.plot import plot_results
 
     def row(target, batch, seconds, best, peak):
-        return {"target": target, "size": "20/5", "batch": batch, "backend": "eager",
-                "env_steps_per_s": batch / sorted(seconds)[1], "seconds_per_window": seconds,
-                "env_steps_per_s_best": best, "memory": {"peak_bytes_per_network": peak,
-                                                         "persistent_bytes_per_network": 2e5}}
+        return {
+            "target": target,
+            "size": "20/5",
+            "batch": batch,
+            "backend": "eager",
+            "env_steps_per_s": batch / sorted(seconds)[1],
+            "seconds_per_window": seconds,
+            "env_steps_per_s_best": best,
+            "memory": {"peak_bytes_per_network": peak, "persistent_bytes_per_network": 2e5},
+        }
 
     rows = [row("simulator", 4, [0.5, 0.2, 0.4], 25.0, 3e6), row("simulator", 1, [0.1, 0.3, 0.2], 12.0, 5e6)]
-    doc = {"device_type": "cpu", "device": "cpu:test", "environment": {"torch_threads": 2}, "results": rows,
-           "peers": [{"peer": "reference", "size": "20/5", "batch": 1, "env_steps_per_s": 0.7,
-                      "memory": {"persistent_bytes_per_network": 1e6}}]}
+    doc = {
+        "device_type": "cpu",
+        "device": "cpu:test",
+        "environment": {"torch_threads": 2},
+        "results": rows,
+        "peers": [
+            {
+                "peer": "reference",
+                "size": "20/5",
+                "batch": 1,
+                "env_steps_per_s": 0.7,
+                "memory": {"persistent_bytes_per_network": 1e6},
+            }
+        ],
+    }
     fig = plot_results(doc)
     ax_rate, ax_mem = fig.axes[:2]
     line = next(line for line in ax_rate.lines if line.get_label() == "CPU x2 simulator 20/5")

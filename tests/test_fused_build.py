@@ -27,8 +27,9 @@ print(time.perf_counter() - start)
 
 def first_window(env: dict, timeout: float = 600) -> tuple[float, str]:
     """Seconds to a fused network's first window in a fresh process (import included), and its stderr."""
-    done = subprocess.run([sys.executable, "-c", FIRST_WINDOW], capture_output=True, text=True, env=env,
-                          timeout=timeout, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_WINDOW], capture_output=True, text=True, env=env, timeout=timeout, check=True
+    )
     return float(done.stdout.strip().splitlines()[-1]), done.stderr
 
 

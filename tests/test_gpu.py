@@ -30,8 +30,9 @@ def test_cuda_matches_cpu_spike_for_spike_in_float64():
     results = {}
     for device in ("cpu", "cuda"):
         net = NetworkBatch(2, SMALL, device=device, dtype=torch.float64, record=RecordConfig(spikes_e=True))
-        rasters = [net.run_window(PulseTrain.constant(2, 100.0, device=device)).recording.spikes_e.cpu()
-                   for _ in range(5)]
+        rasters = [
+            net.run_window(PulseTrain.constant(2, 100.0, device=device)).recording.spikes_e.cpu() for _ in range(5)
+        ]
         results[device] = (torch.stack(rasters), net.state.v_e.cpu())
     assert results["cpu"][0].any() and torch.equal(results["cpu"][0], results["cuda"][0])
     assert torch.allclose(results["cpu"][1], results["cuda"][1], atol=1e-9)
@@ -64,8 +65,7 @@ def test_torchrl_env_step_and_partial_reset_never_wait_for_the_host():
     from neuroloop_gpu.config import SimConfig
     from neuroloop_gpu.envs import FTSTSTorchEnv
 
-    env = FTSTSTorchEnv(16, SimConfig(duration=60.0), {"num_e": 160, "num_i": 40}, device="cuda",
-                        check_actions=False)
+    env = FTSTSTorchEnv(16, SimConfig(duration=60.0), {"num_e": 160, "num_i": 40}, device="cuda", check_actions=False)
     td = env.reset()
     td["action"] = torch.zeros(16, 3, device="cuda")
     env.step(td)  # warm-up
@@ -85,10 +85,12 @@ def test_compiled_backend_matches_eager_on_cuda(synapses):
     weights to float32 rounding. On the CPU the compiled backend gives eager's bits (test_simulator)."""
     runs = {}
     for backend in ("eager", "compiled"):
-        net = NetworkBatch(4, SMALL, device="cuda", synapses=synapses, backend=backend,
-                           record=RecordConfig(spikes_e=True))
-        rasters = [net.run_window(PulseTrain.constant(4, 100.0, device="cuda")).recording.spikes_e.cpu()
-                   for _ in range(5)]
+        net = NetworkBatch(
+            4, SMALL, device="cuda", synapses=synapses, backend=backend, record=RecordConfig(spikes_e=True)
+        )
+        rasters = [
+            net.run_window(PulseTrain.constant(4, 100.0, device="cuda")).recording.spikes_e.cpu() for _ in range(5)
+        ]
         runs[backend] = (torch.stack(rasters), net.state.v.cpu(), net.state.weight.cpu())
     (raster_e, v_e, w_e), (raster_c, v_c, w_c) = runs["eager"], runs["compiled"]
     assert raster_e.any() and torch.equal(raster_e, raster_c)
@@ -96,8 +98,9 @@ def test_compiled_backend_matches_eager_on_cuda(synapses):
     torch.testing.assert_close(w_c, w_e, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("size,windows,kop_sample_interval", [(SMALL, 8, 1.0), (NetworkParams(), 6, 1.0),
-                                                             (SMALL, 7, 2.0)])
+@pytest.mark.parametrize(
+    "size,windows,kop_sample_interval", [(SMALL, 8, 1.0), (NetworkParams(), 6, 1.0), (SMALL, 7, 2.0)]
+)
 def test_triton_backend_matches_eager_on_cuda(size, windows, kop_sample_interval):
     """Noise drawn in the kernel, CUDA's eager division: every state variable bit for bit (STDP is on
     from 100 ms, window 5), through a plain reset and a re-seeding one, statistics averaged over neurons
@@ -106,8 +109,15 @@ def test_triton_backend_matches_eager_on_cuda(size, windows, kop_sample_interval
 
     runs = {}
     for backend in ("eager", "triton"):
-        net = NetworkBatch(3, size, device="cuda", backend=backend, synapses="event", seeds=[4, 5, 6],
-                           kop_sample_interval=kop_sample_interval)
+        net = NetworkBatch(
+            3,
+            size,
+            device="cuda",
+            backend=backend,
+            synapses="event",
+            seeds=[4, 5, 6],
+            kop_sample_interval=kop_sample_interval,
+        )
         stats = []
         for w in range(windows):
             if w == windows - 3:
@@ -142,8 +152,9 @@ def test_triton_backend_matches_eager_on_cuda_with_stim_locked_noise(size):
         net = NetworkBatch(3, params, device="cuda", backend=backend, synapses="event", seeds=[4, 5, 6])
         for w in range(7):
             train = PulseTrain.constant(3, 100.0, device="cuda")
-            train.amplitude = torch.tensor([0.0 if (w - b) % 3 == 0 else 100.0 for b in range(3)],
-                                           dtype=torch.float64, device="cuda")
+            train.amplitude = torch.tensor(
+                [0.0 if (w - b) % 3 == 0 else 100.0 for b in range(3)], dtype=torch.float64, device="cuda"
+            )
             if w == 5:
                 net.reset(torch.tensor([False, True, False], device="cuda"))
             net.run_window(train)
@@ -156,10 +167,12 @@ def test_triton_backend_matches_eager_on_cuda_with_stim_locked_noise(size):
 def test_triton_backend_records_like_eager_on_cuda():
     rasters = {}
     for backend in ("eager", "triton"):
-        net = NetworkBatch(2, SMALL, device="cuda", backend=backend, synapses="event",
-                           record=RecordConfig(spikes_e=True))
-        rasters[backend] = torch.stack([net.run_window(PulseTrain.constant(2, 100.0, device="cuda"))
-                                        .recording.spikes_e.cpu() for _ in range(3)])
+        net = NetworkBatch(
+            2, SMALL, device="cuda", backend=backend, synapses="event", record=RecordConfig(spikes_e=True)
+        )
+        rasters[backend] = torch.stack(
+            [net.run_window(PulseTrain.constant(2, 100.0, device="cuda")).recording.spikes_e.cpu() for _ in range(3)]
+        )
     assert rasters["eager"].any() and torch.equal(rasters["eager"], rasters["triton"])
 
 
@@ -171,6 +184,7 @@ def test_triton_backend_with_summed_inputs_follows_eager_on_cuda():
     for backend in ("eager", "triton"):
         net = NetworkBatch(4, params, device="cuda", backend=backend, synapses="event", seeds=[1, 2, 3, 4])
         stats[backend] = [net.run_window(PulseTrain.constant(4, 100.0, device="cuda")).stats for _ in range(7)]
+
     def mean_rate(runs):  # Hz, over the windows: robust to a spike that moves by a step
         return torch.stack([s.rate_e for s in runs]).mean(0)
 
@@ -186,6 +200,7 @@ def test_triton_backend_runs_on_a_gpu_that_is_not_the_current_one():
     results = {}
     for device in ("cuda:0", "cuda:1"):
         net = NetworkBatch(2, SMALL, device=device, backend="triton")
-        results[device] = [net.run_window(PulseTrain.constant(2, 100.0, device=device)).stats.rate_e.cpu()
-                           for _ in range(3)]
+        results[device] = [
+            net.run_window(PulseTrain.constant(2, 100.0, device=device)).stats.rate_e.cpu() for _ in range(3)
+        ]
     assert all(torch.equal(a, b) for a, b in zip(results["cuda:0"], results["cuda:1"]))

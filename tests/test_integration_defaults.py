@@ -27,10 +27,17 @@ def flatten(value, prefix=""):
 
 def test_vector_env_default_backend_equals_eager_across_autoresets():
     def run(backend):
-        env = FTSTSVectorEnv(3, SimConfig(duration=240.0), PARAMS, backend=backend, device="cpu",
-                             reward=RewardConfig(weight_credit=2.0),
-                             episode=EpisodeConfig(stim_onset=40.0, latch_mv=260.1, followup=40.0),
-                             render_mode="rgb_array", render_env=1)
+        env = FTSTSVectorEnv(
+            3,
+            SimConfig(duration=240.0),
+            PARAMS,
+            backend=backend,
+            device="cpu",
+            reward=RewardConfig(weight_credit=2.0),
+            episode=EpisodeConfig(stim_onset=40.0, latch_mv=260.1, followup=40.0),
+            render_mode="rgb_array",
+            render_env=1,
+        )
         env.reset(seed=7)
         rng = np.random.default_rng(0)
         steps, frames = [], []
@@ -40,12 +47,11 @@ def test_vector_env_default_backend_equals_eager_across_autoresets():
                 frames.append(env.render())
         history = env._history
         env.close()
-        return steps, frames, (list(history.time_s), list(history.synchrony), list(history.weight_mv),
-                               history.raster)
+        return steps, frames, (list(history.time_s), list(history.synchrony), list(history.weight_mv), history.raster)
 
     default, eager = run("auto"), run("eager")
     restarts = 0
-    for (got, want) in zip(default[0], eager[0]):
+    for got, want in zip(default[0], eager[0]):
         for a, b in zip(got[:4], want[:4]):
             np.testing.assert_array_equal(a, b)
         info, info_eager = flatten(got[4]), flatten(want[4])
@@ -82,8 +88,30 @@ def test_open_loop_with_recording_switched_on_after_construction():
 def test_cli_simulate_default_backend_equals_eager(tmp_path):
     def run(backend):
         out = tmp_path / backend
-        main(["simulate", "--num-e", "40", "--num-i", "10", "--duration", "0.3", "--onset", "0.1", "--networks", "2",
-              "--latch", "259", "--backend", backend, "--device", "cpu", "--out", str(out), "--quiet"])
+        main(
+            [
+                "simulate",
+                "--num-e",
+                "40",
+                "--num-i",
+                "10",
+                "--duration",
+                "0.3",
+                "--onset",
+                "0.1",
+                "--networks",
+                "2",
+                "--latch",
+                "259",
+                "--backend",
+                backend,
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
         summary = json.loads((out / "summary.json").read_text())
         for key in ("wall_time_s", "simulated_s_per_wall_s", "device"):
             summary.pop(key)
@@ -92,4 +120,3 @@ def test_cli_simulate_default_backend_equals_eager(tmp_path):
     default, eager = run("auto"), run("eager")
     assert default == eager
     assert all(n["stim_off_time_s"] is not None for n in default["networks"])
-

@@ -18,8 +18,14 @@ def run(core, windows, action=STRONG):
     rows = []
     for _ in range(windows):
         step = core.step(action[: core.num_envs])
-        rows.append({**{k: v.double().numpy() for k, v in step.info.items()}, "reward": step.reward.double().numpy(),
-                     "terminated": step.terminated.numpy(), "truncated": step.truncated.numpy()})
+        rows.append(
+            {
+                **{k: v.double().numpy() for k, v in step.info.items()},
+                "reward": step.reward.double().numpy(),
+                "terminated": step.terminated.numpy(),
+                "truncated": step.truncated.numpy(),
+            }
+        )
     return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
 
@@ -48,8 +54,8 @@ def test_latch_ends_the_stimulation_phase_and_starts_the_followup():
         below = np.flatnonzero(trace["weight_mv"][:, b] < 259.9)
         assert below.size, "the latch must trip in this test"
         k = below[0]  # window whose end weight crossed the latch
-        assert trace["stimulating"][: k + 1, b].all() and not trace["stimulating"][k + 1:, b].any()
-        assert not trace["followup"][: k + 1, b].any() and trace["followup"][k + 1:k + 3, b].all()
+        assert trace["stimulating"][: k + 1, b].all() and not trace["stimulating"][k + 1 :, b].any()
+        assert not trace["followup"][: k + 1, b].any() and trace["followup"][k + 1 : k + 3, b].all()
         assert np.flatnonzero(trace["terminated"][:, b])[0] == k + 2
     assert bool(core.latched.all())
 
@@ -58,11 +64,13 @@ def test_reward_as_the_step_wires_it():
     """Every window's reward recomputed from its info: energy over the strongest train's mean window energy
     (200 mV, two 500 us phases at 180 Hz: 144,000 mV^2 ms per 20 ms), synchrony weighted by the phase's
     weight, and the credit for the window's fall of the weight fraction (from the episode's start weight)."""
-    rewards = RewardConfig(synchrony_weight=0.3, coupling_weight=0.2, energy_weight=0.1, weight_credit=10.0,
-                           followup_synchrony_weight=2.0)
+    rewards = RewardConfig(
+        synchrony_weight=0.3, coupling_weight=0.2, energy_weight=0.1, weight_credit=10.0, followup_synchrony_weight=2.0
+    )
     episode = EpisodeConfig(stim_onset=20.0, stim_budget=100.0, followup=60.0, start_weight_mv=(150.0, 250.0))
-    core = DBSCore(2, TINY, SimConfig(duration=400.0), reward_config=rewards, episode=episode, device="cpu",
-                   backend="eager")
+    core = DBSCore(
+        2, TINY, SimConfig(duration=400.0), reward_config=rewards, episode=episode, device="cpu", backend="eager"
+    )
     start = core.net.mean_weight_mv().double().numpy()
     action = torch.tensor([[0.3, -0.2, 0.8], [-0.6, 0.5, 0.1]])
     trace = run(core, 9, action)
@@ -70,8 +78,9 @@ def test_reward_as_the_step_wires_it():
     weight = fraction(trace["weight_mv"])
     previous = np.vstack([fraction(start)[None], weight[:-1]])
     synchrony_weight = np.where(trace["followup"].astype(bool), 2.0, 0.3)
-    expected = -(synchrony_weight * trace["kop"] + 0.2 * weight + 0.1 * trace["energy_mv2ms"] / 144_000.0) \
-        + 10.0 * (previous - weight)
+    expected = -(synchrony_weight * trace["kop"] + 0.2 * weight + 0.1 * trace["energy_mv2ms"] / 144_000.0) + 10.0 * (
+        previous - weight
+    )
     np.testing.assert_allclose(trace["reward"], expected, rtol=1e-5, atol=1e-6)
     assert trace["followup"][6:].all() and not trace["followup"][:6].any()
     credits = 10.0 * (previous - weight)
@@ -97,13 +106,16 @@ def test_start_weights_are_drawn_per_episode_and_independent_of_the_batch():
     np.testing.assert_allclose(plain.net.mean_weight_mv().numpy(), 260.0, rtol=1e-6)  # w_init without a range
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"followup": 20.0}, "episode.followup must be 0 unless stim_budget or latch_mv"),
-    ({"followup": -1.0}, "episode.followup must be a finite number >= 0"),
-    ({"stim_budget": 0.0}, "episode.stim_budget must be None or a finite number > 0"),
-    ({"latch_mv": 75.0, "terminate_on_latch": True, "followup": 20.0}, "episode.terminate_on_latch must be False"),
-    ({"start_weight_mv": (200.0, 100.0)}, "episode.start_weight_mv must be None or a tuple"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"followup": 20.0}, "episode.followup must be 0 unless stim_budget or latch_mv"),
+        ({"followup": -1.0}, "episode.followup must be a finite number >= 0"),
+        ({"stim_budget": 0.0}, "episode.stim_budget must be None or a finite number > 0"),
+        ({"latch_mv": 75.0, "terminate_on_latch": True, "followup": 20.0}, "episode.terminate_on_latch must be False"),
+        ({"start_weight_mv": (200.0, 100.0)}, "episode.start_weight_mv must be None or a tuple"),
+    ],
+)
 def test_episode_config_names_the_bad_field(kwargs, message):
     with pytest.raises(ValueError, match=message):
         EpisodeConfig(**kwargs)
@@ -117,8 +129,9 @@ def test_core_checks_phase_lengths_and_start_weights_against_the_run():
 
 
 def test_lasting_preset_and_its_checkpoint_round_trip(tmp_path):
-    config = PPOConfig.for_task("lasting", num_envs=2, num_e=40, num_i=10, windows_per_batch=5, total_frames=10,
-                                minibatch_size=10, gamma=None)
+    config = PPOConfig.for_task(
+        "lasting", num_envs=2, num_e=40, num_i=10, windows_per_batch=5, total_frames=10, minibatch_size=10, gamma=None
+    )
     assert config.task == "lasting" and config.gamma == TASKS["lasting"]["gamma"]
     episode, reward = config.episode, config.reward
     assert (episode.stim_budget, episode.followup, episode.latch_mv) == (40_000.0, 5_000.0, 75.0)
@@ -138,8 +151,18 @@ def test_lasting_preset_and_its_checkpoint_round_trip(tmp_path):
 def test_lasting_training_runs_and_logs(tmp_path):
     from neuroloop_gpu.control.ppo import train
 
-    config = PPOConfig.for_task("lasting", num_envs=4, num_e=40, num_i=10, windows_per_batch=10, total_frames=80,
-                                minibatch_size=20, episode_s=0.5, stim_budget_s=0.3, followup_s=0.2)
+    config = PPOConfig.for_task(
+        "lasting",
+        num_envs=4,
+        num_e=40,
+        num_i=10,
+        windows_per_batch=10,
+        total_frames=80,
+        minibatch_size=20,
+        episode_s=0.5,
+        stim_budget_s=0.3,
+        followup_s=0.2,
+    )
     result = train(config, tmp_path, device="cpu", backend="eager", progress=False)
     assert result.iterations == 2 and result.frames == 80
     import csv
@@ -155,9 +178,19 @@ def test_wider_phase_bounds_reach_the_env_and_the_evaluated_policy(tmp_path):
     from neuroloop_gpu.control.policy import PolicyController
     from neuroloop_gpu.control.ppo import make_env, train
 
-    config = PPOConfig.for_task("lasting", num_envs=2, num_e=40, num_i=10, windows_per_batch=5, total_frames=10,
-                                minibatch_size=10, episode_s=0.4, stim_budget_s=0.2, followup_s=0.2,
-                                max_pulse_width_us=1000.0)
+    config = PPOConfig.for_task(
+        "lasting",
+        num_envs=2,
+        num_e=40,
+        num_i=10,
+        windows_per_batch=5,
+        total_frames=10,
+        minibatch_size=10,
+        episode_s=0.4,
+        stim_budget_s=0.2,
+        followup_s=0.2,
+        max_pulse_width_us=1000.0,
+    )
     env = make_env(config, torch.device("cpu"), distributed.Rank(), backend="eager")
     core = env.base_env.core
     assert core.bounds.pulse_width == (50.0, 1000.0) and core.energy_scale == 144_000.0

@@ -27,8 +27,22 @@ from neuroloop_gpu.open_loop import OpenLoopProtocol
 from neuroloop_gpu.run_folder import LOCK_NAME, RUN_FILES, RunFolderError, claim
 
 TINY = ["--num-e", "20", "--num-i", "5", "--device", "cpu", "--quiet"]
-TRAIN = ["train", *TINY, "--networks", "4", "--episode", "0.2", "--windows-per-batch", "5", "--minibatch", "10",
-         "--hidden", "8", "--checkpoint-every", "1"]
+TRAIN = [
+    "train",
+    *TINY,
+    "--networks",
+    "4",
+    "--episode",
+    "0.2",
+    "--windows-per-batch",
+    "5",
+    "--minibatch",
+    "10",
+    "--hidden",
+    "8",
+    "--checkpoint-every",
+    "1",
+]
 EVALUATE = ["evaluate", *TINY, "--controllers", "none", "--seeds", "1", "--duration", "0.4", "--onset", "0.2"]
 SIMULATE = ["simulate", *TINY, "--duration", "0.2", "--onset", "0.1"]
 
@@ -73,6 +87,7 @@ def evaluated(tmp_path_factory):
 
 # --- train -------------------------------------------------------------------------------------------------------
 
+
 def test_train_refuses_a_used_folder_and_overwrites_only_when_asked(trained, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
@@ -97,16 +112,34 @@ def test_a_second_process_cannot_write_a_folder_in_use(tmp_path, capsys):
     assert rows(run / "train_log.csv") == [1]
 
 
-@pytest.mark.parametrize("option,value,field", [
-    ("--energy-weight", "0.5", "energy_weight"), ("--lr", "0.001", "lr"), ("--gamma", "0.9", "gamma"),
-    ("--networks", "2", "num_envs"), ("--size", "full", "num_e"),
-])
+@pytest.mark.parametrize(
+    "option,value,field",
+    [
+        ("--energy-weight", "0.5", "energy_weight"),
+        ("--lr", "0.001", "lr"),
+        ("--gamma", "0.9", "gamma"),
+        ("--networks", "2", "num_envs"),
+        ("--size", "full", "num_e"),
+    ],
+)
 def test_resume_refuses_a_changed_configuration(trained, tmp_path, capsys, option, value, field):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     before = snapshot(run)
-    argv = ["train", "--resume", str(run / "checkpoint.pt"), "--frames", "100", "--out", str(run), "--device", "cpu",
-            "--quiet", option, value]
+    argv = [
+        "train",
+        "--resume",
+        str(run / "checkpoint.pt"),
+        "--frames",
+        "100",
+        "--out",
+        str(run),
+        "--device",
+        "cpu",
+        "--quiet",
+        option,
+        value,
+    ]
     message = refusal(argv, capsys)
     assert "was trained with another configuration" in message and f"{field} " in message
     assert f"--allow-change {field}" in message
@@ -118,20 +151,60 @@ def test_resume_inherits_the_configuration_and_allows_named_changes(trained, tmp
     shutil.copytree(trained, run)
     saved = load_checkpoint(run / "checkpoint.pt")["config"]
     # only --frames: everything else comes from the checkpoint (a 20/5 network, 4 networks, hidden 8)
-    main(["train", "--resume", str(run / "checkpoint.pt"), "--frames", "100", "--out", str(run), "--device", "cpu",
-          "--quiet"])
+    main(
+        [
+            "train",
+            "--resume",
+            str(run / "checkpoint.pt"),
+            "--frames",
+            "100",
+            "--out",
+            str(run),
+            "--device",
+            "cpu",
+            "--quiet",
+        ]
+    )
     after = load_checkpoint(run / "checkpoint.pt")
     assert after["iteration"] == 5 and {**after["config"], "total_frames": 80} == saved
     assert rows(run / "train_log.csv") == [1, 2, 3, 4, 5]
-    main(["train", "--resume", str(run / "checkpoint.pt"), "--frames", "120", "--lr", "0.001", "--allow-change", "lr",
-          "--out", str(run), "--device", "cpu", "--quiet"])
+    main(
+        [
+            "train",
+            "--resume",
+            str(run / "checkpoint.pt"),
+            "--frames",
+            "120",
+            "--lr",
+            "0.001",
+            "--allow-change",
+            "lr",
+            "--out",
+            str(run),
+            "--device",
+            "cpu",
+            "--quiet",
+        ]
+    )
     changed = load_checkpoint(run / "checkpoint.pt")
     assert changed["iteration"] == 6 and changed["config"]["lr"] == 0.001
 
 
 def test_resume_into_a_new_folder_keeps_the_whole_log(trained, tmp_path):
-    main(["train", "--resume", str(trained / "checkpoint.pt"), "--frames", "100", "--out", str(tmp_path / "more"),
-          "--device", "cpu", "--quiet"])
+    main(
+        [
+            "train",
+            "--resume",
+            str(trained / "checkpoint.pt"),
+            "--frames",
+            "100",
+            "--out",
+            str(tmp_path / "more"),
+            "--device",
+            "cpu",
+            "--quiet",
+        ]
+    )
     with open(trained / "train_log.csv") as old, open(tmp_path / "more" / "train_log.csv") as new:
         old_rows, new_rows = list(csv.DictReader(old)), list(csv.DictReader(new))
     assert new_rows[:4] == old_rows and [int(r["iteration"]) for r in new_rows] == [1, 2, 3, 4, 5]
@@ -139,17 +212,31 @@ def test_resume_into_a_new_folder_keeps_the_whole_log(trained, tmp_path):
 
 
 def test_resume_refuses_another_task(trained, tmp_path, capsys):
-    message = refusal(["train", "--resume", str(trained / "checkpoint.pt"), "--task", "lasting", "--out",
-                       str(tmp_path / "x"), "--quiet"], capsys)
+    message = refusal(
+        [
+            "train",
+            "--resume",
+            str(trained / "checkpoint.pt"),
+            "--task",
+            "lasting",
+            "--out",
+            str(tmp_path / "x"),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert "argument --task: must be the resumed run's task ('acute')" in message
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--seed", "-1"], "argument --seed: must be an integer >= 0, got '-1'"),
-    (["--onset", "0.013"], "argument --onset: must be a whole number (>= 0) of 20 ms decision windows"),
-    (["--device", "foo"], "argument --device: must be auto, cpu, cuda or cuda:N, got 'foo'"),
-    (["--lr", "2"], "lr must be a number in (0, 1)"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--seed", "-1"], "argument --seed: must be an integer >= 0, got '-1'"),
+        (["--onset", "0.013"], "argument --onset: must be a whole number (>= 0) of 20 ms decision windows"),
+        (["--device", "foo"], "argument --device: must be auto, cpu, cuda or cuda:N, got 'foo'"),
+        (["--lr", "2"], "lr must be a number in (0, 1)"),
+    ],
+)
 def test_train_options_are_refused_before_training(tmp_path, capsys, argv, message):
     assert message in refusal([*TRAIN, "--frames", "20", *argv, "--out", str(tmp_path / "run")], capsys)
     assert not (tmp_path / "run").exists()
@@ -157,9 +244,30 @@ def test_train_options_are_refused_before_training(tmp_path, capsys, argv, messa
 
 # --- simulate, evaluate, sweep: the output folder -----------------------------------------------------------------
 
-@pytest.mark.parametrize("command", [SIMULATE, [*EVALUATE, "--policy", ""],
-                                     ["sweep", *TINY, "--amplitudes", "50", "--frequencies", "83.3", "--pulse-widths",
-                                      "500", "--seeds", "1", "--budget", "0.2", "--followup", "0.2"]])
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        SIMULATE,
+        [*EVALUATE, "--policy", ""],
+        [
+            "sweep",
+            *TINY,
+            "--amplitudes",
+            "50",
+            "--frequencies",
+            "83.3",
+            "--pulse-widths",
+            "500",
+            "--seeds",
+            "1",
+            "--budget",
+            "0.2",
+            "--followup",
+            "0.2",
+        ],
+    ],
+)
 def test_unusable_output_folders_fail_before_the_work(tmp_path, capsys, monkeypatch, command):
     def no_work(*args, **kwargs):
         raise AssertionError("the command started its work before checking --out")
@@ -177,7 +285,8 @@ def test_unusable_output_folders_fail_before_the_work(tmp_path, capsys, monkeypa
     (used / "evaluation.json").write_text("{}")
     (used / "sweep.json").write_text("{}")
     assert f"--out {used} holds an earlier run (evaluation.json, summary.json, sweep.json)" in refusal(
-        [*command, "--out", str(used)], capsys)
+        [*command, "--out", str(used)], capsys
+    )
     assert a_file.read_text() == "mine" and (used / "summary.json").read_text() == "{}"
 
 
@@ -210,18 +319,22 @@ def test_evaluate_refuses_the_policy_folder_and_never_mixes_runs(trained, tmp_pa
 
 # --- simulate: options that used to be accepted and then fail -----------------------------------------------------
 
-@pytest.mark.parametrize("argv,message", [
-    (["--duration", "1e300"], "argument --duration: must be a positive whole number of 20 ms decision windows"),
-    (["--amplitude", "1e30"], "argument --amplitude: must be a number of mV in [0, 1000], got '1e30'"),
-    (["--amplitude", "inf"], "argument --amplitude: must be a number of mV in [0, 1000], got 'inf'"),
-    (["--amplitude", "nan"], "argument --amplitude: must be a number of mV in [0, 1000], got 'nan'"),
-    (["--onset", "0.4"], "argument --onset: must be less than --duration (0.2 s), or the run never stimulates"),
-    (["--onset", "0.013"], "argument --onset: must be a whole number (>= 0) of 20 ms decision windows"),
-    (["--seed", "-1"], "argument --seed: must be an integer >= 0"),
-    (["--device", "meta"], "argument --device: must be auto, cpu, cuda or cuda:N, got 'meta'"),
-    (["--device", "cpu:5"], "argument --device: must be cpu without an index"),
-    (["--device", "cuda:0"] if not torch.cuda.is_available() else ["--device", "cuda:99"], "argument --device: "),
-])
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--duration", "1e300"], "argument --duration: must be a positive whole number of 20 ms decision windows"),
+        (["--amplitude", "1e30"], "argument --amplitude: must be a number of mV in [0, 1000], got '1e30'"),
+        (["--amplitude", "inf"], "argument --amplitude: must be a number of mV in [0, 1000], got 'inf'"),
+        (["--amplitude", "nan"], "argument --amplitude: must be a number of mV in [0, 1000], got 'nan'"),
+        (["--onset", "0.4"], "argument --onset: must be less than --duration (0.2 s), or the run never stimulates"),
+        (["--onset", "0.013"], "argument --onset: must be a whole number (>= 0) of 20 ms decision windows"),
+        (["--seed", "-1"], "argument --seed: must be an integer >= 0"),
+        (["--device", "meta"], "argument --device: must be auto, cpu, cuda or cuda:N, got 'meta'"),
+        (["--device", "cpu:5"], "argument --device: must be cpu without an index"),
+        (["--device", "cuda:0"] if not torch.cuda.is_available() else ["--device", "cuda:99"], "argument --device: "),
+    ],
+)
 def test_simulate_refuses_what_it_cannot_run(tmp_path, capsys, argv, message):
     assert message in refusal([*SIMULATE, *argv, "--out", str(tmp_path / "run")], capsys)
     assert not (tmp_path / "run").exists()
@@ -240,6 +353,7 @@ def test_summary_json_is_strict(tmp_path):
 
 # --- plot: damaged run folders --------------------------------------------------------------------------------------
 
+
 def _truncate(path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
@@ -252,13 +366,17 @@ def _wrong_shape(path):
     np.savez_compressed(path, **data)
 
 
-@pytest.mark.parametrize("damage,named", [
-    (lambda out: _truncate(out / "evaluation.npz"), "evaluation.npz"),
-    (lambda out: (out / "evaluation.json").write_text("{not json"), "evaluation.json"),
-    (lambda out: (out / "evaluation.json").write_text(json.dumps({"config": {}})), "evaluation.json"),
-    (lambda out: _wrong_shape(out / "evaluation.npz"), "evaluation.npz"),
-    (lambda out: (out / "train_log.csv").write_text(""), "train_log.csv"),
-], ids=["truncated-npz", "bad-json", "missing-key", "wrong-shape", "empty-log"])
+@pytest.mark.parametrize(
+    "damage,named",
+    [
+        (lambda out: _truncate(out / "evaluation.npz"), "evaluation.npz"),
+        (lambda out: (out / "evaluation.json").write_text("{not json"), "evaluation.json"),
+        (lambda out: (out / "evaluation.json").write_text(json.dumps({"config": {}})), "evaluation.json"),
+        (lambda out: _wrong_shape(out / "evaluation.npz"), "evaluation.npz"),
+        (lambda out: (out / "train_log.csv").write_text(""), "train_log.csv"),
+    ],
+    ids=["truncated-npz", "bad-json", "missing-key", "wrong-shape", "empty-log"],
+)
 def test_plot_reports_damaged_files(evaluated, tmp_path, capsys, damage, named):
     out = tmp_path / "eval"
     shutil.copytree(evaluated, out)
@@ -271,22 +389,28 @@ def test_plot_reports_damaged_files(evaluated, tmp_path, capsys, damage, named):
 
 # --- checkpoints ------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("field,value,message", [
-    ("obs_loc", torch.zeros(3), "obs_loc is torch.Size([3]), not a float tensor of shape [6]"),
-    ("obs_loc", "zeros", "obs_loc is str, not a float tensor of shape [6]"),
-    ("obs_scale", torch.full((6,), math.nan), "obs_scale holds NaN or infinite values"),
-    ("obs_scale", torch.zeros(6), "obs_scale holds values <= 0"),
-    ("iteration", "seven", "iteration is 'seven', not an integer >= 0"),
-    ("frames", -1, "frames is -1, not an integer >= 0"),
-    ("config", [1, 2], "config is a list, not a dict"),
-])
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("obs_loc", torch.zeros(3), "obs_loc is torch.Size([3]), not a float tensor of shape [6]"),
+        ("obs_loc", "zeros", "obs_loc is str, not a float tensor of shape [6]"),
+        ("obs_scale", torch.full((6,), math.nan), "obs_scale holds NaN or infinite values"),
+        ("obs_scale", torch.zeros(6), "obs_scale holds values <= 0"),
+        ("iteration", "seven", "iteration is 'seven', not an integer >= 0"),
+        ("frames", -1, "frames is -1, not an integer >= 0"),
+        ("config", [1, 2], "config is a list, not a dict"),
+    ],
+)
 def test_checkpoint_fields_are_validated_before_use(trained, tmp_path, capsys, field, value, message):
     payload = load_checkpoint(trained / "checkpoint.pt")
     payload[field] = value
     bad = tmp_path / "bad.pt"
     torch.save(payload, bad)
-    with pytest.raises(CheckpointError, match=f"checkpoint {bad} is unusable: " + message.replace("[", r"\[")
-                       .replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        CheckpointError,
+        match=f"checkpoint {bad} is unusable: " + message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)"),
+    ):
         load_checkpoint(bad)
     assert message in refusal([*EVALUATE, "--policy", str(bad), "--out", str(tmp_path / "e")], capsys)
 
@@ -299,27 +423,41 @@ def test_a_checkpoint_with_nan_weights_is_refused_not_trained_on(trained, tmp_pa
     run.mkdir()
     torch.save(payload, run / "checkpoint.pt")
     before = snapshot(run)
-    message = refusal(["train", "--resume", str(run / "checkpoint.pt"), "--frames", "100", "--out", str(run),
-                       "--quiet"], capsys)
+    message = refusal(
+        ["train", "--resume", str(run / "checkpoint.pt"), "--frames", "100", "--out", str(run), "--quiet"], capsys
+    )
     assert f"actor weight {name} holds NaN or infinite values" in message
     assert snapshot(run) == before
 
 
 # --- the library: constructors validate, so an accepted configuration never fails mid-run ---------------------------
 
-@pytest.mark.parametrize("make,message", [
-    (lambda: SimConfig(duration=1e21), "duration must be at most 2147483647 steps"),
-    (lambda: SimConfig(step_size=1e-300), "step_size must be at least sample_duration / 2147483647"),
-    (lambda: FTSTSVectorEnv(0, device="cpu"), "num_envs must be an integer >= 1, got 0"),
-    (lambda: FTSTSVectorEnv(1, autoreset_mode="sometimes", device="cpu"),
-     "autoreset_mode must be an AutoresetMode or one of ['NextStep', 'SameStep', 'Disabled']"),
-    (lambda: NetworkBatch(2, NetworkParams(num_e=1, num_i=1), SimConfig(seed=0), device="cpu"),
-     "num_e=1, num_i=1, connection_prob=0.1: the networks of seeds [0] have no E->I synapse"),
-    (lambda: FTSTSEnv(SimConfig(duration=100.0, seed=0), model_params={"num_e": 1, "num_i": 1}, device="cpu"),
-     "have no E->I synapse"),
-    (lambda: NetworkParams(coupling_fraction=1e-300), "j_e, j_i and coupling_fraction must be such that one synapse"),
-    (lambda: OpenLoopProtocol(amplitude=math.inf), "amplitude must be a finite number >= 0 (mV), got inf"),
-])
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: SimConfig(duration=1e21), "duration must be at most 2147483647 steps"),
+        (lambda: SimConfig(step_size=1e-300), "step_size must be at least sample_duration / 2147483647"),
+        (lambda: FTSTSVectorEnv(0, device="cpu"), "num_envs must be an integer >= 1, got 0"),
+        (
+            lambda: FTSTSVectorEnv(1, autoreset_mode="sometimes", device="cpu"),
+            "autoreset_mode must be an AutoresetMode or one of ['NextStep', 'SameStep', 'Disabled']",
+        ),
+        (
+            lambda: NetworkBatch(2, NetworkParams(num_e=1, num_i=1), SimConfig(seed=0), device="cpu"),
+            "num_e=1, num_i=1, connection_prob=0.1: the networks of seeds [0] have no E->I synapse",
+        ),
+        (
+            lambda: FTSTSEnv(SimConfig(duration=100.0, seed=0), model_params={"num_e": 1, "num_i": 1}, device="cpu"),
+            "have no E->I synapse",
+        ),
+        (
+            lambda: NetworkParams(coupling_fraction=1e-300),
+            "j_e, j_i and coupling_fraction must be such that one synapse",
+        ),
+        (lambda: OpenLoopProtocol(amplitude=math.inf), "amplitude must be a finite number >= 0 (mV), got inf"),
+    ],
+)
 def test_library_constructors_name_the_parameter(make, message):
     with pytest.raises(ValueError) as error:
         make()
@@ -337,6 +475,7 @@ def test_run_folder_claim_and_files(tmp_path):
     # every file the commands write is known to the folder rules (else --overwrite would leave it behind)
     from neuroloop_gpu.evaluation import FILES as EVALUATION_FILES
     from neuroloop_gpu.sweep import FILES as SWEEP_FILES
+
     assert set(EVALUATION_FILES.values()) | set(SWEEP_FILES.values()) <= RUN_FILES
 
 
@@ -346,13 +485,19 @@ def test_every_file_the_commands_write_is_a_run_file(trained, evaluated):
         assert written <= RUN_FILES, written - RUN_FILES
 
 
-NUMERIC_FIELDS = [(cls, f.name) for cls in (NetworkParams, PlasticityParams, SimConfig) for f in fields(cls)
-                  if f.type in ("float", "int")]
+NUMERIC_FIELDS = [
+    (cls, f.name)
+    for cls in (NetworkParams, PlasticityParams, SimConfig)
+    for f in fields(cls)
+    if f.type in ("float", "int")
+]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(NUMERIC_FIELDS),
-       st.sampled_from([math.nan, math.inf, -math.inf, -1.0, -1e300, 1e300, "7", None, True]))
+@given(
+    st.sampled_from(NUMERIC_FIELDS),
+    st.sampled_from([math.nan, math.inf, -math.inf, -1.0, -1e300, 1e300, "7", None, True]),
+)
 def test_bad_numbers_in_any_config_field_name_that_field(target, value):
     cls, name = target
     try:

@@ -10,8 +10,16 @@ import pytest
 ROOT = Path(__file__).parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_tuning" / "ncu_regions.py"
 KERNEL = ROOT / "neuroloop_gpu" / "network" / "triton_kernel.py"
-COLUMNS = ["Line No", "Source", "Address", "Source", "Warp Stall Sampling (All Samples)", "Instructions Executed",
-           "stall_long_sb", "stall_barrier"]
+COLUMNS = [
+    "Line No",
+    "Source",
+    "Address",
+    "Source",
+    "Warp Stall Sampling (All Samples)",
+    "Instructions Executed",
+    "stall_long_sb",
+    "stall_barrier",
+]
 
 
 def _export(path: Path, lines: list[tuple[str, int, str, float]]) -> None:
@@ -37,14 +45,26 @@ def _run(export: Path) -> subprocess.CompletedProcess:
 
 def test_lines_are_summed_by_kernel_region(tmp_path):
     stim, noise, walk = _line("stim = tl.load("), _line("first * tl.cos(first_angle)"), _line("tl.atomic_max(")
-    _export(tmp_path / "export.csv", [(str(KERNEL), *stim, 30.0), (str(KERNEL), *noise, 50.0),
-                                      (str(KERNEL), *walk, 15.0), ("triton/language/standard.py", 7, "x", 5.0)])
+    _export(
+        tmp_path / "export.csv",
+        [
+            (str(KERNEL), *stim, 30.0),
+            (str(KERNEL), *noise, 50.0),
+            (str(KERNEL), *walk, 15.0),
+            ("triton/language/standard.py", 7, "x", 5.0),
+        ],
+    )
     done = _run(tmp_path / "export.csv")
     assert done.returncode == 0, done.stderr
     shares = {line[:46].strip(): float(line[46:55]) for line in done.stdout.splitlines()[1:-1]}
-    assert shares == pytest.approx({"normal_draws": 50.0, "step loop head": 30.0,
-                                    "E -> I input with the weights before this step": 15.0,
-                                    "triton.language (reductions, scans)": 5.0})
+    assert shares == pytest.approx(
+        {
+            "normal_draws": 50.0,
+            "step loop head": 30.0,
+            "E -> I input with the weights before this step": 15.0,
+            "triton.language (reductions, scans)": 5.0,
+        }
+    )
 
 
 def test_a_profile_of_other_source_is_refused(tmp_path):

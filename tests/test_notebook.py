@@ -28,8 +28,9 @@ def test_notebook_runs_at_tiny_size(tmp_path):
     )
     overrides.metadata["tags"] = ["injected-parameters"]
     notebook.cells.insert(index + 1, overrides)
-    NotebookClient(notebook, timeout=240, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    NotebookClient(
+        notebook, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    ).execute()
 
     outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
     assert not [out for out in outputs if out.output_type == "error"]

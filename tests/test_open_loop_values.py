@@ -23,9 +23,19 @@ from neuroloop_gpu.open_loop import OpenLoopProtocol, OpenLoopRun, run_open_loop
 PARAMS = NetworkParams(num_e=40, num_i=10)  # what `simulate --num-e 40 --num-i 10` builds
 SEEDS = [0, 1]
 WINDOWS, ONSET_MS, LATCH_MV = 15, 100.0, 259.0
-STATS = {"kop": "kop", "chi": "chi", "v_e_mean": "v_e_mean_mv", "v_e_std": "v_e_std_mv", "v_i_mean": "v_i_mean_mv",
-         "v_i_std": "v_i_std_mv", "weight_mv": "weight_mv", "rate_e": "rate_e_hz", "rate_i": "rate_i_hz",
-         "energy": "energy_mv2ms", "charge": "charge_mvms"}  # WindowStats field -> independent name
+STATS = {
+    "kop": "kop",
+    "chi": "chi",
+    "v_e_mean": "v_e_mean_mv",
+    "v_e_std": "v_e_std_mv",
+    "v_i_mean": "v_i_mean_mv",
+    "v_i_std": "v_i_std_mv",
+    "weight_mv": "weight_mv",
+    "rate_e": "rate_e_hz",
+    "rate_i": "rate_i_hz",
+    "energy": "energy_mv2ms",
+    "charge": "charge_mvms",
+}  # WindowStats field -> independent name
 
 
 def offline_kuramoto(raster: np.ndarray, every: int) -> np.ndarray:
@@ -46,8 +56,9 @@ def offline_kuramoto(raster: np.ndarray, every: int) -> np.ndarray:
 @functools.lru_cache(maxsize=1)
 def reference():
     """Per network: per-window stats, stimulating flags, the stimulation-off time (ms), the raster."""
-    net = NetworkBatch(len(SEEDS), PARAMS, SimConfig(duration=WINDOWS * 20.0), seeds=SEEDS, device="cpu",
-                       backend="eager")
+    net = NetworkBatch(
+        len(SEEDS), PARAMS, SimConfig(duration=WINDOWS * 20.0), seeds=SEEDS, device="cpu", backend="eager"
+    )
     ref = ReferenceBatch(net, SEEDS, total_steps=WINDOWS * net.steps_per_window)
     latched, off = [False, False], [None, None]
     stats, stimulating, rasters = [], [], [[], []]
@@ -81,8 +92,15 @@ def test_the_run_exercises_what_it_checks():
 
 @functools.lru_cache(maxsize=1)
 def api_run() -> OpenLoopRun:
-    net = NetworkBatch(len(SEEDS), PARAMS, SimConfig(duration=WINDOWS * 20.0), seeds=SEEDS, device="cpu",
-                       dtype=torch.float64, record=RecordConfig(spikes_e=True))
+    net = NetworkBatch(
+        len(SEEDS),
+        PARAMS,
+        SimConfig(duration=WINDOWS * 20.0),
+        seeds=SEEDS,
+        device="cpu",
+        dtype=torch.float64,
+        record=RecordConfig(spikes_e=True),
+    )
     return run_open_loop(net, OpenLoopProtocol(onset=ONSET_MS, latch_mv=LATCH_MV), WINDOWS, progress=False)
 
 
@@ -107,13 +125,19 @@ def expected_network(b):
     kop = offline_kuramoto(rasters[b], 10)  # 1 ms samples
     column = lambda name: np.array([s[b][name] for s in stats])  # noqa: E731
     return {
-        "seed": SEEDS[b], "stim_off_time_s": off[b] / 1000.0,
-        "rate_e_hz": column("rate_e_hz").mean(), "rate_i_hz": column("rate_i_hz").mean(),
-        "energy_mv2ms": column("energy_mv2ms").sum(), "charge_mvms": column("charge_mvms").sum(),
+        "seed": SEEDS[b],
+        "stim_off_time_s": off[b] / 1000.0,
+        "rate_e_hz": column("rate_e_hz").mean(),
+        "rate_i_hz": column("rate_i_hz").mean(),
+        "energy_mv2ms": column("energy_mv2ms").sum(),
+        "charge_mvms": column("charge_mvms").sum(),
         "final_weight_mv": column("weight_mv")[-1],
-        "kop_before": kop[:100].mean(), "kop_during": kop[100:round(off[b])].mean(),
-        "kop_after": kop[round(off[b]):].mean(),
-        "mean_weight_per_second": [], "chi_per_second": [], "kop_per_second": [],  # under a second
+        "kop_before": kop[:100].mean(),
+        "kop_during": kop[100 : round(off[b])].mean(),
+        "kop_after": kop[round(off[b]) :].mean(),
+        "mean_weight_per_second": [],
+        "chi_per_second": [],
+        "kop_per_second": [],  # under a second
     }
 
 
@@ -138,8 +162,30 @@ def test_cli_simulate_summary(tmp_path, monkeypatch):
     and the figure draws network 0's weight, its stimulation period and its rasters."""
     figures = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
-    main(["simulate", "--num-e", "40", "--num-i", "10", "--duration", "0.3", "--onset", "0.1", "--networks", "2",
-          "--latch", "259", "--dtype", "float64", "--device", "cpu", "--out", str(tmp_path), "--quiet"])
+    main(
+        [
+            "simulate",
+            "--num-e",
+            "40",
+            "--num-i",
+            "10",
+            "--duration",
+            "0.3",
+            "--onset",
+            "0.1",
+            "--networks",
+            "2",
+            "--latch",
+            "259",
+            "--dtype",
+            "float64",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     summary = json.loads((tmp_path / "summary.json").read_text())
     check_summary(summary)
     stats, _, off, rasters = reference()
@@ -153,15 +199,17 @@ def test_cli_simulate_summary(tmp_path, monkeypatch):
     kop_line = ax_kop.lines[0]
     np.testing.assert_allclose(kop_line.get_ydata(), offline_kuramoto(rasters[0], 10), rtol=1e-9, atol=1e-12)
     assert "Kuramoto" in ax_kop.get_ylabel() and "J_I w" in ax_w.get_ylabel()
-    assert [ax.get_title().split(" (")[0] for ax in raster_axes] == ["E raster before", "E raster during",
-                                                                    "E raster after"]
+    assert [ax.get_title().split(" (")[0] for ax in raster_axes] == [
+        "E raster before",
+        "E raster during",
+        "E raster after",
+    ]
     # before: the 200 ms ending 100 ms before the onset (from 0 here); during: from the middle of the
     # stimulation period (100 + 220) / 2 ms; after: the last 200 ms; each from the start of its window
     for ax, start_ms in zip(raster_axes, (0.0, 160.0, 100.0)):
         first = int(start_ms // 20.0) * 200  # step
-        steps, neurons = np.nonzero(rasters[0][first:first + 2000])
-        np.testing.assert_allclose(ax.collections[0].get_offsets(), np.c_[(first + steps) * 1e-4, neurons],
-                                   atol=1e-12)
+        steps, neurons = np.nonzero(rasters[0][first : first + 2000])
+        np.testing.assert_allclose(ax.collections[0].get_offsets(), np.c_[(first + steps) * 1e-4, neurons], atol=1e-12)
 
 
 def test_per_second_curves_and_network_means_of_a_made_up_run():
@@ -169,10 +217,18 @@ def test_per_second_curves_and_network_means_of_a_made_up_run():
     dropped), its top-level rates, energy, charge and final weight are means over the networks."""
     rng = np.random.default_rng(3)
     windows = 110  # 2.2 s of 20 ms windows
-    stats = {name: rng.uniform(0, 300, (windows, 2)) for name in ("weight_mv", "chi", "rate_e", "rate_i", "energy",
-                                                                   "charge", "kop")}
-    run = OpenLoopRun(window_ms=20.0, step_ms=0.1, seeds=[5, 6], stats=stats,
-                      stimulating=np.zeros((windows, 2), bool), stim_off_time_ms=[None, 1500.0])
+    stats = {
+        name: rng.uniform(0, 300, (windows, 2))
+        for name in ("weight_mv", "chi", "rate_e", "rate_i", "energy", "charge", "kop")
+    }
+    run = OpenLoopRun(
+        window_ms=20.0,
+        step_ms=0.1,
+        seeds=[5, 6],
+        stats=stats,
+        stimulating=np.zeros((windows, 2), bool),
+        stim_off_time_ms=[None, 1500.0],
+    )
     summary = summarize(run, OpenLoopProtocol(onset=500.0), device="cpu")
     for b in range(2):
         net = summary["networks"][b]

@@ -11,34 +11,53 @@ from neuroloop_gpu.config import NetworkParams
 from neuroloop_gpu.evaluation import TRACES, EvaluationConfig, EvaluationResult
 from neuroloop_gpu.plots import plot_evaluation, plot_run, plot_training
 
-LOG_HEADER = ("iteration,frames,wall_s,fps,lr,reward_mean,episode_reward_mean,kop_mean,weight_mv_mean,energy_mean,"
-              "loss_objective,loss_critic,loss_entropy")
+LOG_HEADER = (
+    "iteration,frames,wall_s,fps,lr,reward_mean,episode_reward_mean,kop_mean,weight_mv_mean,energy_mean,"
+    "loss_objective,loss_critic,loss_entropy"
+)
 
 
 def synthetic_result() -> EvaluationResult:
     """3 controllers x 4 seeds x 50 windows of made-up traces (no simulation)."""
-    config = EvaluationConfig(seeds=(1, 2, 3, 4), network=NetworkParams(num_e=40, num_i=10), duration_s=1.0,
-                              stim_onset_s=0.2, raster_ms=100.0)
+    config = EvaluationConfig(
+        seeds=(1, 2, 3, 4), network=NetworkParams(num_e=40, num_i=10), duration_s=1.0, stim_onset_s=0.2, raster_ms=100.0
+    )
     rng = np.random.default_rng(0)
     shape = (3, 4, config.num_windows)
     on = np.zeros(shape, dtype=bool)
-    on[1:, :, config.onset_window:] = True
+    on[1:, :, config.onset_window :] = True
     on[2, :, ::3] = False  # an on-demand controller
     traces = {key: rng.uniform(0, 1, shape) for key in TRACES}
-    traces.update(stimulating=on, amplitude_mv=100.0 * on, frequency_hz=np.where(on, 130.0, 83.3),
-                  pulse_width_us=np.where(on, 60.0, 1000.0), energy_mv2ms=on * 50.0, charge_mvms=on * 1.0,
-                  weight_mv=260.0 - on.cumsum(-1) * 5.0)
+    traces.update(
+        stimulating=on,
+        amplitude_mv=100.0 * on,
+        frequency_hz=np.where(on, 130.0, 83.3),
+        pulse_width_us=np.where(on, 60.0, 1000.0),
+        energy_mv2ms=on * 50.0,
+        charge_mvms=on * 1.0,
+        weight_mv=260.0 - on.cumsum(-1) * 5.0,
+    )
     rasters = {k: rng.uniform(size=(3, 1000, 40)) < 0.01 for k in ("before", "after")}
-    return EvaluationResult(config, {"none": {}, "ftsts": {}, "threshold": {}}, traces, rasters,
-                            {"before": 0.1, "after": 0.9}, "cpu:test", {"torch": "x"}, 0.0)
+    return EvaluationResult(
+        config,
+        {"none": {}, "ftsts": {}, "threshold": {}},
+        traces,
+        rasters,
+        {"before": 0.1, "after": 0.9},
+        "cpu:test",
+        {"torch": "x"},
+        0.0,
+    )
 
 
 def write_log(path, rows=6):
     lines = [LOG_HEADER]
     for i in range(rows):
         episode = "nan" if i % 2 == 0 else f"{-100 + 5 * i}"
-        lines.append(f"{i},{(i + 1) * 512},{i * 1.5},{340.0},{3e-4 * (1 - i / rows)},{-0.8 + 0.05 * i},{episode},"
-                     f"{0.3 - 0.01 * i},{259 - i},{40.0},{0.01 * (-1) ** i},{1.0 / (i + 1)},{-0.004}")
+        lines.append(
+            f"{i},{(i + 1) * 512},{i * 1.5},{340.0},{3e-4 * (1 - i / rows)},{-0.8 + 0.05 * i},{episode},"
+            f"{0.3 - 0.01 * i},{259 - i},{40.0},{0.01 * (-1) ** i},{1.0 / (i + 1)},{-0.004}"
+        )
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -51,8 +70,13 @@ def png_size(path):
 
 
 # the figures' sizes in inches at the 110 dpi they are written with (3 controllers in synthetic_result)
-EVALUATION_SIZES = {"kop.png": (10, 4.5), "weight.png": (10, 4.5), "rasters.png": (11, 1.9 * 3 + 0.8),
-                    "actions.png": (10, 8), "energy_vs_synchrony.png": (8, 5.8)}
+EVALUATION_SIZES = {
+    "kop.png": (10, 4.5),
+    "weight.png": (10, 4.5),
+    "rasters.png": (11, 1.9 * 3 + 0.8),
+    "actions.png": (10, 8),
+    "energy_vs_synchrony.png": (8, 5.8),
+}
 
 
 def test_evaluation_figures_are_written(tmp_path):
@@ -95,8 +119,9 @@ def test_plot_run_redraws_everything_from_the_files(tmp_path):
     synthetic_result().save(tmp_path / "evaluation")
     paths = plot_run(tmp_path)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in paths) == sorted(
-        ["training.png"] + [f"evaluation/{n}.png" for n in ("kop", "weight", "rasters", "actions",
-                                                           "energy_vs_synchrony")])
+        ["training.png"]
+        + [f"evaluation/{n}.png" for n in ("kop", "weight", "rasters", "actions", "energy_vs_synchrony")]
+    )
     assert all(png_size(p)[0] > 800 for p in paths)
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -23,9 +23,22 @@ from neuroloop_gpu.evaluation import EvaluationConfig, evaluate
 # Reward = minus the stimulation energy only: the best policy is known (lowest amplitude, frequency and
 # width), so a working PPO must raise the return within a few iterations; a sign error or a broken
 # advantage cannot.
-ENERGY_ONLY = PPOConfig(num_envs=16, num_e=20, num_i=5, episode_s=0.16, windows_per_batch=8, total_frames=16 * 8 * 6,
-                        minibatch_size=32, lr=3e-3, synchrony_weight=0.0, coupling_weight=0.0, energy_weight=1.0,
-                        hidden=(32,), seed=3, checkpoint_every=2)
+ENERGY_ONLY = PPOConfig(
+    num_envs=16,
+    num_e=20,
+    num_i=5,
+    episode_s=0.16,
+    windows_per_batch=8,
+    total_frames=16 * 8 * 6,
+    minibatch_size=32,
+    lr=3e-3,
+    synchrony_weight=0.0,
+    coupling_weight=0.0,
+    energy_weight=1.0,
+    hidden=(32,),
+    seed=3,
+    checkpoint_every=2,
+)
 
 
 def read_log(path):
@@ -83,8 +96,13 @@ def test_checkpoint_round_trip_and_resume(tmp_path):
     with first.log.open("a") as log:
         log.write(first.log.read_text().splitlines()[-1].replace("2,", "3,", 1) + "\n")
     # an lr of 1e-10 barely moves the weights: the resumed run starts from the saved ones
-    resumed = train(replace(short, total_frames=16 * 8 * 3, lr=1e-10), tmp_path, resume=first.checkpoint,
-                    allow_changes=["lr"], progress=False)
+    resumed = train(
+        replace(short, total_frames=16 * 8 * 3, lr=1e-10),
+        tmp_path,
+        resume=first.checkpoint,
+        allow_changes=["lr"],
+        progress=False,
+    )
     assert resumed.iterations == 3
     rows = read_log(resumed.log)
     assert [int(row["iteration"]) for row in rows] == [1, 2, 3]
@@ -93,8 +111,15 @@ def test_checkpoint_round_trip_and_resume(tmp_path):
     for part in ("actor", "critic"):
         assert all(torch.allclose(after[part][k], saved[part][k], rtol=0, atol=1e-8) for k in saved[part])
     # and a resumed run at the usual rate still learns: its next iteration moves the weights
-    moved = load_checkpoint(train(replace(short, total_frames=16 * 8 * 4), tmp_path / "more", resume=resumed.checkpoint,
-                                  allow_changes=["lr"], progress=False).checkpoint)
+    moved = load_checkpoint(
+        train(
+            replace(short, total_frames=16 * 8 * 4),
+            tmp_path / "more",
+            resume=resumed.checkpoint,
+            allow_changes=["lr"],
+            progress=False,
+        ).checkpoint
+    )
     assert moved["iteration"] == 4
     assert any(not torch.equal(moved["actor"][k], after["actor"][k]) for k in after["actor"])
 
@@ -113,8 +138,14 @@ def test_policy_refuses_observations_of_another_synchrony_measure(tmp_path):
     checkpoint = train(replace(ENERGY_ONLY, total_frames=16 * 8), tmp_path, progress=False).checkpoint
     controller = PolicyController(checkpoint)
     assert controller.synchrony == "kop" and controller.describe()["synchrony"] == "kop"
-    config = EvaluationConfig(seeds=(0,), network=NetworkParams(num_e=20, num_i=5), duration_s=0.04,
-                              stim_onset_s=0.0, raster_ms=0.0, synchrony="chi")
+    config = EvaluationConfig(
+        seeds=(0,),
+        network=NetworkParams(num_e=20, num_i=5),
+        duration_s=0.04,
+        stim_onset_s=0.0,
+        raster_ms=0.0,
+        synchrony="chi",
+    )
     with pytest.raises(ValueError, match="'ppo' was trained with synchrony='kop'.*observes synchrony='chi'"):
         evaluate({"ppo": controller}, config, progress=False)
 
@@ -151,11 +182,17 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
         PolicyController(tmp_path / "misfit_actor.pt")
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("lr", 0.0, "lr must be"), ("lr_schedule", "step", "lr_schedule must be"), ("num_envs", 0, "num_envs"),
-    ("total_frames", 1, "total_frames must be at least one batch"), ("minibatch_size", 10_000, "minibatch_size"),
-    ("stim_onset_s", 1.0, "stim_onset_s"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("lr", 0.0, "lr must be"),
+        ("lr_schedule", "step", "lr_schedule must be"),
+        ("num_envs", 0, "num_envs"),
+        ("total_frames", 1, "total_frames must be at least one batch"),
+        ("minibatch_size", 10_000, "minibatch_size"),
+        ("stim_onset_s", 1.0, "stim_onset_s"),
+    ],
+)
 def test_config_validation_names_the_parameter(field, value, message):
     with pytest.raises(ValueError, match=message):
         replace(ENERGY_ONLY, **{field: value})
@@ -180,10 +217,36 @@ def test_gradients_are_averaged_over_ranks():
 
 def test_torchrun_two_cpu_processes_gloo(tmp_path):
     out = tmp_path / "dist"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "neuroloop_gpu.cli", "train", "--num-e", "20", "--num-i", "5", "--networks", "4",
-               "--episode", "0.2", "--windows-per-batch", "4", "--frames", "64", "--minibatch", "8",
-               "--device", "cpu", "--out", str(out), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "neuroloop_gpu.cli",
+        "train",
+        "--num-e",
+        "20",
+        "--num-i",
+        "5",
+        "--networks",
+        "4",
+        "--episode",
+        "0.2",
+        "--windows-per-batch",
+        "4",
+        "--frames",
+        "64",
+        "--minibatch",
+        "8",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = read_log(out / "train_log.csv")

@@ -12,8 +12,11 @@ M = 0xFFFFFFFF
 KAT = [
     ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
     ((M, M, M, M), (M, M), (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
-    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
-     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+    (
+        (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+        (0xA4093822, 0x299F31D0),
+        (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+    ),
 ]
 
 
@@ -26,8 +29,13 @@ def test_philox_known_answers(counter, key, expected):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_normal_draws_are_standard_normal(dtype):
-    z = standard_normal(torch.tensor([5]), 0, torch.arange(200).view(1, -1), torch.zeros(1, 1, dtype=torch.int64),
-                        1000, dtype).flatten().double()
+    z = (
+        standard_normal(
+            torch.tensor([5]), 0, torch.arange(200).view(1, -1), torch.zeros(1, 1, dtype=torch.int64), 1000, dtype
+        )
+        .flatten()
+        .double()
+    )
     assert z.numel() == 200_000
     assert abs(float(z.mean())) < 0.01
     assert abs(float(z.std()) - 1.0) < 0.01
@@ -57,6 +65,7 @@ def test_draws_do_not_depend_on_the_batch():
     steps = torch.arange(10).view(1, -1)
     episode = torch.zeros(1, 1, dtype=torch.int64)
     alone = standard_normal(torch.tensor([42]).view(-1, 1), 0, steps, episode, 7, torch.float32)
-    batch = standard_normal(torch.tensor([1, 42, 3]).view(-1, 1), 0, steps.expand(3, -1), episode.expand(3, 1),
-                            7, torch.float32)
+    batch = standard_normal(
+        torch.tensor([1, 42, 3]).view(-1, 1), 0, steps.expand(3, -1), episode.expand(3, 1), 7, torch.float32
+    )
     assert torch.equal(alone[0], batch[1])

@@ -13,8 +13,7 @@ ONSET_WINDOWS, WINDOWS = 15, 75  # stimulation from 0.3 s, 1.5 s in all
 
 
 def run_twins(j_i: float, amplitude: float, polarity: float):
-    net = NetworkBatch(len(SEEDS), NetworkParams(num_e=200, num_i=50, j_i=j_i), SimConfig(), seeds=SEEDS,
-                       device="cpu")
+    net = NetworkBatch(len(SEEDS), NetworkParams(num_e=200, num_i=50, j_i=j_i), SimConfig(), seeds=SEEDS, device="cpu")
     kop = []
     for w in range(WINDOWS):
         train = PulseTrain.constant(len(SEEDS), amplitude if w >= ONSET_WINDOWS else 0.0, polarity=polarity)
@@ -37,7 +36,7 @@ def test_without_stimulation_the_network_stays_synchronous(ftsts):
     weight, kop = ftsts
     early = kop[5:ONSET_WINDOWS, 0::2].mean(0)
     late = kop[-25:, 0::2].mean(0)
-    stimulated = kop[ONSET_WINDOWS + 5:, 1::2].mean(0)
+    stimulated = kop[ONSET_WINDOWS + 5 :, 1::2].mean(0)
     assert torch.all(late > 0.7 * early), (early, late)
     assert torch.all(late > stimulated + 0.05), (late, stimulated)
     assert torch.all((weight[0::2] - 260.0).abs() < 10.0)

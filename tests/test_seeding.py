@@ -41,10 +41,14 @@ def test_sim_config_seed_none_means_fresh_entropy():
 
 def test_unseeded_envs_are_distinct_and_seeded_envs_identical():
     one, two = make(), make()
-    assert not np.array_equal(trajectory(lambda: one.step(ACTION)[0], lambda: one.reset()[0]),
-                              trajectory(lambda: two.step(ACTION)[0], lambda: two.reset()[0]))
-    assert np.array_equal(trajectory(lambda: one.step(ACTION)[0], lambda: one.reset(seed=7)[0]),
-                          trajectory(lambda: two.step(ACTION)[0], lambda: two.reset(seed=7)[0]))
+    assert not np.array_equal(
+        trajectory(lambda: one.step(ACTION)[0], lambda: one.reset()[0]),
+        trajectory(lambda: two.step(ACTION)[0], lambda: two.reset()[0]),
+    )
+    assert np.array_equal(
+        trajectory(lambda: one.step(ACTION)[0], lambda: one.reset(seed=7)[0]),
+        trajectory(lambda: two.step(ACTION)[0], lambda: two.reset(seed=7)[0]),
+    )
     vec = FTSTSVectorEnv(2, SimConfig(duration=100.0), TINY, device="cpu")
     obs, _ = vec.reset()
     for _ in range(3):
@@ -87,13 +91,17 @@ def test_torchrl_batched_envs(batched):
     from torchrl import envs as torchrl_envs
 
     def run(seed):
-        env = getattr(torchrl_envs, batched)(2, partial(FTSTSTorchEnv, 1, SimConfig(duration=100.0), TINY,
-                                                        device="cpu"))
+        env = getattr(torchrl_envs, batched)(
+            2, partial(FTSTSTorchEnv, 1, SimConfig(duration=100.0), TINY, device="cpu")
+        )
         try:
             if seed is not None:
                 env.set_seed(seed)
-            return env.rollout(3, policy=lambda td: td.set("action", torch.from_numpy(ACTION).expand(2, 1, 3)),
-                               break_when_any_done=False)["next", "observation"].numpy()
+            return env.rollout(
+                3,
+                policy=lambda td: td.set("action", torch.from_numpy(ACTION).expand(2, 1, 3)),
+                break_when_any_done=False,
+            )["next", "observation"].numpy()
         finally:
             env.close()
 

@@ -96,8 +96,10 @@ def test_reseeding_rebuilds_the_network_of_that_seed_and_plain_reset_changes_the
     fresh = NetworkBatch(1, SMALL, seeds=[77], device="cpu", record=RecordConfig(spikes_e=True))
     for _ in range(3):
         assert torch.equal(net.run_window().recording.spikes_e[1], fresh.run_window().recording.spikes_e[0])
-    assert torch.equal(net.connectivity.ei_post[1] - net.connectivity.ei_post[1].min(),
-                       fresh.connectivity.ei_post[0] - fresh.connectivity.ei_post[0].min())
+    assert torch.equal(
+        net.connectivity.ei_post[1] - net.connectivity.ei_post[1].min(),
+        fresh.connectivity.ei_post[0] - fresh.connectivity.ei_post[0].min(),
+    )
     net.reset()  # new episode, same networks: fresh noise, so a different trajectory
     again = [net.run_window().recording.spikes_e[0].clone() for _ in range(3)]
     assert not all(torch.equal(a[0], b) for a, b in zip(first, again))
@@ -202,8 +204,9 @@ def assert_identical_runs(first: NetworkBatch, second: NetworkBatch, *, stimulat
 
 
 def _recorded(params: NetworkParams, **options) -> NetworkBatch:
-    return NetworkBatch(3, params, seeds=[4, 5, 6], device="cpu", record=RecordConfig(spikes_e=True, traces=True),
-                        **options)
+    return NetworkBatch(
+        3, params, seeds=[4, 5, 6], device="cpu", record=RecordConfig(spikes_e=True, traces=True), **options
+    )
 
 
 @pytest.mark.parametrize("mode", ["published", "summed"])
@@ -218,25 +221,30 @@ def test_event_driven_and_dense_synapse_updates_agree_exactly(mode):
 def test_compiled_backend_gives_the_same_bits_as_eager(mode, synapses):
     """torch.compile'd kernels (noise words, membrane, filters, STDP passes) change no result."""
     params = _plastic_small(mode)
-    assert_identical_runs(_recorded(params, synapses=synapses, backend="eager"),
-                          _recorded(params, synapses=synapses, backend="compiled"))
+    assert_identical_runs(
+        _recorded(params, synapses=synapses, backend="eager"), _recorded(params, synapses=synapses, backend="compiled")
+    )
 
 
 @needs_fused
-@pytest.mark.parametrize(("mode", "dtype"), [("published", torch.float32), ("summed", torch.float32),
-                                             ("published", torch.float64)])
+@pytest.mark.parametrize(
+    ("mode", "dtype"), [("published", torch.float32), ("summed", torch.float32), ("published", torch.float64)]
+)
 def test_fused_backend_gives_the_same_bits_as_eager(mode, dtype):
     """One C++ loop per network and step (and its Philox words) change no result."""
     params = _plastic_small(mode)
-    assert_identical_runs(_recorded(params, dtype=dtype, backend="eager"),
-                          _recorded(params, dtype=dtype, backend="fused"))
+    assert_identical_runs(
+        _recorded(params, dtype=dtype, backend="eager"), _recorded(params, dtype=dtype, backend="fused")
+    )
 
 
 @needs_fused
-@pytest.mark.parametrize(("mode", "torch_math_in_kernel"), [("published", True), ("summed", True),
-                                                            ("published", False)])
-def test_fused_backend_gives_the_same_bits_as_eager_over_several_steps_per_call(mode, torch_math_in_kernel,
-                                                                                  monkeypatch):
+@pytest.mark.parametrize(
+    ("mode", "torch_math_in_kernel"), [("published", True), ("summed", True), ("published", False)]
+)
+def test_fused_backend_gives_the_same_bits_as_eager_over_several_steps_per_call(
+    mode, torch_math_in_kernel, monkeypatch
+):
     """Unrecorded, one kernel call runs a whole window and takes the causal Kuramoto samples itself;
     without torch's vector math in the kernel library, a call runs kop_sample_interval worth of steps
     and the monitor takes them between calls."""
@@ -249,25 +257,32 @@ def test_fused_backend_gives_the_same_bits_as_eager_over_several_steps_per_call(
     params = _plastic_small(mode)
     fused = NetworkBatch(3, params, seeds=[4, 5, 6], device="cpu", backend="fused", kop_sample_interval=2.0)
     assert fused._steps_per_call() == (200 if torch_math_in_kernel else 20)
-    assert_identical_runs(NetworkBatch(3, params, seeds=[4, 5, 6], device="cpu", backend="eager",
-                                       kop_sample_interval=2.0), fused)
+    assert_identical_runs(
+        NetworkBatch(3, params, seeds=[4, 5, 6], device="cpu", backend="eager", kop_sample_interval=2.0), fused
+    )
 
 
 STIM_NOISY = {"stim_noise_e": 10.0, "stim_noise_i": 5.0}  # mV, stimulation-locked noise on both populations
 
 
-@pytest.mark.parametrize(("backend", "dtype", "steps_per_call"), [
-    pytest.param("compiled", torch.float32, 1, marks=needs_compiler),
-    pytest.param("fused", torch.float32, 1, marks=needs_fused),
-    pytest.param("fused", torch.float64, 1, marks=needs_fused),
-    pytest.param("fused", torch.float32, 200, marks=needs_fused)])
+@pytest.mark.parametrize(
+    ("backend", "dtype", "steps_per_call"),
+    [
+        pytest.param("compiled", torch.float32, 1, marks=needs_compiler),
+        pytest.param("fused", torch.float32, 1, marks=needs_fused),
+        pytest.param("fused", torch.float64, 1, marks=needs_fused),
+        pytest.param("fused", torch.float32, 200, marks=needs_fused),
+    ],
+)
 def test_stim_locked_noise_gives_the_same_bits_on_every_cpu_backend(backend, dtype, steps_per_call):
     """The stimulation-locked term (its own draws, gated per network and window) on the compiled and
     fused backends, one step per call (recorded) or a whole window per kernel call: eager's bits."""
     params = dataclasses.replace(_plastic_small("published"), **STIM_NOISY)
     record = RecordConfig(spikes_e=True, traces=True) if steps_per_call == 1 else None
-    first, second = (NetworkBatch(3, params, seeds=[4, 5, 6], device="cpu", dtype=dtype, record=record, backend=b)
-                     for b in ("eager", backend))
+    first, second = (
+        NetworkBatch(3, params, seeds=[4, 5, 6], device="cpu", dtype=dtype, record=record, backend=b)
+        for b in ("eager", backend)
+    )
     if backend == "fused" and steps_per_call > 1 and not second._stepper.samples_kuramoto:
         pytest.skip("the kernel library has no torch vector math here")
     assert second._steps_per_call() == steps_per_call
@@ -278,8 +293,17 @@ def _one_step_apart(params: NetworkParams, amplitude: list[float], noise: dict, 
     """Two batches of the same seeds, without and with ``noise`` (NetworkParams fields), after
     ``windows`` windows of one Euler step each under the same trains (per-network ``amplitude``)."""
     sim = SimConfig(duration=0.1 * windows, sample_duration=0.1, seed=0)
-    quiet, noisy = (NetworkBatch(len(amplitude), dataclasses.replace(params, **extra), sim, device="cpu",
-                                 backend="eager", kop_sample_interval=0.1) for extra in ({}, noise))
+    quiet, noisy = (
+        NetworkBatch(
+            len(amplitude),
+            dataclasses.replace(params, **extra),
+            sim,
+            device="cpu",
+            backend="eager",
+            kop_sample_interval=0.1,
+        )
+        for extra in ({}, noise)
+    )
     for _ in range(windows):
         train = PulseTrain.constant(len(amplitude), 0.0)
         train.amplitude = torch.tensor(amplitude, dtype=torch.float64)
@@ -298,8 +322,14 @@ def test_stim_locked_noise_acts_while_the_stimulator_is_on_and_only_then():
     for b in (0, 2):
         for name, value in snapshot(quiet).items():
             assert torch.equal(value[b], getattr(noisy.state, name)[b]), (name, b)
-    xi = standard_normal(quiet.state.seed[[1, 3]].view(-1, 1), STREAM_STIM_NOISE, torch.zeros(1, 1, dtype=torch.int64),
-                         torch.zeros(1, 1, dtype=torch.int64), 500, torch.float32)[:, 0]
+    xi = standard_normal(
+        quiet.state.seed[[1, 3]].view(-1, 1),
+        STREAM_STIM_NOISE,
+        torch.zeros(1, 1, dtype=torch.int64),
+        torch.zeros(1, 1, dtype=torch.int64),
+        500,
+        torch.float32,
+    )[:, 0]
     gain = torch.tensor([10.0] * 400 + [5.0] * 100) * 0.1 / 10.0  # mV per draw: stim_noise * dt / tau_m
     # from V = 14 mV no neuron reaches threshold or the floor in one step: the difference is the term
     added = noisy.state.v[[1, 3]].double() - quiet.state.v[[1, 3]].double()
@@ -313,8 +343,12 @@ def test_stim_locked_noise_is_off_in_a_window_whose_train_is_off_even_while_a_pu
     network (same state, stimulator, ring position) runs the off windows to the same bits."""
     params = NetworkParams(num_e=100, num_i=25)
     sim = SimConfig(duration=1.0, sample_duration=0.1, seed=0)  # one step per window: the 2 ms pulse straddles 20
-    quiet, noisy = (NetworkBatch(1, dataclasses.replace(params, **extra), sim, device="cpu", backend="eager",
-                                 kop_sample_interval=0.1) for extra in ({}, STIM_NOISY))
+    quiet, noisy = (
+        NetworkBatch(
+            1, dataclasses.replace(params, **extra), sim, device="cpu", backend="eager", kop_sample_interval=0.1
+        )
+        for extra in ({}, STIM_NOISY)
+    )
     on = PulseTrain.constant(1, 50.0, pulse_width=1000.0)
     before = noisy.state.v.clone()
     noisy.run_window(on)
@@ -332,14 +366,15 @@ def test_stim_locked_noise_is_off_in_a_window_whose_train_is_off_even_while_a_pu
             assert torch.equal(value, getattr(noisy.state, name)), name
 
 
-@pytest.mark.parametrize(("scaling", "sd_e", "sd_i"), [("published", 0.1, 0.03),
-                                                        ("euler_maruyama", 0.1**0.5, 0.03 / 0.1**0.5)])
+@pytest.mark.parametrize(
+    ("scaling", "sd_e", "sd_i"), [("published", 0.1, 0.03), ("euler_maruyama", 0.1**0.5, 0.03 / 0.1**0.5)]
+)
 def test_stim_locked_noise_has_the_specified_spread(scaling, sd_e, sd_i):
     """The added voltage increment per step has s.d. stim_noise * dt / tau_m (model spec: 10 mV ->
     0.1 mV per 0.1 ms step; Euler-Maruyama: sqrt(dt) for dt) and mean 0: 8 x 1600 E and 8 x 400 I draws."""
     params = NetworkParams(noise_scaling=scaling)
     quiet, noisy = _one_step_apart(params, [50.0] * 8, {"stim_noise_e": 10.0, "stim_noise_i": 3.0})
-    added = (noisy.state.v.double() - quiet.state.v.double())
+    added = noisy.state.v.double() - quiet.state.v.double()
     for values, sd in ((added[:, :1600], sd_e), (added[:, 1600:], sd_i)):
         assert abs(float(values.std()) / sd - 1) < 0.04  # s.e. of the s.d.: 0.6 % (E), 1.3 % (I)
         assert abs(float(values.mean())) < 4 * sd / values.numel() ** 0.5
@@ -380,8 +415,9 @@ def test_fused_noise_falls_back_to_torch_math_where_the_library_disagrees(monkey
     noise = fused.noise_function(torch.float32)
     assert noise is not fused.standard_normal
     seed, steps, episode = torch.tensor([[3, 4]]), torch.arange(2).view(2, 1), torch.zeros(1, 2, dtype=torch.int64)
-    assert torch.equal(noise(seed, 0, steps, episode, 50, torch.float32),
-                       standard_normal(seed, 0, steps, episode, 50, torch.float32))
+    assert torch.equal(
+        noise(seed, 0, steps, episode, 50, torch.float32), standard_normal(seed, 0, steps, episode, 50, torch.float32)
+    )
 
 
 _DEFAULT_CAPABILITY_CHECK = """
@@ -423,8 +459,9 @@ def test_a_failing_compiler_is_a_build_error(monkeypatch):
 
 
 def test_fused_backend_is_refused_on_a_gpu_device():
-    with pytest.raises(ValueError,
-                       match="backend must be 'eager', 'compiled' or 'triton' on cuda \\(the fused kernel is C"):
+    with pytest.raises(
+        ValueError, match="backend must be 'eager', 'compiled' or 'triton' on cuda \\(the fused kernel is C"
+    ):
         NetworkBatch(1, SMALL, device="cuda", backend="fused")
 
 
@@ -448,8 +485,9 @@ def test_auto_backend_is_fused_where_it_can_run_else_eager():
 
 
 def test_unknown_backend_is_refused():
-    with pytest.raises(ValueError,
-                       match="backend must be 'auto', 'eager', 'compiled', 'fused' or 'triton', got 'cuda'"):
+    with pytest.raises(
+        ValueError, match="backend must be 'auto', 'eager', 'compiled', 'fused' or 'triton', got 'cuda'"
+    ):
         NetworkBatch(1, SMALL, device="cpu", backend="cuda")
 
 
@@ -470,8 +508,11 @@ def test_synapse_lists_by_pre_and_by_post_describe_the_same_synapses():
     assert torch.equal(torch.sort(by_post, dim=1).values, torch.arange(capacity).expand(3, -1))  # a permutation
     key = post.gather(1, by_post) * 100 + pre.gather(1, by_post)
     assert torch.all(key[:, 1:] >= key[:, :-1])  # sorted by (post, pre)
-    for name, local_rows, rows in (("ei", pre, 51), ("ie", conn.local("ie_pre", 21), 21),
-                                   ("ei_post", post.gather(1, by_post), 21)):
+    for name, local_rows, rows in (
+        ("ei", pre, 51),
+        ("ie", conn.local("ie_pre", 21), 21),
+        ("ei_post", post.gather(1, by_post), 21),
+    ):
         start, degree = getattr(conn, f"{name}_start"), getattr(conn, f"{name}_degree")
         assert torch.equal(degree, torch.stack([torch.bincount(r, minlength=rows) for r in local_rows]))
         assert torch.equal(start[:, 0], torch.arange(3) * local_rows.shape[1])
@@ -479,11 +520,14 @@ def test_synapse_lists_by_pre_and_by_post_describe_the_same_synapses():
 
 
 @pytest.mark.parametrize("backend", ["eager"] + ([] if NO_FUSED else ["fused"]))
-@pytest.mark.parametrize("field,value,message", [
-    ("amplitude", float("nan"), "amplitude must be finite"),
-    ("pulse_width", 9000.0, "pulse_width must be > 0 us and at most half"),
-    ("frequency", None, r"frequency must be a floating-point tensor of shape \(2,\)"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("amplitude", float("nan"), "amplitude must be finite"),
+        ("pulse_width", 9000.0, "pulse_width must be > 0 us and at most half"),
+        ("frequency", None, r"frequency must be a floating-point tensor of shape \(2,\)"),
+    ],
+)
 def test_a_bad_pulse_train_leaves_the_networks_untouched(backend, field, value, message):
     """The train is rejected before anything is committed: state, stimulator carry-over, ring position."""
     net = NetworkBatch(2, SMALL, device="cpu", backend=backend)

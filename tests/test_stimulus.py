@@ -29,8 +29,9 @@ def render(train, windows=1, steps=200, dt=0.1):
     return out
 
 
-@pytest.mark.parametrize("frequency,width", [(130.0, 60.0), (83.333, 1000.0), (180.0, 50.0), (5.0, 500.0),
-                                             (47.0, 130.0)])
+@pytest.mark.parametrize(
+    "frequency,width", [(130.0, 60.0), (83.333, 1000.0), (180.0, 50.0), (5.0, 500.0), (47.0, 130.0)]
+)
 def test_exact_average_matches_dense_sampling(frequency, width):
     train = PulseTrain.constant(2, 100.0, frequency, width)
     train.polarity[1] = -1.0
@@ -41,8 +42,12 @@ def test_exact_average_matches_dense_sampling(frequency, width):
 
 
 @settings(max_examples=60, deadline=None)
-@given(amplitude=st.one_of(st.just(0.0), st.floats(0.01, 300.0)), frequency=st.floats(5.0, 180.0),
-       width=st.floats(1.0, 500.0), dt=st.sampled_from([0.1, 0.05, 0.025, 0.2]))
+@given(
+    amplitude=st.one_of(st.just(0.0), st.floats(0.01, 300.0)),
+    frequency=st.floats(5.0, 180.0),
+    width=st.floats(1.0, 500.0),
+    dt=st.sampled_from([0.1, 0.05, 0.025, 0.2]),
+)
 def test_every_window_sequence_is_charge_balanced_and_energy_exact(amplitude, frequency, width, dt):
     steps = round(20.0 / dt)
     train = PulseTrain.constant(1, amplitude, frequency, width)
@@ -62,8 +67,9 @@ def test_every_window_sequence_is_charge_balanced_and_energy_exact(amplitude, fr
     expected_on = (pulses - (0 if complete else 1)) * 2 * width * 1e-3
     if complete and amplitude > 0:
         assert time_on == pytest.approx(expected_on, rel=1e-9, abs=1e-12)
-    assert sum(float(w.energy) for w in windows) == pytest.approx(amplitude * sum(float(w.charge) for w in windows),
-                                                                  rel=1e-9, abs=1e-9)
+    assert sum(float(w.energy) for w in windows) == pytest.approx(
+        amplitude * sum(float(w.charge) for w in windows), rel=1e-9, abs=1e-9
+    )
 
 
 def test_pulse_narrower_than_the_step_keeps_its_charge():
@@ -110,13 +116,16 @@ def test_ftsts_phases_and_polarity():
     np.testing.assert_allclose(current[1], -current[0])
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("amplitude", -1.0, "amplitude must be >= 0"),
-    ("frequency", 0.0, "frequency must be > 0"),
-    ("pulse_width", 7000.0, "pulse_width must be > 0 us and at most half"),
-    ("polarity", 0.5, "polarity must be"),
-    ("amplitude", float("nan"), "amplitude must be finite"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("amplitude", -1.0, "amplitude must be >= 0"),
+        ("frequency", 0.0, "frequency must be > 0"),
+        ("pulse_width", 7000.0, "pulse_width must be > 0 us and at most half"),
+        ("polarity", 0.5, "polarity must be"),
+        ("amplitude", float("nan"), "amplitude must be finite"),
+    ],
+)
 def test_invalid_trains_are_rejected(field, value, message):
     train = PulseTrain.constant(2, 100.0)
     getattr(train, field)[1] = value
@@ -126,8 +135,11 @@ def test_invalid_trains_are_rejected(field, value, message):
 
 def test_wrong_shape_dtype_or_device_is_rejected():
     train = PulseTrain.constant(3, 100.0)
-    with pytest.raises(ValueError, match=r"PulseTrain.amplitude must be a floating-point tensor of shape \(2,\), "
-                                         r"got torch.float64 \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"PulseTrain.amplitude must be a floating-point tensor of shape \(2,\), "
+        r"got torch.float64 \(3,\)",
+    ):
         train.validate(2)
     train = PulseTrain.constant(2, 100.0)
     train.frequency = torch.tensor([80, 90])
@@ -140,8 +152,11 @@ def test_wrong_shape_dtype_or_device_is_rejected():
 def test_an_invalid_train_names_its_first_offenders_only():
     train = PulseTrain.constant(1000, 100.0)
     train.amplitude[10:20] = -1.0
-    with pytest.raises(ValueError, match=r"amplitude must be >= 0 mV, got \[-1.0, -1.0, -1.0, -1.0, -1.0\] for "
-                                         r"networks \[10, 11, 12, 13, 14\] \(and 5 more\)$"):
+    with pytest.raises(
+        ValueError,
+        match=r"amplitude must be >= 0 mV, got \[-1.0, -1.0, -1.0, -1.0, -1.0\] for "
+        r"networks \[10, 11, 12, 13, 14\] \(and 5 more\)$",
+    ):
         train.validate(1000)
 
 
@@ -160,11 +175,17 @@ def test_fused_render_window_gives_the_torch_bits(steps, dt):
     for window in range(12):
         frequency = 1.0 + 399.0 * uniform(batch)
         half_period_us = 1e6 / (2 * frequency)
-        width = torch.where(uniform(batch) < 0.1, half_period_us, torch.maximum(half_period_us * uniform(batch),
-                                                                               torch.tensor(1.0, dtype=torch.float64)))
-        train = PulseTrain(amplitude=torch.where(uniform(batch) < 0.25, 0.0, 200.0 * uniform(batch)),
-                           frequency=frequency, pulse_width=width,
-                           polarity=torch.where(uniform(batch) < 0.5, -1.0, 1.0).to(torch.float64))
+        width = torch.where(
+            uniform(batch) < 0.1,
+            half_period_us,
+            torch.maximum(half_period_us * uniform(batch), torch.tensor(1.0, dtype=torch.float64)),
+        )
+        train = PulseTrain(
+            amplitude=torch.where(uniform(batch) < 0.25, 0.0, 200.0 * uniform(batch)),
+            frequency=frequency,
+            pulse_width=width,
+            polarity=torch.where(uniform(batch) < 0.5, -1.0, 1.0).to(torch.float64),
+        )
         train.validate(batch)
         expected, theirs = render_window(train, theirs, steps, dt)
         got, ours = fused_render_window(train, ours, steps, dt)

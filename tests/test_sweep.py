@@ -18,9 +18,17 @@ from neuroloop_gpu.stimulus import PulseTrain
 from neuroloop_gpu.sweep import SWEEP_METRICS, SweepConfig, SweepResult, run_sweep, tuned_settings
 
 TINY = NetworkParams(num_e=40, num_i=10)
-CONFIG = SweepConfig(amplitudes_mv=(60.0, 200.0), frequencies_hz=(100.0, 600.0), pulse_widths_us=(500.0, 1000.0),
-                     seeds=(21, 22), network=TINY, stim_onset_s=0.1, stim_budget_s=0.3, followup_s=0.1,
-                     latch_mv=259.0)
+CONFIG = SweepConfig(
+    amplitudes_mv=(60.0, 200.0),
+    frequencies_hz=(100.0, 600.0),
+    pulse_widths_us=(500.0, 1000.0),
+    seeds=(21, 22),
+    network=TINY,
+    stim_onset_s=0.1,
+    stim_budget_s=0.3,
+    followup_s=0.1,
+    latch_mv=259.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +51,23 @@ def single_point(amplitude, frequency, width, seed):
         "time_to_latch_s": (below[0] + 1) * 0.02 if below.size else math.nan,
         "energy_mv2ms": sum(float(r["energy_mv2ms"][0]) for r in rows),
         "charge_mvms": sum(float(r["charge_mvms"][0]) for r in rows),
-        "kop_before": kop[:5].mean(), "kop_stimulating": kop[on].mean() if on.any() else math.nan,
-        "kop_followup": kop[-5:].mean(), "weight_final_mv": weight[-1],
+        "kop_before": kop[:5].mean(),
+        "kop_stimulating": kop[on].mean() if on.any() else math.nan,
+        "kop_followup": kop[-5:].mean(),
+        "weight_final_mv": weight[-1],
     }
 
 
 def test_points_leave_out_phase_pairs_longer_than_the_period():
     # 2 x 1000 us = 2 ms: fits the 10 ms period of 100 Hz, not the 1.67 ms of 600 Hz
-    assert CONFIG.points == [(60.0, 100.0, 500.0), (60.0, 100.0, 1000.0), (60.0, 600.0, 500.0),
-                             (200.0, 100.0, 500.0), (200.0, 100.0, 1000.0), (200.0, 600.0, 500.0)]
+    assert CONFIG.points == [
+        (60.0, 100.0, 500.0),
+        (60.0, 100.0, 1000.0),
+        (60.0, 600.0, 500.0),
+        (200.0, 100.0, 500.0),
+        (200.0, 100.0, 1000.0),
+        (200.0, 600.0, 500.0),
+    ]
 
 
 def test_every_value_equals_a_separate_run_of_its_point(tiny_sweep):
@@ -97,7 +113,8 @@ def test_files_round_trip_and_the_heatmaps_draw_the_values(tiny_sweep, tmp_path)
     paths = tiny_sweep.save(tmp_path)
     document = json.loads(paths["json"].read_text())
     assert document["config"]["seeds"] == [21, 22] and document["tuned"] == json.loads(
-        json.dumps(tiny_sweep.tuned(), allow_nan=True).replace("NaN", "null"))
+        json.dumps(tiny_sweep.tuned(), allow_nan=True).replace("NaN", "null")
+    )
     rows = list(csv.DictReader(paths["csv"].open()))
     assert len(rows) == len(CONFIG.points)
     for row, point, summary in zip(rows, CONFIG.points, tiny_sweep.summary()):
@@ -137,9 +154,11 @@ def test_tuned_controllers_take_their_settings_from_a_sweep(tiny_sweep, tmp_path
             continue
         controller = cls(sweep=tmp_path / "sweep.json")
         p = controller.params
-        assert (p.amplitude, p.frequency, p.pulse_width) == (tuned[bounds]["amplitude_mv"],
-                                                             tuned[bounds]["frequency_hz"],
-                                                             tuned[bounds]["pulse_width_us"])
+        assert (p.amplitude, p.frequency, p.pulse_width) == (
+            tuned[bounds]["amplitude_mv"],
+            tuned[bounds]["frequency_hz"],
+            tuned[bounds]["pulse_width_us"],
+        )
         assert controller.describe()["bounds"] == bounds and p.latch_mv == 75.0
     with pytest.raises(ValueError, match="sweep must be a readable sweep.json"):
         TunedFTSTS(sweep=tmp_path / "missing.json")
@@ -152,17 +171,48 @@ def test_tuned_controllers_take_their_settings_from_a_sweep(tiny_sweep, tmp_path
 
 
 def test_sweep_command(tmp_path, capsys):
-    main(["sweep", "--num-e", "40", "--num-i", "10", "--amplitudes", "60", "200", "--frequencies", "100",
-          "--pulse-widths", "500", "--seeds", "2", "--first-seed", "21", "--onset", "0.1", "--budget", "0.3",
-          "--followup", "0.1", "--latch", "259", "--device", "cpu", "--out", str(tmp_path)])
+    main(
+        [
+            "sweep",
+            "--num-e",
+            "40",
+            "--num-i",
+            "10",
+            "--amplitudes",
+            "60",
+            "200",
+            "--frequencies",
+            "100",
+            "--pulse-widths",
+            "500",
+            "--seeds",
+            "2",
+            "--first-seed",
+            "21",
+            "--onset",
+            "0.1",
+            "--budget",
+            "0.3",
+            "--followup",
+            "0.1",
+            "--latch",
+            "259",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     printed = capsys.readouterr().out
     assert "ftsts-tuned (neuroloop bounds)" in printed and "ftsts-tuned (1ms bounds)" in printed
     document = json.loads((tmp_path / "sweep.json").read_text())
     assert [(p["amplitude_mv"], p["frequency_hz"]) for p in document["points"]] == [(60.0, 100.0), (200.0, 100.0)]
     assert (tmp_path / "sweep.png").is_file() and (tmp_path / "sweep.csv").is_file()
-    for bad, message in ((["--amplitudes", "-5"], "argument --amplitudes: must be a number > 0"),
-                         (["--budget", "0.013"], "argument --budget: must be a positive whole number"),
-                         (["--pulse-widths", "9000", "--frequencies", "180"], "pulse_widths_us must be at least one")):
+    for bad, message in (
+        (["--amplitudes", "-5"], "argument --amplitudes: must be a number > 0"),
+        (["--budget", "0.013"], "argument --budget: must be a positive whole number"),
+        (["--pulse-widths", "9000", "--frequencies", "180"], "pulse_widths_us must be at least one"),
+    ):
         with pytest.raises(SystemExit) as exited:
             main(["sweep", "--num-e", "40", "--device", "cpu", "--out", str(tmp_path / "bad"), *bad])
         assert message in capsys.readouterr().err + str(exited.value)  # argparse prints, our errors exit with it

@@ -88,18 +88,25 @@ def test_model_rows_tables_and_figure(tmp_path):
     assert sum(mb for _, mb in eager["parts"].values()) == pytest.approx(eager["read_mb"] + eager["written_mb"])
     text = format_traffic(rows)
     assert text.count("| event | ") == len(traffic.SCENARIOS) + len(eager["parts"]) and "| event | noise |" in text
-    measured = {"device_type": "cuda", "device": "cuda: NVIDIA H200", "environment": {"gpu": "NVIDIA H200"},
-                "results": [{"target": "simulator", "size": "20/5", "backend": "triton", "env_steps_per_s": 5e5}]}
+    measured = {
+        "device_type": "cuda",
+        "device": "cuda: NVIDIA H200",
+        "environment": {"gpu": "NVIDIA H200"},
+        "results": [{"target": "simulator", "size": "20/5", "backend": "triton", "env_steps_per_s": 5e5}],
+    }
     figure = plot_traffic(rows, [measured], path=tmp_path / "traffic.png")
     labels = [label.get_text() for label in figure.axes[0].get_yticklabels()]
     assert labels[-1] == "measured: NVIDIA H200, triton" and len(labels) == len(rows) + 1
     assert (tmp_path / "traffic.png").stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("arguments,message", [
-    (["--size", "40x10"], "sizes must be 'small' (160/40), 'full' (1600/400) or 'NE/NI'"),
-    (["--batch", "0"], "batch must be an integer >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "arguments,message",
+    [
+        (["--size", "40x10"], "sizes must be 'small' (160/40), 'full' (1600/400) or 'NE/NI'"),
+        (["--batch", "0"], "batch must be an integer >= 1, got 0"),
+    ],
+)
 def test_script_bad_options_are_clear_errors(arguments, message):
     done = subprocess.run([sys.executable, str(SCRIPT), *arguments], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
@@ -112,10 +119,14 @@ def test_cuda_without_a_gpu_is_a_clear_error():
 
 
 def test_script_prints_the_tables():
-    done = subprocess.run([sys.executable, str(SCRIPT), "--size", "40/10", "--batch", "2", "--synapses", "event"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--size", "40/10", "--batch", "2", "--synapses", "event"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| event")]
-    scenarios, parts = rows[:len(traffic.SCENARIOS)], rows[len(traffic.SCENARIOS):]
+    scenarios, parts = rows[: len(traffic.SCENARIOS)], rows[len(traffic.SCENARIOS) :]
     assert [row.split("|")[2].strip() for row in scenarios] == list(traffic.SCENARIOS)
     assert "noise" in {row.split("|")[2].strip() for row in parts}

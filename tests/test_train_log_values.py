@@ -13,8 +13,19 @@ from neuroloop_gpu.config import SimConfig
 from neuroloop_gpu.control import ppo
 from neuroloop_gpu.envs import DBSCore
 
-CONFIG = ppo.PPOConfig(num_envs=4, num_e=20, num_i=5, episode_s=0.1, windows_per_batch=5, total_frames=4 * 5 * 3,
-                       epochs=1, minibatch_size=10, lr=1e-3, lr_schedule="linear", checkpoint_every=10)
+CONFIG = ppo.PPOConfig(
+    num_envs=4,
+    num_e=20,
+    num_i=5,
+    episode_s=0.1,
+    windows_per_batch=5,
+    total_frames=4 * 5 * 3,
+    epochs=1,
+    minibatch_size=10,
+    lr=1e-3,
+    lr_schedule="linear",
+    checkpoint_every=10,
+)
 
 
 def test_train_log_columns_are_the_rollouts_means(tmp_path, monkeypatch):
@@ -31,8 +42,15 @@ def test_train_log_columns_are_the_rollouts_means(tmp_path, monkeypatch):
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(batches) == 3
     # the env's networks: seeds 0..3; set_seed, then every batch (one whole 5-window episode) is the next episode
-    core = DBSCore(CONFIG.num_envs, CONFIG.network, SimConfig(duration=CONFIG.episode_s * 1000.0),
-                   bounds=CONFIG.bounds, reward_config=CONFIG.reward, episode=CONFIG.episode, device="cpu")
+    core = DBSCore(
+        CONFIG.num_envs,
+        CONFIG.network,
+        SimConfig(duration=CONFIG.episode_s * 1000.0),
+        bounds=CONFIG.bounds,
+        reward_config=CONFIG.reward,
+        episode=CONFIG.episode,
+        device="cpu",
+    )
     core.reset(seeds=torch.arange(CONFIG.num_envs))
     for i, (batch, row) in enumerate(zip(batches, rows)):
         core.reset()
@@ -48,10 +66,14 @@ def test_train_log_columns_are_the_rollouts_means(tmp_path, monkeypatch):
         np.testing.assert_allclose(batch["next", "reward"][..., 0].numpy().T, rewards, rtol=1e-6, atol=1e-7)
         assert step.truncated.all()  # each batch is one whole episode per env
         expected = {
-            "iteration": i + 1, "frames": (i + 1) * 20,
+            "iteration": i + 1,
+            "frames": (i + 1) * 20,
             "lr": 1e-3 * (1 - i / 3),  # linear to 0 over the 3 iterations, the rate of the update just made
-            "reward_mean": rewards.mean(), "episode_reward_mean": rewards.sum(0).mean(),
-            "kop_mean": np.mean(kop), "weight_mv_mean": np.mean(weight), "energy_mean": np.mean(energy),
+            "reward_mean": rewards.mean(),
+            "episode_reward_mean": rewards.sum(0).mean(),
+            "kop_mean": np.mean(kop),
+            "weight_mv_mean": np.mean(weight),
+            "energy_mean": np.mean(energy),
         }
         for key, value in expected.items():
             assert float(row[key]) == pytest.approx(value, rel=1e-5, abs=1e-7), (i, key)

@@ -70,22 +70,50 @@ print(json.dumps(out))
 """
 
 
-def _run_check(synaptic_input: str, record: bool, max_chunk: int, fields: int, connection_prob: float,
-               spikes: str, size: str, stim_noise: str = "0/0") -> dict:
-    done = subprocess.run([sys.executable, "-c", _CHECK, synaptic_input, "record" if record else "plain",
-                           str(max_chunk), str(fields), str(connection_prob), spikes, size, stim_noise],
-                          capture_output=True, text=True, timeout=600)
+def _run_check(
+    synaptic_input: str,
+    record: bool,
+    max_chunk: int,
+    fields: int,
+    connection_prob: float,
+    spikes: str,
+    size: str,
+    stim_noise: str = "0/0",
+) -> dict:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _CHECK,
+            synaptic_input,
+            "record" if record else "plain",
+            str(max_chunk),
+            str(fields),
+            str(connection_prob),
+            spikes,
+            size,
+            stim_noise,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.splitlines()[-1])
 
 
 @needs_triton
-@pytest.mark.parametrize("synaptic_input,record,max_chunk,fields,connection_prob,spikes,size,stim_noise",
-                         [("published", False, 4, 0, 1.0, "0", "40/10", "0/0"),
-                          ("summed", True, 256, 21, 0.1, "2:8", "41/11", "0/0"),
-                          ("published", False, 4, 0, 1.0, "0", "41/11", "10/5")])
-def test_triton_kernel_matches_eager_in_the_interpreter(synaptic_input, record, max_chunk, fields, connection_prob,
-                                                        spikes, size, stim_noise):
+@pytest.mark.parametrize(
+    "synaptic_input,record,max_chunk,fields,connection_prob,spikes,size,stim_noise",
+    [
+        ("published", False, 4, 0, 1.0, "0", "40/10", "0/0"),
+        ("summed", True, 256, 21, 0.1, "2:8", "41/11", "0/0"),
+        ("published", False, 4, 0, 1.0, "0", "41/11", "10/5"),
+    ],
+)
+def test_triton_kernel_matches_eager_in_the_interpreter(
+    synaptic_input, record, max_chunk, fields, connection_prob, spikes, size, stim_noise
+):
     """Both packings of the spike counts: 32-bit (the fields networks of up to ~2000 neurons need)
     and 64-bit (fields of 21 bits, for larger ones). All-to-all connectivity gives synapse rows as
     long as the spike lists' row-length field can hold (every E neuron into each I neuron). The walks
@@ -171,8 +199,12 @@ def test_triton_kernel_compiles_for_hopper(size, synaptic_input):
     compiles to sm_90 machine code with Triton's own ptxas, no GPU needed: CPU CI catches what the
     interpreter does not check (types, layouts, the compiler's limits)."""
     script = Path(__file__).parents[1] / "benchmarks" / "gpu_tuning" / "triton_registers.py"
-    done = subprocess.run([sys.executable, str(script), "--size", size, "--synaptic-input", synaptic_input],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(script), "--size", size, "--synaptic-input", synaptic_input],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     usage = json.loads(done.stdout.splitlines()[-1])
     assert 0 < usage["registers"] <= 255 and usage["programs_per_sm"] >= 1 and usage["barriers"] >= 2
@@ -185,8 +217,12 @@ def test_step_loop_machine_code_compares_line_by_line():
     loop found in the disassembly (barriers (a) and (b) at least, the noise's lines), and nothing changed."""
     script = Path(__file__).parents[1] / "benchmarks" / "gpu_tuning" / "triton_sass_lines.py"
     kernel = Path(__file__).parents[1] / "neuroloop_gpu" / "network" / "triton_kernel.py"
-    done = subprocess.run([sys.executable, str(script), "--size", "small", "--base", str(kernel), "--min-change", "0"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(script), "--size", "small", "--base", str(kernel), "--min-change", "0"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert lines[0].endswith("instructions, the same machine code") and int(lines[0].split()[3]) > 1000
@@ -199,9 +235,12 @@ def test_step_loop_machine_code_compares_line_by_line():
     assert all(row.split()[2] == "+0" for row in rows)
 
 
-@pytest.mark.parametrize("options,message", [
-    (dict(backend="triton", device="cpu"), "backend must be 'eager' here: the Triton kernel runs on CUDA devices"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        (dict(backend="triton", device="cpu"), "backend must be 'eager' here: the Triton kernel runs on CUDA devices"),
+    ],
+)
 def test_triton_backend_off_cuda_is_a_clear_error(options, message):
     with pytest.raises(ValueError, match=message):
         NetworkBatch(1, NetworkParams(num_e=40, num_i=10), **options)
@@ -221,10 +260,13 @@ def test_triton_backend_needs_a_gpu_triton_supports(monkeypatch):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("options,message", [
-    (dict(synapses="dense"), "synapses must be 'event' with backend='triton'"),
-    (dict(dtype=torch.float64), "dtype must be torch.float32 with backend='triton'"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        (dict(synapses="dense"), "synapses must be 'event' with backend='triton'"),
+        (dict(dtype=torch.float64), "dtype must be torch.float32 with backend='triton'"),
+    ],
+)
 def test_triton_backend_bad_settings_are_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):
         NetworkBatch(1, NetworkParams(num_e=40, num_i=10), backend="triton", device="cuda", **options)
@@ -248,10 +290,34 @@ def test_variants_script_runs_kernel_files_from_one_state_in_the_interpreter(tmp
     compile-time settings; both variants start from one state and end in the same potentials."""
     rows = tmp_path / "variants.jsonl"
     root = Path(__file__).parents[1]
-    done = subprocess.run([sys.executable, "-c", _VARIANTS, "--device", "cpu", "--size", "40/10", "--batch", "2",
-                           "--windows", "1", "--warps", "1", "--kernels", "neuroloop_gpu/network/triton_kernel.py",
-                           "--settings", "-", "SCRATCH_LOADS=", "--json", str(rows)],
-                          capture_output=True, text=True, timeout=900, cwd=root)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _VARIANTS,
+            "--device",
+            "cpu",
+            "--size",
+            "40/10",
+            "--batch",
+            "2",
+            "--windows",
+            "1",
+            "--warps",
+            "1",
+            "--kernels",
+            "neuroloop_gpu/network/triton_kernel.py",
+            "--settings",
+            "-",
+            "SCRATCH_LOADS=",
+            "--json",
+            str(rows),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=root,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     variants = [json.loads(line) for line in rows.read_text().splitlines()]
     assert [v["settings"] for v in variants] == ["-", "SCRATCH_LOADS="]

@@ -23,8 +23,19 @@ SEEDS = [21, 22]
 ACTIONS = [[1.0, 0.875, 1.0], [0.0, -0.5, 0.25]]  # per env, every window
 ONSET_MS, LATCH_MV, FOLLOWUP_MS = 40.0, 260.03, 40.0
 REWARD = RewardConfig(coupling_weight=0.7, energy_weight=0.3, weight_credit=5.0, followup_synchrony_weight=2.0)
-INFO_STATS = ("kop", "chi", "v_e_mean_mv", "v_e_std_mv", "v_i_mean_mv", "v_i_std_mv", "weight_mv", "rate_e_hz",
-              "rate_i_hz", "energy_mv2ms", "charge_mvms")
+INFO_STATS = (
+    "kop",
+    "chi",
+    "v_e_mean_mv",
+    "v_e_std_mv",
+    "v_i_mean_mv",
+    "v_i_std_mv",
+    "weight_mv",
+    "rate_e_hz",
+    "rate_i_hz",
+    "energy_mv2ms",
+    "charge_mvms",
+)
 
 
 def physical(action):
@@ -34,9 +45,17 @@ def physical(action):
 
 
 def make_core(backend="auto", record_spikes=False) -> DBSCore:
-    core = DBSCore(len(SEEDS), PARAMS, SimConfig(duration=WINDOWS * 20.0), device="cpu", dtype=torch.float64,
-                   reward_config=REWARD, backend=backend, record_spikes=record_spikes,
-                   episode=EpisodeConfig(stim_onset=ONSET_MS, latch_mv=LATCH_MV, followup=FOLLOWUP_MS))
+    core = DBSCore(
+        len(SEEDS),
+        PARAMS,
+        SimConfig(duration=WINDOWS * 20.0),
+        device="cpu",
+        dtype=torch.float64,
+        reward_config=REWARD,
+        backend=backend,
+        record_spikes=record_spikes,
+        episode=EpisodeConfig(stim_onset=ONSET_MS, latch_mv=LATCH_MV, followup=FOLLOWUP_MS),
+    )
     core.reset(seeds=torch.tensor(SEEDS))
     return core
 
@@ -57,8 +76,9 @@ def expected(seeds=tuple(SEEDS), episodes=(0, 0), actions=tuple(map(tuple, ACTIO
     span_v = PARAMS.v_threshold - PARAMS.v_rest
     # the reward's energy unit: the mean energy per window of the strongest train the box allows
     energy_scale = 200.0**2 * (2 * 500e-6 * 180.0) * window_ms
-    fraction = [(PARAMS.plasticity.w_init * PARAMS.j_i - stdp.w_min_mv) / (stdp.w_max_mv - stdp.w_min_mv)
-                for _ in batch]
+    fraction = [
+        (PARAMS.plasticity.w_init * PARAMS.j_i - stdp.w_min_mv) / (stdp.w_max_mv - stdp.w_min_mv) for _ in batch
+    ]
     stim_end = [None for _ in batch]  # first window after the stimulation phase
     first_on, stop_ms = [None for _ in batch], [math.inf for _ in batch]
     windows = []
@@ -79,23 +99,39 @@ def expected(seeds=tuple(SEEDS), episodes=(0, 0), actions=tuple(map(tuple, ACTIO
             energies.append(energy)
             charges.append(charge)
         records = ref.run_window(currents, energies, charges)
-        entry = {"records": records, "info": [], "observation": [], "reward": [], "terminated": [],
-                 "truncated": []}
+        entry = {"records": records, "info": [], "observation": [], "reward": [], "terminated": [], "truncated": []}
         for b, rec in enumerate(records):
             s = rec.stats
             if w + 1 > onset_windows and stim_end[b] is None and s["weight_mv"] < LATCH_MV:
                 stim_end[b] = w + 1  # the latch trips at the end of this window
-            info = dict(s, time_s=(w + 1) * window_ms / 1000.0, stimulating=enabled[b], followup=followup[b],
-                        amplitude_mv=trains[b].amplitude if enabled[b] else 0.0,
-                        frequency_hz=trains[b].frequency, pulse_width_us=trains[b].width_us)
+            info = dict(
+                s,
+                time_s=(w + 1) * window_ms / 1000.0,
+                stimulating=enabled[b],
+                followup=followup[b],
+                amplitude_mv=trains[b].amplitude if enabled[b] else 0.0,
+                frequency_hz=trains[b].frequency,
+                pulse_width_us=trains[b].width_us,
+            )
             weight = (s["weight_mv"] - stdp.w_min_mv) / (stdp.w_max_mv - stdp.w_min_mv)
-            observation = np.clip([s["kop"], (s["v_e_mean_mv"] - PARAMS.v_rest) / span_v, s["v_e_std_mv"] / span_v,
-                                   (s["v_i_mean_mv"] - PARAMS.v_rest) / span_v, s["v_i_std_mv"] / span_v, weight],
-                                  0, 1)
+            observation = np.clip(
+                [
+                    s["kop"],
+                    (s["v_e_mean_mv"] - PARAMS.v_rest) / span_v,
+                    s["v_e_std_mv"] / span_v,
+                    (s["v_i_mean_mv"] - PARAMS.v_rest) / span_v,
+                    s["v_i_std_mv"] / span_v,
+                    weight,
+                ],
+                0,
+                1,
+            )
             synchrony_weight = REWARD.followup_synchrony_weight if followup[b] else REWARD.synchrony_weight
-            r = (-(synchrony_weight * s["kop"] + REWARD.coupling_weight * weight
-                   + REWARD.energy_weight * s["energy_mv2ms"] / energy_scale)
-                 + REWARD.weight_credit * (fraction[b] - weight))
+            r = -(
+                synchrony_weight * s["kop"]
+                + REWARD.coupling_weight * weight
+                + REWARD.energy_weight * s["energy_mv2ms"] / energy_scale
+            ) + REWARD.weight_credit * (fraction[b] - weight)
             fraction[b] = weight
             terminated = stim_end[b] is not None and w + 1 >= stim_end[b] + followup_windows
             entry["info"].append(info)
@@ -114,7 +150,7 @@ def test_the_run_exercises_what_it_checks():
     ends = [next((w for w, e in enumerate(windows) if e["terminated"][b]), None) for b in (0, 1)]
     assert ends[0] is not None and ends[1] is not None and ends[0] < ends[1] < WINDOWS - 2
     for b in (0, 1):
-        followup = [e["info"][b]["followup"] for e in windows[:ends[b] + 1]]
+        followup = [e["info"][b]["followup"] for e in windows[: ends[b] + 1]]
         assert sum(followup) == round(FOLLOWUP_MS / 20.0) and followup[-1]
         assert windows[ends[b] - 2]["info"][b]["stimulating"]
     assert all(i["rate_i_hz"] > 0 and i["rate_e_hz"] > 0 for e in windows[1:] for i in e["info"])
@@ -134,12 +170,19 @@ def check_step(result, w, what=""):
             if isinstance(value, bool):
                 assert got == value, f"{what} info[{key!r}] window {w} env {b}: {got} != {value}"
             else:
-                assert got == pytest.approx(value, rel=tolerance(key), abs=tolerance(key)), \
+                assert got == pytest.approx(value, rel=tolerance(key), abs=tolerance(key)), (
                     f"{what} info[{key!r}] window {w} env {b}"
-        np.testing.assert_allclose(result.observation[b].numpy(), exp["observation"][b], rtol=1e-6, atol=2e-6,
-                                   err_msg=f"{what} observation window {w} env {b}")
-        assert float(result.reward[b]) == pytest.approx(exp["reward"][b], rel=1e-6, abs=2e-6), \
+                )
+        np.testing.assert_allclose(
+            result.observation[b].numpy(),
+            exp["observation"][b],
+            rtol=1e-6,
+            atol=2e-6,
+            err_msg=f"{what} observation window {w} env {b}",
+        )
+        assert float(result.reward[b]) == pytest.approx(exp["reward"][b], rel=1e-6, abs=2e-6), (
             f"{what} reward window {w} env {b}"
+        )
         assert bool(result.terminated[b]) == exp["terminated"][b], f"{what} terminated window {w} env {b}"
         assert bool(result.truncated[b]) == exp["truncated"][b], f"{what} truncated window {w} env {b}"
 
@@ -159,8 +202,14 @@ def test_mean_weight_of_a_network_with_one_synapse():
     """One E->I synapse: the mean over the real synapses is its J_I * w (not a mean over padding)."""
     from neuroloop_gpu.network import NetworkBatch
 
-    net = NetworkBatch(1, NetworkParams(num_e=1, num_i=1, connection_prob=1.0), SimConfig(duration=20.0),
-                       device="cpu", dtype=torch.float64, seeds=[0])
+    net = NetworkBatch(
+        1,
+        NetworkParams(num_e=1, num_i=1, connection_prob=1.0),
+        SimConfig(duration=20.0),
+        device="cpu",
+        dtype=torch.float64,
+        seeds=[0],
+    )
     assert net.mean_weight_mv().tolist() == [260.0]
     stats = net.run_window().stats
     assert stats.weight_mv.tolist() == [net.params.j_i * float(net.state.weight[0, 0])]
@@ -208,8 +257,9 @@ def first_end(b=0):
 
 def episode_of(b, episode):
     """Env b's windows in its ``episode``-th episode since seeding."""
-    return [{key: value[0] for key, value in e.items()}
-            for e in expected((SEEDS[b],), (episode,), (tuple(ACTIONS[b]),))]
+    return [
+        {key: value[0] for key, value in e.items()} for e in expected((SEEDS[b],), (episode,), (tuple(ACTIONS[b]),))
+    ]
 
 
 def restarted(k, b=0):
@@ -245,8 +295,9 @@ def assert_info(info, exp, where, rel=1e-9):
 
 
 def assert_window(obs, reward, terminated, truncated, exp, where, rel=1e-9):
-    np.testing.assert_allclose(np.asarray(obs, dtype=np.float64), exp["observation"], rtol=1e-6, atol=2e-6,
-                               err_msg=where)
+    np.testing.assert_allclose(
+        np.asarray(obs, dtype=np.float64), exp["observation"], rtol=1e-6, atol=2e-6, err_msg=where
+    )
     assert float(reward) == pytest.approx(exp["reward"], rel=1e-6, abs=2e-6), where
     assert (bool(terminated), bool(truncated)) == (exp["terminated"], exp["truncated"]), where
 
@@ -265,8 +316,18 @@ def test_vector_env_same_step_autoreset_and_render_env_1(monkeypatch):
             figures.append(self)
 
     monkeypatch.setattr(rendering, "Figure", Recorded)
-    env = FTSTSVectorEnv(2, SIM, PARAMS, reward=REWARD, episode=EPISODE, autoreset_mode="SameStep",
-                         device="cpu", dtype=torch.float64, render_mode="rgb_array", render_env=1)
+    env = FTSTSVectorEnv(
+        2,
+        SIM,
+        PARAMS,
+        reward=REWARD,
+        episode=EPISODE,
+        autoreset_mode="SameStep",
+        device="cpu",
+        dtype=torch.float64,
+        render_mode="rgb_array",
+        render_env=1,
+    )
     env.reset(seed=SEEDS[0])
     ends = [first_end(0), first_end(1)]
     for w in range(WINDOWS):
@@ -308,8 +369,17 @@ def test_vector_env_next_step_autoreset_restarts_the_rendered_env():
     from the next step on it runs its second episode; the render history of env 0 restarts with it."""
     from neuroloop_gpu.envs import FTSTSVectorEnv
 
-    env = FTSTSVectorEnv(2, SIM, PARAMS, reward=REWARD, episode=EPISODE, device="cpu", dtype=torch.float64,
-                         render_mode="rgb_array", render_env=0)
+    env = FTSTSVectorEnv(
+        2,
+        SIM,
+        PARAMS,
+        reward=REWARD,
+        episode=EPISODE,
+        device="cpu",
+        dtype=torch.float64,
+        render_mode="rgb_array",
+        render_env=0,
+    )
     env.reset(seed=SEEDS[0])
     ends = [first_end(0), first_end(1)]
     for w in range(WINDOWS):
@@ -359,8 +429,9 @@ def test_torchrl_env_info_and_partial_reset():
             info = {k: v[b] for k, v in out["info"].items()}
             assert_info(info, exp["info"], where, rel=1e-6)  # float32 info
             assert float(info["invalid_action"]) == 0.0
-            assert_window(out["observation"][b], out["reward"][b, 0], out["terminated"][b, 0],
-                          out["truncated"][b, 0], exp, where)
+            assert_window(
+                out["observation"][b], out["reward"][b, 0], out["terminated"][b, 0], out["truncated"][b, 0], exp, where
+            )
             assert bool(out["done"][b, 0]) == (exp["terminated"] or exp["truncated"])
     assert restarts >= 1
     env.close()
@@ -380,24 +451,45 @@ def test_single_env_values():
     env.close()
 
 
-@pytest.mark.parametrize(("params", "kop_ms"), [
-    (PARAMS, 20.0),  # one causal-R sample per window: the window's R is that sample
-    (NetworkParams(num_e=40, num_i=10, connection_prob=0.2, mu_e=10.0, mu_i=10.0, sigma_e=0.05, sigma_i=0.05,
-                   plasticity=PlasticityParams(onset=10.0)), 1.0),  # V spreads far below 1 mV
-])
+@pytest.mark.parametrize(
+    ("params", "kop_ms"),
+    [
+        (PARAMS, 20.0),  # one causal-R sample per window: the window's R is that sample
+        (
+            NetworkParams(
+                num_e=40,
+                num_i=10,
+                connection_prob=0.2,
+                mu_e=10.0,
+                mu_i=10.0,
+                sigma_e=0.05,
+                sigma_i=0.05,
+                plasticity=PlasticityParams(onset=10.0),
+            ),
+            1.0,
+        ),  # V spreads far below 1 mV
+    ],
+)
 def test_window_statistics_at_the_edges(params, kop_ms):
     """Window statistics of the default backend against the reference where a sample count or a spread
     is small."""
     from neuroloop_gpu.network import NetworkBatch
 
-    net = NetworkBatch(1, params, SimConfig(duration=100.0), seeds=[21], device="cpu", dtype=torch.float64,
-                       kop_sample_interval=kop_ms)
+    net = NetworkBatch(
+        1, params, SimConfig(duration=100.0), seeds=[21], device="cpu", dtype=torch.float64, kop_sample_interval=kop_ms
+    )
     ref = ReferenceBatch(net, [21], total_steps=5 * net.steps_per_window)
     for w in range(5):
         stats = net.run_window().stats
         (rec,) = ref.run_window([np.zeros(net.steps_per_window)], [0.0], [0.0])
-        for field, name in (("kop", "kop"), ("v_e_std", "v_e_std_mv"), ("v_i_std", "v_i_std_mv"),
-                            ("v_e_mean", "v_e_mean_mv"), ("chi", "chi"), ("rate_e", "rate_e_hz")):
+        for field, name in (
+            ("kop", "kop"),
+            ("v_e_std", "v_e_std_mv"),
+            ("v_i_std", "v_i_std_mv"),
+            ("v_e_mean", "v_e_mean_mv"),
+            ("chi", "chi"),
+            ("rate_e", "rate_e_hz"),
+        ):
             tol = 2e-6 if field == "kop" else 1e-9
             assert float(getattr(stats, field)[0]) == pytest.approx(rec.stats[name], rel=tol, abs=tol), (field, w)
     if kop_ms == 20.0:
@@ -423,9 +515,14 @@ def test_the_latch_needs_the_weight_strictly_past_it():
     """Before plasticity starts (100 ms) the weight is exactly w_init * J_I = 260 mV: a 260 mV latch does not
     trip (below, not at), a 260 mV latch of the synchronising target neither (above, not at)."""
     for target in ("desynchronise", "synchronise"):
-        core = DBSCore(1, NetworkParams(num_e=40, num_i=10, connection_prob=0.2), SimConfig(duration=60.0, seed=0),
-                       device="cpu", reward_config=RewardConfig(target=target),
-                       episode=EpisodeConfig(latch_mv=260.0, terminate_on_latch=True))
+        core = DBSCore(
+            1,
+            NetworkParams(num_e=40, num_i=10, connection_prob=0.2),
+            SimConfig(duration=60.0, seed=0),
+            device="cpu",
+            reward_config=RewardConfig(target=target),
+            episode=EpisodeConfig(latch_mv=260.0, terminate_on_latch=True),
+        )
         for _ in range(3):
             step = core.step(torch.tensor([ACTIONS[0]]))
             assert float(step.info["weight_mv"][0]) == 260.0
@@ -439,8 +536,13 @@ def test_latch_after_the_onset_termination_and_truncation():
     from neuroloop_gpu.stimulus import PulseTrain
 
     params = NetworkParams(num_e=40, num_i=10, connection_prob=0.2)
-    core = DBSCore(1, params, SimConfig(duration=100.0, seed=0), device="cpu",
-                   episode=EpisodeConfig(stim_onset=40.0, latch_mv=260.5, terminate_on_latch=True))
+    core = DBSCore(
+        1,
+        params,
+        SimConfig(duration=100.0, seed=0),
+        device="cpu",
+        episode=EpisodeConfig(stim_onset=40.0, latch_mv=260.5, terminate_on_latch=True),
+    )
     flags = [core.step(torch.tensor([ACTIONS[0]])) for _ in range(4)]
     assert [bool(s.info["stimulating"][0]) for s in flags] == [False, False, True, False]
     assert [bool(s.terminated[0]) for s in flags] == [False, False, True, False]

@@ -41,8 +41,10 @@ def main() -> None:
             totals["triton.language (reductions, scans)"].update(counters)
             continue
         if _bare(source[line - 1]) != _bare(text):
-            raise SystemExit(f"line {line} of {args.kernel} is not the profiled source ({text.strip()[:60]!r}): "
-                             "pass --kernel of the profiled commit")
+            raise SystemExit(
+                f"line {line} of {args.kernel} is not the profiled source ({text.strip()[:60]!r}): "
+                "pass --kernel of the profiled commit"
+            )
         totals[region_of[line]].update(counters)
     samples = sum(c[SAMPLES] for c in totals.values())
     instructions = sum(c[INSTRUCTIONS] for c in totals.values())
@@ -55,8 +57,10 @@ def main() -> None:
     every = collections.Counter()
     for c in totals.values():
         every.update(c)
-    print(f"all: {samples:.0f} stall samples, {instructions:.0f} warp instructions; "
-          + ", ".join(f"{r} {100 * every[r] / samples:.1f} %" for r in sorted(STALLS, key=lambda r: -every[r])))
+    print(
+        f"all: {samples:.0f} stall samples, {instructions:.0f} warp instructions; "
+        + ", ".join(f"{r} {100 * every[r] / samples:.1f} %" for r in sorted(STALLS, key=lambda r: -every[r]))
+    )
 
 
 def regions(source: list[str]) -> dict[int, str]:
@@ -66,8 +70,9 @@ def regions(source: list[str]) -> dict[int, str]:
         if isinstance(node, ast.FunctionDef):
             for line in range(node.lineno, node.end_lineno + 1):
                 names[line] = node.name
-    kernel = next(n for n in ast.parse("\n".join(source)).body
-                  if isinstance(n, ast.FunctionDef) and n.name == "steps_kernel")
+    kernel = next(
+        n for n in ast.parse("\n".join(source)).body if isinstance(n, ast.FunctionDef) and n.name == "steps_kernel"
+    )
     loop = next(n for n in kernel.body if isinstance(n, ast.While))
     current = "steps_kernel: prologue"
     for line in range(kernel.lineno, kernel.end_lineno + 1):

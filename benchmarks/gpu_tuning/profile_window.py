@@ -40,8 +40,9 @@ def main() -> None:
         parser.error(f"argument --windows: must be an integer >= 1, got {args.windows}")
     try:  # a bad size, batch, device, backend or synapse choice
         device = resolve_device(args.device)
-        net = NetworkBatch(args.batch, parse_size(args.size).params(), device=device, backend=args.backend,
-                           synapses=args.synapses)
+        net = NetworkBatch(
+            args.batch, parse_size(args.size).params(), device=device, backend=args.backend, synapses=args.synapses
+        )
     except (ValueError, RuntimeError) as error:  # torch.device() raises RuntimeError for a bad name
         parser.error(str(error))
     train = PulseTrain.constant(args.batch, STIM_AMPLITUDE_MV, STIM_FREQUENCY_HZ, STIM_PULSE_WIDTH_US, device=device)
@@ -55,8 +56,10 @@ def main() -> None:
             net.run_window(train)
         sync()
     wall = (time.perf_counter() - start) / args.windows
-    print(f"{args.size} B={args.batch} {net.backend}/{net.synapses} on {device}: {wall:.3f} s per window under the "
-          f"{args.profiler} profiler, {args.batch / wall:.1f} env-steps/s")
+    print(
+        f"{args.size} B={args.batch} {net.backend}/{net.synapses} on {device}: {wall:.3f} s per window under the "
+        f"{args.profiler} profiler, {args.batch / wall:.1f} env-steps/s"
+    )
     if args.profiler == "none":
         return
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"

@@ -20,8 +20,9 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="full", help="small, full or NE/NI")
-    parser.add_argument("--batch", type=int, default=32,
-                        help="networks counted (the bytes per network barely depend on it)")
+    parser.add_argument(
+        "--batch", type=int, default=32, help="networks counted (the bytes per network barely depend on it)"
+    )
     parser.add_argument("--synapses", nargs="+", default=["event", "dense"], choices=["event", "dense"])
     parser.add_argument("--device", default="cpu", help="where to run the window (the operators are the same)")
     parser.add_argument("--plot", type=Path, help="PNG of the bounds beside the committed GPU results")

@@ -47,8 +47,10 @@ def main() -> None:
         out = torch.full((len(NAMES), n), float("nan"), device="cuda")
         _math[(triton.cdiv(n, 1024),)](u, a, b, out, n, BLOCK=1024, enable_fp_fusion=fusion)
         for name, got, want in zip(NAMES, out, eager):
-            print(f"enable_fp_fusion={fusion!s:5} {name:18s} differs from eager torch in "
-                  f"{int((got != want).sum())} of {n}")
+            print(
+                f"enable_fp_fusion={fusion!s:5} {name:18s} differs from eager torch in "
+                f"{int((got != want).sum())} of {n}"
+            )
 
 
 if __name__ == "__main__":

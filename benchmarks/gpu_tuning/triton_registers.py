@@ -41,12 +41,15 @@ def main() -> None:
     parser.add_argument("--size", default="full", help="small, full or NE/NI")
     parser.add_argument("--synaptic-input", default="published", choices=["published", "summed"])
     parser.add_argument("--warps", type=int, nargs="+", default=[0], help="warps per program (0: the default)")
-    parser.add_argument("--tiles", nargs="+", default=["0"],
-                        help="synapses per spike tile, E:I for tiles of their own (0: default)")
-    parser.add_argument("--maxnreg", type=int, nargs="+", default=None,
-                        help="register caps (0: none; default: the backend's)")
-    parser.add_argument("--settings", nargs="+", default=["-"],
-                        help="compile-time settings, KEY=VALUE[,KEY=VALUE] (-: the stepper's)")
+    parser.add_argument(
+        "--tiles", nargs="+", default=["0"], help="synapses per spike tile, E:I for tiles of their own (0: default)"
+    )
+    parser.add_argument(
+        "--maxnreg", type=int, nargs="+", default=None, help="register caps (0: none; default: the backend's)"
+    )
+    parser.add_argument(
+        "--settings", nargs="+", default=["-"], help="compile-time settings, KEY=VALUE[,KEY=VALUE] (-: the stepper's)"
+    )
     parser.add_argument("--arch", type=int, default=90, help="compute capability x 10")
     args = parser.parse_args()
 
@@ -61,11 +64,24 @@ def main() -> None:
         usage = resources(compile_kernel(steps_kernel, arguments, shape, options, args.arch))
         warps_used = options["num_warps"]
         allocated = -(-usage["registers"] // 8) * 8  # registers are allocated 8 per thread at a time
-        programs = min(PROGRAMS_PER_SM, WARPS_PER_SM // warps_used,
-                       REGISTERS_PER_SM // (allocated * 32 * warps_used))
-        print(json.dumps(dict(size=args.size, synaptic_input=args.synaptic_input, arch=args.arch,
-                              num_warps=warps_used, tile=tile, settings=settings, maxnreg=maxnreg, **usage,
-                              programs_per_sm=programs, warps_per_sm=programs * warps_used)), flush=True)
+        programs = min(PROGRAMS_PER_SM, WARPS_PER_SM // warps_used, REGISTERS_PER_SM // (allocated * 32 * warps_used))
+        print(
+            json.dumps(
+                dict(
+                    size=args.size,
+                    synaptic_input=args.synaptic_input,
+                    arch=args.arch,
+                    num_warps=warps_used,
+                    tile=tile,
+                    settings=settings,
+                    maxnreg=maxnreg,
+                    **usage,
+                    programs_per_sm=programs,
+                    warps_per_sm=programs * warps_used,
+                )
+            ),
+            flush=True,
+        )
 
 
 def cuda_launch(size: str, synaptic_input: str) -> tuple[tuple, dict, dict]:
@@ -75,10 +91,12 @@ def cuda_launch(size: str, synaptic_input: str) -> tuple[tuple, dict, dict]:
     triton_step.load_kernel = lambda interpret: steps_kernel  # the stepper is built on the CPU below
     params = parse_size(size).params(synaptic_input=synaptic_input)
     net = NetworkBatch(2, params, device="cpu", backend="eager", synapses="event")
-    steps = triton_step.TritonSteps(net.constants, params.connection_prob, 2, net.connectivity.ei_post.shape[1],
-                                    net.kop_every, torch.device("cpu"))
-    monitor = WindowMonitor(net.state, net.steps_per_window, net.kop_every, net.record, params.v_reset,
-                            net.synapse_valid(), params.j_i)
+    steps = triton_step.TritonSteps(
+        net.constants, params.connection_prob, 2, net.connectivity.ei_post.shape[1], net.kop_every, torch.device("cpu")
+    )
+    monitor = WindowMonitor(
+        net.state, net.steps_per_window, net.kop_every, net.record, params.v_reset, net.synapse_valid(), params.j_i
+    )
     arguments, keywords = steps.arguments(net.connectivity, net.state, torch.zeros(10, 2), 0, monitor, None, 0)
     keywords.update(RECIPROCAL=True, NOISE_IN_KERNEL=True)  # as on CUDA
     return arguments, keywords, triton_step.launch_options(keywords["BLOCK_N"])
@@ -93,8 +111,7 @@ def compile_kernel(kernel, arguments: tuple, shape: dict, options: dict, arch: i
             signature[param.name], constexprs[(index,)] = "constexpr", values[param.name]
         else:
             signature[param.name] = mangle_type(values[param.name])
-    return triton.compile(ASTSource(kernel, signature, constexprs), target=GPUTarget("cuda", arch, 32),
-                          options=options)
+    return triton.compile(ASTSource(kernel, signature, constexprs), target=GPUTarget("cuda", arch, 32), options=options)
 
 
 def resources(kernel) -> dict:
@@ -104,9 +121,15 @@ def resources(kernel) -> dict:
     registers, stack = re.search(r"REG:(\d+)\s+STACK:(\d+)", report).groups()
     # an instruction line: /*offset*/ [predicate] OPCODE...
     opcodes = re.findall(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)", sass)
-    return dict(registers=int(registers), stack_bytes=int(stack), instructions=len(opcodes),
-                shuffles=opcodes.count("SHFL"), barriers=opcodes.count("BAR"),
-                spill_stores=opcodes.count("STL"), spill_loads=opcodes.count("LDL"))
+    return dict(
+        registers=int(registers),
+        stack_bytes=int(stack),
+        instructions=len(opcodes),
+        shuffles=opcodes.count("SHFL"),
+        barriers=opcodes.count("BAR"),
+        spill_stores=opcodes.count("STL"),
+        spill_loads=opcodes.count("LDL"),
+    )
 
 
 def disassemble(kernel, tool: str, *options: str) -> str:

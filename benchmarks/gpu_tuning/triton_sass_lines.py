@@ -53,11 +53,14 @@ def main() -> None:
         base = Path(args.base)
         if not base.is_file():
             base = Path(folder) / f"kernel_{args.base}.py"
-            shown = subprocess.run(["git", "show", f"{args.base}:neuroloop_gpu/network/triton_kernel.py"],
-                                   capture_output=True, text=True)
+            shown = subprocess.run(
+                ["git", "show", f"{args.base}:neuroloop_gpu/network/triton_kernel.py"], capture_output=True, text=True
+            )
             if shown.returncode:
-                raise SystemExit(f"--base {args.base!r}: neither a kernel source file nor a commit of this "
-                                 f"repository with neuroloop_gpu/network/triton_kernel.py ({shown.stderr.strip()})")
+                raise SystemExit(
+                    f"--base {args.base!r}: neither a kernel source file nor a commit of this "
+                    f"repository with neuroloop_gpu/network/triton_kernel.py ({shown.stderr.strip()})"
+                )
             base.write_text(shown.stdout)
         listings = [disassembly(path, arguments, shape, options) for path in (base, KERNEL)]
         loops = [step_loop(listing, path.read_text().splitlines()) for listing, path in zip(listings, (base, KERNEL))]
@@ -66,8 +69,9 @@ def main() -> None:
     print(f"whole kernel, sm_90: {len(codes[0])} -> {len(codes[1])} instructions, {verdict}")
     print(f"step loop, size {args.size}, {options['num_warps']} warps, sm_90: {args.base} -> this tree")
     for name, count in [("instructions", lambda ops: len(ops))] + [
-            (label, lambda ops, prefix=prefix: sum(op.startswith(prefix) for op, _ in ops))
-            for prefix, label in COUNTED.items()]:
+        (label, lambda ops, prefix=prefix: sum(op.startswith(prefix) for op, _ in ops))
+        for prefix, label in COUNTED.items()
+    ]:
         before, after = (count(ops) for ops in loops)
         print(f"  {name:13s} {before:6d} -> {after:6d} ({after - before:+d})")
     by_line = [collections.Counter(line for _, line in ops) for ops in loops]
@@ -98,8 +102,9 @@ def step_loop(listing: str, kernel_lines: list[str]) -> list[tuple[str, str]]:
         if located := re.search(r'## File "([^"]+)", line (\d+)', text):
             path, number = located.group(1), int(located.group(2))
             if path not in sources:
-                sources[path] = Path(path).read_text().splitlines() if Path(path).is_relative_to(library) \
-                    else kernel_lines
+                sources[path] = (
+                    Path(path).read_text().splitlines() if Path(path).is_relative_to(library) else kernel_lines
+                )
             lines = sources[path]
             line = (lines[number - 1].strip() if 0 < number <= len(lines) else "") or "(no line)"
         elif label := re.match(r"\s*(\.L_x_\d+):", text):
@@ -109,10 +114,13 @@ def step_loop(listing: str, kernel_lines: list[str]) -> list[tuple[str, str]]:
             labels.update((name, address) for name in pending)
             pending = []
             instructions.append((address, instruction.group(3), instruction.group(4), line))
-    backward = [(address - labels[target.group(1)], labels[target.group(1)], address)
-                for address, opcode, operands, _ in instructions
-                if opcode == "BRA" and (target := re.search(r"(\.L_x_\d+)", operands))
-                and labels.get(target.group(1), address) < address]
+    backward = [
+        (address - labels[target.group(1)], labels[target.group(1)], address)
+        for address, opcode, operands, _ in instructions
+        if opcode == "BRA"
+        and (target := re.search(r"(\.L_x_\d+)", operands))
+        and labels.get(target.group(1), address) < address
+    ]
     if not backward:
         raise ValueError("no loop in the kernel's machine code")
     _, first, last = max(backward)

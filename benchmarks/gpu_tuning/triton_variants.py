@@ -38,13 +38,19 @@ def main() -> None:
     parser.add_argument("--size", default="full", help="small, full or NE/NI")
     parser.add_argument("--batch", type=int, default=8192)
     parser.add_argument("--warps", type=int, nargs="+", default=[8])
-    parser.add_argument("--maxnreg", type=int, nargs="+", default=None,
-                        help="register caps to try (0: none; default: the backend's)")
+    parser.add_argument(
+        "--maxnreg", type=int, nargs="+", default=None, help="register caps to try (0: none; default: the backend's)"
+    )
     parser.add_argument("--kernels", nargs="+", default=[None], help="kernel source files (default: the package's)")
-    parser.add_argument("--tiles", nargs="+", default=["0"],
-                        help="synapses per spike tile, E:I for tiles of their own (0: default)")
-    parser.add_argument("--settings", nargs="+", default=["-"],
-                        help="compile-time settings to try, KEY=VALUE[,KEY=VALUE] (-: the stepper's)")
+    parser.add_argument(
+        "--tiles", nargs="+", default=["0"], help="synapses per spike tile, E:I for tiles of their own (0: default)"
+    )
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=["-"],
+        help="compile-time settings to try, KEY=VALUE[,KEY=VALUE] (-: the stepper's)",
+    )
     parser.add_argument("--windows", type=int, default=2)
     parser.add_argument("--label", default="", help="a name for this tree in the output (e.g. a commit)")
     parser.add_argument("--json", default=None)
@@ -67,8 +73,14 @@ def main() -> None:
     start_state = copy.deepcopy((net.state, net.stimulator, net._ring_position))
     reference = None
     caps = args.maxnreg if args.maxnreg is not None else [launch.get("maxnreg", 0)]
-    variants = [(kernel, tile, settings, warps, maxnreg) for kernel in args.kernels for tile in args.tiles
-                for settings in args.settings for warps in args.warps for maxnreg in caps]
+    variants = [
+        (kernel, tile, settings, warps, maxnreg)
+        for kernel in args.kernels
+        for tile in args.tiles
+        for settings in args.settings
+        for warps in args.warps
+        for maxnreg in caps
+    ]
     for kernel, tile, settings, warps, maxnreg in variants:
         net.state, net.stimulator, net._ring_position = copy.deepcopy(start_state)
         if package_kernel is not None:
@@ -88,9 +100,19 @@ def main() -> None:
         if reference is None:
             reference = net.state.v.clone()
         same = (net.state.v - reference).abs().max().item()
-        row = dict(label=args.label, kernel=kernel or "package", tile=tile, settings=settings, size=args.size,
-                   batch=args.batch, num_warps=warps, maxnreg=maxnreg, env_steps_per_s=rate, same=same,
-                   device=torch.cuda.get_device_name() if device.type == "cuda" else "cpu")
+        row = dict(
+            label=args.label,
+            kernel=kernel or "package",
+            tile=tile,
+            settings=settings,
+            size=args.size,
+            batch=args.batch,
+            num_warps=warps,
+            maxnreg=maxnreg,
+            env_steps_per_s=rate,
+            same=same,
+            device=torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        )
         print(json.dumps(row), flush=True)
         if args.json:
             with open(args.json, "a") as out:

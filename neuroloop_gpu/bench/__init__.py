@@ -24,6 +24,23 @@ from .plot import plot_results, plot_traffic
 from .traffic import format_traffic, traffic_model
 from .workload import SIZES, Size, parse_size
 
-__all__ = ["SIZES", "BenchConfig", "Size", "add_subcommand", "compute_ratios", "device_slug", "format_report",
-           "format_traffic", "latest_results", "load_results", "parse_size", "plot_results", "plot_traffic", "run",
-           "run_benchmarks", "target_summary", "traffic_model", "write_results"]
+__all__ = [
+    "SIZES",
+    "BenchConfig",
+    "Size",
+    "add_subcommand",
+    "compute_ratios",
+    "device_slug",
+    "format_report",
+    "format_traffic",
+    "latest_results",
+    "load_results",
+    "parse_size",
+    "plot_results",
+    "plot_traffic",
+    "run",
+    "run_benchmarks",
+    "target_summary",
+    "traffic_model",
+    "write_results",
+]

@@ -1,6 +1,6 @@
 """The ``bench`` subcommand: ``add_subcommand(subparsers)`` registers it, ``run(args)`` runs it.
 
-    neuroloop bench --device cpu --sizes small full --batches 1 16 --peers reference brian2
+neuroloop bench --device cpu --sizes small full --batches 1 16 --peers reference brian2
 """
 
 from __future__ import annotations
@@ -39,43 +39,97 @@ def _option(text: str) -> tuple[str, object]:
 
 def add_subcommand(subparsers) -> argparse.ArgumentParser:
     """Register ``bench`` on an ``argparse`` subparsers object; its handler is :func:`run`."""
-    parser = subparsers.add_parser("bench", help="throughput benchmarks against the peers",
-                                   description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "bench",
+        help="throughput benchmarks against the peers",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add = parser.add_argument
     add("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto = CUDA when available)")
-    add("--sizes", nargs="+", default=["small", "full"], metavar="SIZE",
-        help="network sizes: small (160/40), full (1600/400) or NE/NI such as 40/10 (default: small full)")
-    add("--batches", nargs="+", type=int, default=None, metavar="B",
+    add(
+        "--sizes",
+        nargs="+",
+        default=["small", "full"],
+        metavar="SIZE",
+        help="network sizes: small (160/40), full (1600/400) or NE/NI such as 40/10 (default: small full)",
+    )
+    add(
+        "--batches",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="B",
         help=f"networks per batch (default: {' '.join(map(str, DEFAULT_BATCHES['cpu']))} on CPU, "
-             f"{' '.join(map(str, DEFAULT_BATCHES['cuda']))} on CUDA)")
-    add("--windows", type=int, default=None,
-        help=f"timed windows per repeat (default: {DEFAULT_WINDOWS['cpu']} on CPU, {DEFAULT_WINDOWS['cuda']} on CUDA)")
+        f"{' '.join(map(str, DEFAULT_BATCHES['cuda']))} on CUDA)",
+    )
+    add(
+        "--windows",
+        type=int,
+        default=None,
+        help=f"timed windows per repeat (default: {DEFAULT_WINDOWS['cpu']} on CPU, {DEFAULT_WINDOWS['cuda']} on CUDA)",
+    )
     add("--repeats", type=int, default=3, help="timed repeats; min and median are reported (default: 3)")
     add("--warmup", type=int, default=1, help="untimed windows before timing (default: 1)")
-    add("--targets", nargs="+", default=list(TARGETS), choices=[*TARGETS, "none"], metavar="TARGET",
-        help=f"what to time: {', '.join(TARGETS)}, or none (only the peers) (default: all)")
-    add("--backends", nargs="+", default=["eager"], choices=BACKENDS, metavar="BACKEND",
+    add(
+        "--targets",
+        nargs="+",
+        default=list(TARGETS),
+        choices=[*TARGETS, "none"],
+        metavar="TARGET",
+        help=f"what to time: {', '.join(TARGETS)}, or none (only the peers) (default: all)",
+    )
+    add(
+        "--backends",
+        nargs="+",
+        default=["eager"],
+        choices=BACKENDS,
+        metavar="BACKEND",
         help="simulator backends, each timed for every target and batch: eager, compiled (torch.compile; "
-             "compiled during the warm-up window), fused (one C++ loop per network and step, CPU only), "
-             "triton (a Triton kernel running many steps per launch, CUDA only); same results whichever, "
-             "within the tolerances NetworkBatch states (default: eager)")
-    add("--peers", nargs="+", default=["reference"], metavar="PEER",
-        help=f"one-network peers: {', '.join(PEERS)}, or {', '.join(ALIASES)} (default: reference)")
+        "compiled during the warm-up window), fused (one C++ loop per network and step, CPU only), "
+        "triton (a Triton kernel running many steps per launch, CUDA only); same results whichever, "
+        "within the tolerances NetworkBatch states (default: eager)",
+    )
+    add(
+        "--peers",
+        nargs="+",
+        default=["reference"],
+        metavar="PEER",
+        help=f"one-network peers: {', '.join(PEERS)}, or {', '.join(ALIASES)} (default: reference)",
+    )
     add("--dtype", choices=["float32", "float64"], default="float32")
-    add("--synaptic-input", choices=["published", "summed"], default="published",
+    add(
+        "--synaptic-input",
+        choices=["published", "summed"],
+        default="published",
         help="coincident synaptic inputs of our network and the reference peer: the published 'last wins' or "
-             "'summed' (Brian2's, for a like-for-like network) (default: published)")
+        "'summed' (Brian2's, for a like-for-like network) (default: published)",
+    )
     add("--seed", type=int, default=0)
     add("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    add("--sim-option", dest="sim_options", action="append", type=_option, default=[], metavar="KEY=VALUE",
+    add(
+        "--sim-option",
+        dest="sim_options",
+        action="append",
+        type=_option,
+        default=[],
+        metavar="KEY=VALUE",
         help="extra NetworkBatch keyword for the simulator target, value parsed as JSON when it can be "
-             "(repeatable; e.g. --sim-option synapses=dense)")
-    add("--brian2-python", default=None,
-        help=f"Python interpreter that has Brian2 (default: ${ENV_PYTHON}, else this one)")
+        "(repeatable; e.g. --sim-option synapses=dense)",
+    )
+    add(
+        "--brian2-python",
+        default=None,
+        help=f"Python interpreter that has Brian2 (default: ${ENV_PYTHON}, else this one)",
+    )
     add("--brian2-threads", type=int, default=1, help="OpenMP threads of Brian2 cpp_standalone (default: 1)")
-    add("--brian2-windows", type=int, default=50,
+    add(
+        "--brian2-windows",
+        type=int,
+        default=50,
         help="Brian2 peers time at least this many windows per run() call, amortising its per-call overhead "
-             "(default: 50 = 1 simulated second)")
+        "(default: 50 = 1 simulated second)",
+    )
     add("--out", default="benchmarks/results", help="output folder (default: benchmarks/results)")
     add("--tag", default=None, help="suffix for the output file names")
     add("--quiet", action="store_true", help="no progress bars or per-case lines (the summary still prints)")
@@ -85,13 +139,24 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
     return BenchConfig(
-        device=args.device, sizes=tuple(args.sizes), batches=None if args.batches is None else tuple(args.batches),
-        windows=args.windows, repeats=args.repeats, warmup=args.warmup, targets=_targets(args.targets),
+        device=args.device,
+        sizes=tuple(args.sizes),
+        batches=None if args.batches is None else tuple(args.batches),
+        windows=args.windows,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        targets=_targets(args.targets),
         backends=tuple(args.backends),
-        peers=tuple(args.peers), dtype=args.dtype, synaptic_input=args.synaptic_input, seed=args.seed,
+        peers=tuple(args.peers),
+        dtype=args.dtype,
+        synaptic_input=args.synaptic_input,
+        seed=args.seed,
         sim_options=dict(args.sim_options),
-        brian2_python=args.brian2_python, brian2_threads=args.brian2_threads, brian2_windows=args.brian2_windows,
-        threads=args.threads, progress=not args.quiet,
+        brian2_python=args.brian2_python,
+        brian2_threads=args.brian2_threads,
+        brian2_windows=args.brian2_windows,
+        threads=args.threads,
+        progress=not args.quiet,
     )
 
 

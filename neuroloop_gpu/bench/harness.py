@@ -98,31 +98,56 @@ class BenchConfig:
             parse_size(size)
         if self.batches is not None:
             batches = tuple(self.batches)
-            require(len(batches) > 0 and all(_is_int(b) and b >= 1 for b in batches), "batches",
-                    "one or more integers >= 1 (networks per batch)", list(batches))
+            require(
+                len(batches) > 0 and all(_is_int(b) and b >= 1 for b in batches),
+                "batches",
+                "one or more integers >= 1 (networks per batch)",
+                list(batches),
+            )
         for name in ("windows", "threads"):
             value = getattr(self, name)
             require(value is None or (_is_int(value) and value >= 1), name, "an integer >= 1", value)
         require(_is_int(self.repeats) and self.repeats >= 1, "repeats", "an integer >= 1", self.repeats)
         require(_is_int(self.warmup) and self.warmup >= 0, "warmup", "an integer >= 0", self.warmup)
-        require(_is_int(self.brian2_threads) and self.brian2_threads >= 0, "brian2_threads", "an integer >= 0",
-                self.brian2_threads)
-        require(_is_int(self.brian2_windows) and self.brian2_windows >= 1, "brian2_windows", "an integer >= 1",
-                self.brian2_windows)
+        require(
+            _is_int(self.brian2_threads) and self.brian2_threads >= 0,
+            "brian2_threads",
+            "an integer >= 0",
+            self.brian2_threads,
+        )
+        require(
+            _is_int(self.brian2_windows) and self.brian2_windows >= 1,
+            "brian2_windows",
+            "an integer >= 1",
+            self.brian2_windows,
+        )
         targets = tuple(self.targets)
         require(all(t in TARGETS for t in targets), "targets", f"among {', '.join(TARGETS)}", list(targets))
         peers = expand_peers(self.peers)  # checks them too
         require(len(targets) > 0 or len(peers) > 0, "targets", "at least one target or peer", list(targets))
         backends = tuple(self.backends)
-        require(len(backends) > 0 and all(b in BACKENDS for b in backends), "backends",
-                f"one or more of {', '.join(BACKENDS)}", list(backends))
+        require(
+            len(backends) > 0 and all(b in BACKENDS for b in backends),
+            "backends",
+            f"one or more of {', '.join(BACKENDS)}",
+            list(backends),
+        )
         require(self.dtype in DTYPES, "dtype", "'float32' or 'float64'", self.dtype)
-        require(self.synaptic_input in ("published", "summed"), "synaptic_input", "'published' or 'summed'",
-                self.synaptic_input)
-        require(isinstance(self.device, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
-                "device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
-        require(isinstance(self.sim_options, Mapping), "sim_options", "a mapping of NetworkBatch keywords",
-                self.sim_options)
+        require(
+            self.synaptic_input in ("published", "summed"),
+            "synaptic_input",
+            "'published' or 'summed'",
+            self.synaptic_input,
+        )
+        require(
+            isinstance(self.device, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
+            "device",
+            "'auto', 'cpu', 'cuda' or 'cuda:N'",
+            self.device,
+        )
+        require(
+            isinstance(self.sim_options, Mapping), "sim_options", "a mapping of NetworkBatch keywords", self.sim_options
+        )
 
 
 def _is_int(value) -> bool:
@@ -168,8 +193,9 @@ def device_slug(doc: Mapping) -> str:
 
 def _git(*args: str) -> str | None:
     try:
-        done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).resolve().parents[2])
+        done = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=10, cwd=Path(__file__).resolve().parents[2]
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -206,17 +232,29 @@ def environment_info(device: torch.device) -> dict:
         pass
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        info.update(cuda=torch.version.cuda, gpu=props.name, gpu_memory_bytes=props.total_memory,
-                    gpu_multiprocessors=props.multi_processor_count)
+        info.update(
+            cuda=torch.version.cuda,
+            gpu=props.name,
+            gpu_memory_bytes=props.total_memory,
+            gpu_multiprocessors=props.multi_processor_count,
+        )
     return info
 
 
 # ---------------------------------------------------------------------- targets
-def _simulator_case(size: Size, batch: int, config: BenchConfig, device: torch.device, dtype: torch.dtype,
-                    backend: str):
+def _simulator_case(
+    size: Size, batch: int, config: BenchConfig, device: torch.device, dtype: torch.dtype, backend: str
+):
     params = size.params(synaptic_input=config.synaptic_input)
-    net = NetworkBatch(batch, params, SimConfig(sample_duration=WINDOW_MS, seed=config.seed), device=device,
-                       dtype=dtype, backend=backend, **dict(config.sim_options))
+    net = NetworkBatch(
+        batch,
+        params,
+        SimConfig(sample_duration=WINDOW_MS, seed=config.seed),
+        device=device,
+        dtype=dtype,
+        backend=backend,
+        **dict(config.sim_options),
+    )
     train = PulseTrain.constant(batch, STIM_AMPLITUDE_MV, STIM_FREQUENCY_HZ, STIM_PULSE_WIDTH_US, device=device)
     sums = torch.zeros(3, dtype=torch.float64, device=device)
     count = [0]
@@ -228,16 +266,23 @@ def _simulator_case(size: Size, batch: int, config: BenchConfig, device: torch.d
 
     def activity() -> dict:
         rate_e, rate_i, kop = (sums / max(1, count[0])).tolist()
-        return {"simulated_s": count[0] * WINDOW_MS / 1000.0, "rate_e_hz": rate_e, "rate_i_hz": rate_i,
-                "kop_causal": kop, "mean_weight_mv": float(net.mean_weight_mv().mean())}
+        return {
+            "simulated_s": count[0] * WINDOW_MS / 1000.0,
+            "rate_e_hz": rate_e,
+            "rate_i_hz": rate_i,
+            "kop_causal": kop,
+            "mean_weight_mv": float(net.mean_weight_mv().mean()),
+        }
 
     return step, net.bytes_per_network, activity
 
 
-def _vector_env_case(size: Size, batch: int, config: BenchConfig, device: torch.device, dtype: torch.dtype,
-                     backend: str):
-    env = FTSTSVectorEnv(batch, _ENV_SIM, size.params(synaptic_input=config.synaptic_input),
-                         device=device, dtype=dtype, backend=backend)
+def _vector_env_case(
+    size: Size, batch: int, config: BenchConfig, device: torch.device, dtype: torch.dtype, backend: str
+):
+    env = FTSTSVectorEnv(
+        batch, _ENV_SIM, size.params(synaptic_input=config.synaptic_input), device=device, dtype=dtype, backend=backend
+    )
     env.reset(seed=config.seed)
     rng = np.random.default_rng(config.seed)
 
@@ -247,12 +292,20 @@ def _vector_env_case(size: Size, batch: int, config: BenchConfig, device: torch.
     return step, _env_bytes(env), None
 
 
-def _torchrl_env_case(size: Size, batch: int, config: BenchConfig, device: torch.device, dtype: torch.dtype,
-                      backend: str):
+def _torchrl_env_case(
+    size: Size, batch: int, config: BenchConfig, device: torch.device, dtype: torch.dtype, backend: str
+):
     from ..envs.torchrl_env import FTSTSTorchEnv  # TorchRL only where this target runs (seconds to import)
 
-    env = FTSTSTorchEnv(batch, _ENV_SIM, size.params(synaptic_input=config.synaptic_input),
-                        device=device, dtype=dtype, backend=backend, check_actions=False)
+    env = FTSTSTorchEnv(
+        batch,
+        _ENV_SIM,
+        size.params(synaptic_input=config.synaptic_input),
+        device=device,
+        dtype=dtype,
+        backend=backend,
+        check_actions=False,
+    )
     env.set_seed(config.seed)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     state = {"td": env.reset()}
@@ -271,8 +324,11 @@ def check_sim_options(options: Mapping[str, object]) -> None:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
     taken = {"self", "num_networks", "params", "sim", "device", "dtype", "backend"}
-    allowed = sorted(name for name, p in parameters.items()
-                     if name not in taken and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+    allowed = sorted(
+        name
+        for name, p in parameters.items()
+        if name not in taken and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    )
     for key in options:
         require(key in allowed, "sim_options", f"NetworkBatch keywords ({', '.join(allowed)})", key)
 
@@ -285,13 +341,24 @@ def _env_bytes(env):
 CASES = {"simulator": _simulator_case, "vector-env": _vector_env_case, "torchrl-env": _torchrl_env_case}
 
 
-def measure_target(target: str, size: Size, batch: int, config: BenchConfig, device: torch.device,
-                   backend: str = "eager") -> dict:
+def measure_target(
+    target: str, size: Size, batch: int, config: BenchConfig, device: torch.device, backend: str = "eager"
+) -> dict:
     """Build one batch of ``target``, time it and measure its memory; one result record."""
     windows = config.windows or DEFAULT_WINDOWS[device.type]
-    record = {"target": target, "backend": backend, "size": size.name, "num_e": size.num_e, "num_i": size.num_i,
-              "batch": batch, "device": str(device), "dtype": config.dtype, "windows": windows,
-              "repeats": config.repeats, "warmup": config.warmup}
+    record = {
+        "target": target,
+        "backend": backend,
+        "size": size.name,
+        "num_e": size.num_e,
+        "num_i": size.num_i,
+        "batch": batch,
+        "device": str(device),
+        "dtype": config.dtype,
+        "windows": windows,
+        "repeats": config.repeats,
+        "warmup": config.warmup,
+    }
     if target == "simulator" and config.sim_options:
         record["sim_options"] = dict(config.sim_options)
     probe = MemoryProbe(device).start()
@@ -305,8 +372,11 @@ def measure_target(target: str, size: Size, batch: int, config: BenchConfig, dev
     peak = probe.peak_bytes()
     persistent_bytes = persistent()
     record.update(summarize_times(times, batch, WINDOW_MS))
-    record["memory"] = {"peak_bytes_per_network": None if peak is None else peak / batch,
-                        "persistent_bytes_per_network": persistent_bytes, "method": probe.method}
+    record["memory"] = {
+        "peak_bytes_per_network": None if peak is None else peak / batch,
+        "persistent_bytes_per_network": persistent_bytes,
+        "method": probe.method,
+    }
     if activity is not None:
         record["activity"] = activity()
     return record
@@ -330,15 +400,21 @@ def compute_ratios(results: Sequence[Mapping], peers: Sequence[Mapping]) -> list
         for target, rows in ours_by_target.items():
             best = max(rows, key=lambda r: r["env_steps_per_s"])
             single = max((r for r in rows if r["batch"] == 1), key=lambda r: r["env_steps_per_s"], default=None)
-            ratios.append({
-                "target": target, "size": peer["size"], "device": best["device"], "peer": peer["peer"],
-                "peer_env_steps_per_s": peer["env_steps_per_s"],
-                "ours_best_env_steps_per_s": best["env_steps_per_s"], "ours_best_batch": best["batch"],
-                "ours_best_backend": best.get("backend", "eager"),
-                "ratio_best": best["env_steps_per_s"] / peer["env_steps_per_s"],
-                "ours_batch1_env_steps_per_s": None if single is None else single["env_steps_per_s"],
-                "ratio_batch1": None if single is None else single["env_steps_per_s"] / peer["env_steps_per_s"],
-            })
+            ratios.append(
+                {
+                    "target": target,
+                    "size": peer["size"],
+                    "device": best["device"],
+                    "peer": peer["peer"],
+                    "peer_env_steps_per_s": peer["env_steps_per_s"],
+                    "ours_best_env_steps_per_s": best["env_steps_per_s"],
+                    "ours_best_batch": best["batch"],
+                    "ours_best_backend": best.get("backend", "eager"),
+                    "ratio_best": best["env_steps_per_s"] / peer["env_steps_per_s"],
+                    "ours_batch1_env_steps_per_s": None if single is None else single["env_steps_per_s"],
+                    "ratio_batch1": None if single is None else single["env_steps_per_s"] / peer["env_steps_per_s"],
+                }
+            )
     return ratios
 
 
@@ -372,18 +448,25 @@ def run_benchmarks(config: BenchConfig, out: str | Path | None = None, tag: str 
         "device": describe_device(device),
         "device_type": device.type,
         "environment": environment_info(device),
-        "config": {**asdict(config), "sizes": [s.name for s in sizes], "batches": list(batches),
-                   "windows": config.windows or DEFAULT_WINDOWS[device.type], "peers": list(peers),
-                   "targets": list(config.targets), "backends": list(config.backends),
-                   "sim_options": dict(config.sim_options)},
+        "config": {
+            **asdict(config),
+            "sizes": [s.name for s in sizes],
+            "batches": list(batches),
+            "windows": config.windows or DEFAULT_WINDOWS[device.type],
+            "peers": list(peers),
+            "targets": list(config.targets),
+            "backends": list(config.backends),
+            "sim_options": dict(config.sim_options),
+        },
         "workload": WORKLOAD,
         "results": [],
         "peers": [],
     }
     started = time.perf_counter()
     _prime(config, device, sizes)
-    with tqdm(total=len(cases) + len(peers) * len(sizes), desc="neuroloop bench", unit="case",
-              disable=not config.progress) as bar:
+    with tqdm(
+        total=len(cases) + len(peers) * len(sizes), desc="neuroloop bench", unit="case", disable=not config.progress
+    ) as bar:
         for target, size, batch, backend in cases:
             bar.set_postfix_str(f"{target} {backend} {size.name} B={batch}")
             row = measure_target(target, size, batch, config, device, backend)
@@ -395,10 +478,18 @@ def run_benchmarks(config: BenchConfig, out: str | Path | None = None, tag: str 
         for size in sizes:
             for peer in peers:
                 bar.set_postfix_str(f"peer {peer} {size.name}")
-                row = run_peer(peer, size, windows=doc["config"]["windows"], repeats=config.repeats,
-                               warmup=config.warmup, seed=config.seed, synaptic_input=config.synaptic_input,
-                               brian2_windows=config.brian2_windows,
-                               brian2_python=config.brian2_python, brian2_threads=config.brian2_threads)
+                row = run_peer(
+                    peer,
+                    size,
+                    windows=doc["config"]["windows"],
+                    repeats=config.repeats,
+                    warmup=config.warmup,
+                    seed=config.seed,
+                    synaptic_input=config.synaptic_input,
+                    brian2_windows=config.brian2_windows,
+                    brian2_python=config.brian2_python,
+                    brian2_threads=config.brian2_threads,
+                )
                 doc["peers"].append(row)
                 _release(device)
                 if config.progress:
@@ -469,8 +560,13 @@ def latest_results(docs: Sequence[Mapping]) -> list[Mapping]:
     newest: dict[tuple, Mapping] = {}
     for doc in docs:
         c = doc["config"]
-        kind = (device_slug(doc), *(json.dumps(c.get(name), sort_keys=True) for name in
-                                    ("targets", "backends", "sizes", "batches", "synaptic_input", "sim_options")))
+        kind = (
+            device_slug(doc),
+            *(
+                json.dumps(c.get(name), sort_keys=True)
+                for name in ("targets", "backends", "sizes", "batches", "synaptic_input", "sim_options")
+            ),
+        )
         if kind not in newest or doc["created"] > newest[kind]["created"]:
             newest[kind] = doc
     return list(newest.values())
@@ -486,41 +582,102 @@ def target_summary(docs: Sequence[Mapping]) -> list[dict]:
     Each entry: ``target`` (words), ``value`` (measured, or None when no
     document covers it), ``goal``, ``met`` (bool or None) and ``source``.
     """
+
     def best(device_type: str, size: str, target: str = "simulator"):
-        rows = [(r, d) for d in docs if d["device_type"] == device_type for r in d["results"]
-                if r.get("target") == target and r.get("size") == size and "env_steps_per_s" in r]
+        rows = [
+            (r, d)
+            for d in docs
+            if d["device_type"] == device_type
+            for r in d["results"]
+            if r.get("target") == target and r.get("size") == size and "env_steps_per_s" in r
+        ]
         return max(rows, key=lambda rd: rd[0]["env_steps_per_s"], default=(None, None))
 
     def ratio(device_type: str, size: str, peer: str):
-        rows = [(r, d) for d in docs if d["device_type"] == device_type for r in d.get("ratios", [])
-                if r["target"] == "simulator" and r["size"] == size and r["peer"] == peer]
+        rows = [
+            (r, d)
+            for d in docs
+            if d["device_type"] == device_type
+            for r in d.get("ratios", [])
+            if r["target"] == "simulator" and r["size"] == size and r["peer"] == peer
+        ]
         return max(rows, key=lambda rd: rd[0]["ratio_best"], default=(None, None))
 
     def entry(target, value, goal, met, doc, unit=""):
-        return {"target": target, "value": value, "goal": goal, "unit": unit,
-                "met": None if value is None else bool(met(value)), "source": None if doc is None else doc["device"]}
+        return {
+            "target": target,
+            "value": value,
+            "goal": goal,
+            "unit": unit,
+            "met": None if value is None else bool(met(value)),
+            "source": None if doc is None else doc["device"],
+        }
 
     out = []
     row, doc = ratio("cpu", "full", "brian2-cpp")
-    out.append(entry("CPU full size, best batch / Brian2 cpp_standalone (same run)",
-                     None if row is None else row["ratio_best"], ">= 1", lambda v: v >= 1, doc, "x"))
+    out.append(
+        entry(
+            "CPU full size, best batch / Brian2 cpp_standalone (same run)",
+            None if row is None else row["ratio_best"],
+            ">= 1",
+            lambda v: v >= 1,
+            doc,
+            "x",
+        )
+    )
     row, doc = best("cpu", "small")
-    out.append(entry("CPU small size, best batch / NeuroLoop original (36 env-steps/s, issue figure)",
-                     None if row is None else row["env_steps_per_s"] / NEUROLOOP_ORIGINAL_ENV_STEPS["small"],
-                     ">= 100", lambda v: v >= 100, doc, "x"))
+    out.append(
+        entry(
+            "CPU small size, best batch / NeuroLoop original (36 env-steps/s, issue figure)",
+            None if row is None else row["env_steps_per_s"] / NEUROLOOP_ORIGINAL_ENV_STEPS["small"],
+            ">= 100",
+            lambda v: v >= 100,
+            doc,
+            "x",
+        )
+    )
     row, doc = ratio("cpu", "small", "reference")
-    out.append(entry("CPU small size, best batch / reference loop (same run)",
-                     None if row is None else row["ratio_best"], ">= 100", lambda v: v >= 100, doc, "x"))
+    out.append(
+        entry(
+            "CPU small size, best batch / reference loop (same run)",
+            None if row is None else row["ratio_best"],
+            ">= 100",
+            lambda v: v >= 100,
+            doc,
+            "x",
+        )
+    )
     for size, goal in GPU_TARGETS.items():
         row, doc = best("cuda", size)
-        out.append(entry(f"GPU {size} size, best batch", None if row is None else row["env_steps_per_s"],
-                         f">= {goal:,}", lambda v, g=goal: v >= g, doc, "env-steps/s"))
-    rows = [(r, d) for d in docs for r in d["results"] if r.get("target") == "simulator"
-            and r.get("size") == "full" and r.get("memory", {}).get("persistent_bytes_per_network")]
+        out.append(
+            entry(
+                f"GPU {size} size, best batch",
+                None if row is None else row["env_steps_per_s"],
+                f">= {goal:,}",
+                lambda v, g=goal: v >= g,
+                doc,
+                "env-steps/s",
+            )
+        )
+    rows = [
+        (r, d)
+        for d in docs
+        for r in d["results"]
+        if r.get("target") == "simulator"
+        and r.get("size") == "full"
+        and r.get("memory", {}).get("persistent_bytes_per_network")
+    ]
     row, doc = min(rows, key=lambda rd: rd[0]["memory"]["persistent_bytes_per_network"], default=(None, None))
-    out.append(entry("memory per full-size network (persistent state, float32)",
-                     None if row is None else row["memory"]["persistent_bytes_per_network"] / 1e6, "<= 1.5",
-                     lambda v: v <= 1.5, doc, "MB"))
+    out.append(
+        entry(
+            "memory per full-size network (persistent state, float32)",
+            None if row is None else row["memory"]["persistent_bytes_per_network"] / 1e6,
+            "<= 1.5",
+            lambda v: v <= 1.5,
+            doc,
+            "MB",
+        )
+    )
     return out
 
 
@@ -538,30 +695,42 @@ def _result_line(row: Mapping) -> str:
     head = f"{name:>20s} {row['size']:>9s} B={row['batch']:<6d}"
     if "env_steps_per_s" not in row:
         return f"{head} {row.get('error') or row.get('skipped')}"
-    return (f"{head} {row['env_steps_per_s']:11.1f} env-steps/s  {row['simulated_s_per_wall_s']:9.3f} sim-s/wall-s  "
-            f"{_mb(row['memory'].get('peak_bytes_per_network'))} MB/network peak")
+    return (
+        f"{head} {row['env_steps_per_s']:11.1f} env-steps/s  {row['simulated_s_per_wall_s']:9.3f} sim-s/wall-s  "
+        f"{_mb(row['memory'].get('peak_bytes_per_network'))} MB/network peak"
+    )
 
 
 def format_report(doc: Mapping) -> str:
     """Plain-text tables: every result, every peer, and the ratios ours / peer side by side."""
-    lines = [f"device: {doc['device']}  torch {doc['environment']['torch']}  threads "
-             f"{doc['environment']['torch_threads']}  commit {str(doc['environment'].get('git_commit'))[:10]}"]
+    lines = [
+        f"device: {doc['device']}  torch {doc['environment']['torch']}  threads "
+        f"{doc['environment']['torch_threads']}  commit {str(doc['environment'].get('git_commit'))[:10]}"
+    ]
     if doc["results"]:  # none when only peers were timed
-        lines += ["", f"{'target':>12s} {'backend':>8s} {'size':>9s} {'batch':>6s} {'env-steps/s':>12s} "
-                      f"{'(best)':>10s} {'sim-s/wall-s':>12s} {'peak MB/net':>11s} {'state MB/net':>12s}"]
+        lines += [
+            "",
+            f"{'target':>12s} {'backend':>8s} {'size':>9s} {'batch':>6s} {'env-steps/s':>12s} "
+            f"{'(best)':>10s} {'sim-s/wall-s':>12s} {'peak MB/net':>11s} {'state MB/net':>12s}",
+        ]
     for row in doc["results"]:
         head = f"{row['target']:>12s} {row.get('backend', 'eager'):>8s} {row['size']:>9s} {row['batch']:>6d}"
         if "env_steps_per_s" not in row:
             lines.append(f"{head} {row.get('error')}")
             continue
         memory = row["memory"]
-        lines.append(f"{head} {row['env_steps_per_s']:12.1f} "
-                     f"{row['env_steps_per_s_best']:10.1f} {row['simulated_s_per_wall_s']:12.3f} "
-                     f"{_mb(memory.get('peak_bytes_per_network')):>11s} "
-                     f"{_mb(memory.get('persistent_bytes_per_network')):>12s}")
+        lines.append(
+            f"{head} {row['env_steps_per_s']:12.1f} "
+            f"{row['env_steps_per_s_best']:10.1f} {row['simulated_s_per_wall_s']:12.3f} "
+            f"{_mb(memory.get('peak_bytes_per_network')):>11s} "
+            f"{_mb(memory.get('persistent_bytes_per_network')):>12s}"
+        )
     if doc["peers"]:
-        lines += ["", f"{'peer':>15s} {'size':>9s} {'env-steps/s':>12s} {'(best)':>10s} {'sim-s/wall-s':>12s} "
-                      f"{'rate E/I Hz':>13s}  notes"]
+        lines += [
+            "",
+            f"{'peer':>15s} {'size':>9s} {'env-steps/s':>12s} {'(best)':>10s} {'sim-s/wall-s':>12s} "
+            f"{'rate E/I Hz':>13s}  notes",
+        ]
         for row in doc["peers"]:
             if "env_steps_per_s" not in row:
                 lines.append(f"{row['peer']:>15s} {row['size']:>9s} {row.get('error') or row.get('skipped')}")
@@ -569,13 +738,18 @@ def format_report(doc: Mapping) -> str:
             act = row.get("activity", {})
             rates = f"{_fmt(act.get('rate_e_hz'))}/{_fmt(act.get('rate_i_hz'))}"
             extra = f"compile {row['compile_s']:.1f} s excluded" if "compile_s" in row else ""
-            lines.append(f"{row['peer']:>15s} {row['size']:>9s} {row['env_steps_per_s']:12.1f} "
-                         f"{row['env_steps_per_s_best']:10.1f} {row['simulated_s_per_wall_s']:12.3f} {rates:>13s}  "
-                         f"{extra}")
+            lines.append(
+                f"{row['peer']:>15s} {row['size']:>9s} {row['env_steps_per_s']:12.1f} "
+                f"{row['env_steps_per_s_best']:10.1f} {row['simulated_s_per_wall_s']:12.3f} {rates:>13s}  "
+                f"{extra}"
+            )
     if doc["ratios"]:
         peer_names = list(dict.fromkeys(r["peer"] for r in doc["ratios"]))
-        header = f"{'target':>12s} {'size':>9s} {'ours best (B)':>18s} " + " ".join(
-            f"{'/ ' + p:>16s}" for p in peer_names) + "   (batch 1 vs 1)"
+        header = (
+            f"{'target':>12s} {'size':>9s} {'ours best (B)':>18s} "
+            + " ".join(f"{'/ ' + p:>16s}" for p in peer_names)
+            + "   (batch 1 vs 1)"
+        )
         lines += ["", "ratios ours / peer (env-steps/s, same run):", header]
         keys = list(dict.fromkeys((r["target"], r["size"]) for r in doc["ratios"]))
         for target, size in keys:
@@ -583,12 +757,16 @@ def format_report(doc: Mapping) -> str:
             first = next(iter(rows.values()))
             backend = first.get("ours_best_backend", "eager")
             best = f"{first['ours_best_env_steps_per_s']:.1f} ({first['ours_best_batch']}" + (
-                f", {backend})" if backend != "eager" else ")")
-            cells = " ".join(f"{_fmt(rows[p]['ratio_best'], '.2f') + 'x' if p in rows else '-':>16s}"
-                             for p in peer_names)
+                f", {backend})" if backend != "eager" else ")"
+            )
+            cells = " ".join(
+                f"{_fmt(rows[p]['ratio_best'], '.2f') + 'x' if p in rows else '-':>16s}" for p in peer_names
+            )
             singles = " ".join(_fmt(rows[p]["ratio_batch1"], ".2f") if p in rows else "-" for p in peer_names)
             lines.append(f"{target:>12s} {size:>9s} {best:>18s} {cells}   ({singles})")
     lines.append("")
-    lines.append(f"wall time {doc.get('wall_time_s', 0):.1f} s; timings on a shared machine are noisy: compare "
-                 "ratios from the same run")
+    lines.append(
+        f"wall time {doc.get('wall_time_s', 0):.1f} s; timings on a shared machine are noisy: compare "
+        "ratios from the same run"
+    )
     return "\n".join(lines)

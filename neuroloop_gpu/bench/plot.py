@@ -22,6 +22,7 @@ _LINESTYLES = ["-", "--", "-.", ":"]
 
 _BACKEND_WIDTHS = {"eager": 1.2, "compiled": 2.2, "fused": 3.4, "triton": 3.4}  # thicker: more fused
 
+
 def _device_label(doc: Mapping) -> str:
     if doc["device_type"] == "cuda":
         return doc["environment"].get("gpu") or "cuda"
@@ -56,42 +57,88 @@ def plot_results(docs: Sequence[Mapping] | Mapping, path: str | Path | None = No
             rows = sorted(rows, key=lambda r: r["batch"])
             x, color, marker = [r["batch"] for r in rows], colors[size], _TARGET_MARKERS.get(target, "o")
             compiled = backend != "eager"
-            ax_rate.plot(x, [r["env_steps_per_s"] for r in rows], linestyle=style, marker=marker, color=color,
-                         linewidth=_BACKEND_WIDTHS.get(backend, 1.2), markerfacecolor=color if compiled else "white",
-                         label=f"{label} {target} {size}" + (f" {backend}" if compiled else ""))
-            ax_rate.fill_between(x, [r["batch"] / max(r["seconds_per_window"]) for r in rows],
-                                 [r["env_steps_per_s_best"] for r in rows], color=color, alpha=0.12, linewidth=0)
+            ax_rate.plot(
+                x,
+                [r["env_steps_per_s"] for r in rows],
+                linestyle=style,
+                marker=marker,
+                color=color,
+                linewidth=_BACKEND_WIDTHS.get(backend, 1.2),
+                markerfacecolor=color if compiled else "white",
+                label=f"{label} {target} {size}" + (f" {backend}" if compiled else ""),
+            )
+            ax_rate.fill_between(
+                x,
+                [r["batch"] / max(r["seconds_per_window"]) for r in rows],
+                [r["env_steps_per_s_best"] for r in rows],
+                color=color,
+                alpha=0.12,
+                linewidth=0,
+            )
             if target != "simulator":
                 continue  # the same batch in every target: the simulator's memory curves are enough
-            for key, line, what in (("peak_bytes_per_network", style, f"peak {backend}"),
-                                    ("persistent_bytes_per_network", ":", "state")):
+            for key, line, what in (
+                ("peak_bytes_per_network", style, f"peak {backend}"),
+                ("persistent_bytes_per_network", ":", "state"),
+            ):
                 if what == "state" and (size, what) in drawn:
                     continue  # the same state whichever backend
                 drawn.add((size, what))
                 points = [(r["batch"], r["memory"].get(key)) for r in rows]
                 points = [(b, m / 1e6) for b, m in points if m]
                 if points:
-                    ax_mem.plot(*zip(*points), linestyle=line, marker=marker if what != "state" else None,
-                                linewidth=_BACKEND_WIDTHS.get(backend, 1.2) if what != "state" else 1.2,
-                                color=color, alpha=1.0 if what != "state" else 0.7, label=f"{label} {size} {what}")
+                    ax_mem.plot(
+                        *zip(*points),
+                        linestyle=line,
+                        marker=marker if what != "state" else None,
+                        linewidth=_BACKEND_WIDTHS.get(backend, 1.2) if what != "state" else 1.2,
+                        color=color,
+                        alpha=1.0 if what != "state" else 0.7,
+                        label=f"{label} {size} {what}",
+                    )
         for peer in doc.get("peers", []):
             if "env_steps_per_s" not in peer:
                 continue
             color, marker = colors[peer["size"]], _PEER_MARKERS.get(peer["peer"], "x")
             name = f"peer {peer['peer']} {peer['size']}"
-            ax_rate.plot([1], [peer["env_steps_per_s"]], marker=marker, color=color, markerfacecolor="white",
-                         linestyle="none", markersize=9, label=name)
+            ax_rate.plot(
+                [1],
+                [peer["env_steps_per_s"]],
+                marker=marker,
+                color=color,
+                markerfacecolor="white",
+                linestyle="none",
+                markersize=9,
+                label=name,
+            )
             ax_rate.hlines(peer["env_steps_per_s"], *span, colors=color, linestyles="dotted", linewidth=1)
             memory = peer.get("memory", {})
             value = memory.get("persistent_bytes_per_network") or memory.get("peak_bytes_per_network")
             if value:
-                ax_mem.plot([1], [value / 1e6], marker=marker, color=color, markerfacecolor="white",
-                            linestyle="none", markersize=9, label=name)
-    ax_rate.set(xscale="log", yscale="log", xlabel="networks in the batch",
-                ylabel="env-steps/s (20 ms windows, summed)",
-                title="throughput (median repeat; band: slowest to fastest)")
-    ax_mem.set(xscale="log", yscale="log", xlabel="networks in the batch", ylabel="MB per network",
-               title="memory per network (simulator: peak, dotted: persistent state)")
+                ax_mem.plot(
+                    [1],
+                    [value / 1e6],
+                    marker=marker,
+                    color=color,
+                    markerfacecolor="white",
+                    linestyle="none",
+                    markersize=9,
+                    label=name,
+                )
+    ax_rate.set(
+        xscale="log",
+        yscale="log",
+        xlabel="networks in the batch",
+        ylabel="env-steps/s (20 ms windows, summed)",
+        title="throughput (median repeat; band: slowest to fastest)",
+    )
+    ax_mem.set(
+        xscale="log",
+        yscale="log",
+        xlabel="networks in the batch",
+        ylabel="MB per network",
+        title="memory per network (simulator: peak, dotted: persistent state)",
+    )
     for ax in (ax_rate, ax_mem):
         ax.set_xticks(batches, [f"{b // 1024}k" if b >= 1024 and b % 1024 == 0 else str(b) for b in batches])
         ax.xaxis.set_minor_locator(NullLocator())
@@ -99,8 +146,15 @@ def plot_results(docs: Sequence[Mapping] | Mapping, path: str | Path | None = No
         # one entry per label: a device's runs of other batch sweeps draw the same kinds of line
         entries = dict(zip(*reversed(ax.get_legend_handles_labels())))
         if entries:
-            ax.legend(entries.values(), entries.keys(), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12),
-                      ncols=2, frameon=False)
+            ax.legend(
+                entries.values(),
+                entries.keys(),
+                fontsize=7,
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.12),
+                ncols=2,
+                frameon=False,
+            )
     devices = ", ".join(dict.fromkeys(doc["device"] for doc in docs))
     fig.suptitle(f"neuroloop_gpu throughput: {devices}", fontsize=9)
     if path is not None:
@@ -139,23 +193,35 @@ def plot_traffic(rows: Sequence[Mapping], docs: Sequence[Mapping] = (), path: st
         ticks.append(y)
         labels.append(f"measured: {device}, {backend}")
     if size in GPU_TARGETS:
-        ax.axvline(GPU_TARGETS[size], color="k", linestyle="--", linewidth=1,
-                   label=f"target {GPU_TARGETS[size]:,} env-steps/s")
+        ax.axvline(
+            GPU_TARGETS[size], color="k", linestyle="--", linewidth=1, label=f"target {GPU_TARGETS[size]:,} env-steps/s"
+        )
     ax.set_yticks(ticks, labels, fontsize=8)
     ax.invert_yaxis()
     smallest = min([*measured.values(), *(v for row in rows for v in row["bounds"].values())])
     ax.set_xlim(left=10 ** math.floor(math.log10(smallest / 2)))  # log bars start at the left edge
-    ax.set(xscale="log", xlabel="env-steps/s (20 ms windows, summed over networks)",
-           title=f"{size} networks: memory-traffic bounds of the pure-torch step (model, B = {rows[0]['batch']}) "
-                 "and measured GPU throughput")
+    ax.set(
+        xscale="log",
+        xlabel="env-steps/s (20 ms windows, summed over networks)",
+        title=f"{size} networks: memory-traffic bounds of the pure-torch step (model, B = {rows[0]['batch']}) "
+        "and measured GPU throughput",
+    )
     ax.title.set_fontsize(9)
     ax.grid(True, axis="x", alpha=0.3)
     entries = dict(zip(*reversed(ax.get_legend_handles_labels())))
     if measured:
-        entries["measured (hatched; best batch, colour of its GPU)"] = Patch(facecolor="0.6", hatch="//",
-                                                                              edgecolor="white")
-    ax.legend(entries.values(), entries.keys(), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14),
-              ncols=2, frameon=False)
+        entries["measured (hatched; best batch, colour of its GPU)"] = Patch(
+            facecolor="0.6", hatch="//", edgecolor="white"
+        )
+    ax.legend(
+        entries.values(),
+        entries.keys(),
+        fontsize=7,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncols=2,
+        frameon=False,
+    )
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig

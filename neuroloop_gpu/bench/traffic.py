@@ -46,8 +46,16 @@ aten = torch.ops.aten
 BANDWIDTHS = {"H100 SXM (3.35 TB/s)": 3.35e12, "H200 (4.8 TB/s)": 4.8e12}  # peak DRAM bandwidth, bytes/s
 SCENARIOS = ("eager", "fused functions", "fused steps")
 GATHERS = {aten.index_select, aten.gather, aten.index, aten.take}  # read only the elements they take
-SCATTERS = {aten.index_add_, aten.index_copy_, aten.index_reduce_, aten.scatter_, aten.scatter_add_,
-            aten.scatter_reduce_, aten.index_put_, aten._index_put_impl_}  # touch only the elements they send
+SCATTERS = {
+    aten.index_add_,
+    aten.index_copy_,
+    aten.index_reduce_,
+    aten.scatter_,
+    aten.scatter_add_,
+    aten.scatter_reduce_,
+    aten.index_put_,
+    aten._index_put_impl_,
+}  # touch only the elements they send
 OVERWRITES = {aten.fill_, aten.zero_, aten.copy_, aten.index_copy_, aten.scatter_}  # write without reading
 UNWRITTEN = {aten.empty, aten.empty_like, aten.empty_strided, aten.new_empty}  # allocate, move nothing
 # a GPU waits for these (bincount: for its max); a ``tolist`` is no operator, so the one read per window
@@ -172,22 +180,26 @@ class TrafficCounter(TorchDispatchMode):
 
     def fused(self, function):
         """``function`` counted as one kernel."""
+
         def run(*args, **kwargs):
             self.open_region()
             try:
                 return function(*args, **kwargs)
             finally:
                 self.close_region()
+
         return run
 
     def labelled(self, name: str, function):
         """``function`` with its operators counted under ``name`` in ``*_by_part``."""
+
         def run(*args, **kwargs):
             outer, self.part = self.part, name
             try:
                 return function(*args, **kwargs)
             finally:
                 self.part = outer
+
         return run
 
 
@@ -229,8 +241,9 @@ def count_window(net: NetworkBatch, train: PulseTrain, scenario: str) -> Traffic
     return counter
 
 
-def traffic_model(size: str = "full", batch: int = 32, synapses=("event", "dense"), device: str = "cpu",
-                  progress: bool = True) -> list[dict]:
+def traffic_model(
+    size: str = "full", batch: int = 32, synapses=("event", "dense"), device: str = "cpu", progress: bool = True
+) -> list[dict]:
     """One row per synaptic update and scenario: ``synapses``, ``scenario``, ``ops_per_step``,
     ``read_mb`` and ``written_mb`` (per network-step), ``host_reads_per_step``, ``bounds`` (env-steps/s
     per entry of :data:`BANDWIDTHS`) and, for ``"eager"``, ``parts`` ({part: (ops, MB) per network-step},
@@ -238,27 +251,36 @@ def traffic_model(size: str = "full", batch: int = 32, synapses=("event", "dense
     require_count("batch", batch)
     size, device = parse_size(size), resolve_device(device)
     rows = []
-    with tqdm(total=len(synapses) * (1 + len(SCENARIOS)), desc=f"traffic model, {size.name}",
-              disable=not progress) as bar:
+    with tqdm(
+        total=len(synapses) * (1 + len(SCENARIOS)), desc=f"traffic model, {size.name}", disable=not progress
+    ) as bar:
         for mode in synapses:
             net = NetworkBatch(batch, size.params(), device=device, backend="eager", synapses=mode)
-            train = PulseTrain.constant(batch, STIM_AMPLITUDE_MV, STIM_FREQUENCY_HZ, STIM_PULSE_WIDTH_US,
-                                        device=device)
+            train = PulseTrain.constant(batch, STIM_AMPLITUDE_MV, STIM_FREQUENCY_HZ, STIM_PULSE_WIDTH_US, device=device)
             net.run_window(train)  # warm-up: plasticity and the pulse train under way, as in the benchmark
             bar.update()
             per_step = batch * net.steps_per_window  # network-steps in the window
             for scenario in SCENARIOS:
                 counter = count_window(net, train, scenario)
                 moved = (counter.read + counter.written) / per_step
-                row = {"synapses": mode, "scenario": scenario, "size": size.name, "batch": batch,
-                       "ops_per_step": counter.ops / net.steps_per_window, "read_mb": counter.read / per_step / 1e6,
-                       "written_mb": counter.written / per_step / 1e6,
-                       "host_reads_per_step": counter.host_reads / net.steps_per_window,
-                       "bounds": {name: bandwidth / (moved * net.steps_per_window)
-                                  for name, bandwidth in BANDWIDTHS.items()}}
+                row = {
+                    "synapses": mode,
+                    "scenario": scenario,
+                    "size": size.name,
+                    "batch": batch,
+                    "ops_per_step": counter.ops / net.steps_per_window,
+                    "read_mb": counter.read / per_step / 1e6,
+                    "written_mb": counter.written / per_step / 1e6,
+                    "host_reads_per_step": counter.host_reads / net.steps_per_window,
+                    "bounds": {
+                        name: bandwidth / (moved * net.steps_per_window) for name, bandwidth in BANDWIDTHS.items()
+                    },
+                }
                 if scenario == "eager":
-                    row["parts"] = {part: (counter.ops_by_part[part] / net.steps_per_window, nbytes / per_step / 1e6)
-                                    for part, nbytes in counter.bytes_by_part.most_common()}
+                    row["parts"] = {
+                        part: (counter.ops_by_part[part] / net.steps_per_window, nbytes / per_step / 1e6)
+                        for part, nbytes in counter.bytes_by_part.most_common()
+                    }
                 rows.append(row)
                 bar.update()
     return rows
@@ -268,18 +290,33 @@ def format_traffic(rows: list[dict]) -> str:
     """The rows of :func:`traffic_model` as two Markdown tables: the scenarios, and the eager step by part."""
     first = rows[0]
     names = list(first["bounds"])
-    lines = [f"{first['size']}, B = {first['batch']}, one window under the FTSTS pulse train; MB per "
-             f"network-step (modelled DRAM traffic), bounds in env-steps/s", "",
-             "| synapses | scenario | ops per step | MB read | MB written | host reads per step | "
-             + " | ".join(f"bound, {name}" for name in names) + " |",
-             "|---|---|---|---|---|---|" + "---|" * len(names)]
-    lines += [f"| {r['synapses']} | {r['scenario']} | {r['ops_per_step']:.1f} | {r['read_mb']:.3f} | "
-              f"{r['written_mb']:.3f} | {r['host_reads_per_step']:.1f} | "
-              + " | ".join(f"{r['bounds'][name]:,.0f}" for name in names) + " |" for r in rows]
-    lines += ["", "Where the eager step's traffic goes (the StepKernels functions, the window monitor, the rest):", "",
-              "| synapses | part | ops per step | MB per step | share of the bytes |", "|---|---|---|---|---|"]
+    lines = [
+        f"{first['size']}, B = {first['batch']}, one window under the FTSTS pulse train; MB per "
+        f"network-step (modelled DRAM traffic), bounds in env-steps/s",
+        "",
+        "| synapses | scenario | ops per step | MB read | MB written | host reads per step | "
+        + " | ".join(f"bound, {name}" for name in names)
+        + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(names),
+    ]
+    lines += [
+        f"| {r['synapses']} | {r['scenario']} | {r['ops_per_step']:.1f} | {r['read_mb']:.3f} | "
+        f"{r['written_mb']:.3f} | {r['host_reads_per_step']:.1f} | "
+        + " | ".join(f"{r['bounds'][name]:,.0f}" for name in names)
+        + " |"
+        for r in rows
+    ]
+    lines += [
+        "",
+        "Where the eager step's traffic goes (the StepKernels functions, the window monitor, the rest):",
+        "",
+        "| synapses | part | ops per step | MB per step | share of the bytes |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         total = sum(mb for _, mb in r.get("parts", {}).values())
-        lines += [f"| {r['synapses']} | {part} | {ops:.1f} | {mb:.3f} | {mb / total:.0%} |"
-                  for part, (ops, mb) in r.get("parts", {}).items()]
+        lines += [
+            f"| {r['synapses']} | {part} | {ops:.1f} | {mb:.3f} | {mb / total:.0%} |"
+            for part, (ops, mb) in r.get("parts", {}).items()
+        ]
     return "\n".join(lines)

@@ -62,8 +62,9 @@ def parse_size(text: str) -> Size:
         return Size(text, *SIZES[text])
     match = _CUSTOM.match(text) if isinstance(text, str) else None
     if match is None or int(match.group(1)) < 1 or int(match.group(2)) < 1:
-        raise ValueError(f"sizes must be 'small' (160/40), 'full' (1600/400) or 'NE/NI' with both >= 1 "
-                         f"(e.g. '40/10'), got {text!r}")
+        raise ValueError(
+            f"sizes must be 'small' (160/40), 'full' (1600/400) or 'NE/NI' with both >= 1 (e.g. '40/10'), got {text!r}"
+        )
     num_e, num_i = int(match.group(1)), int(match.group(2))
     return Size(f"{num_e}/{num_i}", num_e, num_i)
 

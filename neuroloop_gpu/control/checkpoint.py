@@ -16,8 +16,20 @@ import torch
 
 FORMAT = "neuroloop_gpu.ppo"
 FORMAT_VERSION = 1
-REQUIRED_KEYS = ("format", "format_version", "config", "iteration", "frames", "actor", "critic", "optimizer",
-                 "obs_norm", "obs_loc", "obs_scale", "versions")
+REQUIRED_KEYS = (
+    "format",
+    "format_version",
+    "config",
+    "iteration",
+    "frames",
+    "actor",
+    "critic",
+    "optimizer",
+    "obs_norm",
+    "obs_loc",
+    "obs_scale",
+    "versions",
+)
 OBSERVATION_SIZE = 6  # features per observation (envs.observation.OBSERVATION_NAMES)
 
 
@@ -53,11 +65,15 @@ def load_checkpoint(path: Path | str, map_location: torch.device | str = "cpu") 
     except Exception as error:  # garbage makes the unpickler fail in many ways (a text file: KeyError)
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({type(error).__name__}: {error})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {path} is not a neuroloop_gpu PPO checkpoint (format "
-                              f"{payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r})")
+        raise CheckpointError(
+            f"checkpoint {path} is not a neuroloop_gpu PPO checkpoint (format "
+            f"{payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r})"
+        )
     if payload.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {path} has format_version {payload.get('format_version')}; this version "
-                              f"of neuroloop_gpu reads format_version {FORMAT_VERSION}")
+        raise CheckpointError(
+            f"checkpoint {path} has format_version {payload.get('format_version')}; this version "
+            f"of neuroloop_gpu reads format_version {FORMAT_VERSION}"
+        )
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {missing}")
@@ -83,8 +99,10 @@ def _field_problem(payload: dict) -> str | None:
     for key in ("obs_loc", "obs_scale"):
         value = payload[key]
         if not isinstance(value, torch.Tensor) or value.shape != (OBSERVATION_SIZE,) or not value.is_floating_point():
-            return (f"{key} is {getattr(value, 'shape', type(value).__name__)}, not a float tensor of shape "
-                    f"[{OBSERVATION_SIZE}]")
+            return (
+                f"{key} is {getattr(value, 'shape', type(value).__name__)}, not a float tensor of shape "
+                f"[{OBSERVATION_SIZE}]"
+            )
         if not torch.isfinite(value).all():
             return f"{key} holds NaN or infinite values"
     if not (payload["obs_scale"] > 0).all():
@@ -104,5 +122,6 @@ def load_state(module, state: dict, path: Path | str, part: str) -> None:
         module.load_state_dict(state)
     except (RuntimeError, ValueError, KeyError) as error:  # nn.Module: RuntimeError; optimizers: ValueError
         details = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())  # one line per tensor
-        raise CheckpointError(f"checkpoint {path}: the saved {part} does not fit the {part} this config builds "
-                              f"({details})") from None
+        raise CheckpointError(
+            f"checkpoint {path}: the saved {part} does not fit the {part} this config builds ({details})"
+        ) from None

@@ -95,8 +95,11 @@ class TrainParams:
         self._require(is_finite(self.amplitude) and self.amplitude >= 0, "amplitude", "a finite number >= 0 (mV)")
         self._require(is_finite(self.frequency) and self.frequency > 0, "frequency", "a finite number > 0 (Hz)")
         half_period_us = 1e6 / (2 * self.frequency) if self.frequency > 0 else math.inf
-        self._require(is_finite(self.pulse_width) and 0 < self.pulse_width <= half_period_us, "pulse_width",
-                      f"> 0 and at most half the period, {half_period_us:g} us at {self.frequency:g} Hz")
+        self._require(
+            is_finite(self.pulse_width) and 0 < self.pulse_width <= half_period_us,
+            "pulse_width",
+            f"> 0 and at most half the period, {half_period_us:g} us at {self.frequency:g} Hz",
+        )
         self._require(self.polarity in (1, -1), "polarity", "+1 (FTSTS) or -1 (swapped)")
 
     def _require(self, condition: bool, name: str, allowed: str) -> None:
@@ -104,8 +107,14 @@ class TrainParams:
 
     def constant(self, batch: int, device: torch.device | str, amplitude: float | None = None) -> PulseTrain:
         """This train on ``batch`` networks (amplitude overridable)."""
-        return PulseTrain.constant(batch, self.amplitude if amplitude is None else amplitude, self.frequency,
-                                   self.pulse_width, self.polarity, device)
+        return PulseTrain.constant(
+            batch,
+            self.amplitude if amplitude is None else amplitude,
+            self.frequency,
+            self.pulse_width,
+            self.polarity,
+            device,
+        )
 
 
 class _FixedTrainController(Controller):
@@ -114,8 +123,12 @@ class _FixedTrainController(Controller):
     params_type: type[TrainParams] = TrainParams
 
     def __init__(self, params: TrainParams | None = None, **overrides: float):
-        require(params is None or (isinstance(params, self.params_type) and not overrides), "params",
-                f"a {self.params_type.__name__} (or keyword overrides, not both)", params)
+        require(
+            params is None or (isinstance(params, self.params_type) and not overrides),
+            "params",
+            f"a {self.params_type.__name__} (or keyword overrides, not both)",
+            params,
+        )
         if params is None:
             allowed = [f.name for f in fields(self.params_type)]
             unknown = sorted(set(overrides) - set(allowed))
@@ -165,8 +178,11 @@ class FTSTSParams(TrainParams):
         super().__post_init__()
         if self.latch_mv == "published":
             object.__setattr__(self, "latch_mv", PUBLISHED_LATCH_MV[self.polarity])
-        self._require(self.latch_mv is None or (is_finite(self.latch_mv) and self.latch_mv > 0), "latch_mv",
-                      "'published', None or a finite number > 0 (mV)")
+        self._require(
+            self.latch_mv is None or (is_finite(self.latch_mv) and self.latch_mv > 0),
+            "latch_mv",
+            "'published', None or a finite number > 0 (mV)",
+        )
 
 
 class OpenLoopFTSTS(_FixedTrainController):
@@ -223,8 +239,9 @@ class TunedFTSTS(OpenLoopFTSTS):
             try:
                 document = json.loads(path.read_text())
             except (OSError, ValueError) as error:
-                raise ValueError(f"sweep must be a readable sweep.json (or its folder), got {str(path)!r}: "
-                                 f"{error}") from None
+                raise ValueError(
+                    f"sweep must be a readable sweep.json (or its folder), got {str(path)!r}: {error}"
+                ) from None
             overrides = {**tuned_settings(document, self.bounds), **overrides}
         super().__init__(params, **overrides)
 
@@ -284,8 +301,7 @@ class ThresholdParams(TrainParams):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._require(is_finite(self.upper) and 0 <= self.upper <= 1, "upper", "in [0, 1]")
-        self._require(is_finite(self.lower) and 0 <= self.lower <= self.upper, "lower",
-                      f"in [0, upper={self.upper}]")
+        self._require(is_finite(self.lower) and 0 <= self.lower <= self.upper, "lower", f"in [0, upper={self.upper}]")
 
 
 class ThresholdStimulation(_FixedTrainController):
@@ -346,8 +362,16 @@ class ProportionalIntegral(_FixedTrainController):
 
 
 CONTROLLERS: dict[str, type[Controller]] = {
-    cls.name: cls for cls in (NoStimulation, OpenLoopFTSTS, TunedFTSTS, TunedFTSTS1ms, HighFrequencyDBS,
-                              ThresholdStimulation, ProportionalIntegral)
+    cls.name: cls
+    for cls in (
+        NoStimulation,
+        OpenLoopFTSTS,
+        TunedFTSTS,
+        TunedFTSTS1ms,
+        HighFrequencyDBS,
+        ThresholdStimulation,
+        ProportionalIntegral,
+    )
 }
 
 

@@ -69,7 +69,7 @@ def average_gradients(parameters: Iterable[torch.nn.Parameter], rank: Rank) -> N
     flat /= rank.world_size
     offset = 0
     for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
         offset += g.numel()
 
 

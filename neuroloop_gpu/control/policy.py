@@ -41,10 +41,15 @@ class PolicyController(Controller):
         self.actor.eval()
         self.loc, self.scale = payload["obs_loc"], payload["obs_scale"]
         self.synchrony = payload.get("observation_synchrony", "kop")  # older checkpoints all trained on R
-        self.source = {"checkpoint": str(checkpoint), "iteration": payload["iteration"], "frames": payload["frames"],
-                       "trained_on": list(self.trained_on), "synchrony": self.synchrony,
-                       "bounds": {k: list(getattr(self.bounds, k)) for k in ("amplitude", "frequency", "pulse_width")},
-                       "versions": payload["versions"]}
+        self.source = {
+            "checkpoint": str(checkpoint),
+            "iteration": payload["iteration"],
+            "frames": payload["frames"],
+            "trained_on": list(self.trained_on),
+            "synchrony": self.synchrony,
+            "bounds": {k: list(getattr(self.bounds, k)) for k in ("amplitude", "frequency", "pulse_width")},
+            "versions": payload["versions"],
+        }
 
     def describe(self) -> dict:
         return {"controller": self.name, **self.source}

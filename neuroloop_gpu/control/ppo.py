@@ -51,14 +51,28 @@ from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
-LOG_COLUMNS = ("iteration", "frames", "wall_s", "fps", "lr", "reward_mean", "episode_reward_mean", "kop_mean",
-               "weight_mv_mean", "energy_mean", "loss_objective", "loss_critic", "loss_entropy")
+LOG_COLUMNS = (
+    "iteration",
+    "frames",
+    "wall_s",
+    "fps",
+    "lr",
+    "reward_mean",
+    "episode_reward_mean",
+    "kop_mean",
+    "weight_mv_mean",
+    "energy_mean",
+    "loss_objective",
+    "loss_critic",
+    "loss_entropy",
+)
 ACTION_DIM = 3
 HELD_OUT_SEEDS_FROM = 1_000_000  # evaluation networks' seeds start here; training seeds stay below
 # VecNormV2 calls batched envs "experimental"; with reduce_batch_dims it pools the statistics over our
 # independent networks, which is what we want. Raised lazily whenever a transform looks up its parent.
-warnings.filterwarnings("ignore", message="Support of VecNormV2 for containers with non-empty batch-size",
-                        category=UserWarning)
+warnings.filterwarnings(
+    "ignore", message="Support of VecNormV2 for containers with non-empty batch-size", category=UserWarning
+)
 
 
 @dataclass(frozen=True)
@@ -101,27 +115,44 @@ class PPOConfig:
     checkpoint_every: int = 10  # iterations between checkpoints (and one at the end)
 
     def __post_init__(self) -> None:
-        for name in ("num_envs", "num_e", "num_i", "windows_per_batch", "epochs", "minibatch_size",
-                     "checkpoint_every"):
+        for name in ("num_envs", "num_e", "num_i", "windows_per_batch", "epochs", "minibatch_size", "checkpoint_every"):
             require_count(name, getattr(self, name))
         require(self.episode_s > 0, "episode_s", "a number > 0 (s)", self.episode_s)
-        require(0 <= self.stim_onset_s < self.episode_s, "stim_onset_s", "a number in [0, episode_s)",
-                self.stim_onset_s)
-        require(self.total_frames >= self.frames_per_batch, "total_frames",
-                f"at least one batch, num_envs * windows_per_batch = {self.frames_per_batch}", self.total_frames)
-        require(self.minibatch_size <= self.frames_per_batch, "minibatch_size",
-                f"at most num_envs * windows_per_batch = {self.frames_per_batch}", self.minibatch_size)
+        require(
+            0 <= self.stim_onset_s < self.episode_s, "stim_onset_s", "a number in [0, episode_s)", self.stim_onset_s
+        )
+        require(
+            self.total_frames >= self.frames_per_batch,
+            "total_frames",
+            f"at least one batch, num_envs * windows_per_batch = {self.frames_per_batch}",
+            self.total_frames,
+        )
+        require(
+            self.minibatch_size <= self.frames_per_batch,
+            "minibatch_size",
+            f"at most num_envs * windows_per_batch = {self.frames_per_batch}",
+            self.minibatch_size,
+        )
         require(0 < self.lr < 1, "lr", "a number in (0, 1)", self.lr)
         require(self.lr_schedule in LR_SCHEDULES, "lr_schedule", " or ".join(LR_SCHEDULES), self.lr_schedule)
-        require(0 < self.gamma <= 1 and 0 <= self.lmbda <= 1, "gamma/lmbda", "gamma in (0, 1], lmbda in [0, 1]",
-                (self.gamma, self.lmbda))
-        require(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", "one or more widths >= 1",
-                self.hidden)
+        require(
+            0 < self.gamma <= 1 and 0 <= self.lmbda <= 1,
+            "gamma/lmbda",
+            "gamma in (0, 1], lmbda in [0, 1]",
+            (self.gamma, self.lmbda),
+        )
+        require(
+            len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", "one or more widths >= 1", self.hidden
+        )
         require(self.task in TASKS, "task", " or ".join(map(repr, TASKS)), self.task)
         require(self.model in MODELS, "model", " or ".join(map(repr, MODELS)), self.model)
         end = self.stim_onset_s + (self.stim_budget_s or 0.0) + self.followup_s
-        require(self.followup_s == 0 or end <= self.episode_s + 1e-9, "episode_s",
-                f"at least stim_onset_s + stim_budget_s + followup_s = {end:g} s", self.episode_s)
+        require(
+            self.followup_s == 0 or end <= self.episode_s + 1e-9,
+            "episode_s",
+            f"at least stim_onset_s + stim_budget_s + followup_s = {end:g} s",
+            self.episode_s,
+        )
         self.episode  # validates the episode fields
 
     @property
@@ -134,10 +165,14 @@ class PPOConfig:
 
     @property
     def reward(self) -> RewardConfig:
-        return RewardConfig(synchrony_weight=self.synchrony_weight, coupling_weight=self.coupling_weight,
-                            energy_weight=self.energy_weight, weight_credit=self.weight_credit,
-                            followup_synchrony_weight=self.followup_weight,
-                            energy_scale_mv2ms=self.energy_scale_mv2ms)
+        return RewardConfig(
+            synchrony_weight=self.synchrony_weight,
+            coupling_weight=self.coupling_weight,
+            energy_weight=self.energy_weight,
+            weight_credit=self.weight_credit,
+            followup_synchrony_weight=self.followup_weight,
+            energy_scale_mv2ms=self.energy_scale_mv2ms,
+        )
 
     @property
     def bounds(self) -> ActionBounds:
@@ -148,9 +183,11 @@ class PPOConfig:
     def episode(self) -> EpisodeConfig:
         """The training episodes (evaluation always starts from the published initial weight)."""
         return EpisodeConfig(
-            stim_onset=self.stim_onset_s * 1000.0, latch_mv=self.latch_mv,
+            stim_onset=self.stim_onset_s * 1000.0,
+            latch_mv=self.latch_mv,
             stim_budget=None if self.stim_budget_s is None else self.stim_budget_s * 1000.0,
-            followup=self.followup_s * 1000.0, start_weight_mv=self.start_weight_mv,
+            followup=self.followup_s * 1000.0,
+            start_weight_mv=self.start_weight_mv,
         )
 
     @classmethod
@@ -167,8 +204,13 @@ class PPOConfig:
         if unknown:
             raise CheckpointError(f"training config has unknown fields {unknown} (written by another version?)")
         start = values.get("start_weight_mv")
-        return cls(**{**values, "hidden": tuple(values.get("hidden", cls.hidden)),
-                      "start_weight_mv": None if start is None else tuple(start)})
+        return cls(
+            **{
+                **values,
+                "hidden": tuple(values.get("hidden", cls.hidden)),
+                "start_weight_mv": None if start is None else tuple(start),
+            }
+        )
 
 
 # Energy's unit in the lasting task: the mean energy per 20 ms window of the strongest train in NeuroLoop's box
@@ -183,10 +225,19 @@ TASKS: dict[str, dict] = {
     # minus synchrony in the follow-up; training episodes start from weights anywhere between the latch and
     # the published 260 mV, so every stage of the depression is met early in training.
     "lasting": {
-        "episode_s": LASTING_BUDGET_S + LASTING_FOLLOWUP_S, "stim_onset_s": 0.0, "stim_budget_s": LASTING_BUDGET_S,
-        "followup_s": LASTING_FOLLOWUP_S, "latch_mv": LASTING_LATCH_MV,
-        "start_weight_mv": (80.0, 260.0), "synchrony_weight": 0.0, "coupling_weight": 0.0, "energy_weight": 0.1,
-        "weight_credit": 20.0, "followup_weight": 0.05, "energy_scale_mv2ms": NEUROLOOP_WINDOW_ENERGY, "gamma": 0.99,
+        "episode_s": LASTING_BUDGET_S + LASTING_FOLLOWUP_S,
+        "stim_onset_s": 0.0,
+        "stim_budget_s": LASTING_BUDGET_S,
+        "followup_s": LASTING_FOLLOWUP_S,
+        "latch_mv": LASTING_LATCH_MV,
+        "start_weight_mv": (80.0, 260.0),
+        "synchrony_weight": 0.0,
+        "coupling_weight": 0.0,
+        "energy_weight": 0.1,
+        "weight_credit": 20.0,
+        "followup_weight": 0.05,
+        "energy_scale_mv2ms": NEUROLOOP_WINDOW_ENERGY,
+        "gamma": 0.99,
         "windows_per_batch": 50,
     },
 }
@@ -195,39 +246,61 @@ TASKS: dict[str, dict] = {
 def build_actor(config: PPOConfig, action_spec) -> ProbabilisticActor:
     """observation -> TanhNormal over [-1, 1]^3 (loc and a softplus scale from one MLP)."""
     net = nn.Sequential(
-        MLP(in_features=len(OBSERVATION_NAMES), out_features=2 * ACTION_DIM, num_cells=list(config.hidden),
-            activation_class=nn.Tanh),
+        MLP(
+            in_features=len(OBSERVATION_NAMES),
+            out_features=2 * ACTION_DIM,
+            num_cells=list(config.hidden),
+            activation_class=nn.Tanh,
+        ),
         NormalParamExtractor(),
     )
     return ProbabilisticActor(
         TensorDictModule(net, in_keys=["observation"], out_keys=["loc", "scale"]),
-        in_keys=["loc", "scale"], spec=action_spec, distribution_class=TanhNormal,
-        distribution_kwargs={"low": -1.0, "high": 1.0}, return_log_prob=True,
+        in_keys=["loc", "scale"],
+        spec=action_spec,
+        distribution_class=TanhNormal,
+        distribution_kwargs={"low": -1.0, "high": 1.0},
+        return_log_prob=True,
     )
 
 
 def build_critic(config: PPOConfig) -> ValueOperator:
-    return ValueOperator(MLP(in_features=len(OBSERVATION_NAMES), out_features=1, num_cells=list(config.hidden),
-                             activation_class=nn.Tanh), in_keys=["observation"])
+    return ValueOperator(
+        MLP(
+            in_features=len(OBSERVATION_NAMES), out_features=1, num_cells=list(config.hidden), activation_class=nn.Tanh
+        ),
+        in_keys=["observation"],
+    )
 
 
 def make_env(config: PPOConfig, device: torch.device, rank: distributed.Rank, backend: str = "auto") -> TransformedEnv:
     """The batched env of this rank with observation normalisation and episode-return tracking."""
     base = FTSTSTorchEnv(
-        config.num_envs, SimConfig(duration=config.episode_s * 1000.0), config.network, bounds=config.bounds,
+        config.num_envs,
+        SimConfig(duration=config.episode_s * 1000.0),
+        config.network,
+        bounds=config.bounds,
         reward=config.reward,
-        episode=config.episode, device=device, backend=backend,
+        episode=config.episode,
+        device=device,
+        backend=backend,
         check_actions=False,
     )
     first_seed = (config.seed * rank.world_size + rank.rank) * config.num_envs
-    require(first_seed + config.num_envs <= HELD_OUT_SEEDS_FROM, "seed",
-            f"small enough that training seeds stay below the held-out evaluation seeds ({HELD_OUT_SEEDS_FROM})",
-            config.seed)
+    require(
+        first_seed + config.num_envs <= HELD_OUT_SEEDS_FROM,
+        "seed",
+        f"small enough that training seeds stay below the held-out evaluation seeds ({HELD_OUT_SEEDS_FROM})",
+        config.seed,
+    )
     base.set_seed(first_seed)
-    return TransformedEnv(base, Compose(
-        VecNormV2(in_keys=["observation"], decay=config.norm_decay, reduce_batch_dims=True),
-        RewardSum(in_keys=["reward"], out_keys=["episode_reward"]),
-    ))
+    return TransformedEnv(
+        base,
+        Compose(
+            VecNormV2(in_keys=["observation"], decay=config.norm_decay, reduce_batch_dims=True),
+            RewardSum(in_keys=["reward"], out_keys=["episode_reward"]),
+        ),
+    )
 
 
 def observation_affine(env: TransformedEnv) -> tuple[torch.Tensor, torch.Tensor]:
@@ -285,6 +358,7 @@ class _Log:
         self.writer.writerows(kept)
         try:
             from torch.utils.tensorboard import SummaryWriter
+
             self.board = SummaryWriter(str(out / "tensorboard"))
         except ImportError:
             self.board = None
@@ -319,9 +393,17 @@ RESUME_FREE_FIELDS = ("total_frames", "checkpoint_every")
 TRAIN_FILES = ("checkpoint.pt", "checkpoint.pt.partial", "train_log.csv", "training.png", "tensorboard")
 
 
-def train(config: PPOConfig, out: Path | str, *, device: torch.device | str = "cpu", backend: str = "auto",
-          resume: Path | str | None = None, allow_changes: Collection[str] = (), overwrite: bool = False,
-          progress: bool = True) -> TrainResult:
+def train(
+    config: PPOConfig,
+    out: Path | str,
+    *,
+    device: torch.device | str = "cpu",
+    backend: str = "auto",
+    resume: Path | str | None = None,
+    allow_changes: Collection[str] = (),
+    overwrite: bool = False,
+    progress: bool = True,
+) -> TrainResult:
     """Train (or resume) PPO and write ``checkpoint.pt`` and ``train_log.csv`` into ``out``.
 
     ``out`` belongs to this run (:func:`neuroloop_gpu.run_folder.claim`): a folder holding another
@@ -349,22 +431,36 @@ def _resume_state(config: PPOConfig, resume: Path, allow_changes: Collection[str
     state = load_checkpoint(resume, map_location=device)
     saved = PPOConfig.from_dict(state["config"])
     if saved.hidden != config.hidden:
-        raise CheckpointError(f"checkpoint {resume} holds networks of hidden widths {saved.hidden}; this run asks "
-                              f"for {config.hidden}, which cannot load them")
-    changed = {f.name: (getattr(saved, f.name), getattr(config, f.name)) for f in fields(PPOConfig)
-               if getattr(saved, f.name) != getattr(config, f.name) and f.name not in RESUME_FREE_FIELDS}
+        raise CheckpointError(
+            f"checkpoint {resume} holds networks of hidden widths {saved.hidden}; this run asks "
+            f"for {config.hidden}, which cannot load them"
+        )
+    changed = {
+        f.name: (getattr(saved, f.name), getattr(config, f.name))
+        for f in fields(PPOConfig)
+        if getattr(saved, f.name) != getattr(config, f.name) and f.name not in RESUME_FREE_FIELDS
+    }
     refused = sorted(set(changed) - set(allow_changes))
     if refused:
         raise CheckpointError(
             f"checkpoint {resume} was trained with another configuration: "
             + ", ".join(f"{name} {changed[name][0]!r} -> {changed[name][1]!r}" for name in refused)
             + ". A resumed run keeps its configuration; to change these fields allow them by name "
-            f"(neuroloop train --allow-change {' '.join(refused)})")
+            f"(neuroloop train --allow-change {' '.join(refused)})"
+        )
     return state
 
 
-def _train(config: PPOConfig, out: Path, device: torch.device, rank: distributed.Rank, backend: str,
-           state: dict | None, resume: Path | None, progress: bool) -> TrainResult:
+def _train(
+    config: PPOConfig,
+    out: Path,
+    device: torch.device,
+    rank: distributed.Rank,
+    backend: str,
+    state: dict | None,
+    resume: Path | None,
+    progress: bool,
+) -> TrainResult:
     checkpoint = out / "checkpoint.pt"
     frames_per_iteration = config.frames_per_batch * rank.world_size
     iterations = math.ceil(config.total_frames / frames_per_iteration)
@@ -375,40 +471,74 @@ def _train(config: PPOConfig, out: Path, device: torch.device, rank: distributed
     env = make_env(config, device, rank, backend)
     actor = build_actor(config, env.action_spec_unbatched).to(device)
     critic = build_critic(config).to(device)
-    loss_module = ClipPPOLoss(actor, critic, clip_epsilon=config.clip_epsilon, entropy_coeff=config.entropy_coeff,
-                              critic_coeff=config.critic_coeff, normalize_advantage=True)
+    loss_module = ClipPPOLoss(
+        actor,
+        critic,
+        clip_epsilon=config.clip_epsilon,
+        entropy_coeff=config.entropy_coeff,
+        critic_coeff=config.critic_coeff,
+        normalize_advantage=True,
+    )
     advantage = GAE(gamma=config.gamma, lmbda=config.lmbda, value_network=critic, average_gae=False)
     optimizer = torch.optim.Adam(loss_module.parameters(), lr=config.lr)
     if state is not None:
-        for part, module in (("actor", actor), ("critic", critic), ("optimizer", optimizer),
-                             ("obs_norm", env.transform[0])):
+        for part, module in (
+            ("actor", actor),
+            ("critic", critic),
+            ("optimizer", optimizer),
+            ("obs_norm", env.transform[0]),
+        ):
             load_state(module, state[part], resume, part)
     distributed.broadcast_parameters(loss_module.parameters(), rank)
 
-    collector = Collector(env, actor, frames_per_batch=config.frames_per_batch,
-                          total_frames=(iterations - iteration) * config.frames_per_batch, device=device,
-                          auto_register_policy_transforms=False)
-    buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(config.frames_per_batch, device=device),
-                                    sampler=SamplerWithoutReplacement(), batch_size=config.minibatch_size)
+    collector = Collector(
+        env,
+        actor,
+        frames_per_batch=config.frames_per_batch,
+        total_frames=(iterations - iteration) * config.frames_per_batch,
+        device=device,
+        auto_register_policy_transforms=False,
+    )
+    buffer = TensorDictReplayBuffer(
+        storage=LazyTensorStorage(config.frames_per_batch, device=device),
+        sampler=SamplerWithoutReplacement(),
+        batch_size=config.minibatch_size,
+    )
     log = _Log(out, iteration, None if resume is None else resume.with_name("train_log.csv")) if rank.is_main else None
 
     def save() -> None:
         if not rank.is_main:
             return
         loc, scale = observation_affine(env)
-        save_checkpoint(checkpoint, {
-            "config": {**asdict(config), "hidden": list(config.hidden),
-                       "start_weight_mv": None if config.start_weight_mv is None else list(config.start_weight_mv)},
-            "iteration": iteration, "frames": frames,
-            "actor": actor.state_dict(), "critic": critic.state_dict(), "optimizer": optimizer.state_dict(),
-            "obs_norm": env.transform[0].state_dict(),
-            "obs_loc": loc, "obs_scale": scale, "observation_names": list(OBSERVATION_NAMES),
-            "observation_synchrony": config.reward.synchrony,
-        })
+        save_checkpoint(
+            checkpoint,
+            {
+                "config": {
+                    **asdict(config),
+                    "hidden": list(config.hidden),
+                    "start_weight_mv": None if config.start_weight_mv is None else list(config.start_weight_mv),
+                },
+                "iteration": iteration,
+                "frames": frames,
+                "actor": actor.state_dict(),
+                "critic": critic.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "obs_norm": env.transform[0].state_dict(),
+                "obs_loc": loc,
+                "obs_scale": scale,
+                "observation_names": list(OBSERVATION_NAMES),
+                "observation_synchrony": config.reward.synchrony,
+            },
+        )
 
     start, start_frames = time.perf_counter(), frames
-    bar = tqdm(total=iterations * frames_per_iteration, initial=frames, unit="window", desc="train PPO",
-               disable=not (progress and rank.is_main))
+    bar = tqdm(
+        total=iterations * frames_per_iteration,
+        initial=frames,
+        unit="window",
+        desc="train PPO",
+        disable=not (progress and rank.is_main),
+    )
     try:
         for batch in collector:  # exactly iterations - iteration batches
             _sync_normaliser(env, rank)
@@ -418,11 +548,18 @@ def _train(config: PPOConfig, out: Path, device: torch.device, rank: distributed
             collector.update_policy_weights_()
             iteration += 1
             frames += frames_per_iteration
-            row = _log_row(batch, losses, iteration, frames, frames - start_frames, time.perf_counter() - start,
-                           optimizer.param_groups[0]["lr"], rank)
+            row = _log_row(
+                batch,
+                losses,
+                iteration,
+                frames,
+                frames - start_frames,
+                time.perf_counter() - start,
+                optimizer.param_groups[0]["lr"],
+                rank,
+            )
             bar.update(frames_per_iteration)
-            bar.set_postfix(reward=f"{row['reward_mean']:.3f}", kop=f"{row['kop_mean']:.3f}",
-                            fps=f"{row['fps']:.0f}")
+            bar.set_postfix(reward=f"{row['reward_mean']:.3f}", kop=f"{row['kop_mean']:.3f}", fps=f"{row['fps']:.0f}")
             if log is not None:
                 log.write(row)
             if iteration % config.checkpoint_every == 0 or iteration == iterations:
@@ -462,8 +599,15 @@ def _sync_normaliser(env: TransformedEnv, rank: distributed.Rank) -> None:
     norm.load_state_dict(state)
 
 
-def _update(batch: TensorDict, config: PPOConfig, advantage: GAE, loss_module: ClipPPOLoss,
-            optimizer: torch.optim.Optimizer, buffer: TensorDictReplayBuffer, rank: distributed.Rank) -> TensorDict:
+def _update(
+    batch: TensorDict,
+    config: PPOConfig,
+    advantage: GAE,
+    loss_module: ClipPPOLoss,
+    optimizer: torch.optim.Optimizer,
+    buffer: TensorDictReplayBuffer,
+    rank: distributed.Rank,
+) -> TensorDict:
     """``epochs`` passes of minibatch PPO on one rollout; returns the mean losses of the last pass."""
     minibatches = config.frames_per_batch // config.minibatch_size
     parameters = list(loss_module.parameters())
@@ -486,20 +630,37 @@ def _update(batch: TensorDict, config: PPOConfig, advantage: GAE, loss_module: C
     return totals / minibatches
 
 
-def _log_row(batch: TensorDict, losses: TensorDict, iteration: int, frames: int, new_frames: int, wall: float,
-             lr: float, rank: distributed.Rank) -> dict:
+def _log_row(
+    batch: TensorDict,
+    losses: TensorDict,
+    iteration: int,
+    frames: int,
+    new_frames: int,
+    wall: float,
+    lr: float,
+    rank: distributed.Rank,
+) -> dict:
     done = batch["next", "done"].squeeze(-1)
     episode_reward = batch["next", "episode_reward"].squeeze(-1)
     info = batch["next", "info"]
     means = {
         "reward_mean": batch["next", "reward"].mean(),
-        "episode_reward_sum": (episode_reward * done).sum(), "episodes": done.sum().to(torch.float64),
-        "kop_mean": info["kop"].mean(), "weight_mv_mean": info["weight_mv"].mean(),
+        "episode_reward_sum": (episode_reward * done).sum(),
+        "episodes": done.sum().to(torch.float64),
+        "kop_mean": info["kop"].mean(),
+        "weight_mv_mean": info["weight_mv"].mean(),
         "energy_mean": info["energy_mv2ms"].mean(),
         **{key: losses[key] for key in ("loss_objective", "loss_critic", "loss_entropy")},
     }
     means = {k: float(v) for k, v in distributed.average_tensors(means, rank).items()}
     episodes = means.pop("episodes")
     episode_sum = means.pop("episode_reward_sum")
-    return {"iteration": iteration, "frames": frames, "wall_s": round(wall, 3), "fps": new_frames / max(wall, 1e-9),
-            "lr": lr, "episode_reward_mean": episode_sum / episodes if episodes > 0 else float("nan"), **means}
+    return {
+        "iteration": iteration,
+        "frames": frames,
+        "wall_s": round(wall, 3),
+        "fps": new_frames / max(wall, 1e-9),
+        "lr": lr,
+        "episode_reward_mean": episode_sum / episodes if episodes > 0 else float("nan"),
+        **means,
+    }

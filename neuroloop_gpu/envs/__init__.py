@@ -34,5 +34,17 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ENV_ID", "LASTING_BUDGET_S", "LASTING_FOLLOWUP_S", "LASTING_LATCH_MV", "ActionBounds", "DBSCore",
-           "DBSEnv", "EpisodeConfig", "FTSTSEnv", "FTSTSTorchEnv", "FTSTSVectorEnv", "RewardConfig"]
+__all__ = [
+    "ENV_ID",
+    "LASTING_BUDGET_S",
+    "LASTING_FOLLOWUP_S",
+    "LASTING_LATCH_MV",
+    "ActionBounds",
+    "DBSCore",
+    "DBSEnv",
+    "EpisodeConfig",
+    "FTSTSEnv",
+    "FTSTSTorchEnv",
+    "FTSTSVectorEnv",
+    "RewardConfig",
+]

@@ -26,13 +26,19 @@ class ActionBounds:
     def __post_init__(self) -> None:
         for name in ("amplitude", "frequency", "pulse_width"):
             low, high = getattr(self, name)
-            require(0 <= low < high < float("inf") and (name == "amplitude" or low > 0), f"bounds.{name}",
-                    "a pair (low, high) with 0 <= low < high (low > 0 for frequency and pulse_width)",
-                    (low, high))
+            require(
+                0 <= low < high < float("inf") and (name == "amplitude" or low > 0),
+                f"bounds.{name}",
+                "a pair (low, high) with 0 <= low < high (low > 0 for frequency and pulse_width)",
+                (low, high),
+            )
         max_width_us = 1e6 / (2 * self.frequency[1])
-        require(self.pulse_width[1] <= max_width_us, "bounds.pulse_width",
-                f"at most half the shortest period, {max_width_us:g} us at {self.frequency[1]:g} Hz",
-                self.pulse_width)
+        require(
+            self.pulse_width[1] <= max_width_us,
+            "bounds.pulse_width",
+            f"at most half the shortest period, {max_width_us:g} us at {self.frequency[1]:g} Hz",
+            self.pulse_width,
+        )
 
     def normalised(self, amplitude, frequency, pulse_width) -> np.ndarray:
         """The action in [-1, 1] that asks for these settings (mV, Hz, us per phase), float32 ``[..., 3]``.
@@ -40,12 +46,18 @@ class ActionBounds:
         Scalars give one action, arrays broadcast to a batch; settings outside the bounds are refused
         (the env would clip them to the nearest bound).
         """
-        settings = np.stack(np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in
-                                                  (amplitude, frequency, pulse_width))), axis=-1)
+        settings = np.stack(
+            np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (amplitude, frequency, pulse_width))),
+            axis=-1,
+        )
         low, high = (np.array(x) for x in zip(self.amplitude, self.frequency, self.pulse_width))
-        require(bool(np.all(np.isfinite(settings)) and np.all((settings >= low) & (settings <= high))),
-                "settings", f"within the bounds amplitude {self.amplitude} mV, frequency {self.frequency} Hz, "
-                f"pulse_width {self.pulse_width} us", settings.tolist())
+        require(
+            bool(np.all(np.isfinite(settings)) and np.all((settings >= low) & (settings <= high))),
+            "settings",
+            f"within the bounds amplitude {self.amplitude} mV, frequency {self.frequency} Hz, "
+            f"pulse_width {self.pulse_width} us",
+            settings.tolist(),
+        )
         return (2.0 * (settings - low) / (high - low) - 1.0).astype(np.float32)
 
     def physical(self, action) -> np.ndarray:

@@ -52,24 +52,58 @@ class EpisodeConfig:
     start_weight_mv: tuple[float, float] | None = None  # each episode's J_I*w drawn uniformly in [low, high] mV
 
     def __post_init__(self) -> None:
-        require(is_finite(self.stim_onset) and self.stim_onset >= 0, "episode.stim_onset", "a finite number >= 0 (ms)",
-                self.stim_onset)
-        require(self.latch_mv is None or (is_finite(self.latch_mv) and self.latch_mv > 0), "episode.latch_mv",
-                "None or a finite number > 0 (mV)", self.latch_mv)
-        require(not self.terminate_on_latch or self.latch_mv is not None, "episode.terminate_on_latch",
-                "False unless latch_mv is set", self.terminate_on_latch)
-        require(self.stim_budget is None or (is_finite(self.stim_budget) and self.stim_budget > 0),
-                "episode.stim_budget", "None or a finite number > 0 (ms)", self.stim_budget)
-        require(is_finite(self.followup) and self.followup >= 0, "episode.followup", "a finite number >= 0 (ms)",
-                self.followup)
-        require(self.followup == 0 or self.stim_budget is not None or self.latch_mv is not None, "episode.followup",
-                "0 unless stim_budget or latch_mv ends the stimulation phase", self.followup)
-        require(self.followup == 0 or not self.terminate_on_latch, "episode.terminate_on_latch",
-                "False when a follow-up follows the latch (followup > 0)", self.terminate_on_latch)
+        require(
+            is_finite(self.stim_onset) and self.stim_onset >= 0,
+            "episode.stim_onset",
+            "a finite number >= 0 (ms)",
+            self.stim_onset,
+        )
+        require(
+            self.latch_mv is None or (is_finite(self.latch_mv) and self.latch_mv > 0),
+            "episode.latch_mv",
+            "None or a finite number > 0 (mV)",
+            self.latch_mv,
+        )
+        require(
+            not self.terminate_on_latch or self.latch_mv is not None,
+            "episode.terminate_on_latch",
+            "False unless latch_mv is set",
+            self.terminate_on_latch,
+        )
+        require(
+            self.stim_budget is None or (is_finite(self.stim_budget) and self.stim_budget > 0),
+            "episode.stim_budget",
+            "None or a finite number > 0 (ms)",
+            self.stim_budget,
+        )
+        require(
+            is_finite(self.followup) and self.followup >= 0,
+            "episode.followup",
+            "a finite number >= 0 (ms)",
+            self.followup,
+        )
+        require(
+            self.followup == 0 or self.stim_budget is not None or self.latch_mv is not None,
+            "episode.followup",
+            "0 unless stim_budget or latch_mv ends the stimulation phase",
+            self.followup,
+        )
+        require(
+            self.followup == 0 or not self.terminate_on_latch,
+            "episode.terminate_on_latch",
+            "False when a follow-up follows the latch (followup > 0)",
+            self.terminate_on_latch,
+        )
         start = self.start_weight_mv
-        require(start is None or (isinstance(start, tuple) and len(start) == 2 and all(map(is_finite, start))
-                                  and 0 < start[0] <= start[1]),
-                "episode.start_weight_mv", "None or a tuple (low, high) of mV with 0 < low <= high", start)
+        require(
+            start is None
+            or (
+                isinstance(start, tuple) and len(start) == 2 and all(map(is_finite, start)) and 0 < start[0] <= start[1]
+            ),
+            "episode.start_weight_mv",
+            "None or a tuple (low, high) of mV with 0 < low <= high",
+            start,
+        )
 
 
 @dataclass
@@ -101,8 +135,15 @@ class DBSCore:
         self.bounds = bounds or ActionBounds()
         self.reward_config = reward_config or RewardConfig()
         self.episode = episode or EpisodeConfig()
-        self.net = NetworkBatch(num_envs, network, sim, device=device, dtype=dtype,
-                                record=RecordConfig(spikes_e=record_spikes), backend=backend)
+        self.net = NetworkBatch(
+            num_envs,
+            network,
+            sim,
+            device=device,
+            dtype=dtype,
+            record=RecordConfig(spikes_e=record_spikes),
+            backend=backend,
+        )
         self.params, self.sim, self.device = self.net.params, self.net.sim, self.net.device
         self.num_envs = num_envs
         self.max_steps = self.sim.num_windows
@@ -111,17 +152,23 @@ class DBSCore:
         self.followup_windows = self._whole_windows("episode.followup", self.episode.followup)
         start = self.episode.start_weight_mv
         stdp = self.params.plasticity
-        require(start is None or stdp.w_min_mv <= start[0] <= start[1] <= stdp.w_max_mv, "episode.start_weight_mv",
-                f"within the weight bounds [{stdp.w_min_mv}, {stdp.w_max_mv}] mV", start)
-        self.energy_scale = self.reward_config.energy_scale_mv2ms or max_window_energy(self.bounds,
-                                                                                       self.sim.sample_duration)
+        require(
+            start is None or stdp.w_min_mv <= start[0] <= start[1] <= stdp.w_max_mv,
+            "episode.start_weight_mv",
+            f"within the weight bounds [{stdp.w_min_mv}, {stdp.w_max_mv}] mV",
+            start,
+        )
+        self.energy_scale = self.reward_config.energy_scale_mv2ms or max_window_energy(
+            self.bounds, self.sim.sample_duration
+        )
         self._action_low, self._action_high = self.bounds.lows_highs(self.device)
         self.steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self.latched = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
         # stim_end: the first window after the stimulation phase (onset + budget; after the latch, the window
         # after it tripped); without a budget, one past the episode until the latch trips
-        self._stim_end_at_reset = self.max_steps + 1 if self.budget_windows is None \
-            else self.onset_windows + self.budget_windows
+        self._stim_end_at_reset = (
+            self.max_steps + 1 if self.budget_windows is None else self.onset_windows + self.budget_windows
+        )
         self.stim_end = torch.full((num_envs,), self._stim_end_at_reset, dtype=torch.int64, device=self.device)
         self.observation = initial_observation(num_envs, self.params, self.device)
         self.last_recording = None
@@ -146,8 +193,12 @@ class DBSCore:
         if duration_ms is None:
             return None
         windows = round(duration_ms / self.sim.sample_duration)
-        require(abs(windows * self.sim.sample_duration - duration_ms) <= 1e-9 * max(1.0, duration_ms), name,
-                f"a whole multiple of sample_duration={self.sim.sample_duration} ms", duration_ms)
+        require(
+            abs(windows * self.sim.sample_duration - duration_ms) <= 1e-9 * max(1.0, duration_ms),
+            name,
+            f"a whole multiple of sample_duration={self.sim.sample_duration} ms",
+            duration_ms,
+        )
         return windows
 
     def reset_start_weight(self, mask: torch.Tensor) -> None:
@@ -155,8 +206,7 @@ class DBSCore:
         ``episode.start_weight_mv`` a mean J_I*w drawn uniformly from that range, a pure function of
         (seed, episode), so an episode's start does not depend on the batch it runs in."""
         stdp = self.params.plasticity
-        weight_mv = torch.full((self.num_envs,), stdp.w_init * self.params.j_i, dtype=torch.float64,
-                               device=self.device)
+        weight_mv = torch.full((self.num_envs,), stdp.w_init * self.params.j_i, dtype=torch.float64, device=self.device)
         start = self.episode.start_weight_mv
         if start is not None:
             state = self.net.state
@@ -164,20 +214,28 @@ class DBSCore:
             weight_mv = start[0] + (start[1] - start[0]) * words_to_uniform(words[:, 0], torch.float64)
             drawn = (weight_mv / self.params.j_i).to(state.weight.dtype).unsqueeze(1).expand_as(state.weight)
             state.weight = torch.where(mask.unsqueeze(1), drawn, state.weight)
-            self.observation[:, 5] = torch.where(mask, weight_fraction(weight_mv, self.params).clamp(0.0, 1.0)
-                                                 .to(torch.float32), self.observation[:, 5])
+            self.observation[:, 5] = torch.where(
+                mask, weight_fraction(weight_mv, self.params).clamp(0.0, 1.0).to(torch.float32), self.observation[:, 5]
+            )
         # the weight fraction the next window starts from (the reward's weight credit)
         self.previous_weight = torch.where(mask, weight_fraction(weight_mv, self.params), self.previous_weight)
 
     def check_action(self, action: torch.Tensor) -> None:
         """Raise ``ValueError`` for an action of the wrong shape or dtype or with NaN/inf (host check)."""
         expected = (self.num_envs, 3)
-        require(isinstance(action, torch.Tensor) and tuple(action.shape) == expected, "action",
-                f"an array of shape {expected} (amplitude, frequency, pulse width in [-1, 1])",
-                tuple(action.shape) if hasattr(action, "shape") else type(action).__name__)
+        require(
+            isinstance(action, torch.Tensor) and tuple(action.shape) == expected,
+            "action",
+            f"an array of shape {expected} (amplitude, frequency, pulse width in [-1, 1])",
+            tuple(action.shape) if hasattr(action, "shape") else type(action).__name__,
+        )
         require(action.dtype.is_floating_point, "action", "floating point", action.dtype)
-        require(bool(torch.isfinite(action).all()), "action",
-                "finite (no NaN or inf; finite values outside [-1, 1] are clipped)", action.tolist())
+        require(
+            bool(torch.isfinite(action).all()),
+            "action",
+            "finite (no NaN or inf; finite values outside [-1, 1] are clipped)",
+            action.tolist(),
+        )
 
     def step(self, action: torch.Tensor, *, validate: bool = True) -> CoreStep:
         """One decision window for every env. ``action`` [B, 3] in [-1, 1] (clipped).
@@ -204,8 +262,9 @@ class DBSCore:
             train.validate(self.num_envs, self.device)
         followup = self.steps >= self.stim_end  # this window lies after the stimulation phase
         enabled = (self.steps >= self.onset_windows) & ~self.latched & ~followup
-        train = PulseTrain(torch.where(enabled, train.amplitude, 0.0), train.frequency, train.pulse_width,
-                           train.polarity)
+        train = PulseTrain(
+            torch.where(enabled, train.amplitude, 0.0), train.frequency, train.pulse_width, train.polarity
+        )
         result = self.net.run_window(train, validate=False)
         stats = result.stats
         self.last_recording = result.recording
@@ -222,8 +281,15 @@ class DBSCore:
         synchrony = stats.kop if self.reward_config.synchrony == "kop" else stats.chi
         self.observation = observe(stats, synchrony, self.params)
         weight = weight_fraction(stats.weight_mv, self.params)
-        rewards = reward(self.reward_config, synchrony, weight, stats.energy, self.energy_scale,
-                         previous_weight=self.previous_weight, followup=followup)
+        rewards = reward(
+            self.reward_config,
+            synchrony,
+            weight,
+            stats.energy,
+            self.energy_scale,
+            previous_weight=self.previous_weight,
+            followup=followup,
+        )
         self.previous_weight = weight
         terminated = newly_latched if self.episode.terminate_on_latch else torch.zeros_like(newly_latched)
         if self.followup_windows:
@@ -231,12 +297,21 @@ class DBSCore:
         truncated = (self.steps >= self.max_steps) & ~terminated
         info = {
             "time_s": self.net.time_ms / 1000.0,
-            "kop": stats.kop, "chi": stats.chi,
-            "v_e_mean_mv": stats.v_e_mean, "v_e_std_mv": stats.v_e_std,
-            "v_i_mean_mv": stats.v_i_mean, "v_i_std_mv": stats.v_i_std,
-            "weight_mv": stats.weight_mv, "rate_e_hz": stats.rate_e, "rate_i_hz": stats.rate_i,
-            "energy_mv2ms": stats.energy, "charge_mvms": stats.charge,
-            "amplitude_mv": train.amplitude, "frequency_hz": train.frequency, "pulse_width_us": train.pulse_width,
-            "stimulating": train.amplitude > 0, "followup": followup,
+            "kop": stats.kop,
+            "chi": stats.chi,
+            "v_e_mean_mv": stats.v_e_mean,
+            "v_e_std_mv": stats.v_e_std,
+            "v_i_mean_mv": stats.v_i_mean,
+            "v_i_std_mv": stats.v_i_std,
+            "weight_mv": stats.weight_mv,
+            "rate_e_hz": stats.rate_e,
+            "rate_i_hz": stats.rate_i,
+            "energy_mv2ms": stats.energy,
+            "charge_mvms": stats.charge,
+            "amplitude_mv": train.amplitude,
+            "frequency_hz": train.frequency,
+            "pulse_width_us": train.pulse_width,
+            "stimulating": train.amplitude > 0,
+            "followup": followup,
         }
         return CoreStep(self.observation.clone(), rewards, terminated, truncated, info)  # a copy, as in reset()

@@ -32,8 +32,14 @@ def weight_fraction(weight_mv: torch.Tensor, params: NetworkParams) -> torch.Ten
 def observe(stats: WindowStats, synchrony: torch.Tensor, params: NetworkParams) -> torch.Tensor:
     """[B, 6] float32 observation of one window."""
     rest, span = params.v_rest, params.v_threshold - params.v_rest
-    features = (synchrony, (stats.v_e_mean - rest) / span, stats.v_e_std / span, (stats.v_i_mean - rest) / span,
-                stats.v_i_std / span, weight_fraction(stats.weight_mv, params))
+    features = (
+        synchrony,
+        (stats.v_e_mean - rest) / span,
+        stats.v_e_std / span,
+        (stats.v_i_mean - rest) / span,
+        stats.v_i_std / span,
+        weight_fraction(stats.weight_mv, params),
+    )
     return torch.stack(features, dim=-1).to(torch.float32).clamp(0.0, 1.0)
 
 
@@ -42,8 +48,12 @@ def initial_observation(batch: int, params: NetworkParams, device: torch.device)
     (clamped as :func:`observe` clamps: w_init may lie outside the weight bounds)."""
     stdp = params.plasticity
     weight = torch.full((batch,), stdp.w_init * params.j_i, dtype=torch.float64, device=device)
-    v = torch.full((batch,), (params.v_reset - params.v_rest) / (params.v_threshold - params.v_rest),
-                   dtype=torch.float64, device=device)
+    v = torch.full(
+        (batch,),
+        (params.v_reset - params.v_rest) / (params.v_threshold - params.v_rest),
+        dtype=torch.float64,
+        device=device,
+    )
     zero = torch.zeros_like(v)
     features = (zero, v, zero, v, zero, weight_fraction(weight, params))
     return torch.stack(features, dim=-1).to(torch.float32).clamp(0.0, 1.0)

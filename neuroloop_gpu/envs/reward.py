@@ -50,17 +50,34 @@ class RewardConfig:
     energy_scale_mv2ms: float | None = None  # E's unit; None: the strongest train of the env's bounds (see below)
 
     def __post_init__(self) -> None:
-        require(self.target in ("desynchronise", "synchronise"), "reward.target",
-                "'desynchronise' or 'synchronise'", self.target)
+        require(
+            self.target in ("desynchronise", "synchronise"),
+            "reward.target",
+            "'desynchronise' or 'synchronise'",
+            self.target,
+        )
         require(self.synchrony in ("kop", "chi"), "reward.synchrony", "'kop' or 'chi'", self.synchrony)
-        for name in ("synchrony_weight", "coupling_weight", "energy_weight", "weight_credit",
-                     "followup_synchrony_weight"):
+        for name in (
+            "synchrony_weight",
+            "coupling_weight",
+            "energy_weight",
+            "weight_credit",
+            "followup_synchrony_weight",
+        ):
             value = getattr(self, name)
-            require(isinstance(value, (int, float)) and value >= 0 and value < float("inf"), f"reward.{name}",
-                    "a finite number >= 0", value)
+            require(
+                isinstance(value, (int, float)) and value >= 0 and value < float("inf"),
+                f"reward.{name}",
+                "a finite number >= 0",
+                value,
+            )
         scale = self.energy_scale_mv2ms
-        require(scale is None or (isinstance(scale, (int, float)) and 0 < scale < float("inf")),
-                "reward.energy_scale_mv2ms", "None or a finite number > 0 (mV^2 ms)", scale)
+        require(
+            scale is None or (isinstance(scale, (int, float)) and 0 < scale < float("inf")),
+            "reward.energy_scale_mv2ms",
+            "None or a finite number > 0 (mV^2 ms)",
+            scale,
+        )
 
 
 def max_window_energy(bounds: ActionBounds, window_ms: float) -> float:
@@ -69,9 +86,16 @@ def max_window_energy(bounds: ActionBounds, window_ms: float) -> float:
     return bounds.amplitude[1] ** 2 * duty * window_ms
 
 
-def reward(config: RewardConfig, synchrony: torch.Tensor, weight: torch.Tensor, energy: torch.Tensor,
-           energy_scale: float, *, previous_weight: torch.Tensor | None = None,
-           followup: torch.Tensor | None = None) -> torch.Tensor:
+def reward(
+    config: RewardConfig,
+    synchrony: torch.Tensor,
+    weight: torch.Tensor,
+    energy: torch.Tensor,
+    energy_scale: float,
+    *,
+    previous_weight: torch.Tensor | None = None,
+    followup: torch.Tensor | None = None,
+) -> torch.Tensor:
     """[B] reward from [B] synchrony (0..1), weight fraction (0..1) and energy (mV^2 ms).
 
     ``previous_weight`` [B] (the weight fraction a window started from) is needed when
@@ -85,7 +109,11 @@ def reward(config: RewardConfig, synchrony: torch.Tensor, weight: torch.Tensor, 
         synchrony_weight = torch.where(followup, config.followup_synchrony_weight, synchrony_weight)
     cost = synchrony_weight * synchrony + config.coupling_weight * weight + config.energy_weight * energy / energy_scale
     if config.weight_credit:
-        require(previous_weight is not None, "previous_weight", "the [B] weight fractions the window started from "
-                "(reward.weight_credit > 0)", previous_weight)
+        require(
+            previous_weight is not None,
+            "previous_weight",
+            "the [B] weight fractions the window started from (reward.weight_credit > 0)",
+            previous_weight,
+        )
         cost = cost - config.weight_credit * (previous_weight - weight)
     return (-cost).to(torch.float32)

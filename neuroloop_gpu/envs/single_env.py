@@ -59,10 +59,20 @@ class DBSEnv(gym.Env):
         record_spikes: bool = False,
     ):
         require(model_class is NetworkParams, "model_class", "neuroloop_gpu.config.NetworkParams", model_class)
-        self._vector = FTSTSVectorEnv(1, sim_config, network_params(model_params), bounds=bounds, reward=reward,
-                                      episode=episode, autoreset_mode=AutoresetMode.DISABLED, device=device,
-                                      dtype=dtype, backend=backend, render_mode=render_mode,
-                                      record_spikes=record_spikes)
+        self._vector = FTSTSVectorEnv(
+            1,
+            sim_config,
+            network_params(model_params),
+            bounds=bounds,
+            reward=reward,
+            episode=episode,
+            autoreset_mode=AutoresetMode.DISABLED,
+            device=device,
+            dtype=dtype,
+            backend=backend,
+            render_mode=render_mode,
+            record_spikes=record_spikes,
+        )
         self.render_mode = render_mode
         self._closed = False
         self.action_space = self._vector.single_action_space
@@ -83,8 +93,9 @@ class DBSEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         require(not options, "options", f"None or {{}} ({type(self).__name__} takes no reset options)", options)
-        require(seed is None or (is_integer(seed) and 0 <= seed < 2**63), "seed", "None or an integer in [0, 2**63)",
-                seed)
+        require(
+            seed is None or (is_integer(seed) and 0 <= seed < 2**63), "seed", "None or an integer in [0, 2**63)", seed
+        )
         observation, _ = self._vector.reset(seed=seed)
         super().reset(seed=None if seed is None else int(seed))
         self._closed = False
@@ -95,8 +106,9 @@ class DBSEnv(gym.Env):
         if self._vector.needs_reset:  # named after this env, not the vector env it wraps
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
         if self._vector.ended.any():
-            raise RuntimeError(f"{type(self).__name__}: the episode has ended (terminated or truncated); call "
-                               "reset() before step()")
+            raise RuntimeError(
+                f"{type(self).__name__}: the episode has ended (terminated or truncated); call reset() before step()"
+            )
         action = np.asarray(action)
         require(action.shape == (3,), "action", "an array of shape (3,)", action.shape)
         observation, reward, terminated, truncated, info = self._vector.step(action[None])

@@ -51,8 +51,17 @@ class FTSTSTorchEnv(EnvBase):
         backend: str = "auto",
         check_actions: bool = True,
     ):
-        core = DBSCore(num_envs, network_params(model_params), sim_config or DEFAULT_SIM, bounds=bounds,
-                       reward_config=reward, episode=episode, device=device, dtype=dtype, backend=backend)
+        core = DBSCore(
+            num_envs,
+            network_params(model_params),
+            sim_config or DEFAULT_SIM,
+            bounds=bounds,
+            reward_config=reward,
+            episode=episode,
+            device=device,
+            dtype=dtype,
+            backend=backend,
+        )
         super().__init__(device=core.device, batch_size=torch.Size([num_envs]))
         self.core, self.num_envs, self.check_actions = core, num_envs, check_actions
         self._needs_reset = True  # a host-side flag: the check costs no device read
@@ -60,28 +69,56 @@ class FTSTSTorchEnv(EnvBase):
         shape = (num_envs, len(OBSERVATION_NAMES))
         info_spec = Composite(
             {key: Unbounded(shape=(num_envs,), dtype=torch.float32, device=self.device) for key in self._info_keys()},
-            shape=(num_envs,), device=self.device,
+            shape=(num_envs,),
+            device=self.device,
         )
         self.observation_spec = Composite(
             observation=Bounded(low=0.0, high=1.0, shape=shape, dtype=torch.float32, device=self.device),
-            info=info_spec, shape=(num_envs,), device=self.device,
+            info=info_spec,
+            shape=(num_envs,),
+            device=self.device,
         )
         self.action_spec = Bounded(low=-1.0, high=1.0, shape=(num_envs, 3), dtype=torch.float32, device=self.device)
         self.reward_spec = Unbounded(shape=(num_envs, 1), dtype=torch.float32, device=self.device)
         done = dict(shape=(num_envs, 1), dtype=torch.bool, device=self.device)
-        self.full_done_spec = Composite(done=Binary(n=1, **done), terminated=Binary(n=1, **done),
-                                        truncated=Binary(n=1, **done), shape=(num_envs,), device=self.device)
+        self.full_done_spec = Composite(
+            done=Binary(n=1, **done),
+            terminated=Binary(n=1, **done),
+            truncated=Binary(n=1, **done),
+            shape=(num_envs,),
+            device=self.device,
+        )
 
     @staticmethod
     def _info_keys() -> tuple[str, ...]:
-        return ("time_s", "kop", "chi", "v_e_mean_mv", "v_e_std_mv", "v_i_mean_mv", "v_i_std_mv", "weight_mv",
-                "rate_e_hz", "rate_i_hz", "energy_mv2ms", "charge_mvms", "amplitude_mv", "frequency_hz",
-                "pulse_width_us", "stimulating", "followup", "invalid_action")
+        return (
+            "time_s",
+            "kop",
+            "chi",
+            "v_e_mean_mv",
+            "v_e_std_mv",
+            "v_i_mean_mv",
+            "v_i_std_mv",
+            "weight_mv",
+            "rate_e_hz",
+            "rate_i_hz",
+            "energy_mv2ms",
+            "charge_mvms",
+            "amplitude_mv",
+            "frequency_hz",
+            "pulse_width_us",
+            "stimulating",
+            "followup",
+            "invalid_action",
+        )
 
     def _info(self, values: dict[str, torch.Tensor]) -> TensorDict:
         zeros = torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)
-        return TensorDict({k: values.get(k, zeros).to(torch.float32) for k in self._info_keys()},
-                          batch_size=(self.num_envs,), device=self.device)
+        return TensorDict(
+            {k: values.get(k, zeros).to(torch.float32) for k in self._info_keys()},
+            batch_size=(self.num_envs,),
+            device=self.device,
+        )
 
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
         require_open(self, self._closed, "reset")
@@ -91,9 +128,17 @@ class FTSTSTorchEnv(EnvBase):
         observation = self.core.reset(mask)
         self._needs_reset = False
         flag = torch.zeros(self.num_envs, 1, dtype=torch.bool, device=self.device)
-        return TensorDict({"observation": observation, "info": self._info({}), "done": flag.clone(),
-                           "terminated": flag.clone(), "truncated": flag}, batch_size=(self.num_envs,),
-                          device=self.device)
+        return TensorDict(
+            {
+                "observation": observation,
+                "info": self._info({}),
+                "done": flag.clone(),
+                "terminated": flag.clone(),
+                "truncated": flag,
+            },
+            batch_size=(self.num_envs,),
+            device=self.device,
+        )
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         require_open(self, self._closed, "step")
@@ -107,10 +152,16 @@ class FTSTSTorchEnv(EnvBase):
         terminated = result.terminated.unsqueeze(-1)
         truncated = result.truncated.unsqueeze(-1)
         return TensorDict(
-            {"observation": result.observation, "info": self._info({**result.info, "invalid_action": invalid}),
-             "reward": result.reward.unsqueeze(-1), "done": terminated | truncated, "terminated": terminated,
-             "truncated": truncated},
-            batch_size=(self.num_envs,), device=self.device,
+            {
+                "observation": result.observation,
+                "info": self._info({**result.info, "invalid_action": invalid}),
+                "reward": result.reward.unsqueeze(-1),
+                "done": terminated | truncated,
+                "terminated": terminated,
+                "truncated": truncated,
+            },
+            batch_size=(self.num_envs,),
+            device=self.device,
         )
 
     def _set_seed(self, seed: int | None) -> None:

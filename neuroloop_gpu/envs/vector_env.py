@@ -25,8 +25,12 @@ def network_params(model_params: NetworkParams | dict | None) -> NetworkParams:
     """A NetworkParams, or keyword overrides of its defaults."""
     if isinstance(model_params, NetworkParams):
         return model_params
-    require(model_params is None or isinstance(model_params, dict), "model_params",
-            "None, a dict of NetworkParams fields or a NetworkParams", type(model_params).__name__)
+    require(
+        model_params is None or isinstance(model_params, dict),
+        "model_params",
+        "None, a dict of NetworkParams fields or a NetworkParams",
+        type(model_params).__name__,
+    )
     return NetworkParams(**(model_params or {}))
 
 
@@ -45,8 +49,14 @@ def env_seeds(seed: int | list[int] | None, num_envs: int) -> torch.Tensor | Non
     if is_integer(seed):
         require(0 <= seed <= 2**63 - num_envs, "seed", allowed, seed)
         return torch.arange(num_envs, dtype=torch.int64) + int(seed)
-    require(isinstance(seed, (list, tuple, np.ndarray)) and len(seed) == num_envs
-            and all(is_integer(s) and 0 <= s < 2**63 for s in seed), "seed", allowed, seed)
+    require(
+        isinstance(seed, (list, tuple, np.ndarray))
+        and len(seed) == num_envs
+        and all(is_integer(s) and 0 <= s < 2**63 for s in seed),
+        "seed",
+        allowed,
+        seed,
+    )
     return torch.tensor([int(s) for s in seed], dtype=torch.int64)
 
 
@@ -138,22 +148,41 @@ class FTSTSVectorEnv(VectorEnv):
     ):
         sim = sim_config or DEFAULT_SIM
         if max_episode_steps is not None:
-            require(isinstance(max_episode_steps, int) and max_episode_steps >= 1, "max_episode_steps",
-                    "an integer >= 1", max_episode_steps)
+            require(
+                isinstance(max_episode_steps, int) and max_episode_steps >= 1,
+                "max_episode_steps",
+                "an integer >= 1",
+                max_episode_steps,
+            )
             sim = replace(sim, duration=max_episode_steps * sim.sample_duration)
         require_count("num_envs", num_envs)
         modes = [m.value for m in AutoresetMode]
-        require(autoreset_mode in modes or autoreset_mode in list(AutoresetMode), "autoreset_mode",
-                f"an AutoresetMode or one of {modes}", autoreset_mode)
+        require(
+            autoreset_mode in modes or autoreset_mode in list(AutoresetMode),
+            "autoreset_mode",
+            f"an AutoresetMode or one of {modes}",
+            autoreset_mode,
+        )
         mode = AutoresetMode(autoreset_mode)
-        require(render_mode in (None, "rgb_array", "human"), "render_mode", "None, 'rgb_array' or 'human'",
-                render_mode)
-        require(isinstance(render_env, int) and 0 <= render_env < num_envs, "render_env",
-                f"an integer in [0, {num_envs})", render_env)
-        self.core = DBSCore(num_envs, network_params(model_params), sim, bounds=bounds, reward_config=reward,
-                            episode=episode, device=device, dtype=dtype,
-                            record_spikes=bool(record_spikes) or render_mode is not None,
-                            backend=backend)
+        require(render_mode in (None, "rgb_array", "human"), "render_mode", "None, 'rgb_array' or 'human'", render_mode)
+        require(
+            isinstance(render_env, int) and 0 <= render_env < num_envs,
+            "render_env",
+            f"an integer in [0, {num_envs})",
+            render_env,
+        )
+        self.core = DBSCore(
+            num_envs,
+            network_params(model_params),
+            sim,
+            bounds=bounds,
+            reward_config=reward,
+            episode=episode,
+            device=device,
+            dtype=dtype,
+            record_spikes=bool(record_spikes) or render_mode is not None,
+            backend=backend,
+        )
         self.num_envs = num_envs
         self.metadata = {**type(self).metadata, "autoreset_mode": mode}
         self.autoreset_mode = mode
@@ -179,8 +208,12 @@ class FTSTSVectorEnv(VectorEnv):
 
     def _mask(self, reset_mask: Any) -> np.ndarray:
         mask = np.asarray(reset_mask)
-        require(mask.dtype == np.bool_ and mask.shape == (self.num_envs,), "options['reset_mask']",
-                f"a bool array of shape ({self.num_envs},)", f"{mask.dtype} {mask.shape}")
+        require(
+            mask.dtype == np.bool_ and mask.shape == (self.num_envs,),
+            "options['reset_mask']",
+            f"a bool array of shape ({self.num_envs},)",
+            f"{mask.dtype} {mask.shape}",
+        )
         return mask
 
     @staticmethod
@@ -223,8 +256,12 @@ class FTSTSVectorEnv(VectorEnv):
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
         require_open(self, self.closed, "reset")
         options = {} if options is None else options
-        require(isinstance(options, dict) and set(options) <= {"reset_mask"}, "options",
-                "None or a dict whose only key may be 'reset_mask'", options)
+        require(
+            isinstance(options, dict) and set(options) <= {"reset_mask"},
+            "options",
+            "None or a dict whose only key may be 'reset_mask'",
+            options,
+        )
         seeds = env_seeds(seed, self.num_envs)  # checked before anything changes
         mask = self._mask(options["reset_mask"]) if "reset_mask" in options else np.ones(self.num_envs, dtype=bool)
         observation = self._restart(mask, seeds)
@@ -249,8 +286,10 @@ class FTSTSVectorEnv(VectorEnv):
         if self.needs_reset:
             raise RuntimeError("FTSTSVectorEnv: call reset() before step()")
         if self.autoreset_mode == AutoresetMode.DISABLED and self.ended.any():  # as gymnasium's SyncVectorEnv
-            raise RuntimeError(f"FTSTSVectorEnv: envs {np.flatnonzero(self.ended).tolist()} ended in the last step "
-                               "and autoreset is disabled; reset them (options={'reset_mask': mask}) before step()")
+            raise RuntimeError(
+                f"FTSTSVectorEnv: envs {np.flatnonzero(self.ended).tolist()} ended in the last step "
+                "and autoreset is disabled; reset them (options={'reset_mask': mask}) before step()"
+            )
         result = self.core.step(self._as_action(actions), validate=False)
         observation = result.observation.cpu().numpy()
         reward = result.reward.cpu().numpy()
@@ -274,8 +313,12 @@ class FTSTSVectorEnv(VectorEnv):
             final_obs = np.full(self.num_envs, None, dtype=object)
             for b in np.flatnonzero(finished):
                 final_obs[b] = observation[b].copy()
-            out.update(final_obs=final_obs, _final_obs=finished.copy(), final_info=self._vector_info(info, finished),
-                       _final_info=finished.copy())
+            out.update(
+                final_obs=final_obs,
+                _final_obs=finished.copy(),
+                final_info=self._vector_info(info, finished),
+                _final_info=finished.copy(),
+            )
             observation[finished] = self._restart(finished)[finished]
         self.ended = (terminated | truncated) & ~finished  # SAME_STEP restarted its finished envs already
         return observation, reward, terminated, truncated, out
@@ -286,8 +329,12 @@ class FTSTSVectorEnv(VectorEnv):
         b = self.render_env
         raster = self.core.last_recording.spikes_e
         sync = info["kop"][b] if self.core.reward_config.synchrony == "kop" else info["chi"][b]
-        self._history.add(float(info["time_s"][b]), float(sync), float(info["weight_mv"][b]),
-                          None if raster is None else raster[b].cpu().numpy())
+        self._history.add(
+            float(info["time_s"][b]),
+            float(sync),
+            float(info["weight_mv"][b]),
+            None if raster is None else raster[b].cpu().numpy(),
+        )
         if self.render_mode == "human":  # gymnasium's human mode renders during step()
             self.render()
 
@@ -299,8 +346,10 @@ class FTSTSVectorEnv(VectorEnv):
         if self.render_mode == "human":
             h = self._history
             if h.time_s:
-                print(f"env {self.render_env}: t={h.time_s[-1]:.2f} s synchrony={h.synchrony[-1]:.3f} "
-                      f"mean J_I*w={h.weight_mv[-1]:.1f} mV")
+                print(
+                    f"env {self.render_env}: t={h.time_s[-1]:.2f} s synchrony={h.synchrony[-1]:.3f} "
+                    f"mean J_I*w={h.weight_mv[-1]:.1f} mV"
+                )
             return None
         return render_frame(self._history, f"env {self.render_env}", self.core.sim.step_size)
 

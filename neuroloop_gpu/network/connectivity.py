@@ -127,7 +127,7 @@ class Connectivity:
         part = max(1, _SYNAPSES_PER_PART // synapse_capacity(num_e, num_i, prob))
         whole = None
         for lo in range(0, batch, part):
-            drawn = cls._draw_part(seeds[lo:lo + part], num_e, num_i, prob, slots[lo:lo + part])
+            drawn = cls._draw_part(seeds[lo : lo + part], num_e, num_i, prob, slots[lo : lo + part])
             if part >= batch:
                 return drawn
             if whole is None:

@@ -99,6 +99,7 @@ class StepConstants:
 
     def neuron_vectors(self, device: torch.device, dtype: torch.dtype) -> "NeuronVectors":
         """Per-neuron parameters ``[N]`` (E neurons first) for one batched membrane update."""
+
         def halves(e: float, i: float) -> torch.Tensor:
             return torch.tensor([e] * self.num_e + [i] * self.num_i, dtype=dtype, device=device)
 
@@ -119,14 +120,22 @@ class StepConstants:
                 f"plasticity.w_init must be in [w_min_mv / j_i, w_max_mv / j_i] = [{w_min:g}, {w_max:g}], "
                 f"got {stdp.w_init!r}"
             )
-        taus = {"tau_m": params.tau_m, "tau_d": params.tau_d, "tau_r": params.tau_r,
-                "plasticity.tau_pre": stdp.tau_pre, "plasticity.tau_post": stdp.tau_post}
+        taus = {
+            "tau_m": params.tau_m,
+            "tau_d": params.tau_d,
+            "tau_r": params.tau_r,
+            "plasticity.tau_pre": stdp.tau_pre,
+            "plasticity.tau_post": stdp.tau_post,
+        }
         fast = {name: tau for name, tau in taus.items() if tau < dt}
         if fast:  # allowed (the model is still defined), but rarely what anyone means
-            warnings.warn(f"step_size={dt} ms exceeds {', '.join(f'{k}={v}' for k, v in fast.items())} ms: forward "
-                          "Euler then multiplies that variable by 1 - dt/tau < 0 each step, so it changes sign "
-                          "every step instead of decaying; use a step_size below every time constant",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"step_size={dt} ms exceeds {', '.join(f'{k}={v}' for k, v in fast.items())} ms: forward "
+                "Euler then multiplies that variable by 1 - dt/tau < 0 each step, so it changes sign "
+                "every step instead of decaying; use a step_size below every time constant",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         # Published: dt * sigma * sqrt(tau) * xi / tau; Euler-Maruyama: sqrt(dt) instead of dt.
         noise_dt = dt if params.noise_scaling == "published" else math.sqrt(dt)
         gain = noise_dt * math.sqrt(params.tau_m) / params.tau_m
@@ -174,8 +183,15 @@ def _trace(spiked: torch.Tensor, trace: torch.Tensor, tau: float, c: StepConstan
     torch.where(spiked, bumped, decayed, out=trace)
 
 
-def stdp(c: StepConstants, weight: torch.Tensor, pre_spiked: torch.Tensor, pre_trace: torch.Tensor,
-         post_spiked: torch.Tensor, post_trace: torch.Tensor, plastic: torch.Tensor) -> torch.Tensor:
+def stdp(
+    c: StepConstants,
+    weight: torch.Tensor,
+    pre_spiked: torch.Tensor,
+    pre_trace: torch.Tensor,
+    post_spiked: torch.Tensor,
+    post_trace: torch.Tensor,
+    plastic: torch.Tensor,
+) -> torch.Tensor:
     """New E->I weights (eq. 7-11) from each synapse's weight and its neurons' spikes (bool)
     and traces: E (pre) spike: w += eta a_LTD A_post; I (post) spike: w += eta a_LTP A_pre;
     bounds w_min..w_max; ``plastic`` is 1 from plasticity onset on, else 0. A synapse whose
@@ -219,8 +235,13 @@ def _synapses_dense(c, conn, st, arriving_i, synapse_rank, plastic, dense_rows):
     post_rows = conn.ei_post.view(-1)
     pre_spiked, pre_trace, post_spiked, post_trace = (
         table.view(-1).index_select(0, rows).view(batch, -1)
-        for table, rows in ((st.spiked_pre, pre_rows), (st.trace_pre, pre_rows),
-                            (st.spiked_post, post_rows), (st.trace_post, post_rows)))
+        for table, rows in (
+            (st.spiked_pre, pre_rows),
+            (st.trace_pre, pre_rows),
+            (st.spiked_post, post_rows),
+            (st.trace_post, post_rows),
+        )
+    )
     if c.published:
         # The last (highest-index) spiking presynaptic E neuron wins; synapses are sorted
         # by (pre, post), so that is the highest-ranked active synapse of each I neuron.
@@ -236,8 +257,21 @@ def _synapses_dense(c, conn, st, arriving_i, synapse_rank, plastic, dense_rows):
     return count_e.view(batch, ne + 1)[:, :ne], sent.view(batch, ni + 1)[:, :ni]
 
 
-def stdp_entering_i(c, weight, position, owner, spiking_i, capacity, by_post, pre_by_post,
-                    spiked_pre, trace_pre, spiked_post, trace_post, plastic):
+def stdp_entering_i(
+    c,
+    weight,
+    position,
+    owner,
+    spiking_i,
+    capacity,
+    by_post,
+    pre_by_post,
+    spiked_pre,
+    trace_pre,
+    spiked_post,
+    trace_post,
+    plastic,
+):
     """STDP (in place on the flat ``weight``) of the synapses entering this step's I spikes:
     ``position`` lists their places in the by-post view, ``owner`` the spike each came from.
     Network offsets come from the spike's row (int64 division per synapse is slow on a CPU)."""
@@ -245,10 +279,15 @@ def stdp_entering_i(c, weight, position, owner, spiking_i, capacity, by_post, pr
     into = by_post.index_select(0, position) + network * capacity
     pre_rows = pre_by_post.index_select(0, position) + network * (c.num_e + 1)
     post_rows = spiking_i.index_select(0, owner)
-    new = stdp(c, weight.index_select(0, into),
-               spiked_pre.index_select(0, pre_rows), trace_pre.index_select(0, pre_rows),
-               spiked_post.index_select(0, post_rows), trace_post.index_select(0, post_rows),
-               plastic.index_select(0, network))
+    new = stdp(
+        c,
+        weight.index_select(0, into),
+        spiked_pre.index_select(0, pre_rows),
+        trace_pre.index_select(0, pre_rows),
+        spiked_post.index_select(0, post_rows),
+        trace_post.index_select(0, post_rows),
+        plastic.index_select(0, network),
+    )
     weight.index_copy_(0, into, new)
 
 
@@ -260,8 +299,15 @@ def stdp_leaving_e(c, weight, out, owner, spiking_e, out_post, spiked_pre, trace
     pre_rows = spiking_e.index_select(0, owner)
     post_spiked = spiked_post.index_select(0, out_post)
     old = weight.index_select(0, out)
-    new = stdp(c, old, spiked_pre.index_select(0, pre_rows), trace_pre.index_select(0, pre_rows), post_spiked,
-               trace_post.index_select(0, out_post), plastic.index_select(0, network))
+    new = stdp(
+        c,
+        old,
+        spiked_pre.index_select(0, pre_rows),
+        trace_pre.index_select(0, pre_rows),
+        post_spiked,
+        trace_post.index_select(0, out_post),
+        plastic.index_select(0, network),
+    )
     weight.index_copy_(0, out, torch.where(post_spiked, old, new))
 
 
@@ -296,16 +342,31 @@ def _synapses_event(c, conn, st, arriving_i, plastic, kernels):
     position, owner_i = _ranges(conn.ei_post_start, conn.ei_post_degree, spiking_i)
     tables = (st.spiked_pre.view(-1), st.trace_pre.view(-1), st.spiked_post.view(-1), st.trace_post.view(-1), plastic)
     if position.numel():
-        kernels.stdp_entering_i(c, weight, position, owner_i, spiking_i, capacity, conn.ei_by_post.view(-1),
-                                conn.ei_pre_by_post.view(-1), *tables)
+        kernels.stdp_entering_i(
+            c,
+            weight,
+            position,
+            owner_i,
+            spiking_i,
+            capacity,
+            conn.ei_by_post.view(-1),
+            conn.ei_pre_by_post.view(-1),
+            *tables,
+        )
     if out.numel():
         kernels.stdp_leaving_e(c, weight, out, owner_e, spiking_e, out_post, *tables)
     return count_e.view(batch, ne + 1)[:, :ne], sent.view(batch, ni + 1)[:, :ni]
 
 
 def integrate_neurons(
-    c: StepConstants, n: NeuronVectors, v: torch.Tensor, s: torch.Tensor, refractory: torch.Tensor,
-    stim_i: torch.Tensor, noise: torch.Tensor, stim_on: torch.Tensor | None = None,
+    c: StepConstants,
+    n: NeuronVectors,
+    v: torch.Tensor,
+    s: torch.Tensor,
+    refractory: torch.Tensor,
+    stim_i: torch.Tensor,
+    noise: torch.Tensor,
+    stim_on: torch.Tensor | None = None,
     stim_noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Membrane step (eq. 1-2), then threshold, reset, refractory hold and floor in the
@@ -336,8 +397,15 @@ def integrate_neurons(
 
 
 def integrate_synapses_and_traces(
-    c: StepConstants, x: torch.Tensor, s: torch.Tensor, count_e: torch.Tensor, input_i: torch.Tensor,
-    spiked_pre: torch.Tensor, trace_pre: torch.Tensor, spiked_post: torch.Tensor, trace_post: torch.Tensor,
+    c: StepConstants,
+    x: torch.Tensor,
+    s: torch.Tensor,
+    count_e: torch.Tensor,
+    input_i: torch.Tensor,
+    spiked_pre: torch.Tensor,
+    trace_pre: torch.Tensor,
+    spiked_post: torch.Tensor,
+    trace_post: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Two-stage synaptic filter fed by the inputs arriving now, and the STDP traces (in place).
     Returns X and S one step later.
@@ -348,7 +416,7 @@ def integrate_synapses_and_traces(
     """
     count_e = count_e.to(x.dtype)
     arrived = torch.cat((count_e.clamp(max=1.0) if c.published else count_e, input_i), dim=1)
-    arrived[:, :c.num_e].neg_()
+    arrived[:, : c.num_e].neg_()
     s_next = (x - s).mul_(c.dt).div_(c.tau_d).add_(s)  # S + dt * (-S + X) / tau_d
     x_decayed = x.neg().mul_(c.dt).div_(c.tau_r).add_(x)  # X + dt * (-X) / tau_r
     if c.published:  # X(t+dt) = X(t) + input: decay skipped for receivers
@@ -380,10 +448,13 @@ class StepKernels:
     @classmethod
     def compiled(cls) -> "StepKernels":
         # the STDP passes see a different number of synapses every step: one dynamic-shape kernel each
-        return cls(functools.partial(standard_normal, uniforms=compiled_box_muller_uniforms()),
-                   torch.compile(integrate_neurons),
-                   torch.compile(integrate_synapses_and_traces), _any_length(stdp_entering_i),
-                   _any_length(stdp_leaving_e))
+        return cls(
+            functools.partial(standard_normal, uniforms=compiled_box_muller_uniforms()),
+            torch.compile(integrate_neurons),
+            torch.compile(integrate_synapses_and_traces),
+            _any_length(stdp_entering_i),
+            _any_length(stdp_leaving_e),
+        )
 
 
 def _any_length(pass_fn):
@@ -449,8 +520,9 @@ def euler_step(
         count_e, sent = _synapses_dense(c, conn, st, st.ring_spikes_i[slot], synapse_rank, plastic, dense_rows)
     st.ring_spikes_i[slot, :, :ni] = spiked_i  # this step's I spikes leave for E neurons, d from now
 
-    st.x, st.s = kernels.synapses_and_traces(c, st.x, st.s, count_e, st.ring_input_i[slot], st.spiked_pre,
-                                             st.trace_pre, st.spiked_post, st.trace_post)
+    st.x, st.s = kernels.synapses_and_traces(
+        c, st.x, st.s, count_e, st.ring_input_i[slot], st.spiked_pre, st.trace_pre, st.spiked_post, st.trace_post
+    )
     st.ring_input_i[slot] = sent  # this step's E->I input leaves for I neurons, d from now
 
     # Causal phase bookkeeping for the online Kuramoto estimate.

@@ -102,17 +102,28 @@ def load_kernel() -> None:
         with FileLock(build_dir.with_name(name + ".neuroloop.lock"), timeout=BUILD_WAIT_S):
             (build_dir / "lock").unlink(missing_ok=True)  # torch's baton from a killed build: nobody holds it
             if not (build_dir / f"{name}.so").exists():
-                print(f"neuroloop_gpu: building the fused CPU kernel (first use, about a minute; cached in "
-                      f"{build_dir})", file=sys.stderr, flush=True)
-            cpp_extension.load(name=name, sources=[str(path) for path in SOURCES], extra_cflags=_FLAGS,
-                               extra_ldflags=["-fopenmp", "-ldl"], build_directory=str(build_dir),
-                               is_python_module=False)
+                print(
+                    f"neuroloop_gpu: building the fused CPU kernel (first use, about a minute; cached in {build_dir})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            cpp_extension.load(
+                name=name,
+                sources=[str(path) for path in SOURCES],
+                extra_cflags=_FLAGS,
+                extra_ldflags=["-fopenmp", "-ldl"],
+                build_directory=str(build_dir),
+                is_python_module=False,
+            )
     except Timeout:
-        raise RuntimeError(f"another process has been building the fused kernel for {BUILD_WAIT_S} s (it holds "
-                           f"{build_dir}.neuroloop.lock); wait for it, or use backend='eager'") from None
+        raise RuntimeError(
+            f"another process has been building the fused kernel for {BUILD_WAIT_S} s (it holds "
+            f"{build_dir}.neuroloop.lock); wait for it, or use backend='eager'"
+        ) from None
     except (RuntimeError, OSError, subprocess.SubprocessError) as error:  # the last: a compiler that fails to run
-        raise RuntimeError(f"building the fused kernel ({CSRC}) failed; backend='eager' or 'compiled' "
-                           f"run without it. {error}") from error
+        raise RuntimeError(
+            f"building the fused kernel ({CSRC}) failed; backend='eager' or 'compiled' run without it. {error}"
+        ) from error
 
 
 def _rows(*counters: torch.Tensor) -> tuple[torch.Size, list[torch.Tensor]]:
@@ -122,8 +133,9 @@ def _rows(*counters: torch.Tensor) -> tuple[torch.Size, list[torch.Tensor]]:
     return broadcast[0].shape, [t.contiguous().view(-1) for t in broadcast]
 
 
-def box_muller_uniforms(seed: torch.Tensor, stream: int, c1: torch.Tensor, c2: torch.Tensor, count: int,
-                        dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def box_muller_uniforms(
+    seed: torch.Tensor, stream: int, c1: torch.Tensor, c2: torch.Tensor, count: int, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`neuroloop_gpu.rng.box_muller_uniforms` in the kernel library (same bits; counter
     words below 2**32): ``seed``, ``c1`` and ``c2`` broadcast to the rows of the result."""
     shape, (seed, c1, c2) = _rows(seed, c1, c2)
@@ -131,8 +143,9 @@ def box_muller_uniforms(seed: torch.Tensor, stream: int, c1: torch.Tensor, c2: t
     return radius.view(*shape, -1, 2), angle.view(*shape, -1, 2)
 
 
-def standard_normal(seed: torch.Tensor, stream: int, c1: torch.Tensor, c2: torch.Tensor, count: int,
-                    dtype: torch.dtype) -> torch.Tensor:
+def standard_normal(
+    seed: torch.Tensor, stream: int, c1: torch.Tensor, c2: torch.Tensor, count: int, dtype: torch.dtype
+) -> torch.Tensor:
     """:func:`neuroloop_gpu.rng.standard_normal` in the kernel library: Philox words, Box-Muller with
     the vector-math calls torch's CPU kernels make, draws written in place (same bits, see
     :func:`noise_function`); one pass instead of torch's ~10 over the draws."""
@@ -140,8 +153,9 @@ def standard_normal(seed: torch.Tensor, stream: int, c1: torch.Tensor, c2: torch
     return torch.ops.neuroloop_fused.standard_normal(seed, c1, c2, stream, count, dtype).view(*shape, count)
 
 
-def render_window(train: PulseTrain, state: StimulatorState, steps: int,
-                  step_size: float) -> tuple[WindowStimulus, StimulatorState]:
+def render_window(
+    train: PulseTrain, state: StimulatorState, steps: int, step_size: float
+) -> tuple[WindowStimulus, StimulatorState]:
     """:func:`neuroloop_gpu.stimulus.render_window` in the kernel library: the same bits in one call
     instead of ~80 small torch ops (0.5-0.6 -> ~0.03 ms per window at one network on this
     project's CPU, this wrapper included); trains and states of float64 CPU tensors (what the
@@ -151,7 +165,8 @@ def render_window(train: PulseTrain, state: StimulatorState, steps: int,
     if any(t.dtype != torch.float64 or t.device.type != "cpu" for t in tensors):
         return render_window_in_torch(train, state, steps, step_size)
     current, energy, charge, net_charge, *carry = torch.ops.neuroloop_fused.render_window(
-        *(t.contiguous() for t in tensors), steps, step_size)
+        *(t.contiguous() for t in tensors), steps, step_size
+    )
     return WindowStimulus(current, energy, charge, net_charge), StimulatorState(*carry)
 
 
@@ -196,16 +211,41 @@ class FusedSteps:
         # whole window) where it has torch's cosine, sine and square root
         self.samples_kuramoto = torch_math_in_kernel(torch.float32)
         self.kop_every = kop_every if self.samples_kuramoto else 0
-        self.reals = [c.dt, c.v_rest, c.v_threshold, c.v_reset, float(c.refractory_steps), c.tau_m, c.tau_d, c.tau_r,
-                      c.tau_pre, c.tau_post, c.trace_increment, c.ltd, c.ltp, c.w_min, c.w_max]
+        self.reals = [
+            c.dt,
+            c.v_rest,
+            c.v_threshold,
+            c.v_reset,
+            float(c.refractory_steps),
+            c.tau_m,
+            c.tau_d,
+            c.tau_r,
+            c.tau_pre,
+            c.tau_post,
+            c.trace_increment,
+            c.ltd,
+            c.ltp,
+            c.w_min,
+            c.w_max,
+        ]
         self.integers = [c.num_e, c.num_i, c.plasticity_onset_steps, int(c.published)]
         self.spiked = torch.zeros(batch, num_neurons, dtype=torch.bool, device=device)  # reused: no page faults
         self.no_stim_noise = torch.empty(0, batch, num_neurons, device=device)  # stands in for absent draws
         self.stim_off = torch.zeros(batch, dtype=torch.bool, device=device)
 
-    def run(self, n: NeuronVectors, conn: Connectivity, st: NetworkState, current: torch.Tensor, ring_base: int,
-            monitor: WindowMonitor, noise: torch.Tensor, first_step: int, stim_on: torch.Tensor | None = None,
-            stim_noise: torch.Tensor | None = None) -> torch.Tensor:
+    def run(
+        self,
+        n: NeuronVectors,
+        conn: Connectivity,
+        st: NetworkState,
+        current: torch.Tensor,
+        ring_base: int,
+        monitor: WindowMonitor,
+        noise: torch.Tensor,
+        first_step: int,
+        stim_on: torch.Tensor | None = None,
+        stim_noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Advance every network ``current.shape[0]`` steps (``current`` [K, B]: the stimulus into I
         neurons per step; ``ring_base``: the ring slot of the first step; ``noise`` [K, B, N] standard
         normal draws; ``first_step``: the window step of the first step):
@@ -217,11 +257,46 @@ class FusedSteps:
         if stim_noise is None:  # an empty tensor tells the kernel there is no such term
             stim_on, stim_noise = self.stim_off, self.no_stim_noise.to(noise.dtype)
         return torch.ops.neuroloop_fused.euler_steps(
-            st.v, st.refractory, st.x, st.s, st.spiked_pre, st.trace_pre, st.spiked_post, st.trace_post, st.weight,
-            st.ring_spikes_i, st.ring_input_i, st.last_spike_e, st.last_isi_e, st.step, current.contiguous(),
+            st.v,
+            st.refractory,
+            st.x,
+            st.s,
+            st.spiked_pre,
+            st.trace_pre,
+            st.spiked_post,
+            st.trace_post,
+            st.weight,
+            st.ring_spikes_i,
+            st.ring_input_i,
+            st.last_spike_e,
+            st.last_isi_e,
+            st.step,
+            current.contiguous(),
             noise.contiguous(),  # rows of N draws sliced from whole Philox blocks
-            stim_on.contiguous(), stim_noise.contiguous(), n.stim_noise_gain,
-            n.mu, n.coupling, n.stim_sign, n.noise_gain, conn.ei_post, conn.ei_start, conn.ei_degree, conn.ei_by_post,
-            conn.ei_pre_by_post, conn.ei_post_start, conn.ei_post_degree, conn.ie_post, conn.ie_start, conn.ie_degree,
-            self.spiked, *monitor.accumulators(), monitor.kop_sum, ring_base, first_step, self.kop_every, monitor.shift,
-            self.reals, self.integers)
+            stim_on.contiguous(),
+            stim_noise.contiguous(),
+            n.stim_noise_gain,
+            n.mu,
+            n.coupling,
+            n.stim_sign,
+            n.noise_gain,
+            conn.ei_post,
+            conn.ei_start,
+            conn.ei_degree,
+            conn.ei_by_post,
+            conn.ei_pre_by_post,
+            conn.ei_post_start,
+            conn.ei_post_degree,
+            conn.ie_post,
+            conn.ie_start,
+            conn.ie_degree,
+            self.spiked,
+            *monitor.accumulators(),
+            monitor.kop_sum,
+            ring_base,
+            first_step,
+            self.kop_every,
+            monitor.shift,
+            self.reals,
+            self.integers,
+        )

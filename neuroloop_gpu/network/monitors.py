@@ -57,8 +57,16 @@ class WindowRecording:
 class WindowMonitor:
     """Accumulates :class:`WindowStats` (and a :class:`WindowRecording`) over one window."""
 
-    def __init__(self, state: NetworkState, steps: int, kop_every: int, record: RecordConfig,
-                 shift: float, synapse_valid: torch.Tensor, j_i: float):
+    def __init__(
+        self,
+        state: NetworkState,
+        steps: int,
+        kop_every: int,
+        record: RecordConfig,
+        shift: float,
+        synapse_valid: torch.Tensor,
+        j_i: float,
+    ):
         batch, num_e = state.v_e.shape
         dtype, device = state.v_e.dtype, state.v_e.device
         self.steps, self.kop_every, self.shift, self.j_i = steps, kop_every, shift, j_i
@@ -74,11 +82,25 @@ class WindowMonitor:
 
     def accumulators(self) -> tuple[torch.Tensor, ...]:
         """The running sums a fused kernel updates in place, in its order."""
-        return (self.mean_e_sum, self.mean_e_sq_sum, self.neuron_e_sum, self.neuron_e_sq_sum, self.v_i_sum,
-                self.v_i_sq_sum, self.spikes_e, self.spikes_i)
+        return (
+            self.mean_e_sum,
+            self.mean_e_sq_sum,
+            self.neuron_e_sum,
+            self.neuron_e_sq_sum,
+            self.v_i_sum,
+            self.v_i_sq_sum,
+            self.spikes_e,
+            self.spikes_i,
+        )
 
-    def observe(self, k: int, state: NetworkState, spiked: torch.Tensor, accumulated: bool = False,
-                sampled_from: int | None = None) -> None:
+    def observe(
+        self,
+        k: int,
+        state: NetworkState,
+        spiked: torch.Tensor,
+        accumulated: bool = False,
+        sampled_from: int | None = None,
+    ) -> None:
         """Account for step ``k`` of the window, after it ran (``spiked`` [B, N], E first);
         ``accumulated``: the steps up to ``k`` already added themselves to :meth:`accumulators` (a
         kernel backend that ran several steps in one call observes once, after its last);
@@ -110,8 +132,9 @@ class WindowMonitor:
             self.traces[1, :, k] = state.v_i.mean(-1)
             self.traces[2, :, k] = mean_weight_mv(state.weight, self.synapse_valid, self.j_i)
 
-    def finish(self, state: NetworkState, step_size: float, energy, charge,
-               net_charge) -> tuple[WindowStats, WindowRecording]:
+    def finish(
+        self, state: NetworkState, step_size: float, energy, charge, net_charge
+    ) -> tuple[WindowStats, WindowRecording]:
         n = self.steps
         num_e, num_i = state.v_e.shape[1], state.v_i.shape[1]
         e_mean = self.neuron_e_sum.mean(-1) / n

@@ -136,15 +136,22 @@ class NetworkBatch:
     ):
         require_count("num_networks", num_networks)
         require(dtype in (torch.float32, torch.float64), "dtype", "torch.float32 or torch.float64", dtype)
-        for name, value, kind in (("params", params, NetworkParams), ("sim", sim, SimConfig),
-                                  ("record", record, RecordConfig)):
+        for name, value, kind in (
+            ("params", params, NetworkParams),
+            ("sim", sim, SimConfig),
+            ("record", record, RecordConfig),
+        ):
             require(value is None or isinstance(value, kind), name, f"a {kind.__name__} or None", value)
         self.params = params or NetworkParams()
         self.sim = sim or SimConfig()
         self.record = record or RecordConfig()
         rows = max(self.params.num_e, self.params.num_i) + 1  # the synapse tables' 32-bit rows span the batch
-        require(num_networks * rows < 2**31, "num_networks", f"below {-(-2**31 // rows)} for networks of this size",
-                num_networks)
+        require(
+            num_networks * rows < 2**31,
+            "num_networks",
+            f"below {-(-(2**31) // rows)} for networks of this size",
+            num_networks,
+        )
         self.num_networks = num_networks
         self.device = torch.device(device) if device is not None else default_device()
         self.dtype = dtype
@@ -161,14 +168,22 @@ class NetworkBatch:
         self.neurons = self.constants.neuron_vectors(self.device, dtype)
         self.steps_per_window = self.sim.steps_per_window
         self.kop_every = steps_in(kop_sample_interval, self.sim.step_size, "kop_sample_interval")
-        require(self.steps_per_window % self.kop_every == 0, "kop_sample_interval",
-                f"a divisor of sample_duration={self.sim.sample_duration} ms", kop_sample_interval)
+        require(
+            self.steps_per_window % self.kop_every == 0,
+            "kop_sample_interval",
+            f"a divisor of sample_duration={self.sim.sample_duration} ms",
+            kop_sample_interval,
+        )
         seeds = self._seed_tensor(seeds, num_networks, "seeds")
         if seeds is None:
             # SimConfig(seed=None): fresh entropy, recorded in state.seed (62 bits: seed + b stays below 2**63)
             base = secrets.randbits(62) if self.sim.seed is None else self.sim.seed
-            require(base + num_networks <= 2**63, "sim.seed", "an integer in [0, 2**63 - num_networks]"
-                    f" = [0, {2**63 - num_networks}] (network b uses seed + b)", self.sim.seed)
+            require(
+                base + num_networks <= 2**63,
+                "sim.seed",
+                f"an integer in [0, 2**63 - num_networks] = [0, {2**63 - num_networks}] (network b uses seed + b)",
+                self.sim.seed,
+            )
             seeds = base + torch.arange(num_networks, dtype=torch.int64, device=self.device)
         self.connectivity = Connectivity.draw(seeds, self.params.num_e, self.params.num_i, self.params.connection_prob)
         self._require_ei_synapses(self.connectivity, seeds)
@@ -179,20 +194,32 @@ class NetworkBatch:
         # the kernel backends advance every network several steps per call
         self._stepper = None
         if self.backend == "triton":
-            self._stepper = TritonSteps(self.constants, self.params.connection_prob, num_networks,
-                                        self.connectivity.ei_post.shape[1], self.kop_every, self.device)
+            self._stepper = TritonSteps(
+                self.constants,
+                self.params.connection_prob,
+                num_networks,
+                self.connectivity.ei_post.shape[1],
+                self.kop_every,
+                self.device,
+            )
         elif self.backend == "fused":
-            self._stepper = FusedSteps(self.constants, num_networks, self.params.num_e + self.params.num_i,
-                                       self.kop_every, self.device)
-        self._noise_steps = max(1, min(self.steps_per_window,
-                                       _NOISE_ELEMENTS // (num_networks * (self.params.num_e + self.params.num_i))))
+            self._stepper = FusedSteps(
+                self.constants, num_networks, self.params.num_e + self.params.num_i, self.kop_every, self.device
+            )
+        self._noise_steps = max(
+            1, min(self.steps_per_window, _NOISE_ELEMENTS // (num_networks * (self.params.num_e + self.params.num_i)))
+        )
 
     # ----------------------------------------------------------------- setup
     def _resolve_backend(self, backend: str, synapses: str | None) -> str:
         """The backend to run (``"auto"`` resolved), its kernel library loaded; a clear error for
         one that cannot run here. ``synapses`` as given (None: event-driven wherever a kernel backend runs)."""
-        require(backend in BACKEND_CHOICES, "backend",
-                ", ".join(map(repr, BACKEND_CHOICES[:-1])) + f" or {BACKEND_CHOICES[-1]!r}", backend)
+        require(
+            backend in BACKEND_CHOICES,
+            "backend",
+            ", ".join(map(repr, BACKEND_CHOICES[:-1])) + f" or {BACKEND_CHOICES[-1]!r}",
+            backend,
+        )
         event = synapses in (None, "event")
         if backend == "auto":  # the fastest backend that runs here (CPU: the same bits whichever)
             if self.device.type == "cuda":
@@ -208,10 +235,18 @@ class NetworkBatch:
             return "fused"
         problem = backend_problem(backend, self.device)
         require(problem is None, "backend", problem, backend)
-        require(backend not in ("fused", "triton") or event, "synapses",
-                f"'event' with backend={backend!r} (its loops visit the synapses of spiking neurons only)", synapses)
-        require(backend != "triton" or self.dtype == torch.float32, "dtype", "torch.float32 with backend='triton'",
-                self.dtype)
+        require(
+            backend not in ("fused", "triton") or event,
+            "synapses",
+            f"'event' with backend={backend!r} (its loops visit the synapses of spiking neurons only)",
+            synapses,
+        )
+        require(
+            backend != "triton" or self.dtype == torch.float32,
+            "dtype",
+            "torch.float32 with backend='triton'",
+            self.dtype,
+        )
         if backend == "fused":
             load_kernel()
         return backend
@@ -223,10 +258,18 @@ class NetworkBatch:
             tensor = torch.as_tensor(seeds)
         except (TypeError, ValueError, RuntimeError, OverflowError):  # e.g. 2**64, or not numbers at all
             tensor = None
-        integer = tensor is not None and not tensor.is_floating_point() and not tensor.is_complex() \
+        integer = (
+            tensor is not None
+            and not tensor.is_floating_point()
+            and not tensor.is_complex()
             and tensor.dtype != torch.bool
-        require(integer, name, f"{count} integers in [0, 2**63)",
-                tensor.dtype if tensor is not None else reprlib.repr(seeds))
+        )
+        require(
+            integer,
+            name,
+            f"{count} integers in [0, 2**63)",
+            tensor.dtype if tensor is not None else reprlib.repr(seeds),
+        )
         tensor = tensor.to(self.device, torch.int64).reshape(-1)
         require(tensor.numel() == count, name, f"{count} integers", tuple(tensor.shape))
         negative = tensor[tensor < 0]
@@ -243,9 +286,11 @@ class NetworkBatch:
         empty = (connectivity.ei_count == 0).nonzero().view(-1).tolist()
         if empty:
             p = self.params
-            raise ValueError(f"num_e={p.num_e}, num_i={p.num_i}, connection_prob={p.connection_prob}: the networks "
-                             f"of seeds {seeds[empty].tolist()[:8]} have no E->I synapse, hence no mean E->I weight "
-                             "to observe or latch on; use more neurons, a larger connection_prob or other seeds")
+            raise ValueError(
+                f"num_e={p.num_e}, num_i={p.num_i}, connection_prob={p.connection_prob}: the networks "
+                f"of seeds {seeds[empty].tolist()[:8]} have no E->I synapse, hence no mean E->I weight "
+                "to observe or latch on; use more neurons, a larger connection_prob or other seeds"
+            )
 
     # ----------------------------------------------------------------- reset
     def reset(self, mask: torch.Tensor | None = None, seeds: Sequence[int] | torch.Tensor | None = None) -> None:
@@ -261,8 +306,12 @@ class NetworkBatch:
         if mask is None:
             mask = torch.ones(batch, dtype=torch.bool, device=self.device)
         mask = torch.as_tensor(mask, device=self.device)
-        require(mask.dtype == torch.bool and mask.shape == (batch,), "mask", f"a bool tensor of shape ({batch},)",
-                f"{mask.dtype} {tuple(mask.shape)}")
+        require(
+            mask.dtype == torch.bool and mask.shape == (batch,),
+            "mask",
+            f"a bool tensor of shape ({batch},)",
+            f"{mask.dtype} {tuple(mask.shape)}",
+        )
         new_seeds = self._seed_tensor(seeds, batch, "seeds")
         seeds = self.state.seed if new_seeds is None else torch.where(mask, new_seeds, self.state.seed)
         fresh = self._fresh_state(seeds)
@@ -271,8 +320,9 @@ class NetworkBatch:
         else:
             slots = mask.nonzero().view(-1)  # host-side re-seeding, never inside the Euler loop
             if slots.numel():  # nothing to draw for an empty mask
-                drawn = Connectivity.draw(new_seeds[slots], self.params.num_e, self.params.num_i,
-                                          self.params.connection_prob, slots=slots)
+                drawn = Connectivity.draw(
+                    new_seeds[slots], self.params.num_e, self.params.num_i, self.params.connection_prob, slots=slots
+                )
                 self._require_ei_synapses(drawn, new_seeds[slots])  # before anything changes
                 self.connectivity.replace(slots, drawn)
         self.state.merge(mask, fresh)
@@ -299,14 +349,22 @@ class NetworkBatch:
 
     def _integrate(self, stimulus: WindowStimulus, stim_on: torch.Tensor | None = None) -> WindowResult:
         current = stimulus.current_i.to(self.dtype).t().contiguous()  # [steps, B]: one row per step
-        monitor = WindowMonitor(self.state, self.steps_per_window, self.kop_every, self.record, self.params.v_reset,
-                                self.synapse_valid(), self.params.j_i)
+        monitor = WindowMonitor(
+            self.state,
+            self.steps_per_window,
+            self.kop_every,
+            self.record,
+            self.params.v_reset,
+            self.synapse_valid(),
+            self.params.j_i,
+        )
         if self._stepper is not None:
             self._integrate_blocks(current, monitor, stim_on)
         else:
             self._integrate_steps(current, monitor, stim_on)
-        stats, recording = monitor.finish(self.state, self.sim.step_size, stimulus.energy, stimulus.charge,
-                                          stimulus.net_charge)
+        stats, recording = monitor.finish(
+            self.state, self.sim.step_size, stimulus.energy, stimulus.charge, stimulus.net_charge
+        )
         return WindowResult(stats, recording)
 
     def _integrate_steps(self, current: torch.Tensor, monitor: WindowMonitor, stim_on: torch.Tensor | None) -> None:
@@ -323,9 +381,20 @@ class NetworkBatch:
             for k in range(count):
                 slot = self._ring_position % c.delay_steps
                 self._ring_position += 1
-                spiked = euler_step(c, self.neurons, conn, st, current[start + k], noise[k], slot,
-                                    self._synapse_rank, dense_rows, self._kernels, stim_on,
-                                    None if stim_noise is None else stim_noise[k])
+                spiked = euler_step(
+                    c,
+                    self.neurons,
+                    conn,
+                    st,
+                    current[start + k],
+                    noise[k],
+                    slot,
+                    self._synapse_rank,
+                    dense_rows,
+                    self._kernels,
+                    stim_on,
+                    None if stim_noise is None else stim_noise[k],
+                )
                 monitor.observe(start + k, st, spiked)
 
     def _steps_per_call(self) -> int:
@@ -340,8 +409,7 @@ class NetworkBatch:
         if not self._stepper.noise_from_torch:
             return span
         per_step = self.num_networks * (self.params.num_e + self.params.num_i)
-        return max(d for d in range(1, span + 1)
-                   if span % d == 0 and (d == 1 or d * per_step <= _BLOCK_NOISE_ELEMENTS))
+        return max(d for d in range(1, span + 1) if span % d == 0 and (d == 1 or d * per_step <= _BLOCK_NOISE_ELEMENTS))
 
     def _integrate_blocks(self, current: torch.Tensor, monitor: WindowMonitor, stim_on: torch.Tensor | None) -> None:
         """The window in kernel calls of :meth:`_steps_per_call` steps each; every call adds its steps
@@ -356,15 +424,28 @@ class NetworkBatch:
             noise = self.membrane_noise(count) if self._stepper.noise_from_torch else None
             stim_noise = self.stim_noise(count) if stim_on is not None and self._stepper.noise_from_torch else None
             for start in range(first, first + count, block):
-                rows = current[start:start + block]
+                rows = current[start : start + block]
                 here = slice(start - first, start - first + block)
-                spiked = self._stepper.run(self.neurons, self.connectivity, self.state, rows,
-                                           self._ring_position % self.constants.delay_steps, monitor,
-                                           None if noise is None else noise[here], start, stim_on,
-                                           None if stim_noise is None else stim_noise[here])
+                spiked = self._stepper.run(
+                    self.neurons,
+                    self.connectivity,
+                    self.state,
+                    rows,
+                    self._ring_position % self.constants.delay_steps,
+                    monitor,
+                    None if noise is None else noise[here],
+                    start,
+                    stim_on,
+                    None if stim_noise is None else stim_noise[here],
+                )
                 self._ring_position += block
-                monitor.observe(start + block - 1, self.state, spiked, accumulated=True,
-                                sampled_from=start if self._stepper.samples_kuramoto else None)
+                monitor.observe(
+                    start + block - 1,
+                    self.state,
+                    spiked,
+                    accumulated=True,
+                    sampled_from=start if self._stepper.samples_kuramoto else None,
+                )
 
     def membrane_noise(self, count: int) -> torch.Tensor:
         """Standard normal draws ``[count, B, num_e + num_i]`` for the next ``count`` steps
@@ -384,8 +465,14 @@ class NetworkBatch:
     def _draws(self, count: int, stream: int) -> torch.Tensor:
         st = self.state
         steps = st.step + torch.arange(count, device=self.device).unsqueeze(1)
-        return self._kernels.noise(st.seed.view(1, -1), stream, steps, st.episode.view(1, -1),
-                                   self.params.num_e + self.params.num_i, self.dtype)
+        return self._kernels.noise(
+            st.seed.view(1, -1),
+            stream,
+            steps,
+            st.episode.view(1, -1),
+            self.params.num_e + self.params.num_i,
+            self.dtype,
+        )
 
     # ------------------------------------------------------------- queries
     def synapse_valid(self) -> torch.Tensor:

@@ -75,11 +75,11 @@ class NetworkState:
         return self.trace_pre.shape[1] - 1
 
     v_e = property(lambda self: self.v[:, : self.num_e])
-    v_i = property(lambda self: self.v[:, self.num_e:])
+    v_i = property(lambda self: self.v[:, self.num_e :])
     x_e = property(lambda self: self.x[:, : self.num_e])
-    x_i = property(lambda self: self.x[:, self.num_e:])
+    x_i = property(lambda self: self.x[:, self.num_e :])
     s_e = property(lambda self: self.s[:, : self.num_e])
-    s_i = property(lambda self: self.s[:, self.num_e:])
+    s_i = property(lambda self: self.s[:, self.num_e :])
 
     def merge(self, mask: torch.Tensor, fresh: "NetworkState") -> None:
         """Take network b's state from ``fresh`` where ``mask[b]``: one ``torch.where`` per

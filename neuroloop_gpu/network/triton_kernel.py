@@ -48,8 +48,7 @@ def trace_step(trace, spiked, dt, tau, increment, RECIPROCAL: tl.constexpr, PUBL
 
 
 @triton.jit
-def stdp(w, pre_spiked, pre_trace, post_spiked, post_trace, plastic, ltd, ltp, w_min, w_max,
-         PUBLISHED: tl.constexpr):
+def stdp(w, pre_spiked, pre_trace, post_spiked, post_trace, plastic, ltd, ltp, w_min, w_max, PUBLISHED: tl.constexpr):
     """dynamics.stdp for a vector of synapses (``plastic``: 1 from plasticity onset on, else 0)."""
     if PUBLISHED:  # an I spike's potentiation overwrites a same-step E spike's depression
         depressed = w + plastic * ltd * post_trace
@@ -89,8 +88,19 @@ def _sum4(a, b, c, d, e, f, g, h):
 
 
 @triton.jit
-def normal_draws(step, episode, key0, key1, two_pi, BLOCK_N: tl.constexpr, M0: tl.constexpr, M1: tl.constexpr,
-                 W0: tl.constexpr, W1: tl.constexpr, STREAM: tl.constexpr):
+def normal_draws(
+    step,
+    episode,
+    key0,
+    key1,
+    two_pi,
+    BLOCK_N: tl.constexpr,
+    M0: tl.constexpr,
+    M1: tl.constexpr,
+    W0: tl.constexpr,
+    W1: tl.constexpr,
+    STREAM: tl.constexpr,
+):
     """Draws 0 .. BLOCK_N - 1 of the noise of (step, episode) from stream ``STREAM`` (``rng.STREAM_*``:
     the membrane noise, the stimulation-locked noise), as the simulator's ``membrane_noise`` and
     ``stim_noise`` draw them: draw n is word n % 4 of Philox4x32-10 block n // 4 of counter
@@ -126,24 +136,105 @@ def normal_draws(step, episode, key0, key1, two_pi, BLOCK_N: tl.constexpr, M0: t
 # run-time integers that change from call to call: one compiled kernel for every value
 @triton.jit(do_not_specialize=["batch", "capacity", "ring_base", "num_steps", "first_step", "kop_every", "onset"])
 def steps_kernel(
-    v_ptr, refractory_ptr, x_ptr, s_ptr, spiked_pre_ptr, trace_pre_ptr, spiked_post_ptr, trace_post_ptr,
-    weight_ptr, ring_spikes_ptr, ring_input_ptr, last_spike_ptr, last_isi_ptr, step_ptr, episode_ptr, seed_ptr,
-    current_ptr, noise_ptr, stim_on_ptr, stim_noise_ptr,
-    ei_post_ptr, ei_start_ptr, ei_degree_ptr, ei_by_post_ptr, ei_pre_by_post_ptr, ei_post_start_ptr,
-    ei_post_degree_ptr, ie_post_ptr, ie_start_ptr, ie_degree_ptr,
-    flags_ptr, traces_ptr, list_ptr, count_e_ptr, winner_ptr, sent_ptr, spiked_ptr,
-    mean_e_sum_ptr, mean_e_sq_sum_ptr, neuron_e_sum_ptr, neuron_e_sq_sum_ptr, v_i_sum_ptr, v_i_sq_sum_ptr,
-    spikes_e_ptr, spikes_i_ptr, kop_sum_ptr,
-    batch, capacity, ring_base, num_steps, first_step, kop_every, shift,
-    dt, v_rest, v_threshold, v_reset, refractory_steps, tau_m, tau_d, tau_r, tau_pre, tau_post,
-    trace_increment, ltd, ltp, w_min, w_max, onset, two_pi, mu_e, mu_i, coupling_e, coupling_i, gain_e, gain_i,
-    stim_gain_e, stim_gain_i,
-    NE: tl.constexpr, NI: tl.constexpr, FIELD_E: tl.constexpr, FIELD_I: tl.constexpr, DELAY: tl.constexpr,
+    v_ptr,
+    refractory_ptr,
+    x_ptr,
+    s_ptr,
+    spiked_pre_ptr,
+    trace_pre_ptr,
+    spiked_post_ptr,
+    trace_post_ptr,
+    weight_ptr,
+    ring_spikes_ptr,
+    ring_input_ptr,
+    last_spike_ptr,
+    last_isi_ptr,
+    step_ptr,
+    episode_ptr,
+    seed_ptr,
+    current_ptr,
+    noise_ptr,
+    stim_on_ptr,
+    stim_noise_ptr,
+    ei_post_ptr,
+    ei_start_ptr,
+    ei_degree_ptr,
+    ei_by_post_ptr,
+    ei_pre_by_post_ptr,
+    ei_post_start_ptr,
+    ei_post_degree_ptr,
+    ie_post_ptr,
+    ie_start_ptr,
+    ie_degree_ptr,
+    flags_ptr,
+    traces_ptr,
+    list_ptr,
+    count_e_ptr,
+    winner_ptr,
+    sent_ptr,
+    spiked_ptr,
+    mean_e_sum_ptr,
+    mean_e_sq_sum_ptr,
+    neuron_e_sum_ptr,
+    neuron_e_sq_sum_ptr,
+    v_i_sum_ptr,
+    v_i_sq_sum_ptr,
+    spikes_e_ptr,
+    spikes_i_ptr,
+    kop_sum_ptr,
+    batch,
+    capacity,
+    ring_base,
+    num_steps,
+    first_step,
+    kop_every,
+    shift,
+    dt,
+    v_rest,
+    v_threshold,
+    v_reset,
+    refractory_steps,
+    tau_m,
+    tau_d,
+    tau_r,
+    tau_pre,
+    tau_post,
+    trace_increment,
+    ltd,
+    ltp,
+    w_min,
+    w_max,
+    onset,
+    two_pi,
+    mu_e,
+    mu_i,
+    coupling_e,
+    coupling_i,
+    gain_e,
+    gain_i,
+    stim_gain_e,
+    stim_gain_i,
+    NE: tl.constexpr,
+    NI: tl.constexpr,
+    FIELD_E: tl.constexpr,
+    FIELD_I: tl.constexpr,
+    DELAY: tl.constexpr,
     BLOCK_N: tl.constexpr,
-    SPIKES_E: tl.constexpr, CHUNK_E: tl.constexpr, SPIKES_I: tl.constexpr, CHUNK_I: tl.constexpr,
-    PUBLISHED: tl.constexpr, RECIPROCAL: tl.constexpr, SCRATCH_LOADS: tl.constexpr,
-    NOISE_IN_KERNEL: tl.constexpr, M0: tl.constexpr, M1: tl.constexpr, W0: tl.constexpr, W1: tl.constexpr,
-    STREAM_NOISE: tl.constexpr, STIM_NOISE: tl.constexpr, STREAM_STIM_NOISE: tl.constexpr,
+    SPIKES_E: tl.constexpr,
+    CHUNK_E: tl.constexpr,
+    SPIKES_I: tl.constexpr,
+    CHUNK_I: tl.constexpr,
+    PUBLISHED: tl.constexpr,
+    RECIPROCAL: tl.constexpr,
+    SCRATCH_LOADS: tl.constexpr,
+    NOISE_IN_KERNEL: tl.constexpr,
+    M0: tl.constexpr,
+    M1: tl.constexpr,
+    W0: tl.constexpr,
+    W1: tl.constexpr,
+    STREAM_NOISE: tl.constexpr,
+    STIM_NOISE: tl.constexpr,
+    STREAM_STIM_NOISE: tl.constexpr,
 ):
     # One program is one network; lane j is neuron j (E first, then I). The neuron state lives in
     # registers for the whole run of steps; only what other lanes must look up (spike flags and STDP
@@ -212,8 +303,11 @@ def steps_kernel(
     s = tl.load(s_ptr + row_n + j, mask=in_n, other=0.0)
     x = tl.load(x_ptr + row_n + j, mask=in_n, other=0.0)
     refractory = tl.load(refractory_ptr + row_n + j, mask=in_n, other=0.0)
-    trace = tl.where(is_e, tl.load(trace_pre_ptr + row_e + j, mask=is_e, other=0.0),
-                     tl.load(trace_post_ptr + row_i + j - NE, mask=is_i, other=0.0))
+    trace = tl.where(
+        is_e,
+        tl.load(trace_pre_ptr + row_e + j, mask=is_e, other=0.0),
+        tl.load(trace_post_ptr + row_i + j - NE, mask=is_i, other=0.0),
+    )
     e_sum = tl.load(neuron_e_sum_ptr + b * NE + j, mask=is_e, other=0.0)
     e_sq = tl.load(neuron_e_sq_sum_ptr + b * NE + j, mask=is_e, other=0.0)
     last = tl.load(last_spike_ptr + b * NE + j, mask=is_e, other=-1)
@@ -253,8 +347,7 @@ def steps_kernel(
         v_new = v_new + gain * noise
         if STIM_NOISE:  # stimulation-locked noise while the stimulator is on: + stim_gain * xi'
             if NOISE_IN_KERNEL:
-                stim_noise = normal_draws(step, episode, key0, key1, two_pi, BLOCK_N, M0, M1, W0, W1,
-                                          STREAM_STIM_NOISE)
+                stim_noise = normal_draws(step, episode, key0, key1, two_pi, BLOCK_N, M0, M1, W0, W1, STREAM_STIM_NOISE)
             else:
                 stim_noise = tl.load(stim_noise_ptr + (k * batch + b) * N + j, mask=in_n, other=0.0)
             v_new = tl.where(stim_on, v_new + stim_gain * stim_noise, v_new)
@@ -272,7 +365,8 @@ def steps_kernel(
         fired_i = fired & is_i
         packed = fired_e.to(PACK) + (fired_i.to(PACK) << FIELD_E) + (arriving.to(PACK) << ARRIVALS)
         total_e, total_i, total_i_sq, counts = tl.reduce(
-            (tl.where(is_e, d, 0.0), tl.where(is_i, d, 0.0), tl.where(is_i, d * d, 0.0), packed), 0, _sum4)
+            (tl.where(is_e, d, 0.0), tl.where(is_i, d, 0.0), tl.where(is_i, d * d, 0.0), packed), 0, _sum4
+        )
         mean_e = quotient(total_e, tl.full([], NE, tl.float32))
         mean_e_sum += mean_e
         mean_e_sq_sum += mean_e * mean_e
@@ -292,8 +386,8 @@ def steps_kernel(
             known = (isi > 0) & is_e
             phase = quotient(two_pi * (now - last).to(tl.float32), tl.maximum(isi, 1).to(tl.float32))
             cos_sum, sin_sum, known_count = tl.reduce(
-                (tl.where(known, tl.cos(phase), 0.0), tl.where(known, tl.sin(phase), 0.0), known.to(tl.int32)), 0,
-                _sum3)
+                (tl.where(known, tl.cos(phase), 0.0), tl.where(known, tl.sin(phase), 0.0), known.to(tl.int32)), 0, _sum3
+            )
             modulus = tl.sqrt_rn(cos_sum * cos_sum + sin_sum * sin_sum)
             kop_sum += tl.where(known_count > 0, quotient(modulus, tl.maximum(known_count, 1).to(tl.float32)), 0.0)
 
@@ -308,14 +402,25 @@ def steps_kernel(
         position = tl.cumsum(packed, 0)
         # each listed with its synapse row: E->I leaving an E spike, E->I entering an I spike, I->E
         # leaving an arrival
-        spike_row = row_entry(tl.where(is_e, ei_start_ptr + row_e + j, ei_post_start_ptr + row_i + j - NE),
-                              tl.where(is_e, ei_degree_ptr + row_e + j, ei_post_degree_ptr + row_i + j - NE),
-                              0, tl.where(is_e, j, j - NE), fired, ROW_LENGTH, ROW_START)
-        tl.store(lists + tl.where(is_e, (position & MASK_E) - 1, NE + ((position >> FIELD_E) & MASK_I) - 1),
-                 spike_row, mask=fired)
-        tl.store(lists + N + (position >> ARRIVALS) - 1,
-                 row_entry(ie_start_ptr, ie_degree_ptr, row_i + j - NE, j - NE, arriving, ROW_LENGTH, ROW_START),
-                 mask=arriving)
+        spike_row = row_entry(
+            tl.where(is_e, ei_start_ptr + row_e + j, ei_post_start_ptr + row_i + j - NE),
+            tl.where(is_e, ei_degree_ptr + row_e + j, ei_post_degree_ptr + row_i + j - NE),
+            0,
+            tl.where(is_e, j, j - NE),
+            fired,
+            ROW_LENGTH,
+            ROW_START,
+        )
+        tl.store(
+            lists + tl.where(is_e, (position & MASK_E) - 1, NE + ((position >> FIELD_E) & MASK_I) - 1),
+            spike_row,
+            mask=fired,
+        )
+        tl.store(
+            lists + N + (position >> ARRIVALS) - 1,
+            row_entry(ie_start_ptr, ie_degree_ptr, row_i + j - NE, j - NE, arriving, ROW_LENGTH, ROW_START),
+            mask=arriving,
+        )
         counts_e = count_e_ptr + part * NE
         winners = winner_ptr + part * NI
         sent_i = sent_ptr + part * NI
@@ -346,8 +451,7 @@ def steps_kernel(
                 if PUBLISHED:
                     tl.store(counts_e + post, tl.full([SPIKES_I, CHUNK_I], 1, tl.int32), mask=ok)
                 else:
-                    tl.atomic_add(counts_e + post, tl.full([SPIKES_I, CHUNK_I], 1, tl.int32), mask=ok,
-                                  sem="relaxed")
+                    tl.atomic_add(counts_e + post, tl.full([SPIKES_I, CHUNK_I], 1, tl.int32), mask=ok, sem="relaxed")
                 offset += CHUNK_I
             group += SPIKES_I
 
@@ -413,8 +517,9 @@ def steps_kernel(
                 w = tl.load(weight_ptr + into, mask=ok, other=0.0)
                 pre_spiked = tl.load(flags + pre, mask=ok, other=0, cache_modifier=SCRATCH_LOADS) != 0
                 pre_trace = tl.load(traces + pre, mask=ok, other=0.0, cache_modifier=SCRATCH_LOADS)
-                new = stdp(w, pre_spiked, pre_trace, ok | ~ok, post_trace[:, None], plastic, ltd, ltp, w_min, w_max,
-                           PUBLISHED)
+                new = stdp(
+                    w, pre_spiked, pre_trace, ok | ~ok, post_trace[:, None], plastic, ltd, ltp, w_min, w_max, PUBLISHED
+                )
                 tl.store(weight_ptr + into, new, mask=ok)
                 offset += CHUNK_I
             group += SPIKES_I
@@ -434,8 +539,9 @@ def steps_kernel(
                 post_spiked = tl.load(flags + post, mask=ok, other=0, cache_modifier=SCRATCH_LOADS) != 0
                 post_trace = tl.load(traces + post, mask=ok, other=0.0, cache_modifier=SCRATCH_LOADS)
                 w = tl.load(weight_ptr + ids, mask=ok, other=0.0)
-                new = stdp(w, ok | ~ok, pre_trace[:, None], post_spiked, post_trace, plastic, ltd, ltp, w_min, w_max,
-                           PUBLISHED)
+                new = stdp(
+                    w, ok | ~ok, pre_trace[:, None], post_spiked, post_trace, plastic, ltd, ltp, w_min, w_max, PUBLISHED
+                )
                 tl.store(weight_ptr + ids, new, mask=ok & ~post_spiked)
                 offset += CHUNK_E
             group += SPIKES_E

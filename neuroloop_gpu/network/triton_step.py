@@ -87,27 +87,49 @@ class TritonSteps:
 
     samples_kuramoto = True  # every kop_every steps of the window, into the monitor's kop_sum
 
-    def __init__(self, c: StepConstants, connection_prob: float, batch: int, capacity: int, kop_every: int,
-                 device: torch.device):
+    def __init__(
+        self, c: StepConstants, connection_prob: float, batch: int, capacity: int, kop_every: int, device: torch.device
+    ):
         # a spike list's entry packs a neuron index and a row length (2 x FIELD bits) with a global
         # synapse id (below batch x capacity) into one int64 (see the kernel)
         field = max(c.num_e.bit_length(), c.num_i.bit_length())
-        require(2 * field + (batch * capacity).bit_length() <= 63, "num_networks",
-                f"at most {(1 << (63 - 2 * field)) // capacity} networks of this size with backend='triton'", batch)
+        require(
+            2 * field + (batch * capacity).bit_length() <= 63,
+            "num_networks",
+            f"at most {(1 << (63 - 2 * field)) // capacity} networks of this size with backend='triton'",
+            batch,
+        )
         self.interpret = device.type != "cuda"
         self.kernel = load_kernel(self.interpret)
         self.noise_from_torch = self.interpret  # the interpreter's log/sin/cos are NumPy's, not the device's
         divisor = (lambda tau: _float32(np.float32(1.0) / np.float32(tau))) if not self.interpret else _float32
         self.constants = dict(
-            dt=_float32(c.dt), v_rest=_float32(c.v_rest), v_threshold=_float32(c.v_threshold),
-            v_reset=_float32(c.v_reset), refractory_steps=_float32(c.refractory_steps), tau_m=divisor(c.tau_m),
-            tau_d=divisor(c.tau_d), tau_r=divisor(c.tau_r), tau_pre=divisor(c.tau_pre), tau_post=divisor(c.tau_post),
-            trace_increment=_float32(c.trace_increment), ltd=_float32(c.ltd), ltp=_float32(c.ltp),
-            w_min=_float32(c.w_min), w_max=_float32(c.w_max), onset=c.plasticity_onset_steps,
-            two_pi=_float32(2.0 * math.pi), mu_e=_float32(c.mu_e), mu_i=_float32(c.mu_i),
-            coupling_e=_float32(c.coupling_e), coupling_i=_float32(c.coupling_i),
-            gain_e=_float32(c.noise_gain_e), gain_i=_float32(c.noise_gain_i),
-            stim_gain_e=_float32(c.stim_noise_gain_e), stim_gain_i=_float32(c.stim_noise_gain_i))
+            dt=_float32(c.dt),
+            v_rest=_float32(c.v_rest),
+            v_threshold=_float32(c.v_threshold),
+            v_reset=_float32(c.v_reset),
+            refractory_steps=_float32(c.refractory_steps),
+            tau_m=divisor(c.tau_m),
+            tau_d=divisor(c.tau_d),
+            tau_r=divisor(c.tau_r),
+            tau_pre=divisor(c.tau_pre),
+            tau_post=divisor(c.tau_post),
+            trace_increment=_float32(c.trace_increment),
+            ltd=_float32(c.ltd),
+            ltp=_float32(c.ltp),
+            w_min=_float32(c.w_min),
+            w_max=_float32(c.w_max),
+            onset=c.plasticity_onset_steps,
+            two_pi=_float32(2.0 * math.pi),
+            mu_e=_float32(c.mu_e),
+            mu_i=_float32(c.mu_i),
+            coupling_e=_float32(c.coupling_e),
+            coupling_i=_float32(c.coupling_i),
+            gain_e=_float32(c.noise_gain_e),
+            gain_i=_float32(c.noise_gain_i),
+            stim_gain_e=_float32(c.stim_noise_gain_e),
+            stim_gain_i=_float32(c.stim_noise_gain_i),
+        )
         ne, ni = c.num_e, c.num_i
         # spike tiles: a chunk covers a typical synapse row (longer ones take more passes); about half
         # as many synapses as neurons, since few of a network's neurons fire in one step and a tile's
@@ -121,12 +143,25 @@ class TritonSteps:
         chunk_e, chunk_i = _chunk(ni * connection_prob), _chunk(ne * connection_prob)
         # FIELD_*: bits of a count of E (I) neurons, fields of the kernel's packed prefix sum; BLOCK_N
         # lanes, at least a warp's 32 (see check_threads)
-        self.shape = dict(NE=ne, NI=ni, FIELD_E=ne.bit_length(), FIELD_I=ni.bit_length(), DELAY=c.delay_steps,
-                          BLOCK_N=max(32, _pow2(ne + ni)), CHUNK_E=chunk_e, CHUNK_I=chunk_i,
-                          **spike_tiles(tile, tile_i, chunk_e, chunk_i),
-                          PUBLISHED=c.published, RECIPROCAL=not self.interpret, SCRATCH_LOADS=".cg",
-                          NOISE_IN_KERNEL=not self.noise_from_torch, STREAM_NOISE=STREAM_MEMBRANE_NOISE,
-                          STIM_NOISE=c.stim_noise, STREAM_STIM_NOISE=STREAM_STIM_NOISE, **_PHILOX)
+        self.shape = dict(
+            NE=ne,
+            NI=ni,
+            FIELD_E=ne.bit_length(),
+            FIELD_I=ni.bit_length(),
+            DELAY=c.delay_steps,
+            BLOCK_N=max(32, _pow2(ne + ni)),
+            CHUNK_E=chunk_e,
+            CHUNK_I=chunk_i,
+            **spike_tiles(tile, tile_i, chunk_e, chunk_i),
+            PUBLISHED=c.published,
+            RECIPROCAL=not self.interpret,
+            SCRATCH_LOADS=".cg",
+            NOISE_IN_KERNEL=not self.noise_from_torch,
+            STREAM_NOISE=STREAM_MEMBRANE_NOISE,
+            STIM_NOISE=c.stim_noise,
+            STREAM_STIM_NOISE=STREAM_STIM_NOISE,
+            **_PHILOX,
+        )
         self.launch = {} if self.interpret else launch_options(self.shape["BLOCK_N"])
         self.batch, self.capacity, self.kop_every = batch, capacity, kop_every
         # scratch tables of two parities (see the kernel): spike flags and STDP traces [E | I], spike
@@ -141,9 +176,19 @@ class TritonSteps:
         self.spiked = torch.zeros(batch, ne + ni, dtype=torch.uint8, device=device)
         self.stim_off = torch.zeros(batch, dtype=torch.uint8, device=device)
 
-    def run(self, n: NeuronVectors, conn: Connectivity, st: NetworkState, current: torch.Tensor, ring_base: int,
-            monitor: WindowMonitor, noise: torch.Tensor | None, first_step: int, stim_on: torch.Tensor | None = None,
-            stim_noise: torch.Tensor | None = None) -> torch.Tensor:
+    def run(
+        self,
+        n: NeuronVectors,
+        conn: Connectivity,
+        st: NetworkState,
+        current: torch.Tensor,
+        ring_base: int,
+        monitor: WindowMonitor,
+        noise: torch.Tensor | None,
+        first_step: int,
+        stim_on: torch.Tensor | None = None,
+        stim_noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Advance every network ``current.shape[0]`` steps (``current`` [K, B]: the stimulus into I
         neurons per step; ``ring_base``: the ring slot of the first step; ``noise`` [K, B, N] when
         :attr:`noise_from_torch`, else None; ``first_step``, the window step of the first step, only
@@ -153,32 +198,80 @@ class TritonSteps:
         :attr:`noise_from_torch`, read only when that noise is on). Updates ``st`` and the running
         sums of ``monitor`` (``kop_sum`` included) in place; returns the last step's spikes ``[B, N]``
         (bool, E first)."""
-        arguments, options = self.arguments(conn, st, current, ring_base, monitor, noise, first_step, stim_on,
-                                            stim_noise)
+        arguments, options = self.arguments(
+            conn, st, current, ring_base, monitor, noise, first_step, stim_on, stim_noise
+        )
         check_threads(options)
         # Triton launches on the current device: make it the one that holds the networks (cuda:1 ...)
         with contextlib.nullcontext() if self.interpret else torch.cuda.device(st.v.device):
             self.kernel[(self.batch,)](*arguments, **options)
         return self.spiked.view(torch.bool)
 
-    def arguments(self, conn: Connectivity, st: NetworkState, current: torch.Tensor, ring_base: int,
-                  monitor: WindowMonitor, noise: torch.Tensor | None, first_step: int,
-                  stim_on: torch.Tensor | None = None, stim_noise: torch.Tensor | None = None) -> tuple[tuple, dict]:
+    def arguments(
+        self,
+        conn: Connectivity,
+        st: NetworkState,
+        current: torch.Tensor,
+        ring_base: int,
+        monitor: WindowMonitor,
+        noise: torch.Tensor | None,
+        first_step: int,
+        stim_on: torch.Tensor | None = None,
+        stim_noise: torch.Tensor | None = None,
+    ) -> tuple[tuple, dict]:
         """The kernel's positional arguments for a launch (see :meth:`run`) and its keywords: the
         constants, the compile-time shape and the launch options."""
         noise = noise.contiguous() if noise is not None else self.spiked  # unused when drawn in the kernel
         stim_noise = stim_noise.contiguous() if stim_noise is not None else self.spiked  # likewise, or no such term
         stim_on = stim_on.view(torch.uint8) if stim_on is not None else self.stim_off
         arguments = (
-            st.v, st.refractory, st.x, st.s, st.spiked_pre.view(torch.uint8), st.trace_pre,
-            st.spiked_post.view(torch.uint8), st.trace_post, st.weight, st.ring_spikes_i.view(torch.uint8),
-            st.ring_input_i, st.last_spike_e, st.last_isi_e, st.step, st.episode, st.seed,
-            current.contiguous(), noise, stim_on, stim_noise,
-            conn.ei_post, conn.ei_start, conn.ei_degree, conn.ei_by_post, conn.ei_pre_by_post, conn.ei_post_start,
-            conn.ei_post_degree, conn.ie_post, conn.ie_start, conn.ie_degree,
-            self.flags, self.traces, self.lists, self.count_e, self.winner, self.sent, self.spiked,
-            *monitor.accumulators(), monitor.kop_sum,
-            self.batch, self.capacity, ring_base, current.shape[0], first_step, self.kop_every, _float32(monitor.shift))
+            st.v,
+            st.refractory,
+            st.x,
+            st.s,
+            st.spiked_pre.view(torch.uint8),
+            st.trace_pre,
+            st.spiked_post.view(torch.uint8),
+            st.trace_post,
+            st.weight,
+            st.ring_spikes_i.view(torch.uint8),
+            st.ring_input_i,
+            st.last_spike_e,
+            st.last_isi_e,
+            st.step,
+            st.episode,
+            st.seed,
+            current.contiguous(),
+            noise,
+            stim_on,
+            stim_noise,
+            conn.ei_post,
+            conn.ei_start,
+            conn.ei_degree,
+            conn.ei_by_post,
+            conn.ei_pre_by_post,
+            conn.ei_post_start,
+            conn.ei_post_degree,
+            conn.ie_post,
+            conn.ie_start,
+            conn.ie_degree,
+            self.flags,
+            self.traces,
+            self.lists,
+            self.count_e,
+            self.winner,
+            self.sent,
+            self.spiked,
+            *monitor.accumulators(),
+            monitor.kop_sum,
+            self.batch,
+            self.capacity,
+            ring_base,
+            current.shape[0],
+            first_step,
+            self.kop_every,
+            _float32(monitor.shift),
+        )
         return arguments, {**self.constants, **self.shape, **self.launch}
 
 
@@ -227,8 +320,12 @@ def check_threads(options: dict) -> None:
     The kernel's freedom from races between threads holds for one or more lanes per thread only."""
     if "num_warps" in options:  # CUDA launches; the interpreter runs lanes, not threads
         lanes, warps = options["BLOCK_N"], options["num_warps"]
-        require(32 * warps <= lanes, "num_warps", f"at most BLOCK_N / 32 = {lanes // 32} for programs of "
-                f"{lanes} lanes (a thread must hold one lane or more)", warps)
+        require(
+            32 * warps <= lanes,
+            "num_warps",
+            f"at most BLOCK_N / 32 = {lanes // 32} for programs of {lanes} lanes (a thread must hold one lane or more)",
+            warps,
+        )
 
 
 def launch_options(block_n: int) -> dict:

@@ -27,9 +27,19 @@ def expand_peers(names) -> tuple[str, ...]:
     return tuple(out)
 
 
-def run_peer(name: str, size: Size, *, windows: int, repeats: int, warmup: int, seed: int = 0,
-             synaptic_input: str = "published", brian2_windows: int = 50, brian2_python: str | None = None,
-             brian2_threads: int = 1) -> dict:
+def run_peer(
+    name: str,
+    size: Size,
+    *,
+    windows: int,
+    repeats: int,
+    warmup: int,
+    seed: int = 0,
+    synaptic_input: str = "published",
+    brian2_windows: int = 50,
+    brian2_python: str | None = None,
+    brian2_threads: int = 1,
+) -> dict:
     """One peer record for one network of ``size`` (keys as the harness's results, plus peer details).
 
     ``synaptic_input`` applies to the reference loop; Brian2 always sums coincident inputs ("summed").
@@ -37,14 +47,23 @@ def run_peer(name: str, size: Size, *, windows: int, repeats: int, warmup: int, 
     if name == "reference":
         from .reference_loop import run_reference
 
-        return run_reference(size, windows=windows, repeats=repeats, warmup=warmup, seed=seed,
-                             synaptic_input=synaptic_input)
+        return run_reference(
+            size, windows=windows, repeats=repeats, warmup=warmup, seed=seed, synaptic_input=synaptic_input
+        )
     if name in ("brian2-runtime", "brian2-cpp"):
         from .brian2_peer import run_brian2
 
         # Brian2 times one run() call per repeat; brian2_windows amortises its per-call overhead.
-        return run_brian2(name, size, windows=max(windows, brian2_windows), repeats=repeats, warmup=warmup,
-                          seed=seed, python=brian2_python, threads=brian2_threads)
+        return run_brian2(
+            name,
+            size,
+            windows=max(windows, brian2_windows),
+            repeats=repeats,
+            warmup=warmup,
+            seed=seed,
+            python=brian2_python,
+            threads=brian2_threads,
+        )
     raise ValueError(f"unknown peer {name!r}; expected one of {', '.join(PEERS)}")
 
 

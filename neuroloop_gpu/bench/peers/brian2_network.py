@@ -69,16 +69,36 @@ def build_network(job: dict, stim_values, record_spikes: bool = False):
     dx/dt = -x / tau_r : 1
     dtrace/dt = -trace / tau_trace : 1
     """
-    common = dict(tau_m=p["tau_m"] * ms, v_rest=p["v_rest"] * mV, tau_d=p["tau_d"] * ms, tau_r=p["tau_r"] * ms,
-                  stim=stim, v_threshold=p["v_threshold"] * mV, v_reset=p["v_reset"] * mV,
-                  increment=stdp["trace_increment"])
+    common = dict(
+        tau_m=p["tau_m"] * ms,
+        v_rest=p["v_rest"] * mV,
+        tau_d=p["tau_d"] * ms,
+        tau_r=p["tau_r"] * ms,
+        stim=stim,
+        v_threshold=p["v_threshold"] * mV,
+        v_reset=p["v_reset"] * mV,
+        increment=stdp["trace_increment"],
+    )
 
     def population(n, mu, sigma, strength, sign, tau_trace, name):
-        namespace = dict(common, mu=mu * mV, noise=noise_coefficient(sigma) * mV / ms**0.5,
-                         strength=strength * mV, polarity=sign, tau_trace=tau_trace * ms)
-        group = b2.NeuronGroup(n, equations, threshold="v >= v_threshold",
-                               reset="v = v_reset; trace += increment", refractory=p["refractory"] * ms,
-                               method="euler", namespace=namespace, name=name)
+        namespace = dict(
+            common,
+            mu=mu * mV,
+            noise=noise_coefficient(sigma) * mV / ms**0.5,
+            strength=strength * mV,
+            polarity=sign,
+            tau_trace=tau_trace * ms,
+        )
+        group = b2.NeuronGroup(
+            n,
+            equations,
+            threshold="v >= v_threshold",
+            reset="v = v_reset; trace += increment",
+            refractory=p["refractory"] * ms,
+            method="euler",
+            namespace=namespace,
+            name=name,
+        )
         group.v = p["v_reset"] * mV
         group.run_regularly("v = clip(v, v_rest, inf * mV)", name=f"{name}_floor")
         return group
@@ -90,23 +110,38 @@ def build_network(job: dict, stim_values, record_spikes: bool = False):
     i_to_e.connect(p=p["connection_prob"])
     plastic = "int(t >= onset) * int(plasticity_enabled)"
     e_to_i = b2.Synapses(
-        exc, inh, model="w : 1",
-        on_pre={"pre": "x_post += w",
-                "depress": f"w = clip(w + eta * a_ltd * trace_post * {plastic}, w_min, w_max)"},
+        exc,
+        inh,
+        model="w : 1",
+        on_pre={"pre": "x_post += w", "depress": f"w = clip(w + eta * a_ltd * trace_post * {plastic}, w_min, w_max)"},
         on_post=f"w = clip(w + eta * a_ltp * trace_pre * {plastic}, w_min, w_max)",
         delay={"pre": delay, "depress": 0 * ms, "post": 0 * ms},
-        namespace=dict(onset=stdp["onset"] * ms, plasticity_enabled=int(stdp["enabled"]), eta=stdp["eta"],
-                       a_ltd=stdp["a_ltd"], a_ltp=stdp["a_ltp"], w_min=stdp["w_min_mv"] / p["j_i"],
-                       w_max=stdp["w_max_mv"] / p["j_i"]),
+        namespace=dict(
+            onset=stdp["onset"] * ms,
+            plasticity_enabled=int(stdp["enabled"]),
+            eta=stdp["eta"],
+            a_ltd=stdp["a_ltd"],
+            a_ltp=stdp["a_ltp"],
+            w_min=stdp["w_min_mv"] / p["j_i"],
+            w_max=stdp["w_max_mv"] / p["j_i"],
+        ),
         name="e_to_i",
     )
     e_to_i.connect(p=p["connection_prob"])
     e_to_i.w = stdp["w_init"]
-    counts = [b2.SpikeMonitor(exc, record=record_spikes, name="spikes_exc"),
-              b2.SpikeMonitor(inh, record=False, name="spikes_inh")]
+    counts = [
+        b2.SpikeMonitor(exc, record=record_spikes, name="spikes_exc"),
+        b2.SpikeMonitor(inh, record=False, name="spikes_inh"),
+    ]
     objects = [exc, inh, i_to_e, e_to_i, *counts]
-    return {"exc": exc, "inh": inh, "i_to_e": i_to_e, "e_to_i": e_to_i, "spikes": counts,
-            "network": b2.Network(objects)}
+    return {
+        "exc": exc,
+        "inh": inh,
+        "i_to_e": i_to_e,
+        "e_to_i": e_to_i,
+        "spikes": counts,
+        "network": b2.Network(objects),
+    }
 
 
 def state_bytes(network) -> int:
@@ -155,8 +190,13 @@ def run_job(job: dict) -> dict:
     stim_values = np.load(job["stimulus_path"])
     record = bool(job.get("record_spikes", False))
     total_windows = job["warmup"] + job["windows"] * job["repeats"]
-    result = {"peer": f"brian2-{'cpp' if target == 'cpp_standalone' else 'runtime'}", "brian2": b2.__version__,
-              "numpy": np.__version__, "python": sys.version.split()[0], "target": target}
+    result = {
+        "peer": f"brian2-{'cpp' if target == 'cpp_standalone' else 'runtime'}",
+        "brian2": b2.__version__,
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "target": target,
+    }
     if target == "cpp_standalone":
         build_dir = job.get("build_dir") or tempfile.mkdtemp(prefix="brian2_ftsts_")
         b2.set_device("cpp_standalone", directory=build_dir, build_on_run=False)
@@ -174,9 +214,11 @@ def run_job(job: dict) -> dict:
             walls.append(time.perf_counter() - start)
             times.append(b2.device._last_run_time / job["windows"])
         result["binary_wall_s"] = walls
-        result["timing"] = ("Network::run of the timed run() inside the compiled binary (omp_get_wtime with "
-                            f"openmp_threads={job['threads']}, wall clock; std::clock CPU time when 0); "
-                            "the binary is run once per repeat, each run = warm-up + timed windows")
+        result["timing"] = (
+            "Network::run of the timed run() inside the compiled binary (omp_get_wtime with "
+            f"openmp_threads={job['threads']}, wall clock; std::clock CPU time when 0); "
+            "the binary is run once per repeat, each run = warm-up + timed windows"
+        )
         seconds = (job["warmup"] + job["windows"]) * job["window_ms"] / 1000.0
         result["threads"] = job["threads"]
     else:

@@ -26,8 +26,9 @@ def state_bytes(net: ReferenceNetwork) -> int:
     return total
 
 
-def run_reference(size: Size, *, windows: int, repeats: int, warmup: int, seed: int = 0,
-                  synaptic_input: str = "published") -> dict:
+def run_reference(
+    size: Size, *, windows: int, repeats: int, warmup: int, seed: int = 0, synaptic_input: str = "published"
+) -> dict:
     """Time one reference network on the workload; returns a peer record (see the harness)."""
     params = size.params(synaptic_input=synaptic_input)
     steps = round(WINDOW_MS / STEP_MS)
@@ -42,7 +43,7 @@ def run_reference(size: Size, *, windows: int, repeats: int, warmup: int, seed: 
     def window() -> None:
         for _ in range(steps):
             noise = rng.standard_normal(params.num_e + params.num_i)
-            spiked_e, spiked_i = net.step(float(stimulus[net.n]), noise[:params.num_e], noise[params.num_e:])
+            spiked_e, spiked_i = net.step(float(stimulus[net.n]), noise[: params.num_e], noise[params.num_e :])
             spikes[0] += spiked_e.sum()
             spikes[1] += spiked_i.sum()
 
@@ -50,14 +51,26 @@ def run_reference(size: Size, *, windows: int, repeats: int, warmup: int, seed: 
     seconds = net.n * STEP_MS / 1000.0
     return {
         "peer": "reference",
-        "size": size.name, "num_e": size.num_e, "num_i": size.num_i, "batch": 1, "device": "cpu",
-        "windows": windows, "repeats": repeats, "warmup": warmup,
+        "size": size.name,
+        "num_e": size.num_e,
+        "num_i": size.num_i,
+        "batch": 1,
+        "device": "cpu",
+        "windows": windows,
+        "repeats": repeats,
+        "warmup": warmup,
         **summarize_times(times, 1, WINDOW_MS),
-        "memory": {"peak_bytes_per_network": probe.peak_bytes(), "persistent_bytes_per_network": state_bytes(net),
-                   "method": probe.method + "; persistent: the NumPy arrays the network holds, S/X histories included"},
-        "activity": {"simulated_s": seconds, "rate_e_hz": float(spikes[0]) / (params.num_e * seconds),
-                     "rate_i_hz": float(spikes[1]) / (params.num_i * seconds),
-                     "mean_weight_mv": float(net.w[ei].mean()) * params.j_i},
+        "memory": {
+            "peak_bytes_per_network": probe.peak_bytes(),
+            "persistent_bytes_per_network": state_bytes(net),
+            "method": probe.method + "; persistent: the NumPy arrays the network holds, S/X histories included",
+        },
+        "activity": {
+            "simulated_s": seconds,
+            "rate_e_hz": float(spikes[0]) / (params.num_e * seconds),
+            "rate_i_hz": float(spikes[1]) / (params.num_i * seconds),
+            "mean_weight_mv": float(net.w[ei].mean()) * params.j_i,
+        },
         "notes": "neuroloop_gpu.reference.ReferenceNetwork, NumPy float64, one core, synaptic_input="
-                 f"{params.synaptic_input!r}",
+        f"{params.synaptic_input!r}",
     }
