@@ -345,10 +345,9 @@ def evaluate(args: argparse.Namespace) -> None:
                     name,
                 )
                 controllers[name] = PolicyController(path, name=name)
-        inputs = [
-            *policies.values(),
-            *([sweep_file(sweep_path)] if any(n.startswith("ftsts-tuned") for n in controllers) else []),
-        ]
+        # the tuned baselines read the sweep; its grid joins the energy plane
+        sweep_input = sweep_file(sweep_path) if any(n.startswith("ftsts-tuned") for n in controllers) else None
+        inputs = [*policies.values(), *([sweep_input] if sweep_input else [])]
         config = EvaluationConfig(
             seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
             network=MODELS[args.model].network(NetworkParams(num_e=num_e, num_i=num_i)),
@@ -369,8 +368,8 @@ def evaluate(args: argparse.Namespace) -> None:
             log = Path(next(iter(policies.values()))).with_name("train_log.csv")
             if log.is_file():
                 shutil.copyfile(log, out / "train_log.csv")
-        if inputs[len(policies) :]:  # the sweep's grid joins the energy plane
-            shutil.copyfile(inputs[-1], out / "sweep.json")
+        if sweep_input is not None:
+            shutil.copyfile(sweep_input, out / "sweep.json")
         figures = plot_run(out)
     if not args.quiet:
         print(result.markdown())
