@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_figures import assert_png_shows, assert_throughput_figure
 
 from neuroloop_gpu.bench import (
     BenchConfig,
@@ -20,6 +21,7 @@ from neuroloop_gpu.bench import (
     compute_ratios,
     latest_results,
     parse_size,
+    plot_results,
     run,
     run_benchmarks,
 )
@@ -86,7 +88,15 @@ def test_harness_writes_well_formed_json_and_plot(tmp_path):
     assert len(saved["ratios"]) == 3
     for ratio in saved["ratios"]:
         assert ratio["ratio_best"] == pytest.approx(ratio["ours_best_env_steps_per_s"] / peer["env_steps_per_s"])
-    assert (tmp_path / "throughput_cpu.png").stat().st_size > 10_000
+    # the PNG a user opens draws the saved measurements: each target's rates, bands and memory, the peer
+    figure = plot_results([saved])
+    assert_throughput_figure(figure, [saved])
+    drawn = {line.get_label() for line in figure.axes[0].lines}
+    threads = env["torch_threads"]
+    assert drawn == {f"CPU x{threads} {t} 20/5" for t in ("simulator", "torchrl-env", "vector-env")} | {
+        "peer reference 20/5"
+    }
+    assert_png_shows(tmp_path / "throughput_cpu.png", figure)
 
 
 def test_reference_peer_runs():

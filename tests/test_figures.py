@@ -6,11 +6,15 @@ curves and intervals are computed here with NumPy (the 95 % t quantile for 3 deg
 tabulated 3.182446305284263).
 """
 
+import io
 import math
 
 import numpy as np
 import pytest
 from independent import span_x
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.colors import to_rgba
+from matplotlib.image import imread
 from test_plots import synthetic_result, write_log
 
 from neuroloop_gpu import plots
@@ -41,6 +45,144 @@ def fill_edges(collection, x):
         low.append(ys.min())
         high.append(ys.max())
     return np.array(low), np.array(high)
+
+
+def assert_png_shows(path, fig, dpi=110):
+    """The PNG file at ``path`` is ``fig`` drawn at ``dpi``, pixel for pixel: what a user opens is the
+    figure whose artists a test checked. ``fig`` must not have been drawn yet (a second draw of a
+    constrained layout moves artists by a pixel): remake it from the same data to compare a saved one."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    buffer.seek(0)
+    drawn, saved = imread(buffer), imread(path)
+    assert saved.shape == drawn.shape
+    np.testing.assert_array_equal(saved, drawn)
+
+
+def device_name(doc):
+    """How a throughput figure names a result document's device: its GPU, or the CPU and its threads."""
+    if doc["device_type"] == "cuda":
+        return doc["environment"].get("gpu") or "cuda"
+    return f"CPU x{doc['environment'].get('torch_threads', '?')}"
+
+
+def assert_throughput_figure(fig, docs):
+    """``plot_results(docs)`` draws every measurement of ``docs`` and nothing else.
+
+    Left panel, per document and per (target, size, backend): a line of the median env-steps/s against
+    the batch and a band from the slowest repeat (batch / longest window) to the fastest; each peer a
+    marker at one network with a dotted line across at its rate. Right panel: the simulator's peak and
+    persistent bytes per network in MB against the batch (the state once per size), the peers' state at
+    one network. Artists are matched in the order the documents list them (labels may repeat across
+    documents of the same device)."""
+    ax_rate, ax_mem = fig.axes[:2]
+    rates, memory = list(ax_rate.lines), list(ax_mem.lines)
+    bands = [c for c in ax_rate.collections if isinstance(c, PolyCollection)]
+    across = [c for c in ax_rate.collections if isinstance(c, LineCollection)]
+    batches = sorted({r["batch"] for doc in docs for r in doc["results"] if "env_steps_per_s" in r} | {1})
+    for doc in docs:
+        name = device_name(doc)
+        groups = {}
+        for row in doc["results"]:
+            if "env_steps_per_s" in row:
+                groups.setdefault((row["target"], row["size"], row.get("backend", "eager")), []).append(row)
+        states = set()
+        for (target, size, backend), rows in groups.items():
+            rows = sorted(rows, key=lambda r: r["batch"])
+            x = [r["batch"] for r in rows]
+            line = rates.pop(0)
+            assert line.get_label() == f"{name} {target} {size}" + ("" if backend == "eager" else f" {backend}")
+            np.testing.assert_array_equal(line.get_xdata(), x)
+            np.testing.assert_allclose(line.get_ydata(), [r["env_steps_per_s"] for r in rows], rtol=1e-12)
+            low, high = fill_edges(bands.pop(0), x)
+            np.testing.assert_allclose(low, [r["batch"] / max(r["seconds_per_window"]) for r in rows], rtol=1e-12)
+            np.testing.assert_allclose(high, [r["env_steps_per_s_best"] for r in rows], rtol=1e-12)
+            if target != "simulator":
+                continue
+            curves = [("peak_bytes_per_network", f"peak {backend}")]
+            if size not in states:
+                states.add(size)
+                curves.append(("persistent_bytes_per_network", "state"))
+            for key, what in curves:
+                points = [(r["batch"], r["memory"][key] / 1e6) for r in rows if r["memory"].get(key)]
+                if points:
+                    line = memory.pop(0)
+                    assert line.get_label() == f"{name} {size} {what}"
+                    np.testing.assert_array_equal(line.get_xdata(), [b for b, _ in points])
+                    np.testing.assert_allclose(line.get_ydata(), [mb for _, mb in points], rtol=1e-12)
+        for peer in doc.get("peers", []):
+            if "env_steps_per_s" not in peer:
+                continue
+            line = rates.pop(0)
+            assert line.get_label() == f"peer {peer['peer']} {peer['size']}"
+            assert (list(line.get_xdata()), list(line.get_ydata())) == ([1], [peer["env_steps_per_s"]])
+            (segment,) = across.pop(0).get_segments()
+            np.testing.assert_allclose(
+                segment, [[batches[0], peer["env_steps_per_s"]], [max(batches[-1], 2), peer["env_steps_per_s"]]]
+            )
+            held = peer.get("memory", {})
+            value = held.get("persistent_bytes_per_network") or held.get("peak_bytes_per_network")
+            if value:
+                line = memory.pop(0)
+                assert line.get_label() == f"peer {peer['peer']} {peer['size']}"
+                assert (list(line.get_xdata()), list(line.get_ydata())) == ([1], [value / 1e6])
+    assert not rates and not memory and not bands and not across, "artists that no measurement accounts for"
+    assert ax_rate.get_title() == "throughput (median repeat; band: slowest to fastest)"
+    assert ax_rate.get_ylabel() == "env-steps/s (20 ms windows, summed)"
+    assert ax_mem.get_title() == "memory per network (simulator: peak, dotted: persistent state)"
+    assert ax_mem.get_ylabel() == "MB per network"
+    for ax in (ax_rate, ax_mem):
+        assert ax.get_xlabel() == "networks in the batch" and ax.get_xscale() == ax.get_yscale() == "log"
+        assert list(ax.get_xticks()) == batches
+    devices = ", ".join(dict.fromkeys(doc["device"] for doc in docs))
+    assert fig.get_suptitle() == f"neuroloop_gpu throughput: {devices}"
+
+
+def assert_traffic_figure(fig, rows, docs=()):
+    """``plot_traffic(rows, docs)`` draws, per model row and per GPU bandwidth, a bar as long as the bound
+    (env-steps/s) in that GPU's colour, then per measured GPU and backend a bar as long as the best
+    simulator throughput of ``docs`` at the rows' network size, in the colour of that GPU's bound; each bar
+    carries its value as text; a dashed line marks the issue-5 target where the size has one."""
+    from neuroloop_gpu.bench.workload import GPU_TARGETS
+
+    (ax,) = fig.axes
+    size, names = rows[0]["size"], list(rows[0]["bounds"])
+    best = {}
+    for doc in docs:
+        for r in doc["results"] if doc["device_type"] == "cuda" else ():
+            if r.get("target") == "simulator" and r.get("size") == size and "env_steps_per_s" in r:
+                key = (device_name(doc), r.get("backend", "eager"))
+                best[key] = max(best.get(key, 0.0), r["env_steps_per_s"])
+    height = 0.8 / len(names)
+    expected = [
+        (y + (j - (len(names) - 1) / 2) * height, height, row["bounds"][name], f"C{j}")
+        for y, row in enumerate(rows)
+        for j, name in enumerate(names)
+    ]
+    for k, ((gpu, _), value) in enumerate(best.items()):
+        colour = next((f"C{j}" for j, name in enumerate(names) if name.split()[0] in gpu), "0.5")
+        expected.append((len(rows) + k, 0.8, value, colour))
+    assert len(ax.patches) == len(ax.texts) == len(expected)
+    for bar, text, (y, thick, value, colour) in zip(ax.patches, ax.texts, expected):
+        assert (bar.get_x(), bar.get_width()) == (0, pytest.approx(value, rel=1e-12))
+        assert bar.get_y() + bar.get_height() / 2 == pytest.approx(y) and bar.get_height() == pytest.approx(thick)
+        assert bar.get_facecolor() == to_rgba(colour)
+        assert text.get_text() == f" {value:,.0f}" and text.get_position() == pytest.approx((value, y))
+    labels = [f"model: {row['synapses']} synapses, {row['scenario']}" for row in rows]
+    labels += [f"measured: {gpu}, {backend}" for gpu, backend in best]
+    assert [label.get_text() for label in ax.get_yticklabels()] == labels
+    assert list(ax.get_yticks()) == list(range(len(labels)))
+    if size in GPU_TARGETS:
+        (target,) = ax.lines
+        assert set(target.get_xdata()) == {GPU_TARGETS[size]}
+        assert target.get_label() == f"target {GPU_TARGETS[size]:,} env-steps/s"
+    else:
+        assert not ax.lines
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "env-steps/s (20 ms windows, summed over networks)"
+    assert (
+        ax.get_title().startswith(f"{size} networks: memory-traffic bounds")
+        and f"B = {rows[0]['batch']}" in ax.get_title()
+    )
 
 
 @pytest.mark.parametrize(

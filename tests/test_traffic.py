@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from matplotlib.colors import to_rgba
+from test_figures import assert_png_shows, assert_traffic_figure
 
 from neuroloop_gpu.bench import format_traffic, plot_traffic, traffic, traffic_model
 from neuroloop_gpu.config import NetworkParams
@@ -95,9 +97,12 @@ def test_model_rows_tables_and_figure(tmp_path):
         "results": [{"target": "simulator", "size": "20/5", "backend": "triton", "env_steps_per_s": 5e5}],
     }
     figure = plot_traffic(rows, [measured], path=tmp_path / "traffic.png")
+    assert_traffic_figure(figure, rows, [measured])  # every bound's bar and value, the measured bar
     labels = [label.get_text() for label in figure.axes[0].get_yticklabels()]
     assert labels[-1] == "measured: NVIDIA H200, triton" and len(labels) == len(rows) + 1
-    assert (tmp_path / "traffic.png").stat().st_size > 10_000
+    measured_bar = figure.axes[0].patches[-1]  # 5e5 env-steps/s in the colour of the H200 bound (C1)
+    assert measured_bar.get_width() == 5e5 and measured_bar.get_facecolor() == to_rgba("C1")
+    assert_png_shows(tmp_path / "traffic.png", plot_traffic(rows, [measured]))  # the file is that figure
 
 
 @pytest.mark.parametrize(
