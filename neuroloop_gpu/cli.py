@@ -221,6 +221,7 @@ TRAIN_FIELDS = {  # train option -> the PPOConfig field it sets
     "latch": "latch_mv",
     "weight_credit": "weight_credit",
     "followup_weight": "followup_weight",
+    "latch_bonus": "latch_bonus",
     "max_pulse_width": "max_pulse_width_us",
     "hidden": "hidden",
     "seed": "seed",
@@ -584,6 +585,12 @@ def _add_train_parser(commands) -> None:
         type=float,
         default=None,
         help="reward penalty on Kuramoto R in the follow-up (acute: 0, lasting: 0.05)",
+    )
+    cmd.add_argument(
+        "--latch-bonus",
+        type=float,
+        default=None,
+        help="reward in the window that trips the latch (default 0)",
     )
     cmd.add_argument(
         "--max-pulse-width",

@@ -87,6 +87,32 @@ def test_reward_as_the_step_wires_it():
     np.testing.assert_allclose(credits.sum(0), 10.0 * (fraction(start) - weight[-1]), rtol=1e-9)  # it telescopes
 
 
+def test_latch_bonus_is_paid_once_in_the_window_that_trips_the_latch():
+    """Two cores on the same networks and actions, with and without a latch bonus: the rewards differ by the
+    bonus exactly in the first window whose end weight lies below the latch (recomputed from info), once
+    per episode although the weight stays below it."""
+    episode = EpisodeConfig(latch_mv=259.9, stim_budget=200.0, followup=40.0)
+    traces = []
+    for bonus in (0.0, 3.5):
+        rewards = RewardConfig(energy_weight=0.1, weight_credit=10.0, latch_bonus=bonus)
+        core = DBSCore(3, TINY, SimConfig(duration=400.0, seed=3), reward_config=rewards, episode=episode, device="cpu")
+        traces.append(run(core, 12))
+    plain, paid = traces
+    np.testing.assert_array_equal(plain["weight_mv"], paid["weight_mv"])  # the bonus changes no dynamics
+    expected = np.zeros_like(plain["reward"])
+    for b in range(3):
+        below = np.flatnonzero(plain["weight_mv"][:, b] < 259.9)
+        assert below.size and below[0] < 9, "the latch must trip within the budget in this test"
+        expected[below[0], b] = 3.5
+    np.testing.assert_allclose(paid["reward"] - plain["reward"], expected, atol=1e-6)
+    with pytest.raises(ValueError, match="reward.latch_bonus must be a finite number >= 0, got -1.0"):
+        RewardConfig(latch_bonus=-1.0)
+    from neuroloop_gpu.envs.reward import reward
+
+    with pytest.raises(ValueError, match=r"latched must be the \[B\] bools marking the windows that tripped"):
+        reward(RewardConfig(latch_bonus=1.0), torch.zeros(1), torch.zeros(1), torch.zeros(1), 1.0)
+
+
 def test_start_weights_are_drawn_per_episode_and_independent_of_the_batch():
     episode = EpisodeConfig(start_weight_mv=(80.0, 260.0))
     sim = SimConfig(duration=100.0, seed=7)

@@ -109,6 +109,7 @@ class PPOConfig:
     start_weight_mv: tuple[float, float] | None = None  # training episodes start from J_I*w drawn in this range
     weight_credit: float = 0.0  # reward per unit decrease of the weight fraction
     followup_weight: float = 0.0  # reward: penalty on synchrony in the follow-up
+    latch_bonus: float = 0.0  # reward: prize in the window that trips the latch
     energy_scale_mv2ms: float | None = None  # reward: energy's unit (None: the strongest train the bounds allow)
     max_pulse_width_us: float = 500.0  # top of the agent's phase-width range (NeuroLoop's box: 500 us)
     seed: int = 0  # see torch_seed; network b of rank r gets seed (seed * world_size + r) * num_envs + b
@@ -171,6 +172,7 @@ class PPOConfig:
             energy_weight=self.energy_weight,
             weight_credit=self.weight_credit,
             followup_synchrony_weight=self.followup_weight,
+            latch_bonus=self.latch_bonus,
             energy_scale_mv2ms=self.energy_scale_mv2ms,
         )
 

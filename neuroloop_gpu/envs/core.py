@@ -289,6 +289,7 @@ class DBSCore:
             self.energy_scale,
             previous_weight=self.previous_weight,
             followup=followup,
+            latched=newly_latched,
         )
         self.previous_weight = weight
         terminated = newly_latched if self.episode.terminate_on_latch else torch.zeros_like(newly_latched)

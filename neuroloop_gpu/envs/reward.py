@@ -1,7 +1,9 @@
 """Reward of one decision window (configurable terms, documented defaults).
 
     desynchronise:  r = -(s * S + coupling_weight * W + energy_weight * E) + weight_credit * (W_prev - W)
+                        + latch_bonus * L
     synchronise:    r = -(s * (1 - S) + coupling_weight * (1 - W) + energy_weight * E) + weight_credit * (W - W_prev)
+                        + latch_bonus * L
 
 with s = synchrony_weight in the stimulation phase and
 s = followup_synchrony_weight in the follow-up (the windows after the
@@ -12,6 +14,10 @@ weight_credit * (W_start - W_end) whatever the path: the credit for lowering
 the weight is paid window by window as it happens (a potential-based
 shaping whose final potential is kept, so the final weight is part of the
 objective, as the cause of the lasting effect it is).
+
+L is 1 in the window whose end trips the latch (``EpisodeConfig.latch_mv``), else 0: a
+one-off prize for reaching the lasting state within the stimulation budget, which the weight credit
+alone pays no more for than for the same fall after the budget.
 
 S is the window's synchrony (causal Kuramoto R by default, or chi) and W the
 mean E->I weight as a fraction of its range (observation feature 5), both in
@@ -47,6 +53,7 @@ class RewardConfig:
     energy_weight: float = 0.2
     weight_credit: float = 0.0  # reward per unit decrease of the weight fraction within a window
     followup_synchrony_weight: float = 0.0  # penalty on synchrony in the follow-up windows (replaces synchrony_weight)
+    latch_bonus: float = 0.0  # reward in the window that trips the latch (EpisodeConfig.latch_mv)
     energy_scale_mv2ms: float | None = None  # E's unit; None: the strongest train of the env's bounds (see below)
 
     def __post_init__(self) -> None:
@@ -63,6 +70,7 @@ class RewardConfig:
             "energy_weight",
             "weight_credit",
             "followup_synchrony_weight",
+            "latch_bonus",
         ):
             value = getattr(self, name)
             require(
@@ -95,11 +103,13 @@ def reward(
     *,
     previous_weight: torch.Tensor | None = None,
     followup: torch.Tensor | None = None,
+    latched: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """[B] reward from [B] synchrony (0..1), weight fraction (0..1) and energy (mV^2 ms).
 
     ``previous_weight`` [B] (the weight fraction a window started from) is needed when
-    ``weight_credit`` > 0; ``followup`` [B] bool marks follow-up windows (default: none).
+    ``weight_credit`` > 0; ``followup`` [B] bool marks follow-up windows (default: none); ``latched``
+    [B] bool the windows that tripped the latch, needed when ``latch_bonus`` > 0.
     """
     if config.target == "synchronise":
         synchrony, weight = 1.0 - synchrony, 1.0 - weight
@@ -116,4 +126,12 @@ def reward(
             previous_weight,
         )
         cost = cost - config.weight_credit * (previous_weight - weight)
+    if config.latch_bonus:
+        require(
+            latched is not None,
+            "latched",
+            "the [B] bools marking the windows that tripped the latch (reward.latch_bonus > 0)",
+            latched,
+        )
+        cost = cost - config.latch_bonus * latched.to(cost.dtype)
     return (-cost).to(torch.float32)
