@@ -147,6 +147,49 @@ def test_episode_config_names_the_bad_field(kwargs, message):
         EpisodeConfig(**kwargs)
 
 
+INF, NAN = float("inf"), float("nan")
+START = "None or a tuple (low, high) of mV with 0 < low <= high"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "allowed", "value"),
+    [
+        ({"stim_onset": -1e-9}, "stim_onset", "a finite number >= 0 (ms)", -1e-9),
+        ({"stim_onset": INF}, "stim_onset", "a finite number >= 0 (ms)", INF),
+        ({"latch_mv": 0.0}, "latch_mv", "None or a finite number > 0 (mV)", 0.0),
+        ({"latch_mv": INF}, "latch_mv", "None or a finite number > 0 (mV)", INF),
+        ({"terminate_on_latch": True}, "terminate_on_latch", "False unless latch_mv is set", True),
+        ({"stim_budget": 0.0}, "stim_budget", "None or a finite number > 0 (ms)", 0.0),
+        ({"stim_budget": NAN}, "stim_budget", "None or a finite number > 0 (ms)", NAN),
+        ({"stim_budget": 20.0, "followup": -1.0}, "followup", "a finite number >= 0 (ms)", -1.0),
+        ({"stim_budget": 20.0, "followup": INF}, "followup", "a finite number >= 0 (ms)", INF),
+        ({"followup": 20.0}, "followup", "0 unless stim_budget or latch_mv ends the stimulation phase", 20.0),
+        (
+            {"latch_mv": 75.0, "terminate_on_latch": True, "followup": 20.0},
+            "terminate_on_latch",
+            "False when a follow-up follows the latch (followup > 0)",
+            True,
+        ),
+        ({"start_weight_mv": (0.0, 100.0)}, "start_weight_mv", START, (0.0, 100.0)),
+        ({"start_weight_mv": (NAN, 100.0)}, "start_weight_mv", START, (NAN, 100.0)),
+        ({"start_weight_mv": [50.0, 100.0]}, "start_weight_mv", START, [50.0, 100.0]),
+        ({"start_weight_mv": (50.0,)}, "start_weight_mv", START, (50.0,)),
+    ],
+)  # fmt: skip
+def test_episode_config_refuses_with_the_whole_message(kwargs, field, allowed, value):
+    with pytest.raises(ValueError) as error:
+        EpisodeConfig(**kwargs)
+    assert str(error.value) == f"episode.{field} must be {allowed}, got {value!r}"
+
+
+def test_episode_config_accepts_the_edges_of_its_ranges():
+    """Zero onset and follow-up, the smallest positive latch and budget, equal start bounds: all valid."""
+    edges = {"stim_onset": 0.0, "latch_mv": 1e-9, "stim_budget": 1e-9, "followup": 0.0, "start_weight_mv": (1e-9, 1e-9)}
+    assert {k: getattr(EpisodeConfig(**edges), k) for k in edges} == edges
+    for kwargs in ({"latch_mv": 75.0, "followup": 20.0}, {"latch_mv": 75.0, "terminate_on_latch": True}):
+        assert {k: getattr(EpisodeConfig(**kwargs), k) for k in kwargs} == kwargs
+
+
 def test_core_checks_phase_lengths_and_start_weights_against_the_run():
     with pytest.raises(ValueError, match="episode.stim_budget must be a whole multiple of sample_duration=20.0 ms"):
         DBSCore(1, TINY, SimConfig(duration=100.0), episode=EpisodeConfig(stim_budget=30.0), device="cpu")
