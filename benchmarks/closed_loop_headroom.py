@@ -47,6 +47,7 @@ LEVELS_MV = (260.0, 220.0, 180.0, 140.0, 110.0, 90.0)
 AMPLITUDES_MV = (30.0, 40.0, 50.0, 60.0, 80.0)
 FREQUENCIES_HZ = (50.0, FTSTS_HZ, 120.0, 180.0)
 SETTLE_S, MEASURE_S = 0.5, 2.0
+MIN_RATE_MV_PER_S = 0.1  # slower falls are within the 2 s measurement's noise: no price per mV is given
 
 
 def provenance(device: torch.device) -> dict:
@@ -102,7 +103,7 @@ def depression_map(seeds: list[int], device: torch.device) -> dict:
                 "rate_mv_per_s": r,
                 "rate_per_seed": rate[index].tolist(),
                 "power_mv2ms_per_s": p,
-                "energy_per_mv": p / -r if r < 0 and a > 0 else None,
+                "energy_per_mv": p / -r if r < -MIN_RATE_MV_PER_S and a > 0 else None,
                 "kop": float(kop[index].mean()),
             }
         )
