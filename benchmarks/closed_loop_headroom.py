@@ -194,7 +194,7 @@ SCHEDULES = {  # name: stages (above_mv, amplitude_mv, frequency_hz); a single s
 }
 
 
-def schedules(seeds: list[int], device: torch.device) -> dict:
+def schedules(seeds: list[int], device: torch.device, names: list[str] | None = None) -> dict:
     config = EvaluationConfig(
         seeds=tuple(seeds),
         network=NetworkParams(),
@@ -206,7 +206,8 @@ def schedules(seeds: list[int], device: torch.device) -> dict:
         latch_ends_stimulation=True,
         raster_ms=0.0,
     )
-    controllers = {name: WeightScheduledFTSTS(stages) for name, stages in SCHEDULES.items()}
+    chosen = {name: SCHEDULES[name] for name in names or SCHEDULES}
+    controllers = {name: WeightScheduledFTSTS(stages) for name, stages in chosen.items()}
     result = evaluate(controllers, config, device=device)
     summary = result.summary()
     keys = ("latch_reached", "time_to_latch_s", "energy_mv2ms", "kop_followup", "weight_final_mv")
@@ -215,7 +216,7 @@ def schedules(seeds: list[int], device: torch.device) -> dict:
         "protocol": config.to_dict(),
         "rows": [
             {"name": name, "stages": stages, **{key: summary[name][key] for key in keys}}
-            for name, stages in SCHEDULES.items()
+            for name, stages in chosen.items()
         ],
     }
 
@@ -240,6 +241,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=("map", "schedules"))
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--only", nargs="+", choices=list(SCHEDULES), default=None, help="schedules: these trains")
+    parser.add_argument("--label", default="", help="appended to the output files' names (e.g. heldout)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -250,11 +253,12 @@ def main() -> None:
         table = map_table(doc)
         plot_map(doc, OUT / "map.png")
     else:
-        doc = schedules(args.seeds or [2_000_000, 2_000_001, 2_000_002], device)
+        doc = schedules(args.seeds or [2_000_000, 2_000_001, 2_000_002], device, args.only)
         table = schedules_table(doc)
     doc.update(provenance(device), wall_time_s=time.perf_counter() - started)
-    (OUT / f"{args.what}.json").write_text(json.dumps(doc, indent=1) + "\n")
-    (OUT / f"{args.what}.md").write_text(table)
+    stem = f"{args.what}_{args.label}" if args.label else args.what
+    (OUT / f"{stem}.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (OUT / f"{stem}.md").write_text(table)
     print(table)
 
 

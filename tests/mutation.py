@@ -138,7 +138,8 @@ def summarise(report: dict) -> dict:
     later = {e["mutant"] for e in report.get("killed_after_run", [])} & survivors
     total = lambda key: sum(m.get(key, 0) for m in done)  # noqa: E731
     killed = total("killed") + total("segfault")  # a crash the tests see is a kill
-    survived = len(survivors - equivalent - later)
+    # survivors whose names were lost (a run cut short) count as survived, unexplained
+    survived = len(survivors - equivalent - later) + report.get("core_survivors_unnamed", 0)
     report.update(
         killed=killed,
         killed_after_run_count=len(later),
