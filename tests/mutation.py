@@ -35,7 +35,11 @@ MODULES = {  # module under neuroloop_gpu/ -> the fast tests that check what it 
     "envs/torchrl_env.py": ["tests/test_values.py", "tests/test_envs.py"],
     "envs/rendering.py": ["tests/test_values.py", "tests/test_envs.py"],
     "plots.py": ["tests/test_figures.py", "tests/test_plots.py", "tests/test_open_loop_values.py"],
-    "control/controllers.py": ["tests/test_control.py", "tests/test_evaluation_values.py"],
+    "control/controllers.py": [
+        "tests/test_control.py",
+        "tests/test_evaluation_values.py",
+        "tests/test_controller_mutants.py",
+    ],
     "control/policy.py": ["tests/test_control.py", "tests/test_ppo.py"],
     "control/checkpoint.py": ["tests/test_ppo.py"],
     "control/ppo.py": ["tests/test_train_log_values.py", "tests/test_ppo.py"],
