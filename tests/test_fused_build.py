@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from torch.utils import cpp_extension
 
+from neuroloop_gpu.network import fused
 from neuroloop_gpu.network.fused import _build_name, fused_backend_problem
 
 pytestmark = pytest.mark.skipif(fused_backend_problem() is not None, reason="the fused kernel cannot be built here")
@@ -67,3 +68,21 @@ def test_first_build_prints_a_notice(tmp_path):
     assert time.perf_counter() - start > 5  # it really built
     seconds, stderr = first_window(env)
     assert "building" not in stderr
+
+
+def test_the_pip_ninja_leads_path_even_where_its_package_cannot_name_it(monkeypatch):
+    """In a venv that sees the package in its base's site-packages, ``ninja.BIN_DIR`` is empty: the
+    executable is found from the package's installed files, and PATH never gains an empty entry."""
+    ninja = pytest.importorskip("ninja")
+    real = ninja.BIN_DIR  # outside such a venv, the package's own answer
+    assert real and os.path.isfile(os.path.join(real, "ninja"))
+    monkeypatch.setattr(ninja, "BIN_DIR", "")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    fused._ninja_on_path()
+    assert os.environ["PATH"] == os.pathsep.join([real, "/usr/bin", "/bin"])
+    fused._ninja_on_path()  # once is enough
+    assert os.environ["PATH"] == os.pathsep.join([real, "/usr/bin", "/bin"])
+    monkeypatch.setattr(fused.importlib.metadata, "files", lambda name: [])  # no record of the executable
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    fused._ninja_on_path()
+    assert os.environ["PATH"] == "/usr/bin:/bin"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -41,19 +42,41 @@ SOURCES = [CSRC / "fused_step.cpp", CSRC / "noise.cpp", CSRC / "stimulus.cpp"]  
 _FLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math"]
 
 
+def _pip_ninja_dir() -> str | None:
+    """The folder of the pip package's ninja executable, or None without the package.
+
+    ``ninja.BIN_DIR`` is empty in a virtual environment that sees the package in its base's
+    site-packages (``--system-site-packages``): the executable then sits in the base's scripts folder,
+    which the package's installed-file record still names.
+    """
+    try:
+        import ninja
+    except ImportError:
+        return None
+    if ninja.BIN_DIR and os.path.isfile(os.path.join(ninja.BIN_DIR, "ninja")):
+        return ninja.BIN_DIR
+    for file in importlib.metadata.files("ninja") or ():
+        if file.name in ("ninja", "ninja.exe") and file.parent.name in ("bin", "Scripts"):
+            located = Path(file.locate()).resolve()
+            if located.is_file():
+                return str(located.parent)
+    return None
+
+
 def _ninja_on_path() -> None:
     """Put the ninja of the pip package (a dependency) first on PATH, which torch's extension builder reads.
 
     Whatever PATH a shell holds, one ninja then builds and checks the kernel: two ninja versions
     disagree about each other's build log, and each switch between them would rebuild it (a minute).
+    Without the package a system ninja, if any, builds it; PATH never gains an empty entry (which
+    would search the working directory first).
     """
-    try:
-        import ninja
-    except ImportError:  # then a system ninja, if any
+    folder = _pip_ninja_dir()
+    if folder is None:
         return
     path = os.environ.get("PATH", "")
-    if not path.startswith(ninja.BIN_DIR + os.pathsep):
-        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + path
+    if not path.startswith(folder + os.pathsep):
+        os.environ["PATH"] = folder + os.pathsep + path
 
 
 def fused_backend_problem() -> str | None:
