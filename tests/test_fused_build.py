@@ -74,8 +74,9 @@ def test_the_pip_ninja_leads_path_even_where_its_package_cannot_name_it(monkeypa
     """In a venv that sees the package in its base's site-packages, ``ninja.BIN_DIR`` is empty: the
     executable is found from the package's installed files, and PATH never gains an empty entry."""
     ninja = pytest.importorskip("ninja")
-    real = ninja.BIN_DIR  # outside such a venv, the package's own answer
-    assert real and os.path.isfile(os.path.join(real, "ninja"))
+    # the package's own answer, or inside such a venv the base's scripts folder, where pip put the executable
+    real = ninja.BIN_DIR or os.path.join(sys.base_prefix, "bin")
+    assert os.path.isfile(os.path.join(real, "ninja"))
     monkeypatch.setattr(ninja, "BIN_DIR", "")
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     fused._ninja_on_path()
