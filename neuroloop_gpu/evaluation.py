@@ -392,7 +392,8 @@ class EvaluationResult:
             if not (out / name).is_file():
                 raise FileNotFoundError(f"{out / name} is missing: not an evaluation folder")
         document = json.loads((out / FILES["json"]).read_text())
-        with np.load(out / FILES["npz"]) as arrays:
+        # our own handle: np.load leaves the file open when a damaged archive makes it raise
+        with open(out / FILES["npz"], "rb") as handle, np.load(handle) as arrays:
             traces = {k[len("trace_") :]: arrays[k] for k in arrays.files if k.startswith("trace_")}
             rasters = {k[len("raster_") :]: arrays[k] for k in arrays.files if k.startswith("raster_")}
         return cls(

@@ -5,9 +5,11 @@ exit status 2) and, where a run folder or a checkpoint exists, that it is byte f
 """
 
 import csv
+import gc
 import json
 import math
 import shutil
+import warnings
 from dataclasses import fields
 
 import numpy as np
@@ -385,6 +387,21 @@ def test_plot_reports_damaged_files(evaluated, tmp_path, capsys, damage, named):
     damage(out)
     message = refusal(["plot", str(out), "--quiet"], capsys)
     assert message.startswith(f"error: cannot draw the figures of {out}: {out}") and named in message
+
+
+def test_a_damaged_npz_leaves_no_file_open(evaluated, tmp_path):
+    """np.load keeps its handle when a damaged archive makes it raise; loading closes it all the same."""
+    from neuroloop_gpu.evaluation import EvaluationResult
+
+    out = tmp_path / "eval"
+    shutil.copytree(evaluated, out)
+    _truncate(out / "evaluation.npz")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(Exception):  # noqa: B017 - whichever error the damaged archive gives
+            EvaluationResult.load(out)
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
 # --- checkpoints ------------------------------------------------------------------------------------------------------
