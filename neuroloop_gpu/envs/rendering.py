@@ -34,10 +34,10 @@ class RenderHistory:
         self.raster = raster
 
 
-def render_frame(history: RenderHistory, title: str, step_ms: float) -> np.ndarray:
-    """[H, W, 3] uint8 image."""
+def draw_frame(history: RenderHistory, title: str, step_ms: float) -> Figure:
+    """The frame's figure: the last window's E raster, synchrony and mean weight over the kept windows."""
     fig = Figure(figsize=(6.4, 6.4), layout="constrained")
-    canvas = FigureCanvasAgg(fig)
+    FigureCanvasAgg(fig)
     ax_raster, ax_sync, ax_weight = fig.subplots(3, 1)
     if history.raster is not None:
         steps, neurons = np.nonzero(history.raster)
@@ -48,5 +48,11 @@ def render_frame(history: RenderHistory, title: str, step_ms: float) -> np.ndarr
     ax_sync.set(ylabel="synchrony", ylim=(0, 1))
     ax_weight.plot(history.time_s, history.weight_mv, color="tab:red")
     ax_weight.set(xlabel="time (s)", ylabel="mean $J_I w$ (mV)")
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    return fig
+
+
+def render_frame(history: RenderHistory, title: str, step_ms: float) -> np.ndarray:
+    """[H, W, 3] uint8 image of :func:`draw_frame`."""
+    fig = draw_frame(history, title, step_ms)
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
