@@ -4,6 +4,9 @@ is that figure's pixels."""
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_rgba
+from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.markers import MarkerStyle
 
 from neuroloop_gpu.envs.rendering import HISTORY_WINDOWS, RenderHistory, draw_frame, render_frame
 
@@ -38,12 +41,20 @@ def test_frame_draws_the_last_window_and_the_kept_history():
     np.testing.assert_allclose(weight.get_xdata(), [0.02, 0.04, 0.06])
     np.testing.assert_allclose(weight.get_ydata(), [260.0, 259.0, 258.0])
     assert (weight_ax.get_xlabel(), weight_ax.get_ylabel()) == ("time (s)", "mean $J_I w$ (mV)")
+    # the style: small black dots without edges, a blue synchrony and a red weight trace, a constrained layout
+    assert dots.get_sizes().tolist() == [1.0] and dots.get_linewidths().tolist() == [0.0]
+    np.testing.assert_array_equal(dots.get_facecolors(), [to_rgba("k")])
+    dot = MarkerStyle(".")
+    np.testing.assert_allclose(dots.get_paths()[0].vertices, dot.get_path().transformed(dot.get_transform()).vertices)
+    assert to_rgba(sync.get_color()) == to_rgba("tab:blue") and to_rgba(weight.get_color()) == to_rgba("tab:red")
+    assert isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
 
 
 def test_history_keeps_the_last_windows_and_clears():
     history = filled_history(HISTORY_WINDOWS + 7)
     assert len(history.time_s) == len(history.synchrony) == len(history.weight_mv) == HISTORY_WINDOWS == 250
     assert history.time_s[0] == pytest.approx(0.02 * 8) and history.weight_mv[-1] == 260.0 - (HISTORY_WINDOWS + 6)
+    assert not draw_frame(RenderHistory(), "env 0", step_ms=0.1).axes[0].collections  # a fresh history: no raster
     history.clear()
     assert not history.time_s and not history.synchrony and not history.weight_mv and history.raster is None
     fig = draw_frame(history, "env 0", step_ms=0.1)  # nothing yet: no dots, empty traces
