@@ -237,6 +237,8 @@ def test_resume_refuses_another_task(trained, tmp_path, capsys):
         (["--onset", "0.013"], "argument --onset: must be a whole number (>= 0) of 20 ms decision windows"),
         (["--device", "foo"], "argument --device: must be auto, cpu, cuda or cuda:N, got 'foo'"),
         (["--lr", "2"], "lr must be a number in (0, 1)"),
+        (["--latch-bonus", "-1"], "reward.latch_bonus must be a finite number >= 0, got -1.0"),
+        (["--weight-credit", "nan"], "reward.weight_credit must be a finite number >= 0, got nan"),
     ],
 )
 def test_train_options_are_refused_before_training(tmp_path, capsys, argv, message):

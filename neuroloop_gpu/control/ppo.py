@@ -155,6 +155,7 @@ class PPOConfig:
             self.episode_s,
         )
         self.episode  # validates the episode fields
+        self.reward  # and the reward fields, before any run folder is claimed
 
     @property
     def frames_per_batch(self) -> int:
