@@ -223,6 +223,9 @@ TRAIN_FIELDS = {  # train option -> the PPOConfig field it sets
     "followup_weight": "followup_weight",
     "latch_bonus": "latch_bonus",
     "max_pulse_width": "max_pulse_width_us",
+    "imitate": "imitate",
+    "imitation_windows": "imitation_windows",
+    "imitation_scale": "imitation_scale",
     "hidden": "hidden",
     "seed": "seed",
     "checkpoint_every": "checkpoint_every",
@@ -597,6 +600,24 @@ def _add_train_parser(commands) -> None:
         type=_checked(float, "a number of us in (50, 2777]", lambda v: 50 < v <= 1e6 / (2 * 180)),
         default=None,
         help="top of the agent's phase-width range, us (default 500, NeuroLoop's box; the published FTSTS phase: 1000)",
+    )
+    cmd.add_argument(
+        "--imitate",
+        choices=sorted(CONTROLLERS),
+        default=None,
+        help="clone this controller (actor and critic) before PPO starts; docs: lasting task (default: a random start)",
+    )
+    cmd.add_argument(
+        "--imitation-windows",
+        type=COUNT,
+        default=None,
+        help="windows per network the controller to imitate drives (default 3000)",
+    )
+    cmd.add_argument(
+        "--imitation-scale",
+        type=POSITIVE,
+        default=None,
+        help="the cloned policy's Gaussian scale before tanh: PPO's initial exploration (default 0.3)",
     )
     cmd.add_argument("--hidden", type=COUNT, nargs="+", default=None, help="MLP widths (default 64 64)")
     cmd.add_argument("--seed", type=NATURAL, default=None, help="(default 0)")

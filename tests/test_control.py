@@ -45,7 +45,9 @@ def test_every_controller_is_batched_and_within_bounds(name):
         assert isinstance(train, PulseTrain)
         train.validate(B)  # shapes, finite, amplitude >= 0, 2 * width <= period, polarity +-1
         assert all(getattr(train, f).dtype == torch.float64 for f in ("amplitude", "frequency", "pulse_width"))
-        assert float(train.amplitude.max()) <= getattr(getattr(controller, "params", None), "amplitude", 0.0)
+        params = getattr(controller, "params", None)
+        ceiling = max(getattr(params, "amplitude", 0.0), getattr(params, "late_amplitude", 0.0))
+        assert float(train.amplitude.max()) <= ceiling
     assert controller.describe()["controller"] == name
 
 
@@ -194,3 +196,34 @@ def test_step_train_gates_before_onset():
     assert core.step_train(train).info["amplitude_mv"].tolist() == [50.0, 50.0]
     with pytest.raises(ValueError, match="PulseTrain.amplitude must be >= 0 mV"):
         core.step_train(PulseTrain.constant(2, -1.0))
+
+
+def test_weight_scheduled_ftsts_reads_the_weight_from_the_observation_and_steps_its_amplitude():
+    weights_mv = [260.0, 151.0, 149.0, 100.0, 76.0, 74.0]
+    obs = observation([0.5] * len(weights_mv))
+    obs[:, 5] = torch.tensor([(w - 10.0) / 280.0 for w in weights_mv])  # feature 5: (J_I*w - 10 mV) / 280 mV
+    controller = make_controller("ftsts-scheduled")
+    controller.reset(len(weights_mv), "cpu")
+    train = controller.act(obs, info([300.0] * len(weights_mv)))  # info's weight is not what it reads
+    assert train.amplitude.tolist() == [40.0, 40.0, 50.0, 50.0, 50.0, 0.0]
+    assert train.frequency.tolist() == [FTSTS_FREQUENCY_HZ] * 6 and train.pulse_width.tolist() == [500.0] * 6
+    assert train.polarity.tolist() == [1.0] * 6
+    assert controller.act(obs, {}).amplitude.tolist() == train.amplitude.tolist()  # no memory between windows
+    custom = make_controller("ftsts-scheduled", amplitude=30.0, late_amplitude=60.0, switch_mv=200.0, off_below_mv=90.0)
+    custom.reset(len(weights_mv), "cpu")
+    assert custom.act(obs, {}).amplitude.tolist() == [30.0, 60.0, 60.0, 60.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "params,message",
+    [
+        ({"switch_mv": 70.0}, r"WeightScheduleParams.switch_mv must be a finite number >= off_below_mv=75.0 \(mV\)"),
+        ({"late_amplitude": -1.0}, r"WeightScheduleParams.late_amplitude must be a finite number >= 0 \(mV\)"),
+        ({"off_below_mv": float("nan")}, r"WeightScheduleParams.off_below_mv must be a finite number >= 0"),
+        ({"polarity": -1.0}, r"WeightScheduleParams.polarity must be \+1"),
+        ({"pulse_width": 7000.0}, r"WeightScheduleParams.pulse_width must be > 0 and at most half the period"),
+    ],
+)
+def test_weight_schedule_refuses_impossible_parameters(params, message):
+    with pytest.raises(ValueError, match=message):
+        make_controller("ftsts-scheduled", **params)

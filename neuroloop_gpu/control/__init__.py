@@ -15,6 +15,8 @@ from .controllers import (
     TrainParams,
     TunedFTSTS,
     TunedFTSTS1ms,
+    WeightScheduledFTSTS,
+    WeightScheduleParams,
     make_controller,
 )
 
@@ -33,5 +35,7 @@ __all__ = [
     "TrainParams",
     "TunedFTSTS",
     "TunedFTSTS1ms",
+    "WeightScheduleParams",
+    "WeightScheduledFTSTS",
     "make_controller",
 ]

@@ -12,6 +12,7 @@ evaluation as the trained policy.
 | ``ftsts`` | :class:`OpenLoopFTSTS` | the published protocol, latched off once J_I*w < 75 mV |
 | ``ftsts-tuned`` | :class:`TunedFTSTS` | the cheapest FTSTS setting of the full-size sweep within NeuroLoop's bounds |
 | ``ftsts-tuned-1ms`` | :class:`TunedFTSTS1ms` | the same with phases up to the published 1 ms |
+| ``ftsts-scheduled`` | :class:`WeightScheduledFTSTS` | the FTSTS train, its amplitude chosen from the observed weight |
 | ``hf-dbs`` | :class:`HighFrequencyDBS` | continuous clinical-style 130 Hz, 60 us, 200 mV |
 | ``threshold`` | :class:`ThresholdStimulation` | a fixed train on while synchrony is high (hysteresis) |
 | ``pi`` | :class:`ProportionalIntegral` | PI on synchrony drives the amplitude, anti-windup |
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import is_finite, require
+from ..config import PlasticityParams, is_finite, require
 from ..stimulus import FTSTS_AMPLITUDE_MV, FTSTS_FREQUENCY_HZ, FTSTS_PULSE_WIDTH_US, PUBLISHED_LATCH_MV, PulseTrain
 
 
@@ -257,6 +258,68 @@ class TunedFTSTS1ms(TunedFTSTS):
 
 
 @dataclass(frozen=True)
+class WeightScheduleParams(TrainParams):
+    """The FTSTS train whose amplitude follows the mean E->I weight J_I*w (observation feature 5).
+
+    Above ``switch_mv`` the weak ``amplitude``; from there down to ``off_below_mv`` the
+    ``late_amplitude``; below ``off_below_mv`` no stimulation. The defaults come from the full-size
+    depression map (docs: results, "How much a closed loop can save"): while the weights are high,
+    40 mV at 83 Hz with 500 us phases is the cheapest train per mV of depression; below about 150 mV
+    it no longer depresses fast enough and 50 mV is cheaper per mV.
+    """
+
+    amplitude: float = 40.0  # mV per phase while J_I*w > switch_mv
+    frequency: float = FTSTS_FREQUENCY_HZ
+    pulse_width: float = 500.0  # us per phase: the top of NeuroLoop's range
+    switch_mv: float = 150.0  # mV of J_I*w at which the amplitude steps up
+    late_amplitude: float = 50.0  # mV per phase while off_below_mv <= J_I*w <= switch_mv
+    off_below_mv: float = PUBLISHED_LATCH_MV[1]  # mV of J_I*w below which the train is off
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._require(self.polarity == 1, "polarity", "+1 (the schedule is measured for the FTSTS waveform)")
+        self._require(
+            is_finite(self.late_amplitude) and self.late_amplitude >= 0, "late_amplitude", "a finite number >= 0 (mV)"
+        )
+        self._require(
+            is_finite(self.off_below_mv) and self.off_below_mv >= 0, "off_below_mv", "a finite number >= 0 (mV)"
+        )
+        self._require(
+            is_finite(self.switch_mv) and self.switch_mv >= self.off_below_mv,
+            "switch_mv",
+            f"a finite number >= off_below_mv={self.off_below_mv} (mV)",
+        )
+
+
+class WeightScheduledFTSTS(_FixedTrainController):
+    """A hand-made closed loop: the FTSTS train at the amplitude :class:`WeightScheduleParams` assigns
+    to the weight the last observation reports.
+
+    It has no memory: the weight is read from observation feature 5 in every window (the fraction of
+    the default plasticity bounds, 10-290 mV), so the train comes back on if the weight climbs back
+    above ``off_below_mv``. In the lasting task the core's latch ends its stimulation as it ends
+    every controller's. Being a function of the observation alone, it can also be imitated by a
+    policy (``neuroloop train --imitate ftsts-scheduled``).
+    """
+
+    name = "ftsts-scheduled"
+    params_type = WeightScheduleParams
+
+    def reset(self, num_envs: int, device: torch.device | str) -> None:
+        super().reset(num_envs, device)
+        bounds = PlasticityParams()
+        self.weight_low, self.weight_span = bounds.w_min_mv, bounds.w_max_mv - bounds.w_min_mv
+        self.late = torch.full_like(self.train.amplitude, self.params.late_amplitude)
+
+    def act(self, observation: torch.Tensor, info: dict[str, torch.Tensor]) -> PulseTrain:
+        p = self.params
+        weight_mv = self.weight_low + self.weight_span * observation[:, 5].to(torch.float64)
+        amplitude = torch.where(weight_mv > p.switch_mv, self.train.amplitude, self.late)
+        amplitude = torch.where(weight_mv >= p.off_below_mv, amplitude, self.zeros)
+        return PulseTrain(amplitude, self.train.frequency, self.train.pulse_width, self.train.polarity)
+
+
+@dataclass(frozen=True)
 class HFDBSParams(TrainParams):
     """Continuous clinical-style high-frequency DBS.
 
@@ -368,6 +431,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
         OpenLoopFTSTS,
         TunedFTSTS,
         TunedFTSTS1ms,
+        WeightScheduledFTSTS,
         HighFrequencyDBS,
         ThresholdStimulation,
         ProportionalIntegral,

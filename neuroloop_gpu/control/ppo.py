@@ -40,7 +40,7 @@ from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 from tqdm.auto import tqdm
 
-from ..config import NetworkParams, SimConfig, require, require_count
+from ..config import NetworkParams, SimConfig, is_finite, require, require_count
 from ..envs import LASTING_BUDGET_S, LASTING_FOLLOWUP_S, LASTING_LATCH_MV, ActionBounds, FTSTSTorchEnv
 from ..envs.core import EpisodeConfig
 from ..envs.observation import OBSERVATION_NAMES
@@ -49,6 +49,8 @@ from ..open_loop import MODELS
 from ..run_folder import claim
 from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint
+from .controllers import CONTROLLERS
+from .imitation import imitate
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
 LOG_COLUMNS = (
@@ -112,11 +114,23 @@ class PPOConfig:
     latch_bonus: float = 0.0  # reward: prize in the window that trips the latch
     energy_scale_mv2ms: float | None = None  # reward: energy's unit (None: the strongest train the bounds allow)
     max_pulse_width_us: float = 500.0  # top of the agent's phase-width range (NeuroLoop's box: 500 us)
+    imitate: str | None = None  # a controller to clone before PPO starts (imitation.py; None: a random start)
+    imitation_windows: int = 3000  # windows per network the teacher drives for the cloning
+    imitation_scale: float = 0.3  # the cloned actor's Gaussian scale (pre-tanh): PPO's initial exploration
     seed: int = 0  # see torch_seed; network b of rank r gets seed (seed * world_size + r) * num_envs + b
     checkpoint_every: int = 10  # iterations between checkpoints (and one at the end)
 
     def __post_init__(self) -> None:
-        for name in ("num_envs", "num_e", "num_i", "windows_per_batch", "epochs", "minibatch_size", "checkpoint_every"):
+        for name in (
+            "num_envs",
+            "num_e",
+            "num_i",
+            "windows_per_batch",
+            "epochs",
+            "minibatch_size",
+            "checkpoint_every",
+            "imitation_windows",
+        ):
             require_count(name, getattr(self, name))
         require(self.episode_s > 0, "episode_s", "a number > 0 (s)", self.episode_s)
         require(
@@ -147,6 +161,25 @@ class PPOConfig:
         )
         require(self.task in TASKS, "task", " or ".join(map(repr, TASKS)), self.task)
         require(self.model in MODELS, "model", " or ".join(map(repr, MODELS)), self.model)
+        require(
+            self.imitate is None or self.imitate in CONTROLLERS,
+            "imitate",
+            f"None or one of {sorted(CONTROLLERS)}",
+            self.imitate,
+        )
+        episode_windows = math.ceil(self.episode_s * 1000.0 / SimConfig().sample_duration - 1e-9)
+        require(
+            self.imitate is None or self.imitation_windows > episode_windows,
+            "imitation_windows",
+            f"more than one episode ({episode_windows} windows) with --imitate: the critic learns from whole episodes",
+            self.imitation_windows,
+        )
+        require(
+            is_finite(self.imitation_scale) and self.imitation_scale > 0,
+            "imitation_scale",
+            "a finite number > 0",
+            self.imitation_scale,
+        )
         end = self.stim_onset_s + (self.stim_budget_s or 0.0) + self.followup_s
         require(
             self.followup_s == 0 or end <= self.episode_s + 1e-9,
@@ -393,7 +426,14 @@ class TrainResult:
 # Fields a resumed run may always change: how long to train and how often to save, not what is learned.
 RESUME_FREE_FIELDS = ("total_frames", "checkpoint_every")
 # The files of a training run in its folder (kept when a run is resumed in place).
-TRAIN_FILES = ("checkpoint.pt", "checkpoint.pt.partial", "train_log.csv", "training.png", "tensorboard")
+TRAIN_FILES = (
+    "checkpoint.pt",
+    "checkpoint.pt.partial",
+    "imitation.pt",  # the cloned policy before PPO's first update (--imitate)
+    "train_log.csv",
+    "training.png",
+    "tensorboard",
+)
 
 
 def train(
@@ -492,29 +532,29 @@ def _train(
             ("obs_norm", env.transform[0]),
         ):
             load_state(module, state[part], resume, part)
+        imitation = state.get("imitation")
+    elif config.imitate is not None:
+        imitation = imitate(
+            env,
+            actor,
+            critic,
+            teacher=config.imitate,
+            windows=config.imitation_windows,
+            gamma=config.gamma,
+            scale=config.imitation_scale,
+            seed=torch_seed(config.seed, rank.rank, 0),
+            progress=progress and rank.is_main,
+        ).to_dict()
+    else:
+        imitation = None
     distributed.broadcast_parameters(loss_module.parameters(), rank)
 
-    collector = Collector(
-        env,
-        actor,
-        frames_per_batch=config.frames_per_batch,
-        total_frames=(iterations - iteration) * config.frames_per_batch,
-        device=device,
-        auto_register_policy_transforms=False,
-    )
-    buffer = TensorDictReplayBuffer(
-        storage=LazyTensorStorage(config.frames_per_batch, device=device),
-        sampler=SamplerWithoutReplacement(),
-        batch_size=config.minibatch_size,
-    )
-    log = _Log(out, iteration, None if resume is None else resume.with_name("train_log.csv")) if rank.is_main else None
-
-    def save() -> None:
+    def save(path: Path = checkpoint) -> None:
         if not rank.is_main:
             return
         loc, scale = observation_affine(env)
         save_checkpoint(
-            checkpoint,
+            path,
             {
                 "config": {
                     **asdict(config),
@@ -531,8 +571,27 @@ def _train(
                 "obs_scale": scale,
                 "observation_names": list(OBSERVATION_NAMES),
                 "observation_synchrony": config.reward.synchrony,
+                "imitation": imitation,
             },
         )
+
+    if state is None and imitation is not None:
+        save(out / "imitation.pt")  # with the normaliser's statistics as the actor was fitted to them
+
+    collector = Collector(
+        env,
+        actor,
+        frames_per_batch=config.frames_per_batch,
+        total_frames=(iterations - iteration) * config.frames_per_batch,
+        device=device,
+        auto_register_policy_transforms=False,
+    )
+    buffer = TensorDictReplayBuffer(
+        storage=LazyTensorStorage(config.frames_per_batch, device=device),
+        sampler=SamplerWithoutReplacement(),
+        batch_size=config.minibatch_size,
+    )
+    log = _Log(out, iteration, None if resume is None else resume.with_name("train_log.csv")) if rank.is_main else None
 
     start, start_frames = time.perf_counter(), frames
     bar = tqdm(
