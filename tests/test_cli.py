@@ -1,5 +1,6 @@
 """The `neuroloop` command at tiny size."""
 
+import csv
 import json
 import re
 import subprocess
@@ -11,6 +12,7 @@ import torch
 
 from neuroloop_gpu.cli import _network_size, build_parser, main
 from neuroloop_gpu.config import NetworkParams, SimConfig
+from neuroloop_gpu.control.checkpoint import load_checkpoint
 
 
 def refusal(argv, capsys) -> str:
@@ -247,7 +249,12 @@ def test_train_evaluate_plot_end_to_end(tmp_path, capsys):
             str(run),
         ]
     )
-    assert (run / "checkpoint.pt").stat().st_size > 0 and len((run / "train_log.csv").read_text().splitlines()) == 3
+    # 4 networks x 5 windows per iteration: 40 windows are 2 iterations, each logged and the last saved
+    saved = load_checkpoint(run / "checkpoint.pt")
+    assert (saved["iteration"], saved["frames"]) == (2, 40)
+    assert (saved["config"]["num_envs"], saved["config"]["num_e"], saved["config"]["episode_s"]) == (4, 20, 0.2)
+    log = (run / "train_log.csv").read_text().splitlines()
+    assert [row.split(",")[:2] for row in log[1:]] == [["1", "20"], ["2", "40"]]
 
     out = tmp_path / "evaluate"
     main(
@@ -271,9 +278,28 @@ def test_train_evaluate_plot_end_to_end(tmp_path, capsys):
     )
     report = json.loads((out / "evaluation.json").read_text())
     assert set(report["controllers"]) == {"none", "ftsts", "ppo"}
-    assert (out / "evaluation.md").read_text().count("\n") >= 4 and (out / "evaluation.csv").exists()
+    # the table and the CSV hold the JSON's numbers, a row per controller
+    rows = {row["controller"]: row for row in csv.DictReader((out / "evaluation.csv").open())}
+    lines = [line.strip("|").split(" | ") for line in (out / "evaluation.md").read_text().splitlines()]
+    header = next(cells for cells in lines if cells[0].strip() == "controller")
+    table = {cells[0].strip(): cells for cells in lines if len(cells) == len(header)}
+    for name in ("none", "ftsts", "ppo"):
+        for metric, printed_to in (("energy_mv2ms", 0.5), ("kop_mean", 5e-4)):
+            value = report["metrics"][name][metric]
+            assert float(rows[name][f"{metric}_mean"]) == pytest.approx(value["mean"], rel=1e-12)
+            cell = table[name][header.index(metric)].replace(",", "")
+            assert [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", cell)] == pytest.approx(
+                [value["mean"], value["low"], value["high"]], abs=printed_to
+            )
     figures = sorted(p.name for p in out.glob("*.png"))
-    assert "training.png" in figures and len(figures) >= 6
+    assert figures == [
+        "actions.png",
+        "energy_vs_synchrony.png",
+        "kop.png",
+        "rasters.png",
+        "training.png",
+        "weight.png",
+    ]
     # the policy saw Kuramoto R in training: chi in its place is refused, not silently fed to it
     assert "'ppo' was trained with synchrony='kop'" in refusal(
         [
@@ -299,7 +325,7 @@ def test_train_evaluate_plot_end_to_end(tmp_path, capsys):
     for figure in out.glob("*.png"):
         figure.unlink()
     main(["plot", str(out), "--quiet"])
-    assert len(list(out.glob("*.png"))) == len(figures)
+    assert sorted(p.name for p in out.glob("*.png")) == figures
     # several policies side by side, named or numbered
     main(
         [

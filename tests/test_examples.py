@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from test_figures import assert_png_shows
 
 from neuroloop_gpu import ENV_ID, ActionBounds, EpisodeConfig, FTSTSEnv, NetworkParams, SimConfig
 from neuroloop_gpu.dbsenv_compat import kop, spike_time_matrix
@@ -21,6 +24,28 @@ from neuroloop_gpu.synchrony import kuramoto_order
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "run_ftsts_open_loop.py"
 DBSENV_REPO = Path(os.environ.get("DBSENV_REPO", "/work/.mirror/ftsts+dbsenv/repo"))
+
+
+def assert_example_figure_draws(png, t, values):
+    """The example's figure plots R against time in s with its labels, and its PNG is that figure."""
+    spec = importlib.util.spec_from_file_location("run_ftsts_open_loop", EXAMPLE)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    plt.close("all")
+    example.plot_kop(t, values, show=False)
+    fig = plt.gcf()
+    try:
+        (axes,) = fig.axes
+        (line,) = axes.get_lines()
+        np.testing.assert_array_equal(line.get_xdata(), t / 1000)
+        np.testing.assert_array_equal(line.get_ydata(), values)
+        assert (axes.get_xlabel(), axes.get_ylabel()) == ("Time (s)", "KOP")
+        assert axes.get_title() == "Time Series Kuramoto Order Parameter"
+        assert axes.get_xlim() == (0.0, t[-1] / 1000) and axes.get_ylim() == (0.0, 1.1)
+        assert [text.get_text() for text in axes.get_legend().get_texts()] == ["Kuramoto Order Parameter"]
+        assert_png_shows(png, fig, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def test_open_loop_example_computes_the_order_parameter_of_its_run(tmp_path):
@@ -45,8 +70,8 @@ def test_open_loop_example_computes_the_order_parameter_of_its_run(tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (tmp_path / "kop.png").stat().st_size > 10_000
     saved = np.load(tmp_path / "kop.npz")
+    assert_example_figure_draws(tmp_path / "kop.png", saved["t"], saved["kop"])
     np.testing.assert_allclose(saved["t"], 0.1 * np.arange(1, 2001))  # dbsenv's time axis (ms)
 
     # 100 mV, 1000/12 Hz, 500 us in the default box: 2 * (x - low) / (high - low) - 1
