@@ -1,14 +1,15 @@
 """How much a closed-loop controller can save over the tuned open-loop FTSTS train, full size.
 
     python benchmarks/closed_loop_headroom.py map        [--seeds 3000000 3000001]
+    python benchmarks/closed_loop_headroom.py map        --pulse-width 1000 --amplitudes 15 20 25 30 --label 1ms
     python benchmarks/closed_loop_headroom.py schedules  [--seeds 2000000 2000001 2000002]
 
-``map`` measures, for FTSTS trains of 500 us phases at several amplitudes and frequencies, how fast
-each lowers the mean E->I weight J_I*w and what it costs, starting from several weight levels: every
-(level, setting, seed) is one network of one batch, its weights set to the level at reset, stimulated
-for 2.5 s; the rate and the power are taken over the last 2 s (the first 0.5 s lets the network settle
-after its weights were set). Energy per mV of depression = power / rate: which setting is cheapest
-per mV at each level is what a controller that sees the weight could exploit.
+``map`` measures, for FTSTS trains of 500 us phases (or ``--pulse-width``) at several amplitudes and
+frequencies, how fast each lowers the mean E->I weight J_I*w and what it costs, starting from several
+weight levels: every (level, setting, seed) is one network of one batch, its weights set to the level
+at reset, stimulated for 2.5 s; the rate and the power are taken over the last 2 s (the first 0.5 s
+lets the network settle after its weights were set). Energy per mV of depression = power / rate:
+which setting is cheapest per mV at each level is what a controller that sees the weight could exploit.
 
 ``schedules`` runs the lasting protocol (2 s off, stimulation until J_I*w < 75 mV or 40 s, 5 s off)
 for open-loop trains and weight-scheduled trains (the setting switches when the observed weight
@@ -60,9 +61,11 @@ def provenance(device: torch.device) -> dict:
     }
 
 
-def depression_map(seeds: list[int], device: torch.device) -> dict:
+def depression_map(
+    seeds: list[int], device: torch.device, width_us: float = WIDTH_US, amplitudes: tuple = AMPLITUDES_MV
+) -> dict:
     """Rate of change of J_I*w (mV/s), power (mV^2 ms per s) and R for every (level, setting, seed)."""
-    settings = [(0.0, FTSTS_HZ)] + list(itertools.product(AMPLITUDES_MV, FREQUENCIES_HZ))
+    settings = [(0.0, FTSTS_HZ)] + list(itertools.product(amplitudes, FREQUENCIES_HZ))
     cases = list(itertools.product(LEVELS_MV, settings, seeds))
     window_ms = 20.0
     settle, measure = round(SETTLE_S * 1000 / window_ms), round(MEASURE_S * 1000 / window_ms)
@@ -76,7 +79,7 @@ def depression_map(seeds: list[int], device: torch.device) -> dict:
     amplitude, frequency = (
         torch.tensor([s[k] for _, s, _ in cases], dtype=torch.float64, device=device) for k in (0, 1)
     )
-    train = PulseTrain(amplitude, frequency, torch.full_like(amplitude, WIDTH_US), torch.ones_like(amplitude))
+    train = PulseTrain(amplitude, frequency, torch.full_like(amplitude, width_us), torch.ones_like(amplitude))
     weight_start = energy = kop = None
     for window in tqdm(range(settle + measure), desc="map", unit="window"):
         info = core.step_train(train, validate=window == 0).info
@@ -99,7 +102,7 @@ def depression_map(seeds: list[int], device: torch.device) -> dict:
                 "level_mv": lv,
                 "amplitude_mv": a,
                 "frequency_hz": f,
-                "pulse_width_us": WIDTH_US,
+                "pulse_width_us": width_us,
                 "rate_mv_per_s": r,
                 "rate_per_seed": rate[index].tolist(),
                 "power_mv2ms_per_s": p,
@@ -107,7 +110,7 @@ def depression_map(seeds: list[int], device: torch.device) -> dict:
                 "kop": float(kop[index].mean()),
             }
         )
-    return {"seeds": seeds, "settle_s": SETTLE_S, "measure_s": MEASURE_S, "rows": rows}
+    return {"seeds": seeds, "settle_s": SETTLE_S, "measure_s": MEASURE_S, "pulse_width_us": width_us, "rows": rows}
 
 
 def map_table(doc: dict) -> str:
@@ -133,9 +136,10 @@ def plot_map(doc: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (rate_ax, cost_ax) = plt.subplots(1, 2, figsize=(14, 4.4))
-    colors = dict(zip(AMPLITUDES_MV, plt.cm.viridis(np.linspace(0, 0.9, len(AMPLITUDES_MV)))))
+    amplitudes = sorted({r["amplitude_mv"] for r in doc["rows"] if r["amplitude_mv"] > 0})
+    colors = dict(zip(amplitudes, plt.cm.viridis(np.linspace(0, 0.9, len(amplitudes)))))
     styles = dict(zip(FREQUENCIES_HZ, ("o-", "s--", "^:", "d-.")))
-    for a, f in itertools.product(AMPLITUDES_MV, FREQUENCIES_HZ):
+    for a, f in itertools.product(amplitudes, FREQUENCIES_HZ):
         rows = [r for r in doc["rows"] if r["amplitude_mv"] == a and r["frequency_hz"] == f]
         levels = [r["level_mv"] for r in rows]
         label = f"{a:g} mV, {f:.0f} Hz"
@@ -150,7 +154,8 @@ def plot_map(doc: dict, path: Path) -> None:
     fig.legend(*rate_ax.get_legend_handles_labels(), loc="center right", fontsize=7)
     for ax in (rate_ax, cost_ax):
         ax.invert_xaxis()  # the course of a treatment runs from high to low weight
-    fig.suptitle(f"FTSTS trains ({WIDTH_US:g} µs phases), full network: rate and cost of depression", fontsize=11)
+    width = doc["rows"][0]["pulse_width_us"]
+    fig.suptitle(f"FTSTS trains ({width:g} µs phases), full network: rate and cost of depression", fontsize=11)
     fig.tight_layout(rect=(0, 0, 0.87, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -243,15 +248,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--only", nargs="+", choices=list(SCHEDULES), default=None, help="schedules: these trains")
     parser.add_argument("--label", default="", help="appended to the output files' names (e.g. heldout)")
+    parser.add_argument("--pulse-width", type=float, default=WIDTH_US, help="map: phase width, us (default 500)")
+    parser.add_argument("--amplitudes", type=float, nargs="+", default=list(AMPLITUDES_MV), help="map: mV")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     if args.what == "map":
-        doc = depression_map(args.seeds or [3_000_000, 3_000_001], device)
+        doc = depression_map(args.seeds or [3_000_000, 3_000_001], device, args.pulse_width, tuple(args.amplitudes))
         table = map_table(doc)
-        plot_map(doc, OUT / "map.png")
+        plot_map(doc, OUT / (f"map_{args.label}.png" if args.label else "map.png"))
     else:
         doc = schedules(args.seeds or [2_000_000, 2_000_001, 2_000_002], device, args.only)
         table = schedules_table(doc)

@@ -34,6 +34,15 @@ MAX_AMPLITUDE_MV = 1000.0  # simulate --amplitude: 10x the published pulse, 5x t
 WINDOW_MS = SimConfig().sample_duration  # every duration is a whole number of these decision windows
 
 
+def _parameter(text: str) -> tuple[str, float]:
+    """An argparse ``type`` for NAME=VALUE with a number as the value."""
+    name, _, value = text.partition("=")
+    try:
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be NAME=NUMBER, got {text!r}") from None
+
+
 def _checked(kind: type, allowed: str, ok: Callable[[object], bool]) -> Callable[[str], object]:
     """An argparse ``type``: argparse's error then names the option the user typed and the text typed."""
 
@@ -224,6 +233,7 @@ TRAIN_FIELDS = {  # train option -> the PPOConfig field it sets
     "latch_bonus": "latch_bonus",
     "max_pulse_width": "max_pulse_width_us",
     "imitate": "imitate",
+    "imitate_params": "imitation_params",
     "imitation_windows": "imitation_windows",
     "imitation_scale": "imitation_scale",
     "hidden": "hidden",
@@ -242,6 +252,8 @@ def train(args: argparse.Namespace) -> None:
     given = {field: getattr(args, opt) for opt, field in TRAIN_FIELDS.items() if getattr(args, opt) is not None}
     if "hidden" in given:
         given["hidden"] = tuple(given["hidden"])
+    if "imitation_params" in given:
+        given["imitation_params"] = tuple(given["imitation_params"])
     if (args.size, args.num_e, args.num_i) != (None, None, None):
         given["num_e"], given["num_i"] = _network_size(args)
     device = _device(args.device)
@@ -606,6 +618,14 @@ def _add_train_parser(commands) -> None:
         choices=sorted(CONTROLLERS),
         default=None,
         help="clone this controller (actor and critic) before PPO starts; docs: lasting task (default: a random start)",
+    )
+    cmd.add_argument(
+        "--imitate-params",
+        type=_parameter,
+        nargs="+",
+        default=None,
+        metavar="NAME=VALUE",
+        help="parameters of the controller to imitate, e.g. amplitude=20 pulse_width=1000 (default: its own)",
     )
     cmd.add_argument(
         "--imitation-windows",

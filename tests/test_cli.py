@@ -722,3 +722,30 @@ def test_train_and_evaluate_take_the_model_variant(tmp_path):
     )
     evaluated = json.loads((tmp_path / "eval" / "evaluation.json").read_text())["config"]["network"]
     assert (evaluated["stim_noise_e"], evaluated["plasticity"]["onset"]) == (10.0, 80.0)
+
+
+def test_train_imitate_params_are_parsed_and_checked_before_any_window(tmp_path, capsys):
+    args = build_parser().parse_args(
+        ["train", "--imitate", "ftsts-scheduled", "--imitate-params", "amplitude=20", "pulse_width=1e3"]
+    )
+    assert args.imitate == "ftsts-scheduled" and args.imitate_params == [("amplitude", 20.0), ("pulse_width", 1000.0)]
+    assert "--imitate-params: must be NAME=NUMBER, got 'amplitude=x'" in refusal(
+        ["train", "--imitate", "ftsts-scheduled", "--imitate-params", "amplitude=x"], capsys
+    )
+    out = tmp_path / "refused"
+    message = refusal(
+        [
+            "train",
+            *TINY,
+            "--task",
+            "lasting",
+            "--imitate",
+            "ftsts-scheduled",
+            "--imitate-params",
+            "nope=1",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
+    assert "ftsts-scheduled parameter must be one of ['amplitude'" in message and not out.exists()

@@ -55,7 +55,7 @@ def test_discounted_returns_restart_where_an_episode_ends():
 
 def test_the_rollout_records_what_the_teacher_asked_for_on_the_observation_it_saw():
     env = make_env(SMALL, torch.device("cpu"), distributed.Rank())
-    data = teacher_rollout(env, "ftsts-scheduled", 160, progress=False)
+    data = teacher_rollout(env, make_controller("ftsts-scheduled"), 160, progress=False)
     assert data.shape == (SMALL.num_envs, 160)
     amplitude, frequency, width = scheduled_setting(weight_mv_of(data["observation"]))
     expected = ActionBounds().normalised(amplitude, frequency, width)
@@ -73,11 +73,13 @@ def test_the_cloned_actor_acts_as_the_teacher_on_windows_it_was_not_fitted_on():
     device = torch.device("cpu")
     env = make_env(SMALL, device, distributed.Rank())
     actor, critic = build_actor(SMALL, env.action_spec_unbatched), build_critic(SMALL)
-    result = imitate(env, actor, critic, teacher="ftsts-scheduled", windows=160, gamma=0.99, scale=0.2, seed=0)
+    result = imitate(
+        env, actor, critic, teacher=make_controller("ftsts-scheduled"), windows=160, gamma=0.99, scale=0.2, seed=0
+    )
     assert result.action_mse < 0.05 * result.action_mse_start and result.windows == SMALL.num_envs * 160
     norm = env.transform[0]
     norm.freeze()  # the statistics the actor was fitted with (six networks: they are still settling)
-    fresh = teacher_rollout(env, "ftsts-scheduled", 100, progress=False)
+    fresh = teacher_rollout(env, make_controller("ftsts-scheduled"), 100, progress=False)
     observation = (fresh["observation"] - norm.loc["observation"]) / norm.scale["observation"]
     with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
         out = actor(fresh.select().set("observation", observation))
@@ -98,13 +100,18 @@ def test_train_saves_the_clone_and_keeps_its_record_through_ppo_and_a_resume(tmp
     clone = load_checkpoint(tmp_path / "run" / "imitation.pt")
     trained = load_checkpoint(result.checkpoint)
     assert (clone["iteration"], clone["frames"]) == (0, 0) and trained["iteration"] == 2
-    assert clone["imitation"] == trained["imitation"] and clone["imitation"]["teacher"] == "ftsts-scheduled"
+    assert (
+        clone["imitation"] == trained["imitation"]
+        and clone["imitation"]["teacher"] == make_controller("ftsts-scheduled").describe()
+    )
     assert clone["imitation"]["windows"] == SMALL.num_envs * SMALL.imitation_windows
     # the clone is a policy of its own, with the normaliser it was fitted through: on the teacher's windows
     # far from a switch it asks for the teacher's setting
     controller = PolicyController(tmp_path / "run" / "imitation.pt")
     controller.reset(SMALL.num_envs, "cpu")
-    windows = teacher_rollout(make_env(SMALL, torch.device("cpu"), distributed.Rank()), "ftsts-scheduled", 60, False)
+    windows = teacher_rollout(
+        make_env(SMALL, torch.device("cpu"), distributed.Rank()), make_controller("ftsts-scheduled"), 60, False
+    )
     observation = windows["observation"].reshape(-1, 6)
     asked = controller.act(observation, {})
     amplitude, frequency, _ = scheduled_setting(weight_mv_of(observation))
@@ -123,17 +130,38 @@ def test_train_saves_the_clone_and_keeps_its_record_through_ppo_and_a_resume(tmp
         ("imitation_windows", 0, "imitation_windows"),
         ("imitation_scale", 0.0, "imitation_scale must be a finite number > 0"),
         ("imitation_scale", float("nan"), "imitation_scale must be a finite number > 0"),
+        ("imitation_params", (("nope", 1.0),), r"ftsts-scheduled parameter must be one of \['amplitude'"),
+        ("imitation_params", (("switch_mv", 50.0),), r"WeightScheduleParams.switch_mv must be a finite number >= "),
     ],
 )
 def test_imitation_settings_are_checked(field, value, message):
     with pytest.raises(ValueError, match=message):
         replace(SMALL, **{field: value})
+    with pytest.raises(ValueError, match=r"imitation_params must be empty without imitate"):
+        replace(SMALL, imitate=None, imitation_params=(("amplitude", 20.0),))
+
+
+def test_the_teachers_parameters_reach_its_rollout_and_the_saved_configuration(tmp_path):
+    config = replace(SMALL, imitation_params=(("amplitude", 20.0), ("late_amplitude", 30.0), ("pulse_width", 400.0)))
+    data = teacher_rollout(
+        make_env(config, torch.device("cpu"), distributed.Rank()),
+        make_controller("ftsts-scheduled", **dict(config.imitation_params)),
+        30,
+        progress=False,
+    )
+    weight = weight_mv_of(data["observation"])
+    amplitude = np.where(weight > 150.0, 20.0, np.where(weight >= 75.0, 30.0, 0.0))
+    expected = ActionBounds().normalised(amplitude, np.full_like(amplitude, FTSTS_HZ), np.full_like(amplitude, 400.0))
+    np.testing.assert_allclose(data["action"].numpy(), expected, atol=1e-6)
+    saved = load_checkpoint(train(config, tmp_path / "run", progress=False).checkpoint)
+    assert PPOConfig.from_dict(saved["config"]) == config
+    assert saved["imitation"]["teacher"]["amplitude"] == 20.0 and saved["imitation"]["teacher"]["pulse_width"] == 400.0
 
 
 def test_a_teacher_that_keeps_state_is_reset_once_and_acts_on_raw_observations():
     teacher = make_controller("threshold")
     env = make_env(replace(SMALL, imitate="threshold"), torch.device("cpu"), distributed.Rank())
-    data = teacher_rollout(env, "threshold", 80, progress=False)
+    data = teacher_rollout(env, make_controller("threshold"), 80, progress=False)
     # threshold: on above R 0.3, off below 0.2, else as before; its action is the FTSTS train or amplitude 0
     on = np.zeros(SMALL.num_envs, dtype=bool)
     teacher.reset(SMALL.num_envs, "cpu")

@@ -30,7 +30,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import ProbabilisticActor, ValueOperator
 from tqdm.auto import tqdm
 
-from .controllers import make_controller
+from .controllers import Controller
 
 FIT_STEPS = 2000  # Adam steps of each fit (actor, critic)
 FIT_BATCH = 1024  # windows per step
@@ -41,7 +41,7 @@ FIT_LR = 1e-3
 class ImitationResult:
     """What the cloning reached: mean squared errors in the normalised action box and in return units."""
 
-    teacher: str
+    teacher: dict  # the controller's describe(): name and parameters
     windows: int  # windows summed over networks
     action_mse: float  # actor's deterministic action vs the teacher's, after the fit
     action_mse_start: float  # the same before the fit
@@ -52,21 +52,20 @@ class ImitationResult:
         return dict(self.__dict__)
 
 
-def teacher_rollout(env: TransformedEnv, teacher_name: str, windows: int, progress: bool) -> TensorDict:
-    """``windows`` windows of every network of ``env`` driven by the controller ``teacher_name``.
+def teacher_rollout(env: TransformedEnv, teacher: Controller, windows: int, progress: bool) -> TensorDict:
+    """``windows`` windows of every network of ``env`` driven by ``teacher``.
 
     Returns ``[B, T]`` raw observations (what the teacher saw), normalised teacher actions, rewards
     and done flags.
     """
     base = env.base_env
-    teacher = make_controller(teacher_name)
     teacher.reset(base.num_envs, base.device)
     low, high = base.core.bounds.lows_highs(base.device)
     keys = ("observation", "action", "reward", "done")
     columns = {key: [] for key in keys}
     td = env.reset()
     info: dict[str, torch.Tensor] = {}
-    for _ in tqdm(range(windows), desc=f"imitate {teacher_name}", unit="window", disable=not progress):
+    for _ in tqdm(range(windows), desc=f"imitate {teacher.name}", unit="window", disable=not progress):
         raw = base.core.observation.clone()
         train = teacher.act(raw, info)
         physical = torch.stack((train.amplitude, train.frequency, train.pulse_width), dim=-1).to(low.dtype)
@@ -106,7 +105,7 @@ def imitate(
     actor: ProbabilisticActor,
     critic: ValueOperator,
     *,
-    teacher: str,
+    teacher: Controller,
     windows: int,
     gamma: float,
     scale: float,
@@ -150,4 +149,4 @@ def imitate(
     with torch.no_grad():
         after = float(action_mse(everything))
         value_mse = float(critic_loss(torch.arange(value_observation.shape[0], device=observation.device)))
-    return ImitationResult(teacher, int(data.numel()), after, before, value_mse, float(value_target.var()))
+    return ImitationResult(teacher.describe(), int(data.numel()), after, before, value_mse, float(value_target.var()))

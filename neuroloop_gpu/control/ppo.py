@@ -49,7 +49,7 @@ from ..open_loop import MODELS
 from ..run_folder import claim
 from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint
-from .controllers import CONTROLLERS
+from .controllers import CONTROLLERS, make_controller
 from .imitation import imitate
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
@@ -115,6 +115,7 @@ class PPOConfig:
     energy_scale_mv2ms: float | None = None  # reward: energy's unit (None: the strongest train the bounds allow)
     max_pulse_width_us: float = 500.0  # top of the agent's phase-width range (NeuroLoop's box: 500 us)
     imitate: str | None = None  # a controller to clone before PPO starts (imitation.py; None: a random start)
+    imitation_params: tuple[tuple[str, float], ...] = ()  # (name, value) parameters of that controller
     imitation_windows: int = 3000  # windows per network the teacher drives for the cloning
     imitation_scale: float = 0.3  # the cloned actor's Gaussian scale (pre-tanh): PPO's initial exploration
     seed: int = 0  # see torch_seed; network b of rank r gets seed (seed * world_size + r) * num_envs + b
@@ -167,6 +168,14 @@ class PPOConfig:
             f"None or one of {sorted(CONTROLLERS)}",
             self.imitate,
         )
+        require(
+            self.imitate is not None or not self.imitation_params,
+            "imitation_params",
+            "empty without imitate",
+            self.imitation_params,
+        )
+        if self.imitate is not None:
+            make_controller(self.imitate, **dict(self.imitation_params))  # refuses unknown or impossible values
         episode_windows = math.ceil(self.episode_s * 1000.0 / SimConfig().sample_duration - 1e-9)
         require(
             self.imitate is None or self.imitation_windows > episode_windows,
@@ -245,6 +254,7 @@ class PPOConfig:
                 **values,
                 "hidden": tuple(values.get("hidden", cls.hidden)),
                 "start_weight_mv": None if start is None else tuple(start),
+                "imitation_params": tuple((name, value) for name, value in values.get("imitation_params", ())),
             }
         )
 
@@ -538,7 +548,7 @@ def _train(
             env,
             actor,
             critic,
-            teacher=config.imitate,
+            teacher=make_controller(config.imitate, **dict(config.imitation_params)),
             windows=config.imitation_windows,
             gamma=config.gamma,
             scale=config.imitation_scale,
@@ -560,6 +570,7 @@ def _train(
                     **asdict(config),
                     "hidden": list(config.hidden),
                     "start_weight_mv": None if config.start_weight_mv is None else list(config.start_weight_mv),
+                    "imitation_params": [list(pair) for pair in config.imitation_params],
                 },
                 "iteration": iteration,
                 "frames": frames,
