@@ -34,6 +34,17 @@ MAX_AMPLITUDE_MV = 1000.0  # simulate --amplitude: 10x the published pulse, 5x t
 WINDOW_MS = SimConfig().sample_duration  # every duration is a whole number of these decision windows
 
 
+def _start_weights(text: str) -> tuple[float, float] | str:
+    """An argparse ``type`` for LOW,HIGH (mV) or 'published'."""
+    if text == "published":
+        return text
+    try:
+        low, high = (float(part) for part in text.split(","))
+        return low, high
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be LOW,HIGH in mV or 'published', got {text!r}") from None
+
+
 def _parameter(text: str) -> tuple[str, float]:
     """An argparse ``type`` for NAME=VALUE with a number as the value."""
     name, _, value = text.partition("=")
@@ -232,6 +243,7 @@ TRAIN_FIELDS = {  # train option -> the PPOConfig field it sets
     "followup_weight": "followup_weight",
     "latch_bonus": "latch_bonus",
     "max_pulse_width": "max_pulse_width_us",
+    "start_weights": "start_weight_mv",
     "imitate": "imitate",
     "imitate_params": "imitation_params",
     "imitation_windows": "imitation_windows",
@@ -254,6 +266,9 @@ def train(args: argparse.Namespace) -> None:
         given["hidden"] = tuple(given["hidden"])
     if "imitation_params" in given:
         given["imitation_params"] = tuple(given["imitation_params"])
+    published_start = given.get("start_weight_mv") == "published"
+    if published_start:  # None means the preset's range to for_task: set after the preset
+        del given["start_weight_mv"]
     if (args.size, args.num_e, args.num_i) != (None, None, None):
         given["num_e"], given["num_i"] = _network_size(args)
     device = _device(args.device)
@@ -266,6 +281,8 @@ def train(args: argparse.Namespace) -> None:
                 args.task in (None, saved.task), "--task", f"the resumed run's task ({saved.task!r})", args.task
             )
             config = replace(saved, **given)
+        if published_start:
+            config = replace(config, start_weight_mv=None)
     with _refusing():  # a backend that cannot run here is refused as the networks are built, before any window
         result = train_ppo(
             config,
@@ -541,6 +558,14 @@ def _add_train_parser(commands) -> None:
         type=EPISODE_S,
         default=None,
         help="s of stimulation at most after the onset (acute: the whole episode, lasting: 40)",
+    )
+    cmd.add_argument(
+        "--start-weights",
+        type=_start_weights,
+        default=None,
+        metavar="LOW,HIGH|published",
+        help="each training episode's mean J_I*w drawn in [LOW, HIGH] mV, or 'published': the published "
+        "initial state, as in evaluation (acute: published, lasting: 80,260)",
     )
     cmd.add_argument(
         "--followup",

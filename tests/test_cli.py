@@ -749,3 +749,21 @@ def test_train_imitate_params_are_parsed_and_checked_before_any_window(tmp_path,
         capsys,
     )
     assert "ftsts-scheduled parameter must be one of ['amplitude'" in message and not out.exists()
+
+
+def test_train_start_weights_published_or_a_range(tmp_path, capsys):
+    parse = build_parser().parse_args
+    assert parse(["train", "--start-weights", "published"]).start_weights == "published"
+    assert parse(["train", "--start-weights", "100,200"]).start_weights == (100.0, 200.0)
+    assert "--start-weights: must be LOW,HIGH in mV or 'published', got '100'" in refusal(
+        ["train", "--start-weights", "100"], capsys
+    )
+    assert "episode.start_weight_mv must be" in refusal(
+        ["train", *TINY, "--task", "lasting", "--start-weights", "200,100", "--out", str(tmp_path / "x")], capsys
+    )
+    common = [*TINY, "--task", "lasting", "--networks", "2", "--onset", "0.1", "--budget", "0.1", "--followup", "0.1"]
+    common += ["--windows-per-batch", "5", "--frames", "10", "--minibatch", "10"]
+    for option, expected in ((["--start-weights", "published"], None), ([], [80.0, 260.0])):
+        out = tmp_path / f"run{len(option)}"
+        main(["train", *common, *option, "--out", str(out)])
+        assert load_checkpoint(out / "checkpoint.pt")["config"]["start_weight_mv"] == expected
