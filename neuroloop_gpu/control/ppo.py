@@ -2,7 +2,8 @@
 
 The loop is TorchRL's recipe: a ``Collector`` steps ``num_envs`` networks for
 ``windows_per_batch`` decision windows, ``GAE`` computes advantages,
-``ClipPPOLoss`` is minimised over shuffled minibatches for a few epochs. The
+``ClipPPOLoss`` is minimised over shuffled minibatches for a few epochs
+(``imitate``: after cloning a controller's behaviour, ``imitation.py``). The
 actor is a ``TanhNormal`` policy over the normalised action box [-1, 1]^3;
 observations are standardised by a running ``VecNormV2`` whose statistics
 are checkpointed with the networks. The data stays on the device; torchrl's
