@@ -104,7 +104,9 @@ def plot_open_loop(run: OpenLoopRun, summary: dict, out_dir: Path, network: int 
 
 # ---------------------------------------------------------------- evaluation
 def _colour(index: int):
-    return plt.get_cmap("tab10")(index % 10)
+    """Controller ``index``'s colour: tab10, then tab20's light shades, so up to 20 controllers differ."""
+    index %= 20
+    return plt.get_cmap("tab10")(index) if index < 10 else plt.get_cmap("tab20")(2 * (index - 10) + 1)
 
 
 def _band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

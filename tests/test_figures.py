@@ -364,3 +364,10 @@ def test_throughput_figure_draws_the_measurements():
     state = next(line for line in ax_mem.lines if line.get_label() == "CPU x2 20/5 state")
     np.testing.assert_allclose(state.get_ydata(), [0.2, 0.2])
     assert ax_rate.get_ylabel() == "env-steps/s (20 ms windows, summed)" and ax_mem.get_ylabel() == "MB per network"
+
+
+def test_up_to_twenty_controllers_get_colours_of_their_own():
+    colours = [plots._colour(i) for i in range(20)]
+    assert len(set(colours)) == 20
+    assert colours[:10] == [plots.plt.get_cmap("tab10")(i) for i in range(10)]  # the usual ten first
+    assert plots._colour(20) == colours[0]
