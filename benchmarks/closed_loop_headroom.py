@@ -3,6 +3,7 @@
     python benchmarks/closed_loop_headroom.py map        [--seeds 3000000 3000001]
     python benchmarks/closed_loop_headroom.py map        --pulse-width 1000 --amplitudes 15 20 25 30 --label 1ms
     python benchmarks/closed_loop_headroom.py schedules  [--seeds 2000000 2000001 2000002]
+    python benchmarks/closed_loop_headroom.py schedules  --pulse-width 1000 --label 1ms
 
 ``map`` measures, for FTSTS trains of 500 us phases (or ``--pulse-width``) at several amplitudes and
 frequencies, how fast each lowers the mean E->I weight J_I*w and what it costs, starting from several
@@ -168,8 +169,8 @@ class WeightScheduledFTSTS(Controller):
 
     name = "scheduled"
 
-    def __init__(self, stages: list[tuple[float, float, float]]):
-        self.stages = stages
+    def __init__(self, stages: list[tuple[float, float, float]], width_us: float = WIDTH_US):
+        self.stages, self.width_us = stages, width_us
 
     def reset(self, num_envs: int, device: torch.device | str) -> None:
         self.num_envs, self.device = num_envs, device
@@ -181,10 +182,10 @@ class WeightScheduledFTSTS(Controller):
         for above, a, f in reversed(self.stages):  # the first matching stage is written last
             match = weight > above
             amplitude, frequency = torch.where(match, a, amplitude), torch.where(match, f, frequency)
-        return PulseTrain(amplitude, frequency, torch.full_like(amplitude, WIDTH_US), torch.ones_like(amplitude))
+        return PulseTrain(amplitude, frequency, torch.full_like(amplitude, self.width_us), torch.ones_like(amplitude))
 
     def describe(self) -> dict:
-        return {"controller": self.name, "stages": self.stages, "pulse_width_us": WIDTH_US}
+        return {"controller": self.name, "stages": self.stages, "pulse_width_us": self.width_us}
 
 
 SCHEDULES = {  # name: stages (above_mv, amplitude_mv, frequency_hz); a single stage is an open-loop train
@@ -197,9 +198,18 @@ SCHEDULES = {  # name: stages (above_mv, amplitude_mv, frequency_hz); a single s
     "45 mV, 83 Hz > 150 mV > 50 mV, 50 Hz": [(150.0, 45.0, FTSTS_HZ), (0.0, 50.0, 50.0)],
     "40 mV, 83 Hz > 180 mV > 50 mV, 50 Hz": [(180.0, 40.0, FTSTS_HZ), (0.0, 50.0, 50.0)],
 }
+SCHEDULES_1MS = {  # the same with 1000 us phases (the published width; --pulse-width 1000)
+    "open 25 mV (ftsts-tuned-1ms)": [(0.0, 25.0, FTSTS_HZ)],
+    "15 mV > 220 mV > 25 mV": [(220.0, 15.0, FTSTS_HZ), (0.0, 25.0, FTSTS_HZ)],
+    "15 mV > 180 mV > 25 mV": [(180.0, 15.0, FTSTS_HZ), (0.0, 25.0, FTSTS_HZ)],
+    "15 mV > 150 mV > 25 mV": [(150.0, 15.0, FTSTS_HZ), (0.0, 25.0, FTSTS_HZ)],
+    "20 mV > 150 mV > 25 mV": [(150.0, 20.0, FTSTS_HZ), (0.0, 25.0, FTSTS_HZ)],
+}
 
 
-def schedules(seeds: list[int], device: torch.device, names: list[str] | None = None) -> dict:
+def schedules(
+    seeds: list[int], device: torch.device, names: list[str] | None = None, width_us: float = WIDTH_US
+) -> dict:
     config = EvaluationConfig(
         seeds=tuple(seeds),
         network=NetworkParams(),
@@ -211,13 +221,15 @@ def schedules(seeds: list[int], device: torch.device, names: list[str] | None = 
         latch_ends_stimulation=True,
         raster_ms=0.0,
     )
-    chosen = {name: SCHEDULES[name] for name in names or SCHEDULES}
-    controllers = {name: WeightScheduledFTSTS(stages) for name, stages in chosen.items()}
+    table = SCHEDULES if width_us == WIDTH_US else SCHEDULES_1MS
+    chosen = {name: table[name] for name in names or table}
+    controllers = {name: WeightScheduledFTSTS(stages, width_us) for name, stages in chosen.items()}
     result = evaluate(controllers, config, device=device)
     summary = result.summary()
     keys = ("latch_reached", "time_to_latch_s", "energy_mv2ms", "kop_followup", "weight_final_mv")
     return {
         "seeds": seeds,
+        "pulse_width_us": width_us,
         "protocol": config.to_dict(),
         "rows": [
             {"name": name, "stages": stages, **{key: summary[name][key] for key in keys}}
@@ -246,9 +258,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=("map", "schedules"))
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
-    parser.add_argument("--only", nargs="+", choices=list(SCHEDULES), default=None, help="schedules: these trains")
+    parser.add_argument(
+        "--only", nargs="+", choices=[*SCHEDULES, *SCHEDULES_1MS], default=None, help="schedules: these trains"
+    )
     parser.add_argument("--label", default="", help="appended to the output files' names (e.g. heldout)")
-    parser.add_argument("--pulse-width", type=float, default=WIDTH_US, help="map: phase width, us (default 500)")
+    parser.add_argument(
+        "--pulse-width", type=float, default=WIDTH_US, help="phase width, us (default 500; schedules: 500 or 1000)"
+    )
     parser.add_argument("--amplitudes", type=float, nargs="+", default=list(AMPLITUDES_MV), help="map: mV")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -260,7 +276,7 @@ def main() -> None:
         table = map_table(doc)
         plot_map(doc, OUT / (f"map_{args.label}.png" if args.label else "map.png"))
     else:
-        doc = schedules(args.seeds or [2_000_000, 2_000_001, 2_000_002], device, args.only)
+        doc = schedules(args.seeds or [2_000_000, 2_000_001, 2_000_002], device, args.only, args.pulse_width)
         table = schedules_table(doc)
     doc.update(provenance(device), wall_time_s=time.perf_counter() - started)
     stem = f"{args.what}_{args.label}" if args.label else args.what

@@ -338,3 +338,40 @@ def test_tuned_refuses_an_unreadable_sweep_naming_the_file(tmp_path):
         f"sweep must be a readable sweep.json (or its folder), got '{broken}': "
         "Expecting value: line 1 column 1 (char 0)"
     )
+
+
+# --- ftsts-scheduled ----------------------------------------------------------------------------
+
+
+def test_weight_schedule_refusals_are_whole_messages():
+    assert refusal(lambda: make_controller("ftsts-scheduled", polarity=-1.0)) == (
+        "WeightScheduleParams.polarity must be +1 (the schedule is measured for the FTSTS waveform), got -1.0"
+    )
+    assert refusal(lambda: make_controller("ftsts-scheduled", off_below_mv=float("inf"))) == (
+        "WeightScheduleParams.off_below_mv must be a finite number >= 0 (mV), got inf"
+    )
+    assert refusal(lambda: make_controller("ftsts-scheduled", late_amplitude=-0.5)) == (
+        "WeightScheduleParams.late_amplitude must be a finite number >= 0 (mV), got -0.5"
+    )
+
+
+def test_weight_schedule_accepts_its_boundary_values():
+    for params in ({"late_amplitude": 0.0}, {"late_amplitude": 0.5}, {"off_below_mv": 0.0, "switch_mv": 0.0},
+                   {"off_below_mv": 0.5}, {"switch_mv": 75.0}):  # fmt: skip
+        controller = make_controller("ftsts-scheduled", **params)
+        assert all(getattr(controller.params, k) == v for k, v in params.items())
+
+
+def test_weight_schedule_thresholds_are_exact():
+    # feature 5 = (J_I*w - 10) / 280: 0.5 is 150 mV and 0.25 is 80 mV, both exact in float32
+    controller = make_controller("ftsts-scheduled", off_below_mv=80.0)
+    controller.reset(2, "cpu")
+    observation = torch.zeros(2, 6)
+    observation[:, 5] = torch.tensor([0.5, 0.25])
+    assert controller.act(observation, {}).amplitude.tolist() == [50.0, 50.0]  # at the switch: late; at off: on
+
+
+def test_weight_schedule_builds_its_trains_on_the_device_asked_for():
+    controller = make_controller("ftsts-scheduled")
+    controller.reset(2, "meta")
+    assert controller.train.amplitude.device.type == "meta" and controller.late.device.type == "meta"

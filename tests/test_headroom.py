@@ -40,3 +40,11 @@ def test_map_table_reports_energy_per_mv_only_where_the_weight_falls(headroom):
     lines = headroom.map_table({"rows": rows}).splitlines()
     assert lines[2] == "| 260 | off | 3.30 | 0 | — | 0.600 |"
     assert lines[3] == "| 260 | 40, 83.3 | -5.60 | 133 | 23.8 | 0.120 |"
+
+
+def test_schedule_keeps_the_phase_width_it_is_given(headroom):
+    controller = headroom.WeightScheduledFTSTS(headroom.SCHEDULES_1MS["15 mV > 180 mV > 25 mV"], 1000.0)
+    controller.reset(3, "cpu")
+    train = controller.act(torch.zeros(3, 6), {"weight_mv": torch.tensor([200.0, 180.0, 90.0])})
+    assert train.amplitude.tolist() == [15.0, 25.0, 25.0] and train.pulse_width.tolist() == [1000.0] * 3
+    assert controller.describe()["pulse_width_us"] == 1000.0
