@@ -178,7 +178,7 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
         message = re.escape(f"checkpoint {misfit}: the saved {part} does not fit") + ".*size mismatch"
         with pytest.raises(CheckpointError, match=message):
             train(ENERGY_ONLY, tmp_path / "misfit", resume=misfit, progress=False)
-    with pytest.raises(CheckpointError, match="the saved actor does not fit"):
+    with pytest.raises(CheckpointError, match=re.escape(f"checkpoint {tmp_path / 'misfit_actor.pt'}: the saved actor")):
         PolicyController(tmp_path / "misfit_actor.pt")
 
 
@@ -285,3 +285,33 @@ def test_shipped_full_policy_is_the_lasting_task_run_and_acts_in_its_box():
     action = controller.act(torch.rand(4, 6), {})
     assert ((action.amplitude >= 10) & (action.amplitude <= 200)).all()
     assert ((action.pulse_width >= 50) & (action.pulse_width <= 500)).all()
+
+
+def test_policy_controller_describes_its_checkpoint_and_reads_its_synchrony(tmp_path):
+    result = train(replace(ENERGY_ONLY, total_frames=16 * 8), tmp_path / "run", progress=False)
+    payload = load_checkpoint(result.checkpoint)
+    controller = PolicyController(result.checkpoint)
+    assert controller.describe() == {
+        "controller": "ppo",
+        "checkpoint": str(result.checkpoint),
+        "iteration": 1,
+        "frames": 16 * 8,
+        "trained_on": [20, 5],
+        "synchrony": "kop",
+        "bounds": {"amplitude": [10.0, 200.0], "frequency": [5.0, 180.0], "pulse_width": [50.0, 500.0]},
+        "versions": payload["versions"],
+    }
+    payload["observation_synchrony"] = "chi"
+    chi = tmp_path / "chi.pt"
+    torch.save(payload, chi)
+    assert PolicyController(chi, name="ppo-chi").describe()["synchrony"] == "chi"
+    assert PolicyController(chi, name="ppo-chi").describe()["controller"] == "ppo-chi"
+
+
+def test_policy_controller_moves_to_the_device_of_its_episode(tmp_path):
+    checkpoint = train(replace(ENERGY_ONLY, total_frames=16 * 8), tmp_path / "run", progress=False).checkpoint
+    controller = PolicyController(checkpoint)
+    controller.reset(2, torch.device("meta"))
+    devices = {next(controller.actor.parameters()).device.type, controller.loc.device.type}
+    devices |= {controller.scale.device.type, controller.low.device.type, controller.high.device.type}
+    assert devices == {"meta"}
