@@ -30,6 +30,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import ProbabilisticActor, ValueOperator
 from tqdm.auto import tqdm
 
+from ..envs.actions import to_normalised
 from .controllers import Controller
 
 FIT_STEPS = 2000  # Adam steps of each fit (actor, critic)
@@ -68,11 +69,10 @@ def teacher_rollout(env: TransformedEnv, teacher: Controller, windows: int, prog
     for _ in tqdm(range(windows), desc=f"imitate {teacher.name}", unit="window", disable=not progress):
         raw = base.core.observation.clone()
         train = teacher.act(raw, info)
-        physical = torch.stack((train.amplitude, train.frequency, train.pulse_width), dim=-1).to(low.dtype)
-        action = (2.0 * (physical - low) / (high - low) - 1.0).clamp(-1.0, 1.0).to(torch.float32)
+        action = to_normalised(torch.stack((train.amplitude, train.frequency, train.pulse_width), dim=-1), low, high)
         td["action"] = action
         step, td = env.step_and_maybe_reset(td)
-        info = {key: value for key, value in step["next", "info"].items()}
+        info = dict(step["next", "info"].items())
         columns["observation"].append(raw)
         columns["action"].append(action)
         columns["reward"].append(step["next", "reward"].squeeze(-1))

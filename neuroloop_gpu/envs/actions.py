@@ -74,6 +74,12 @@ class ActionBounds:
         return low, high
 
 
+def to_normalised(physical: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """[B, 3] (mV, Hz, us) -> [B, 3] float32 actions in [-1, 1], settings outside [low, high] clipped: the
+    action that :func:`to_physical` maps back to them."""
+    return (2.0 * (physical.to(low.dtype) - low) / (high - low) - 1.0).clamp(-1.0, 1.0).to(torch.float32)
+
+
 def to_physical(action: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     """[B, 3] normalised actions -> [B, 3] (mV, Hz, us), clipped to [low, high]."""
     unit = (action.to(low.dtype).clamp(-1.0, 1.0) + 1.0) / 2.0
