@@ -214,6 +214,19 @@ def test_weight_scheduled_ftsts_reads_the_weight_from_the_observation_and_steps_
     assert custom.act(obs, {}).amplitude.tolist() == [30.0, 60.0, 60.0, 60.0, 0.0, 0.0]
 
 
+def test_the_1ms_weight_schedule_is_the_mapped_one():
+    # 15 mV above 180 mV of J_I*w, 25 mV down to 75 mV, off below; 83.3 Hz, 1000 us phases
+    weights_mv = [260.0, 181.0, 179.0, 76.0, 74.0]
+    obs = observation([0.5] * len(weights_mv))
+    obs[:, 5] = torch.tensor([(w - 10.0) / 280.0 for w in weights_mv])
+    controller = make_controller("ftsts-scheduled-1ms")
+    controller.reset(len(weights_mv), "cpu")
+    train = controller.act(obs, {})
+    assert train.amplitude.tolist() == [15.0, 15.0, 25.0, 25.0, 0.0]
+    assert train.pulse_width.tolist() == [1000.0] * 5 and train.frequency.tolist() == [FTSTS_FREQUENCY_HZ] * 5
+    assert controller.describe()["switch_mv"] == 180.0 and controller.describe()["controller"] == "ftsts-scheduled-1ms"
+
+
 @pytest.mark.parametrize(
     "params,message",
     [

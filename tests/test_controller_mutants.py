@@ -181,8 +181,8 @@ def test_subclasses_accept_the_edges_of_their_ranges(make, expected):
 
 def test_make_controller_refuses_an_unknown_name_listing_the_known_ones():
     assert refusal(lambda: make_controller("nope")) == (
-        "controller must be one of ['ftsts', 'ftsts-scheduled', 'ftsts-tuned', 'ftsts-tuned-1ms', 'hf-dbs', "
-        "'none', 'pi', 'threshold'], got 'nope'"
+        "controller must be one of ['ftsts', 'ftsts-scheduled', 'ftsts-scheduled-1ms', 'ftsts-tuned', "
+        "'ftsts-tuned-1ms', 'hf-dbs', 'none', 'pi', 'threshold'], got 'nope'"
     )
 
 

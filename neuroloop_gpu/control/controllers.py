@@ -13,6 +13,7 @@ evaluation as the trained policy.
 | ``ftsts-tuned`` | :class:`TunedFTSTS` | the cheapest FTSTS setting of the full-size sweep within NeuroLoop's bounds |
 | ``ftsts-tuned-1ms`` | :class:`TunedFTSTS1ms` | the same with phases up to the published 1 ms |
 | ``ftsts-scheduled`` | :class:`WeightScheduledFTSTS` | the FTSTS train, its amplitude chosen from the observed weight |
+| ``ftsts-scheduled-1ms`` | :class:`WeightScheduledFTSTS1ms` | the same with 1 ms phases (published width) |
 | ``hf-dbs`` | :class:`HighFrequencyDBS` | continuous clinical-style 130 Hz, 60 us, 200 mV |
 | ``threshold`` | :class:`ThresholdStimulation` | a fixed train on while synchrony is high (hysteresis) |
 | ``pi`` | :class:`ProportionalIntegral` | PI on synchrony drives the amplitude, anti-windup |
@@ -320,6 +321,27 @@ class WeightScheduledFTSTS(_FixedTrainController):
 
 
 @dataclass(frozen=True)
+class WeightSchedule1msParams(WeightScheduleParams):
+    """:class:`WeightScheduleParams` for 1 ms phases, from the full-size depression map of 1000 us
+    trains (docs: results, "With 1 ms phases"): 15 mV while J_I*w > 180 mV, then 25 mV (the
+    open-loop ``ftsts-tuned-1ms`` amplitude) down to the latch.
+    """
+
+    amplitude: float = 15.0
+    pulse_width: float = 1000.0  # us per phase: the published protocol's width
+    switch_mv: float = 180.0
+    late_amplitude: float = 25.0
+
+
+class WeightScheduledFTSTS1ms(WeightScheduledFTSTS):
+    """:class:`WeightScheduledFTSTS` with 1 ms phases: the hand-made bar for controllers allowed the
+    published width (``--max-pulse-width 1000``)."""
+
+    name = "ftsts-scheduled-1ms"
+    params_type = WeightSchedule1msParams
+
+
+@dataclass(frozen=True)
 class HFDBSParams(TrainParams):
     """Continuous clinical-style high-frequency DBS.
 
@@ -432,6 +454,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
         TunedFTSTS,
         TunedFTSTS1ms,
         WeightScheduledFTSTS,
+        WeightScheduledFTSTS1ms,
         HighFrequencyDBS,
         ThresholdStimulation,
         ProportionalIntegral,
