@@ -1,7 +1,6 @@
 """PPO training: learning signal, checkpoints, resume, bad checkpoints, torchrun with gloo."""
 
 import csv
-import os
 import re
 import subprocess
 import sys
@@ -9,8 +8,6 @@ from dataclasses import replace
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from neuroloop_gpu.config import NetworkParams
@@ -196,23 +193,6 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
 def test_config_validation_names_the_parameter(field, value, message):
     with pytest.raises(ValueError, match=message):
         replace(ENERGY_ONLY, **{field: value})
-
-
-def _average_in_group(rank, world_size, port, results):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    weight = torch.nn.Parameter(torch.zeros(3))
-    weight.grad = torch.full((3,), float(rank + 1))
-    distributed.average_gradients([weight], distributed.Rank(rank, world_size, rank))
-    results[rank] = weight.grad.tolist()
-    dist.destroy_process_group()
-
-
-def test_gradients_are_averaged_over_ranks():
-    results = mp.Manager().dict()
-    port = 29_500 + os.getpid() % 1000
-    mp.spawn(_average_in_group, args=(2, port, results), nprocs=2, join=True)
-    assert results[0] == results[1] == [1.5, 1.5, 1.5]
 
 
 def test_torchrun_two_cpu_processes_gloo(tmp_path):
