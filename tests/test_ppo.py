@@ -258,6 +258,7 @@ def test_shipped_full_policy_is_the_lasting_task_run_and_acts_in_its_box():
     assert (config.stim_budget_s, config.followup_s, config.latch_mv) == (40.0, 5.0, 75.0)
     assert controller.bounds.pulse_width == (50.0, 500.0)
     assert config.imitate == "ftsts-scheduled" and (config.gamma, config.lr) == (0.99, 1e-4)  # docs: lasting task
+    assert (config.energy_weight, config.weight_credit, config.followup_weight) == (0.14, 20.0, 0.05)
     log = list(csv.DictReader(shipped_full_policy().with_name("train_log.csv").open()))
     assert int(log[-1]["frames"]) == controller.describe()["frames"] == config.total_frames
     assert [int(row["iteration"]) for row in log] == list(range(1, len(log) + 1))  # one unbroken log
