@@ -12,10 +12,12 @@ from neuroloop_gpu.control.distributed import Rank
 
 
 def _in_group(rank: int, port: int, results) -> None:
-    # what torchrun puts in each process's environment
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank)
-    )
+    # what torchrun puts in each process's environment (rank 0 without LOCAL_RANK: it defaults to 0)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank))
+    if rank:
+        os.environ["LOCAL_RANK"] = str(rank)
+    else:
+        os.environ.pop("LOCAL_RANK", None)
     me = distributed.init_from_environment(torch.device("cpu"))
     seen = {"rank": (me.rank, me.world_size, me.local_rank, me.is_main, me.active)}
     seen["device"] = str(distributed.rank_device(torch.device("cpu"), me))
@@ -24,16 +26,16 @@ def _in_group(rank: int, port: int, results) -> None:
     distributed.broadcast_parameters(start, me)
     seen["broadcast"] = [t.tolist() for t in start]
 
-    weight, bias, frozen = (torch.nn.Parameter(torch.zeros(shape)) for shape in ((2, 2), (3,), (1,)))
+    weight, bias, frozen, gain = (torch.nn.Parameter(torch.zeros(shape)) for shape in ((2, 2), (3,), (1,), (2,)))
     weight.grad = torch.tensor([[1.0, 2.0], [3.0, 4.0]]) * (rank + 1)  # rank 0: x1, rank 1: x2
     bias.grad = torch.tensor([0.0, 1.0, -1.0]) + rank
-    distributed.average_gradients([weight, frozen, bias], me)  # frozen has no gradient: left out
-    seen["grads"] = (weight.grad.tolist(), bias.grad.tolist(), frozen.grad)
+    gain.grad = torch.tensor([10.0, -10.0]) * rank
+    distributed.average_gradients([weight, frozen, bias, gain], me)  # frozen has no gradient: left out
+    seen["grads"] = (weight.grad.tolist(), bias.grad.tolist(), gain.grad.tolist(), frozen.grad)
 
-    tensors = {
-        "reward": torch.tensor([1.0 / 3.0 if rank == 0 else 2.0 / 3.0]),
-        "count": torch.tensor([rank], dtype=torch.int64),
-    }
+    # counts are averaged in float64: exact up to 2**53, where float32 would round 2**40 + 1
+    count = torch.tensor([2**40 + 2 if rank == 0 else 2**40], dtype=torch.int64)
+    tensors = {"reward": torch.tensor([1.0 / 3.0 if rank == 0 else 2.0 / 3.0]), "count": count}
     averaged = distributed.average_tensors(tensors, me)
     seen["averaged"] = {k: (v.tolist(), str(v.dtype)) for k, v in averaged.items()}
     seen["untouched"] = tensors["reward"].tolist()  # the input is not averaged in place
@@ -63,9 +65,10 @@ def test_every_rank_starts_from_rank_0s_weights(group):
 
 def test_gradients_are_the_mean_over_ranks(group):
     for rank in (0, 1):
-        weight, bias, frozen = group[rank]["grads"]
+        weight, bias, gain, frozen = group[rank]["grads"]
         assert weight == [[1.5, 3.0], [4.5, 6.0]]  # (1x + 2x) / 2
         assert bias == [0.5, 1.5, -0.5]
+        assert gain == [5.0, -5.0]
         assert frozen is None
 
 
@@ -73,7 +76,7 @@ def test_logged_tensors_are_the_mean_over_ranks_in_their_own_dtype(group):
     for rank in (0, 1):
         averaged = group[rank]["averaged"]
         assert averaged["reward"] == ([0.5], "torch.float32")
-        assert averaged["count"] == ([0], "torch.int64")  # (0 + 1) / 2 = 0.5, cast back to an integer
+        assert averaged["count"] == ([2**40 + 1], "torch.int64")
     assert group[0]["untouched"] == [pytest.approx(1 / 3)] and group[1]["untouched"] == [pytest.approx(2 / 3)]
 
 
