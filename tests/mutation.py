@@ -118,11 +118,12 @@ def main(argv: list[str]) -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=ROOT, check=True, capture_output=True, text=True
     ).stdout.strip()
-    report = json.loads(REPORT.read_text()) if REPORT.is_file() else {"tool": "", "equivalent": []}
     for module in modules:
         result = run(module, commit)
         result["commit"] = commit
         print(json.dumps({k: v for k, v in result.items() if k != "survivors"}), flush=True)
+        # read it again: the hand-written parts may have been edited while the module ran
+        report = json.loads(REPORT.read_text()) if REPORT.is_file() else {"tool": "", "equivalent": []}
         by_module = {m["module"]: m for m in report.get("modules", [])}
         by_module[result["module"]] = result
         report["modules"] = [by_module[f"neuroloop_gpu/{m}"] for m in MODULES if f"neuroloop_gpu/{m}" in by_module]

@@ -136,9 +136,14 @@ def test_one_batched_run_gives_every_controller_the_same_networks(tiny_run):
 
 
 def test_results_round_trip_through_their_files(tiny_run, tmp_path):
-    paths = tiny_run.save(tmp_path)
+    out = tmp_path / "runs" / "tiny"  # folders made as needed
+    paths = tiny_run.save(out)
     assert sorted(path.name for path in paths.values()) == sorted(FILES.values())
+    assert paths["json"].read_text().startswith('{\n "config": {\n  "seeds": [\n   11,')  # one space per level
     document = json.loads(paths["json"].read_text())  # strict JSON: NaN written as null
+    assert document["metric_definitions"] == METRICS and list(METRICS) == list(document["metrics"]["ftsts"])
+    assert document["interval"] == "95 % two-sided Student-t interval of the mean over networks (NaNs left out)"
+    assert document["raster_start_s"] == {"before": pytest.approx(0.06), "after": pytest.approx(0.16)}
     assert document["config"]["seeds"] == [11, 12, 13] and document["device"].startswith("cpu")
     assert document["backend"] == tiny_run.backend in ("eager", "fused")
     assert set(document["versions"]) >= {"torch", "numpy", "neuroloop_gpu"} and document["wall_time_s"] > 0
@@ -148,11 +153,16 @@ def test_results_round_trip_through_their_files(tiny_run, tmp_path):
     assert [row["controller"] for row in rows] == ["none", "none-twin", "ftsts"]
     assert float(rows[2]["energy_mv2ms_mean"]) > 0 and float(rows[0]["energy_mv2ms_mean"]) == 0
     assert "| ftsts |" in paths["markdown"].read_text()
-    loaded = EvaluationResult.load(tmp_path)
+    loaded = EvaluationResult.load(out)
     assert loaded.config == tiny_run.config and loaded.names == tiny_run.names and loaded.backend == tiny_run.backend
+    assert (loaded.raster_start_s, loaded.device) == (tiny_run.raster_start_s, tiny_run.device)
+    assert (loaded.versions, loaded.wall_time_s) == (tiny_run.versions, tiny_run.wall_time_s)
     assert all(np.array_equal(loaded.traces[k], v) for k, v in tiny_run.traces.items())
     assert np.array_equal(loaded.rasters["after"], tiny_run.rasters["after"])
     assert json.dumps(loaded.summary(), default=str) == json.dumps(tiny_run.summary(), default=str)
+    del document["backend"]  # written before the backend was recorded
+    paths["json"].write_text(json.dumps(document))
+    assert EvaluationResult.load(out).backend == "unknown"
     with pytest.raises(FileNotFoundError, match="not an evaluation folder"):
         EvaluationResult.load(tmp_path / "missing")
 

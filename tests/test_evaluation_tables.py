@@ -1,0 +1,135 @@
+"""Evaluation's number formatting, intervals, metric edge cases and the Markdown report, value by value."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from neuroloop_gpu.config import NetworkParams
+from neuroloop_gpu.control import NoStimulation
+from neuroloop_gpu.evaluation import METRICS, EvaluationConfig, EvaluationResult, _cell, mean_interval, network_metrics
+
+
+@pytest.mark.parametrize(
+    ("stat", "cell"),
+    [
+        ({"mean": 5.0, "low": 4.0, "high": 6.0}, "5.000 [4.000, 6.000]"),  # below 10: three decimals
+        ({"mean": 9.9994, "low": 9.0, "high": 11.0}, "9.999 [9.000, 11.000]"),
+        ({"mean": 10.0, "low": 9.0, "high": 11.0}, "10.0 [9.0, 11.0]"),  # 10 to 1000: one decimal
+        ({"mean": -12.5, "low": -13.0, "high": -12.0}, "-12.5 [-13.0, -12.0]"),  # by size, sign kept
+        ({"mean": 999.94, "low": 990.0, "high": 1010.0}, "999.9 [990.0, 1010.0]"),
+        ({"mean": 1000.0, "low": 900.0, "high": 1100.0}, "1,000 [900, 1,100]"),  # from 1000: thousands, no decimals
+        ({"mean": 6.64e6, "low": 6.63e6, "high": 6.65e6}, "6,640,000 [6,630,000, 6,650,000]"),
+        ({"mean": 5.0, "low": math.nan, "high": math.nan}, "5.000"),  # one network: no interval
+        ({"mean": math.nan, "low": math.nan, "high": math.nan}, "n/a"),
+    ],
+)
+def test_table_cells(stat, cell):
+    assert _cell(stat) == cell
+
+
+def test_mean_interval_of_two_values_and_of_none():
+    stat = mean_interval(np.array([1.0, 3.0]))  # sd sqrt(2), n 2: half-width t(0.975, 1) * 1
+    assert stat["mean"] == 2.0 and stat["n"] == 2
+    assert stat["low"] == pytest.approx(2.0 - 12.706205, abs=1e-5) and stat["high"] == pytest.approx(
+        2.0 + 12.706205, abs=1e-5
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mean of empty slice" for a controller no network reached
+        empty = mean_interval(np.array([np.nan, np.nan]))
+    assert empty["n"] == 0 and all(math.isnan(empty[k]) for k in ("mean", "low", "high"))
+
+
+def test_mean_interval_computes_in_float64():
+    values = np.array([0.1, 0.2, 0.7, 1e4], dtype=np.float32)  # a float32 trace's per-network metric
+    exact = values.astype(np.float64)
+    stat = mean_interval(values)
+    assert stat["mean"] == exact.mean()
+    assert stat["high"] - stat["mean"] == pytest.approx(3.182446 * exact.std(ddof=1) / 2.0, rel=1e-6)
+
+
+def synthetic(windows=20, networks=2):
+    """2 networks, onset at window 5: network 1 stimulated in window 5 only, its weight exactly 75 mV from w 8."""
+    ramp = np.linspace(0.0, 0.95, windows)
+    kop = np.stack([np.full(windows, 0.5), ramp])[:networks]
+    weight = np.stack([np.full(windows, 260.0), np.where(np.arange(windows) >= 8, 75.0, 260.0)])[:networks]
+    stimulating = np.zeros((networks, windows), dtype=bool)
+    stimulating[1:, 5] = True
+    return {
+        "kop": kop,
+        "chi": 2 * kop,
+        "weight_mv": weight,
+        "stimulating": stimulating,
+        "energy_mv2ms": stimulating * 100.0,
+        "charge_mvms": stimulating * 2.0,
+    }
+
+
+def test_network_metrics_edge_cases():
+    traces = synthetic()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the NaN of a never-stimulated network comes without a warning
+        m = network_metrics(traces, window_ms=20.0, onset_window=5, latch_mv=75.0)
+    assert m["kop_stimulating"][1] == traces["kop"][1, 5]  # one stimulated window is enough
+    assert m["latch_reached"].tolist() == [0.0, 0.0]  # exactly 75 mV is not below 75 mV
+    assert m["kop_final"][1] == pytest.approx((0.9 + 0.95) / 2)  # default final_fraction 0.1: 2 of 20 windows
+    tiny_final = network_metrics(traces, window_ms=20.0, onset_window=5, latch_mv=75.0, final_fraction=0.01)
+    assert tiny_final["kop_final"][1] == 0.95  # round(0.2) = 0 windows: at least the last one
+    # 1 ms windows: the second before the onset is 1000 windows
+    ramp = np.linspace(0.0, 1.0, 1500)
+    long = {k: np.repeat(v[:, :1], 1500, axis=1) for k, v in traces.items()}
+    long["kop"] = np.stack([ramp, ramp])
+    before = network_metrics(long, window_ms=1.0, onset_window=1200, latch_mv=75.0)["kop_before"]
+    assert before[0] == pytest.approx(ramp[200:1200].mean(), rel=1e-12)
+
+
+def test_network_metrics_keep_the_leading_shape_without_a_baseline():
+    traces = {k: np.stack([v, v, v]) for k, v in synthetic().items()}  # [controllers 3, seeds 2, windows 20]
+    m = network_metrics(traces, window_ms=20.0, onset_window=0, latch_mv=75.0)
+    assert m["kop_before"].shape == m["kop_followup"].shape == m["kop_mean"].shape == (3, 2)
+    assert np.isnan(m["kop_before"]).all() and np.isnan(m["kop_followup"]).all()
+
+
+def test_network_metrics_refuse_periods_outside_the_episode_by_name():
+    traces = synthetic()
+    with pytest.raises(ValueError) as caught:
+        network_metrics(traces, window_ms=20.0, onset_window=20, latch_mv=75.0)
+    assert str(caught.value) == "onset_window must be in [0, 20), got 20"
+    with pytest.raises(ValueError) as caught:
+        network_metrics(traces, window_ms=20.0, onset_window=5, latch_mv=75.0, followup_windows=15)
+    assert str(caught.value) == "followup_windows must be in [0, 15) (after the onset), got 15"
+
+
+def _result(config):
+    shape = (1, len(config.seeds), config.num_windows)
+    traces = {k: np.zeros(shape) for k in synthetic()}
+    return EvaluationResult(config, {"none": NoStimulation().describe()}, traces, {}, {}, "cpu", {}, 0.0)
+
+
+def test_markdown_report_reads_the_protocol_the_table_and_the_definitions():
+    config = EvaluationConfig(
+        seeds=(1, 2),
+        network=NetworkParams(num_e=40, num_i=10),
+        duration_s=3.0,
+        stim_onset_s=1.0,
+        stim_budget_s=1.2,
+        followup_s=0.8,
+        latch_ends_stimulation=True,
+    )
+    text = _result(config).markdown()
+    intro, table, notes = text.split("\n\n")
+    assert intro == (
+        "2 held-out networks (40 E / 10 I), 3 s episodes, stimulation from 1 s for at most 1.2 s, ended for good "
+        "once mean J_I*w < 75 mV, then 0.8 s of follow-up with every stimulator off; "
+        "mean [95 % Student-t interval] over networks."
+    )
+    lines = table.split("\n")
+    assert lines[0] == "| controller | " + " | ".join(METRICS) + " |"
+    assert lines[1] == "|---|" + "---|" * len(METRICS)  # one column per metric and one for the names
+    assert lines[2].startswith("| none | 0.000 [0.000, 0.000] | ") and len(lines) == 3
+    assert notes == "\n".join(f"* `{m}`: {text}" for m, text in METRICS.items()) + "\n"
+    plain = _result(EvaluationConfig(seeds=(1,), network=NetworkParams(num_e=40, num_i=10), duration_s=2.0))
+    assert plain.markdown().startswith(
+        "1 held-out networks (40 E / 10 I), 2 s episodes, stimulation from 1 s; mean [95 % Student-t interval]"
+    )
