@@ -34,7 +34,12 @@ MODULES = {  # module under neuroloop_gpu/ -> the fast tests that check what it 
     "envs/single_env.py": ["tests/test_single_env_values.py", "tests/test_values.py", "tests/test_envs.py"],
     "envs/torchrl_env.py": ["tests/test_torchrl_env_values.py", "tests/test_values.py", "tests/test_envs.py"],
     "envs/rendering.py": ["tests/test_values.py", "tests/test_envs.py", "tests/test_rendering_values.py"],
-    "plots.py": ["tests/test_figures.py", "tests/test_plots.py", "tests/test_open_loop_values.py"],
+    "plots.py": [
+        "tests/test_figures.py",
+        "tests/test_plots.py",
+        "tests/test_open_loop_values.py",
+        "tests/test_sweep.py",
+    ],
     "control/controllers.py": [
         "tests/test_control.py",
         "tests/test_evaluation_values.py",
