@@ -1,14 +1,29 @@
-"""Evaluation's number formatting, intervals, metric edge cases and the Markdown report, value by value."""
+"""Evaluation, value by value: table cells, intervals, metric edge cases, the Markdown report, the config's
+refusals and boundaries, and the device and versions recorded."""
 
+import importlib.metadata
 import math
+import platform
 import warnings
 
 import numpy as np
 import pytest
+import torch
 
+from neuroloop_gpu import evaluation
 from neuroloop_gpu.config import NetworkParams
 from neuroloop_gpu.control import NoStimulation
-from neuroloop_gpu.evaluation import METRICS, EvaluationConfig, EvaluationResult, _cell, mean_interval, network_metrics
+from neuroloop_gpu.evaluation import (
+    METRICS,
+    EvaluationConfig,
+    EvaluationResult,
+    _cell,
+    _versions,
+    _whole,
+    describe_device,
+    mean_interval,
+    network_metrics,
+)
 
 
 @pytest.mark.parametrize(
@@ -133,3 +148,86 @@ def test_markdown_report_reads_the_protocol_the_table_and_the_definitions():
     assert plain.markdown().startswith(
         "1 held-out networks (40 E / 10 I), 2 s episodes, stimulation from 1 s; mean [95 % Student-t interval]"
     )
+
+
+NET = NetworkParams(num_e=40, num_i=10)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"seeds": (1, -2)}, "seeds must be a non-empty tuple of distinct integers >= 0, got (1, -2)"),
+        ({"seeds": (True,)}, "seeds must be a non-empty tuple of distinct integers >= 0, got (True,)"),
+        ({"network": {"num_e": 40}}, "network must be a NetworkParams, got {'num_e': 40}"),
+        (
+            {"stim_onset_s": 2.0},
+            "stim_onset_s must be in [0, duration_s=2.0) s and a whole number of 20 ms windows, got 2.0",
+        ),
+        ({"synchrony": "plv"}, "synchrony must be 'kop' or 'chi', got 'plv'"),
+        ({"latch_mv": 0.0}, "latch_mv must be a finite number > 0 (mV), got 0.0"),
+        ({"latch_mv": math.inf}, "latch_mv must be a finite number > 0 (mV), got inf"),
+        ({"final_fraction": 1.5}, "final_fraction must be in (0, 1], got 1.5"),
+        ({"raster_ms": 30.0}, "raster_ms must be a whole number of 20 ms windows, at most the episode, got 30.0"),
+        ({"raster_ms": 2020.0}, "raster_ms must be a whole number of 20 ms windows, at most the episode, got 2020.0"),
+        ({"dtype": "float16"}, "dtype must be 'float32' or 'float64', got 'float16'"),
+        ({"stim_budget_s": 0.0}, "stim_budget_s must be None or a positive whole number of 20 ms windows, got 0.0"),
+        ({"followup_s": 0.03}, "followup_s must be a whole number (>= 0) of 20 ms windows, got 0.03"),
+        (
+            {"stim_budget_s": 0.5, "followup_s": 0.2},
+            "duration_s must be stim_onset_s + stim_budget_s + followup_s = 1.7 s with a follow-up "
+            "(stim_budget_s set), got 2.0",
+        ),
+        ({"latch_ends_stimulation": 1}, "latch_ends_stimulation must be True or False, got 1"),
+    ],
+)
+def test_config_refusals_name_the_parameter_its_range_and_the_value(change, message):
+    with pytest.raises(ValueError) as caught:
+        EvaluationConfig(**{"seeds": (1,), "network": NET, "duration_s": 2.0, **change})
+    assert str(caught.value) == message
+
+
+def test_config_accepts_its_boundaries():
+    base = {"seeds": (0,), "network": NET, "duration_s": 2.0}
+    for change in (
+        {"final_fraction": 1.0},
+        {"latch_mv": 0.5},
+        {"raster_ms": 2000.0},  # the whole episode
+        {"raster_ms": 0.0},
+        {"synchrony": "chi"},
+        {"window_ms": 10.0, "stim_onset_s": 0.5, "stim_budget_s": 1.2, "followup_s": 0.3},  # follow-up of 30 windows
+        {"window_ms": 25.0, "stim_onset_s": 0.5, "stim_budget_s": 1.25, "followup_s": 0.25},
+    ):
+        config = EvaluationConfig(**{**base, **change})
+        assert all(getattr(config, k) == v for k, v in change.items())
+    assert (
+        EvaluationConfig(**base, window_ms=10.0, stim_onset_s=0.5, stim_budget_s=1.2, followup_s=0.3).followup_windows
+        == 30
+    )
+
+
+def test_whole_numbers_of_windows_to_a_relative_tolerance():
+    assert _whole(3.0) and _whole(1000.0000005)  # 5e-7 off at 1000: within 1e-9 of the value
+    assert not _whole(1e-9) and not _whole(1.5e-9) and not _whole(2.5) and not _whole(math.nan)
+
+
+def test_device_and_versions_in_words(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: f"H100 at {device}")
+    assert describe_device(torch.device("cuda", 1)) == "cuda:H100 at cuda:1"
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    assert describe_device(torch.device("cpu")) == f"cpu:x86_64 ({threads} threads)"
+    monkeypatch.setattr(platform, "processor", lambda: "Xeon")
+    assert describe_device(torch.device("cpu")) == f"cpu:Xeon ({threads} threads)"
+    assert _versions() == {
+        "neuroloop_gpu": importlib.metadata.version("neuroloop-gpu"),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(evaluation, "version", missing)
+    assert _versions()["neuroloop_gpu"] == "unknown"

@@ -217,3 +217,80 @@ def test_sweep_command(tmp_path, capsys):
             main(["sweep", "--num-e", "40", "--device", "cpu", "--out", str(tmp_path / "bad"), *bad])
         assert message in capsys.readouterr().err + str(exited.value)  # argparse prints, our errors exit with it
     assert not (tmp_path / "bad").exists()
+
+
+def test_heatmaps_read_as_documented(tiny_sweep):
+    """Every cell's colour scale, printed value and position, the ticks, titles, frames and colour bars."""
+    fig = sweep_figure(tiny_sweep)
+    assert tuple(fig.get_size_inches()) == pytest.approx((3.2 * 2 + 1, 6.6)) and fig.get_layout_engine() is not None
+    means = {m: tiny_sweep.per_network[m].mean(1) for m in ("energy_mv2ms", "kop_followup", "latch_reached")}
+    latched = means["latch_reached"] >= 0.9
+    energies = means["energy_mv2ms"][latched] / 1e6
+    assert energies.size and not latched.all()  # some cells coloured, some blank
+    heat_axes = fig.axes[:4]
+    for r, c in [(r, c) for r in range(2) for c in range(2)]:
+        ax, width = heat_axes[2 * r + c], CONFIG.pulse_widths_us[c]
+        image = ax.images[0]
+        assert image.origin == "lower" and ax.get_aspect() == "auto"
+        if r == 0:
+            assert image.get_cmap().name == "viridis" and type(image.norm).__name__ == "LogNorm"
+            assert (image.norm.vmin, image.norm.vmax) == (energies.min(), energies.max())
+            title, fmt = f"energy to latch (10⁶ mV²·ms), {width:g} µs", ".2g"
+        else:
+            assert image.get_cmap().name == "magma_r" and (image.norm.vmin, image.norm.vmax) == (0, 1)
+            title, fmt = f"R in the {CONFIG.followup_s:g} s follow-up, {width:g} µs", ".2f"
+        assert ax.get_title() == title and ax.title.get_fontsize() == 9
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "600"]
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["60", "200"]
+        assert list(ax.get_xticks()) == [0, 1] and list(ax.get_yticks()) == [0, 1]
+        expected_texts = []
+        for p, (a, f, w) in enumerate(CONFIG.points):
+            if w != width:
+                continue
+            value = (means["energy_mv2ms"][p] / 1e6 if latched[p] else math.nan) if r == 0 else means["kop_followup"][p]
+            if math.isfinite(value):
+                i, j = CONFIG.amplitudes_mv.index(a), CONFIG.frequencies_hz.index(f)
+                expected_texts.append(((j, i), format(value, fmt)))
+        drawn = [(t.get_position(), t.get_text()) for t in ax.texts]
+        assert sorted(drawn) == sorted(expected_texts)
+        assert all((t.get_ha(), t.get_va(), t.get_fontsize()) == ("center", "center", 6.5) for t in ax.texts)
+    tuned = {name: point for name, point in tiny_sweep.tuned().items() if point is not None}
+    assert tuned  # frames to check
+    for r in range(2):
+        for c, width in enumerate(CONFIG.pulse_widths_us):
+            frames = [
+                (p.get_xy(), p.get_width(), p.get_height(), p.get_edgecolor(), p.get_linewidth(), p.get_fill())
+                for p in heat_axes[2 * r + c].patches
+            ]
+            expected = []
+            for point in tuned.values():
+                if point["pulse_width_us"] == width:
+                    i = CONFIG.amplitudes_mv.index(point["amplitude_mv"])
+                    j = CONFIG.frequencies_hz.index(point["frequency_hz"])
+                    expected.append(((j - 0.48, i - 0.48), 0.96, 0.96, (1.0, 0.0, 0.0, 1.0), 1.8, False))
+            assert sorted(frames) == sorted(expected)
+    colour_bars = fig.axes[4:]
+    assert [ax.get_ylabel() for ax in colour_bars] == ["10⁶ mV²·ms", "R"]
+    framed = "; ".join(
+        f"{name} bounds: {p['amplitude_mv']:g} mV, {p['frequency_hz']:.3g} Hz, {p['pulse_width_us']:g} µs"
+        for name, p in tuned.items()
+    )
+    assert fig._suptitle.get_text() == (
+        "FTSTS waveform sweep, 40 E / 10 I, 2 seeds per point\n"
+        f"blank energy: latched on < 90% of networks within 0.3 s; red: the tuned points ({framed})"
+    )
+    assert fig._suptitle.get_fontsize() == 10
+
+
+def test_heatmaps_of_a_sweep_where_nothing_latches():
+    points = len(CONFIG.points)
+    per_network = {m: np.full((points, 2), 0.5) for m in SWEEP_METRICS}
+    per_network["latch_reached"] = np.zeros((points, 2))
+    fig = sweep_figure(SweepResult(CONFIG, per_network, "cpu", "eager", {}, 0.0))
+    for c, width in enumerate(CONFIG.pulse_widths_us):
+        assert np.isnan(np.ma.filled(fig.axes[c].images[0].get_array(), np.nan)).all()
+        assert not fig.axes[c].texts and not fig.axes[c].patches  # nothing printed, nothing framed
+        drawn = [t.get_text() for t in fig.axes[2 + c].texts]
+        assert drawn == ["0.50"] * sum(w == width for _, _, w in CONFIG.points)
+    assert [ax.get_ylabel() for ax in fig.axes[4:]] == ["R"]  # no energy colour bar without an energy
+    assert fig._suptitle.get_text().endswith("red: the tuned points (none)")
