@@ -1,0 +1,189 @@
+"""How every figure looks, held against a recorded description (``tests/figure_style.json``).
+
+``tests/test_figures.py`` checks what the figures draw (the data of every artist against the source
+arrays); this file checks how: sizes, layout, colours, line widths and styles, markers, transparency,
+font sizes, alignments, colour maps, scales, limits, legends and titles, artist by artist, on made-up
+inputs. A deliberate change of style is recorded again with
+
+    NEUROLOOP_UPDATE_FIGURE_STYLE=1 pytest tests/test_figure_style.py
+
+and the difference in ``figure_style.json`` reviewed like code.
+"""
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from matplotlib.colors import to_rgba
+from test_plots import synthetic_result, write_log
+
+from neuroloop_gpu import plots
+from neuroloop_gpu.open_loop import OpenLoopRun
+
+RECORD = Path(__file__).with_name("figure_style.json")
+UPDATE = os.environ.get("NEUROLOOP_UPDATE_FIGURE_STYLE") == "1"
+
+
+def _number(value):
+    return float(f"{float(value):.4g}")
+
+
+def _colour(value):
+    """RGBA of a colour, or of the first of an artist's colours (None when it has none)."""
+    if not isinstance(value, str):
+        value = np.asarray(value, dtype=float)
+        if value.ndim == 2:
+            if not value.size:
+                return None
+            value = value[0]
+        value = tuple(value)
+    return [_number(c) for c in to_rgba(value)]
+
+
+def _first(values):
+    values = np.atleast_1d(values)
+    return _number(values[0]) if values.size else None
+
+
+def _text(t):
+    return {
+        "text": t.get_text(),
+        "size": _number(t.get_fontsize()),
+        "ha": t.get_ha(),
+        "va": t.get_va(),
+        "colour": _colour(t.get_color()),
+        "in_axes_units": t.get_transform() == t.axes.transAxes if t.axes else None,
+    }
+
+
+def describe(fig) -> dict:
+    """The style of every axes and artist of ``fig`` (data arrays left to test_figures.py)."""
+    axes = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        axes.append(
+            {
+                "title": [ax.get_title(), _number(ax.title.get_fontsize())],
+                "labels": [ax.get_xlabel(), ax.get_ylabel()],
+                "scales": [ax.get_xscale(), ax.get_yscale()],
+                "limits": [[_number(v) for v in ax.get_xlim()], [_number(v) for v in ax.get_ylim()]],
+                "aspect": str(ax.get_aspect()),
+                "lines": [
+                    {
+                        "label": line.get_label(),
+                        "colour": _colour(line.get_color()),
+                        "width": _number(line.get_linewidth()),
+                        "style": line.get_linestyle(),
+                        "marker": str(line.get_marker()),
+                        "marker_size": _number(line.get_markersize()),
+                        "marker_edge": _colour(line.get_markeredgecolor()),
+                        "alpha": line.get_alpha(),
+                    }
+                    for line in ax.lines
+                ],
+                "collections": [
+                    {
+                        "type": type(c).__name__,
+                        "label": c.get_label(),
+                        "face": _colour(c.get_facecolor()),
+                        "edge": _colour(c.get_edgecolor()),
+                        "width": _first(c.get_linewidth()),
+                        "alpha": c.get_alpha(),
+                        "size": _first(c.get_sizes()) if hasattr(c, "get_sizes") else None,
+                    }
+                    for c in ax.collections
+                ],
+                "patches": [
+                    {
+                        "type": type(p).__name__,
+                        "label": p.get_label(),
+                        "face": _colour(p.get_facecolor()),
+                        "edge": _colour(p.get_edgecolor()),
+                        "width": _number(p.get_linewidth()),
+                        "alpha": p.get_alpha(),
+                        "fill": p.get_fill(),
+                    }
+                    for p in ax.patches
+                ],
+                "texts": [_text(t) for t in ax.texts],
+                "images": [
+                    {"cmap": i.get_cmap().name, "origin": i.origin, "norm": type(i.norm).__name__} for i in ax.images
+                ],
+                "legend": None
+                if legend is None
+                else {
+                    "texts": [t.get_text() for t in legend.get_texts()],
+                    "size": _number(legend.get_texts()[0].get_fontsize()),
+                    "loc": legend._loc,
+                    "columns": legend._ncols,
+                },
+            }
+        )
+    suptitle = fig._suptitle
+    return {
+        "size_inches": [_number(v) for v in fig.get_size_inches()],
+        "layout": type(fig.get_layout_engine()).__name__ if fig.get_layout_engine() else None,
+        "suptitle": None if suptitle is None else [suptitle.get_text(), _number(suptitle.get_fontsize())],
+        "axes": axes,
+    }
+
+
+def open_loop_run():
+    """Two networks, 0.6 s of 20 ms windows of made-up packed E spikes and weights."""
+    rng = np.random.default_rng(1)
+    windows = 30
+    spikes = [np.packbits(rng.uniform(size=(2, 200, 40)) < 0.02, axis=-1) for _ in range(windows)]
+    stats = {"weight_mv": 260.0 - np.arange(windows)[:, None] * np.array([[3.0, 1.0]])}
+    run = OpenLoopRun(20.0, 0.1, [5, 6], stats, np.ones((windows, 2), bool), [400.0, None], spikes, 40)
+    summary = {
+        "duration_s": 0.6,
+        "protocol": {"onset": 100.0, "waveform": "ftsts", "latch_mv": 200.0},
+        "networks": [{"seed": 5, "stim_off_time_s": 0.4, "kop_per_second": [0.5]}],
+    }
+    return run, summary
+
+
+def figures(tmp_path, monkeypatch):
+    """Name -> figure, every plot function on made-up inputs (the evaluation's with and without a follow-up)."""
+    saved = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: saved.append((Path(path).name, fig)) or path)
+    result = synthetic_result()
+    plots.plot_evaluation(result, tmp_path)
+    drawn = dict(saved)
+    lasting = replace(result, config=replace(result.config, stim_budget_s=0.4, followup_s=0.4))
+    sweep = {
+        "config": {"latch_fraction": 0.9},
+        "points": [
+            {"metrics": {"latch_reached": {"mean": 1.0}, "energy_mv2ms": {"mean": 2e5}, "kop_followup": {"mean": 0.1}}},
+            {"metrics": {"latch_reached": {"mean": 0.5}, "energy_mv2ms": {"mean": 1e5}, "kop_followup": {"mean": 0.6}}},
+        ],
+    }
+    drawn["energy_vs_synchrony, follow-up and sweep"] = plots.energy_synchrony_figure(lasting, sweep)
+    plots.plot_rasters(lasting, tmp_path)
+    drawn["rasters, follow-up"] = saved[-1][1]
+    plots.plot_training(write_log(tmp_path / "short.csv", rows=6), tmp_path)
+    drawn["training, 6 rows"] = saved[-1][1]
+    plots.plot_training(write_log(tmp_path / "long.csv", rows=50), tmp_path)  # 50 points: lines without markers
+    drawn["training, 50 rows"] = saved[-1][1]
+    run, summary = open_loop_run()
+    plots.plot_open_loop(run, summary, tmp_path)
+    drawn["open_loop.png"] = saved[-1][1]
+    return drawn
+
+
+def test_every_figure_looks_as_recorded(tmp_path, monkeypatch):
+    drawn = figures(tmp_path, monkeypatch)
+    styles = json.loads(json.dumps({name: describe(fig) for name, fig in sorted(drawn.items())}))
+    for fig in drawn.values():
+        plots.plt.close(fig)
+    if UPDATE:
+        RECORD.write_text(json.dumps(styles, indent=1, ensure_ascii=False) + "\n")
+    recorded = json.loads(RECORD.read_text())
+    assert sorted(styles) == sorted(recorded)
+    for name in recorded:
+        for i, (got, want) in enumerate(zip(styles[name]["axes"], recorded[name]["axes"])):
+            for key in want:
+                assert got[key] == want[key], f"{name}, axes {i}, {key}"
+        assert styles[name] == recorded[name], name
