@@ -36,9 +36,10 @@ MODULES = {  # module under neuroloop_gpu/ -> the fast tests that check what it 
     "envs/rendering.py": ["tests/test_values.py", "tests/test_envs.py", "tests/test_rendering_values.py"],
     "plots.py": [
         "tests/test_figures.py",
+        "tests/test_figure_style.py",
+        "tests/test_sweep_figure.py",
         "tests/test_plots.py",
         "tests/test_open_loop_values.py",
-        "tests/test_sweep.py",
     ],
     "control/controllers.py": [
         "tests/test_control.py",
