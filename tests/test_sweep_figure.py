@@ -103,3 +103,25 @@ def test_heatmaps_of_a_sweep_where_nothing_latches():
         assert drawn == ["0.50"] * sum(w == width for _, _, w in CONFIG.points)
     assert [ax.get_ylabel() for ax in fig.axes[4:]] == ["R"]  # no energy colour bar without an energy
     assert fig._suptitle.get_text().endswith("red: the tuned points (none)")
+
+
+def test_axis_labels_colour_bars_and_a_box_without_a_tuned_point():
+    # NeuroLoop's box (<= 500 us, <= 180 Hz) has no point that latches; the 1 ms box has 60 mV, 100 Hz, 1000 us
+    result = made_up(latched=[0, 2, 0, 0, 1, 2])
+    result.per_network["energy_mv2ms"][1] = 2.5e8  # 250 x 10^6 mV^2 ms: printed in exponent notation
+    assert result.tuned()["neuroloop"] is None and result.tuned()["1ms"]["pulse_width_us"] == 1000.0
+    fig = sweep_figure(result)
+    fig.canvas.draw()  # the constrained layout places the colour bars
+    heat = fig.axes[:4]
+    assert [ax.get_xlabel() for ax in heat] == ["", "", "frequency (Hz)", "frequency (Hz)"]
+    assert [ax.get_ylabel() for ax in heat] == ["amplitude (mV)", "", "amplitude (mV)", ""]
+    assert [t.get_text() for t in heat[1].texts] == ["2.5e+02"]
+    assert not heat[0].patches and len(heat[1].patches) == len(heat[3].patches) == 1
+    assert fig._suptitle.get_text().endswith("red: the tuned points (1ms bounds: 60 mV, 100 Hz, 1000 µs)")
+    for bar, row in zip(fig.axes[4:], (heat[:2], heat[2:])):
+        assert any(bar._colorbar.mappable is ax.images[0] for ax in row)  # the scale of the row beside it
+        top, bottom = row[0].get_position().y1, row[0].get_position().y0
+        box = bar.get_position()
+        assert box.x0 > row[1].get_position().x1  # right of the row
+        assert box.height == pytest.approx(0.8 * (top - bottom), rel=0.05)  # shrunk to 80 % of it
+        assert (box.y0 + box.y1) / 2 == pytest.approx((top + bottom) / 2, abs=0.02)
