@@ -127,3 +127,46 @@ def test_plot_run_redraws_everything_from_the_files(tmp_path):
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match="nothing to plot"):
         plot_run(empty)
+
+
+def test_plot_run_finds_each_source_and_names_a_damaged_file(tmp_path, monkeypatch):
+    from test_sweep_figure import made_up
+
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or path)
+    (tmp_path / "a_training").mkdir()
+    write_log(tmp_path / "a_training" / "train_log.csv")
+    synthetic_result().save(tmp_path / "b_evaluation")
+    sweep = made_up()
+    sweep.save(tmp_path / "b_evaluation")  # beside an evaluation: its points join the energy plane
+    sweep.save(tmp_path / "c_sweep")  # alone: its heatmaps
+    paths = plot_run(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in paths] == [
+        "a_training/training.png",
+        *[f"b_evaluation/{n}.png" for n in ("kop", "weight", "rasters", "actions", "energy_vs_synchrony")],
+        "c_sweep/sweep.png",
+    ]
+    energy_plane, heatmaps = drawn[5], drawn[6]
+    labels = [c.get_label() for c in energy_plane.axes[0].collections]
+    assert labels[:2] == ["sweep point, latched on ≥ 90%", "sweep point, latched less often"]
+    assert heatmaps.axes[0].get_title().startswith("energy to latch")
+    for fig in drawn:
+        plots.plt.close(fig)
+
+    (tmp_path / "a_training" / "train_log.csv").write_text("step,loss\n1,0.5\n")  # not a training log
+    with pytest.raises(ValueError) as caught:
+        plot_run(tmp_path / "a_training")
+    assert str(caught.value).startswith(f"{tmp_path / 'a_training' / 'train_log.csv'}: ValueError: ")
+    (tmp_path / "b_evaluation" / "evaluation.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError) as caught:
+        plot_run(tmp_path / "b_evaluation")
+    assert str(caught.value).startswith(
+        f"{tmp_path / 'b_evaluation'}/evaluation.json, evaluation.npz or sweep.json: ValueError: "
+    )
+    (tmp_path / "c_sweep" / "sweep.json").write_text("{")
+    with pytest.raises(ValueError) as caught:
+        plot_run(tmp_path / "c_sweep")
+    assert str(caught.value).startswith(f"{tmp_path / 'c_sweep' / 'sweep.json'}: JSONDecodeError: ")
+    with pytest.raises(FileNotFoundError) as caught:
+        plot_run(tmp_path / "nowhere")
+    assert str(caught.value) == f"{tmp_path / 'nowhere'} is not a folder"
