@@ -63,8 +63,19 @@ def describe(fig) -> dict:
     axes = []
     for ax in fig.axes:
         legend = ax.get_legend()
+        spec = ax.get_subplotspec()
+        grid = spec.get_gridspec() if spec is not None else None
         axes.append(
             {
+                "grid": None
+                if grid is None
+                else {
+                    "shape": list(grid.get_geometry()),
+                    "heights": [_number(h) for h in grid.get_height_ratios() or []],
+                    "widths": [_number(w) for w in grid.get_width_ratios() or []],
+                    "rows": [spec.rowspan.start, spec.rowspan.stop],
+                    "columns": [spec.colspan.start, spec.colspan.stop],
+                },
                 "title": [ax.get_title(), _number(ax.title.get_fontsize())],
                 "labels": [ax.get_xlabel(), ax.get_ylabel()],
                 "scales": [ax.get_xscale(), ax.get_yscale()],
@@ -170,6 +181,12 @@ def figures(tmp_path, monkeypatch):
     run, summary = open_loop_run()
     plots.plot_open_loop(run, summary, tmp_path)
     drawn["open_loop.png"] = saved[-1][1]
+    unstimulated = {**summary, "protocol": {**summary["protocol"], "waveform": "none"}}
+    plots.plot_open_loop(run, unstimulated, tmp_path)  # no stimulation period, no latch, one raster
+    drawn["open_loop, no stimulation"] = saved[-1][1]
+    too_late = {**summary, "protocol": {**summary["protocol"], "onset": 600.0}}  # onset at the end
+    plots.plot_open_loop(run, too_late, tmp_path)
+    drawn["open_loop, onset at the end"] = saved[-1][1]
     return drawn
 
 
