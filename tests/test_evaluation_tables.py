@@ -4,7 +4,9 @@ refusals and boundaries, and the device and versions recorded."""
 import importlib.metadata
 import math
 import platform
+import time
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +14,8 @@ import torch
 
 from neuroloop_gpu import evaluation
 from neuroloop_gpu.config import NetworkParams
-from neuroloop_gpu.control import NoStimulation
+from neuroloop_gpu.control import Controller, NoStimulation
+from neuroloop_gpu.envs import DBSCore
 from neuroloop_gpu.evaluation import (
     METRICS,
     EvaluationConfig,
@@ -21,9 +24,11 @@ from neuroloop_gpu.evaluation import (
     _versions,
     _whole,
     describe_device,
+    evaluate,
     mean_interval,
     network_metrics,
 )
+from neuroloop_gpu.stimulus import PulseTrain
 
 
 @pytest.mark.parametrize(
@@ -231,3 +236,129 @@ def test_device_and_versions_in_words(monkeypatch):
 
     monkeypatch.setattr(evaluation, "version", missing)
     assert _versions()["neuroloop_gpu"] == "unknown"
+
+
+class Recorder(Controller):
+    """Stimulates at a fixed setting and keeps every observation and info it is handed."""
+
+    def __init__(self, name, amplitude=60.0, synchrony=None):
+        self.name, self.amplitude, self.synchrony = name, amplitude, synchrony
+
+    def reset(self, num_envs, device):
+        self.num_envs, self.seen = num_envs, []
+
+    def act(self, observation, info):
+        self.seen.append((observation.clone(), {k: v.clone() for k, v in info.items()}))
+        return PulseTrain.constant(observation.shape[0], self.amplitude, 100.0, 200.0)
+
+
+SHORT = EvaluationConfig(seeds=(3, 4), network=NET, duration_s=0.1, stim_onset_s=0.04, raster_ms=0.0)
+
+
+def test_each_controller_sees_its_own_networks_observations_and_last_window():
+    first, second = Recorder("a", 60.0), Recorder("b", 0.0)
+    config = replace(SHORT, synchrony="chi")
+    result = evaluate([first, second], config, device="cpu", progress=False)
+    assert result.names == ["a", "b"]
+    for c, recorder in enumerate((first, second)):
+        assert recorder.num_envs == 2 and len(recorder.seen) == config.num_windows
+        assert recorder.seen[0][1] == {}  # nothing has happened before the first window
+        for w, (observation, info) in enumerate(recorder.seen[1:]):
+            assert observation.shape == (2, 6)
+            chi = torch.tensor(result.traces["chi"][c, :, w], dtype=torch.float32).clamp(0, 1)
+            assert torch.equal(observation[:, 0], chi)  # feature 0 is the evaluation's synchrony: chi
+            assert torch.equal(info["weight_mv"], torch.tensor(result.traces["weight_mv"][c, :, w]))
+    assert result.traces["stimulating"].dtype == bool and result.traces["stimulating"][0, :, -1].all()
+
+
+def test_an_invalid_first_train_is_refused_before_it_runs():
+    with pytest.raises(ValueError, match="amplitude"):
+        evaluate([Recorder("bad", math.nan)], SHORT, device="cpu", progress=False)
+
+
+def test_one_controller_the_run_metadata_and_the_rasters_before_an_early_onset():
+    config = replace(SHORT, duration_s=0.2, stim_onset_s=0.1, raster_ms=100.0)  # raster from 0 s
+    before = time.perf_counter()
+    result = evaluate(["none"], config, device="cpu", progress=False)
+    elapsed = time.perf_counter() - before
+    assert result.names == ["none"] and result.raster_start_s == {"before": 0.0, "after": pytest.approx(0.1)}
+    assert result.rasters["before"].dtype == result.rasters["after"].dtype == np.bool_
+    assert result.rasters["before"].shape == (1, 1000, 40)
+    assert result.device == describe_device(torch.device("cpu")) and result.versions == _versions()
+    assert 0 < result.wall_time_s < elapsed
+
+
+def test_the_simulation_runs_at_the_configured_step():
+    config = replace(SHORT, step_ms=0.05)
+    result = evaluate(["none"], config, device="cpu", backend="eager", progress=False)
+    core = DBSCore(2, NET, config.sim, episode=config.episode, device="cpu", backend="eager")
+    core.reset(seeds=torch.tensor([3, 4]))
+    for w in range(config.num_windows):
+        info = core.step_train(PulseTrain.off(2)).info
+        np.testing.assert_array_equal(result.traces["kop"][0, :, w], info["kop"].double().numpy())
+
+
+@pytest.mark.parametrize(
+    ("controllers", "message"),
+    [
+        ([], "controllers must be at least one Controller (or registered name), got []"),
+        ([5], "controllers must be at least one Controller (or registered name), got [5]"),
+        (["none", "none"], "controllers must be distinct names (pass a dict to name them), got ['none', 'none']"),
+    ],
+)
+def test_controller_lists_refused_by_name(controllers, message):
+    with pytest.raises(ValueError) as caught:
+        evaluate(controllers, SHORT, device="cpu", progress=False)
+    assert str(caught.value) == message
+
+
+def test_one_controller_twice_is_refused_and_so_is_a_synchrony_mismatch():
+    twice = NoStimulation()
+    with pytest.raises(ValueError) as caught:
+        evaluate({"a": twice, "b": twice}, SHORT, device="cpu", progress=False)
+    assert str(caught.value) == "controllers must be distinct instances (each keeps its own state), got ['a', 'b']"
+    with pytest.raises(ValueError) as caught:
+        evaluate([Recorder("chi-policy", synchrony="chi")], SHORT, device="cpu", progress=False)
+    assert str(caught.value) == (
+        "controller 'chi-policy' was trained with synchrony='chi' observations; this evaluation observes "
+        "synchrony='kop' (use synchrony='chi', CLI --synchrony chi)"
+    )
+
+
+class RecordingBar(evaluation.tqdm):
+    """tqdm that keeps its arguments and each postfix with the window it was set in."""
+
+    made = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.arguments, self.postfixes, self.window = kwargs, [], None
+        RecordingBar.made.append(self)
+
+    def __iter__(self):
+        for self.window in super().__iter__():
+            yield self.window
+
+    def set_postfix(self, postfix=None, **kwargs):
+        self.postfixes.append((self.window, dict(postfix)))
+        super().set_postfix(postfix, **kwargs)
+
+
+@pytest.mark.parametrize("count", [2, 9])
+def test_progress_bar_shows_each_controllers_synchrony_every_25_windows(monkeypatch, capsys, count):
+    monkeypatch.setattr(evaluation, "tqdm", RecordingBar)
+    RecordingBar.made.clear()
+    config = replace(SHORT, seeds=(3,), duration_s=1.2, stim_onset_s=0.0)  # 60 windows
+    controllers = {f"c{i}": NoStimulation() for i in range(count)}
+    result = evaluate(controllers, config, device="cpu")  # progress shown by default
+    (bar,) = RecordingBar.made
+    assert bar.arguments == {"desc": "evaluate", "unit": "window", "disable": False} and bar.total == 60
+    assert "evaluate" in capsys.readouterr().err
+    kop = result.traces["kop"][:, 0, :]  # [controllers, windows] of the one seed
+    if count <= 8:  # one entry per controller
+        expected = [(w, {f"c{i}": f"{kop[i, w]:.2f}" for i in range(count)}) for w in (24, 49, 59)]
+    else:  # a sweep's worth: one mean over every network
+        expected = [(w, {"R, all networks": f"{kop[:, w].mean():.2f}"}) for w in (24, 49, 59)]
+    assert bar.postfixes == expected
+    evaluate(["none"], config, device="cpu", progress=False)
+    assert RecordingBar.made[-1].arguments["disable"] is True and capsys.readouterr().err == ""
