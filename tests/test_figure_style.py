@@ -115,6 +115,10 @@ def describe(fig) -> dict:
                         "width": _number(p.get_linewidth()),
                         "alpha": p.get_alpha(),
                         "fill": p.get_fill(),
+                        # spans: where they start and end (in data units along x, in axes units along y)
+                        "x_extent": [_number(p.get_x()), _number(p.get_x() + p.get_width())]
+                        if type(p).__name__ == "Rectangle"
+                        else None,
                     }
                     for p in ax.patches
                 ],
@@ -184,6 +188,9 @@ def figures(tmp_path, monkeypatch):
     unstimulated = {**summary, "protocol": {**summary["protocol"], "waveform": "none"}}
     plots.plot_open_loop(run, unstimulated, tmp_path)  # no stimulation period, no latch, one raster
     drawn["open_loop, no stimulation"] = saved[-1][1]
+    never = {**summary, "networks": [{**summary["networks"][0], "stim_off_time_s": None}]}
+    plots.plot_open_loop(run, never, tmp_path)  # stimulated to the end: no "after" raster
+    drawn["open_loop, never latched"] = saved[-1][1]
     too_late = {**summary, "protocol": {**summary["protocol"], "onset": 600.0}}  # onset at the end
     plots.plot_open_loop(run, too_late, tmp_path)
     drawn["open_loop, onset at the end"] = saved[-1][1]
