@@ -30,7 +30,7 @@ MODULES = {  # module under neuroloop_gpu/ -> the fast tests that check what it 
     "envs/core.py": ["tests/test_values.py", "tests/test_reward_values.py", "tests/test_lasting_task.py"],
     "open_loop.py": ["tests/test_open_loop_values.py", "tests/test_open_loop_mutants.py"],
     "evaluation.py": ["tests/test_evaluation_values.py", "tests/test_evaluation.py", "tests/test_evaluation_tables.py"],
-    "envs/vector_env.py": ["tests/test_values.py", "tests/test_envs.py"],
+    "envs/vector_env.py": ["tests/test_vector_env_values.py", "tests/test_values.py", "tests/test_envs.py"],
     "envs/single_env.py": ["tests/test_single_env_values.py", "tests/test_values.py", "tests/test_envs.py"],
     "envs/torchrl_env.py": ["tests/test_torchrl_env_values.py", "tests/test_values.py", "tests/test_envs.py"],
     "envs/rendering.py": ["tests/test_values.py", "tests/test_envs.py", "tests/test_rendering_values.py"],

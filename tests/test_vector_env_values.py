@@ -1,0 +1,96 @@
+"""The native vector env (envs/vector_env.py) beyond the core: action conversion, refusals by name, the
+dtypes of its info, rendering and closing."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from neuroloop_gpu.config import SimConfig
+from neuroloop_gpu.envs import FTSTSVectorEnv, vector_env
+
+TINY = {"num_e": 40, "num_i": 10}
+EPISODE = SimConfig(duration=60.0)  # three 20 ms windows
+
+
+def env(**kwargs):
+    return FTSTSVectorEnv(2, EPISODE, TINY, device="cpu", backend="eager", **kwargs)
+
+
+def stepped(action, seed=9):
+    e = env()
+    e.reset(seed=seed)
+    return e.step(action)
+
+
+def test_torch_float32_and_float64_actions_act_alike():
+    values = np.array([[0.3, -0.7, 0.1], [-0.2, 0.9, 0.55]], dtype=np.float32)
+    reference = stepped(values.astype(np.float64))
+    for action in (values, torch.from_numpy(values), torch.from_numpy(values.astype(np.float64))):
+        observation, reward, terminated, truncated, info = stepped(action)
+        np.testing.assert_array_equal(observation, reference[0])
+        np.testing.assert_array_equal(reward, reference[1])
+        for key in ("amplitude_mv", "frequency_hz", "pulse_width_us", "energy_mv2ms"):
+            np.testing.assert_array_equal(info[key], reference[4][key], err_msg=key)
+
+
+def test_info_keeps_each_values_dtype():
+    e = env()
+    e.reset(seed=3)
+    core_info = e.core.step(torch.zeros(2, 3)).info  # one window of the core, for its dtypes
+    e.reset(seed=3)
+    info = e.step(np.zeros((2, 3)))[4]
+    for key, value in core_info.items():
+        assert info[key].dtype == value.cpu().numpy().dtype, key
+        assert info[f"_{key}"].dtype == np.bool_ and info[f"_{key}"].all()
+    assert info["stimulating"].dtype == np.bool_  # not promoted to a float by the copy to the host
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        (np.zeros((2, 3), dtype=np.int64), "action must be a floating-point array, got dtype('int64')"),
+        (np.array([["a", "b", "c"]] * 2), "action must be a floating-point array, got dtype('<U1')"),
+    ],
+)
+def test_non_float_actions_refused_by_name(action, message):
+    e = env()
+    e.reset(seed=1)
+    with pytest.raises(ValueError) as caught:
+        e.step(action)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("mask", "got"),
+    [
+        (np.ones(2, dtype=np.int64), "int64 (2,)"),
+        (np.ones(3, dtype=bool), "bool (3,)"),
+        (np.ones((2, 1), bool), "bool (2, 1)"),
+    ],
+)
+def test_reset_masks_refused_by_name(mask, got):
+    e = env(autoreset_mode="Disabled")
+    e.reset(seed=1)
+    with pytest.raises(ValueError) as caught:
+        e.reset(options={"reset_mask": mask})
+    assert str(caught.value) == f"options['reset_mask'] must be a bool array of shape (2,), got {got!r}"
+
+
+def test_render_without_a_mode_warns_and_draws_the_chosen_env(monkeypatch):
+    e = env()
+    e.reset(seed=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert e.render() is None
+    (warning,) = caught  # gymnasium's logger: "WARN: <message>" in yellow
+    assert "WARN: render() called without render_mode; pass render_mode='rgb_array' or 'human'\x1b" in str(
+        warning.message
+    )
+    drawn = []
+    monkeypatch.setattr(vector_env, "render_frame", lambda history, title, step: drawn.append((title, step)) or "frame")
+    e = env(render_mode="rgb_array", render_env=1)
+    e.reset(seed=1)
+    e.step(np.zeros((2, 3)))
+    assert e.render() == "frame" and drawn == [("env 1", 0.1)]
