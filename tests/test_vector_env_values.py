@@ -94,3 +94,44 @@ def test_render_without_a_mode_warns_and_draws_the_chosen_env(monkeypatch):
     e.reset(seed=1)
     e.step(np.zeros((2, 3)))
     assert e.render() == "frame" and drawn == [("env 1", 0.1)]
+
+
+def test_refusals_before_a_reset_after_an_end_and_of_unknown_options():
+    e = env(autoreset_mode="Disabled")
+    with pytest.raises(RuntimeError) as caught:
+        e.step(np.zeros((2, 3)))
+    assert str(caught.value) == "FTSTSVectorEnv: call reset() before step()"
+    with pytest.raises(ValueError) as caught:
+        e.reset(options={"seed": 1})
+    assert str(caught.value) == ("options must be None or a dict whose only key may be 'reset_mask', got {'seed': 1}")
+    e.reset(seed=2)
+    for _ in range(3):  # the third window ends both episodes
+        e.step(np.zeros((2, 3)))
+    with pytest.raises(RuntimeError) as caught:
+        e.step(np.zeros((2, 3)))
+    assert str(caught.value) == (
+        "FTSTSVectorEnv: envs [0, 1] ended in the last step and autoreset is disabled; "
+        "reset them (options={'reset_mask': mask}) before step()"
+    )
+
+
+def test_a_seeded_reset_seeds_the_envs_own_generator():
+    e = env()
+    e.reset(seed=5)
+    assert e.np_random_seed == 5  # gymnasium's VectorEnv.np_random, as SyncVectorEnv seeds it
+    first = e.np_random.integers(1 << 30)
+    e.reset(seed=5)
+    assert e.np_random.integers(1 << 30) == first
+    e.reset(seed=[7, 8])  # one seed per env: no single seed for the env's own generator
+    assert e.np_random_seed == 5
+
+
+def test_the_render_history_follows_the_rewards_synchrony_measure():
+    from neuroloop_gpu.envs import RewardConfig
+
+    for measure in ("kop", "chi"):
+        e = env(render_mode="rgb_array", render_env=1, reward=RewardConfig(synchrony=measure))
+        e.reset(seed=4)
+        infos = [e.step(np.zeros((2, 3)))[4] for _ in range(2)]
+        assert list(e._history.synchrony) == [float(info[measure][1]) for info in infos]
+        assert list(e._history.weight_mv) == [float(info["weight_mv"][1]) for info in infos]
