@@ -47,6 +47,24 @@ def _first(values):
     return _number(values[0]) if values.size else None
 
 
+def _extent(x, y) -> dict:
+    """How many points an artist draws and the range they span (a coarse check of its data)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    finite = np.isfinite(x) & np.isfinite(y)
+    if not finite.any():
+        return {"points": int(x.size)}
+    return {
+        "points": int(x.size),
+        "x": [_number(x[finite].min()), _number(x[finite].max())],
+        "y": [_number(y[finite].min()), _number(y[finite].max())],
+    }
+
+
+def _steps(patch) -> dict:
+    values, edges, baseline = patch.get_data()
+    return {"values": [_number(v) for v in values], "edges": [_number(e) for e in edges], "baseline": baseline}
+
+
 def _text(t):
     return {
         "text": t.get_text(),
@@ -91,6 +109,7 @@ def describe(fig) -> dict:
                         "marker_size": _number(line.get_markersize()),
                         "marker_edge": _colour(line.get_markeredgecolor()),
                         "alpha": line.get_alpha(),
+                        "extent": _extent(line.get_xdata(), line.get_ydata()),
                     }
                     for line in ax.lines
                 ],
@@ -103,6 +122,9 @@ def describe(fig) -> dict:
                         "width": _first(c.get_linewidth()),
                         "alpha": c.get_alpha(),
                         "size": _first(c.get_sizes()) if hasattr(c, "get_sizes") else None,
+                        "extent": _extent(*np.asarray(c.get_offsets()).reshape(-1, 2).T)
+                        if type(c).__name__ == "PathCollection"
+                        else None,
                     }
                     for c in ax.collections
                 ],
@@ -119,6 +141,7 @@ def describe(fig) -> dict:
                         "x_extent": [_number(p.get_x()), _number(p.get_x() + p.get_width())]
                         if type(p).__name__ == "Rectangle"
                         else None,
+                        "steps": _steps(p) if type(p).__name__ == "StepPatch" else None,
                     }
                     for p in ax.patches
                 ],
@@ -191,6 +214,9 @@ def figures(tmp_path, monkeypatch):
     never = {**summary, "networks": [{**summary["networks"][0], "stim_off_time_s": None}]}
     plots.plot_open_loop(run, never, tmp_path)  # stimulated to the end: no "after" raster
     drawn["open_loop, never latched"] = saved[-1][1]
+    late = {**summary, "protocol": {**summary["protocol"], "onset": 419.8}}  # "before" raster from 119.8 ms
+    plots.plot_open_loop(run, late, tmp_path, sample_ms=2.0)
+    drawn["open_loop, late onset, 2 ms samples"] = saved[-1][1]
     too_late = {**summary, "protocol": {**summary["protocol"], "onset": 600.0}}  # onset at the end
     plots.plot_open_loop(run, too_late, tmp_path)
     drawn["open_loop, onset at the end"] = saved[-1][1]
