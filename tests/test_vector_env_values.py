@@ -135,3 +135,42 @@ def test_the_render_history_follows_the_rewards_synchrony_measure():
         infos = [e.step(np.zeros((2, 3)))[4] for _ in range(2)]
         assert list(e._history.synchrony) == [float(info[measure][1]) for info in infos]
         assert list(e._history.weight_mv) == [float(info["weight_mv"][1]) for info in infos]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_episode_steps": 0}, "max_episode_steps must be an integer >= 1, got 0"),
+        ({"max_episode_steps": 1.5}, "max_episode_steps must be an integer >= 1, got 1.5"),
+        ({"num_envs": 0}, "num_envs must be an integer >= 1, got 0"),
+        (
+            {"autoreset_mode": "sometimes"},
+            "autoreset_mode must be an AutoresetMode or one of ['NextStep', 'SameStep', 'Disabled'], got 'sometimes'",
+        ),
+        ({"render_mode": "video"}, "render_mode must be None, 'rgb_array' or 'human', got 'video'"),
+    ],
+)
+def test_constructor_refusals_name_the_parameter(kwargs, message):
+    with pytest.raises(ValueError) as caught:
+        FTSTSVectorEnv(**{"num_envs": 2, "sim_config": EPISODE, "model_params": TINY, "device": "cpu", **kwargs})
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_max_episode_steps_sets_the_episode_length(steps):
+    e = env(max_episode_steps=steps, autoreset_mode="Disabled")
+    e.reset(seed=1)
+    truncated = [e.step(np.zeros((2, 3)))[3].tolist() for _ in range(steps)]
+    assert truncated == [[False, False]] * (steps - 1) + [[True, True]]  # 3 windows in EPISODE, cut to steps
+
+
+def test_defaults_one_env_and_no_raster_unless_asked():
+    e = FTSTSVectorEnv(sim_config=EPISODE, model_params=TINY, device="cpu")
+    assert e.num_envs == 1 and e.action_space.shape == (1, 3)
+    e.reset(seed=1)
+    e.step(np.zeros((1, 3)))
+    assert e.last_spikes_e is None
+    e = env(record_spikes=True)
+    e.reset(seed=1)
+    e.step(np.zeros((2, 3)))
+    assert e.last_spikes_e.shape == (2, 200, 40) and e.last_spikes_e.dtype == np.bool_
