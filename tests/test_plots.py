@@ -156,7 +156,10 @@ def test_plot_run_finds_each_source_and_names_a_damaged_file(tmp_path, monkeypat
     (tmp_path / "a_training" / "train_log.csv").write_text("step,loss\n1,0.5\n")  # not a training log
     with pytest.raises(ValueError) as caught:
         plot_run(tmp_path / "a_training")
-    assert str(caught.value).startswith(f"{tmp_path / 'a_training' / 'train_log.csv'}: ValueError: ")
+    log = tmp_path / "a_training" / "train_log.csv"
+    assert str(caught.value) == (
+        f"{log}: ValueError: {log} lacks the columns ['frames', 'reward_mean']: not a training log"
+    )
     (tmp_path / "b_evaluation" / "evaluation.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError) as caught:
         plot_run(tmp_path / "b_evaluation")
@@ -170,3 +173,12 @@ def test_plot_run_finds_each_source_and_names_a_damaged_file(tmp_path, monkeypat
     with pytest.raises(FileNotFoundError) as caught:
         plot_run(tmp_path / "nowhere")
     assert str(caught.value) == f"{tmp_path / 'nowhere'} is not a folder"
+
+
+def test_a_training_log_of_one_row_is_drawn(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or path)
+    plot_training(write_log(tmp_path / "train_log.csv", rows=1), tmp_path)
+    (line,) = drawn[0].axes[0].lines  # reward per window; the one episode reward is NaN: not drawn
+    assert list(line.get_xdata()) == [512.0] and list(line.get_ydata()) == [-0.8]
+    plots.plt.close(drawn[0])
