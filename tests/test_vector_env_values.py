@@ -174,3 +174,29 @@ def test_defaults_one_env_and_no_raster_unless_asked():
     e.reset(seed=1)
     e.step(np.zeros((2, 3)))
     assert e.last_spikes_e.shape == (2, 200, 40) and e.last_spikes_e.dtype == np.bool_
+
+
+def test_spaces_bounds_reach_the_core_and_no_history_without_a_render_mode():
+    from neuroloop_gpu.envs import ActionBounds
+
+    e = env(bounds=ActionBounds(amplitude=(20.0, 60.0), frequency=(10.0, 100.0), pulse_width=(100.0, 300.0)))
+    for space, low, high, size in ((e.single_action_space, -1.0, 1.0, 3), (e.single_observation_space, 0.0, 1.0, 6)):
+        assert space.dtype == np.float32 and space.shape == (size,)
+        assert (space.low == low).all() and (space.high == high).all()
+    assert e.action_space.shape == (2, 3) and e.observation_space.shape == (2, 6)
+    e.reset(seed=1)
+    info = e.step(np.ones((2, 3)))[4]
+    assert (info["amplitude_mv"].tolist(), info["frequency_hz"].tolist(), info["pulse_width_us"].tolist()) == (
+        [60.0, 60.0],
+        [100.0, 100.0],
+        [300.0, 300.0],
+    )
+    assert e._history is None  # nothing kept for a render nobody asked for
+    with pytest.raises(ValueError) as caught:
+        env(render_mode="rgb_array", render_env=2)
+    assert str(caught.value) == "render_env must be an integer in [0, 2), got 2"
+    with pytest.raises(ValueError) as caught:
+        e.reset(seed=-1)
+    assert str(caught.value) == (
+        "seed must be an integer in [0, 2**63 - 2] or a list of 2 integers in [0, 2**63), got -1"
+    )
