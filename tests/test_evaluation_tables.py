@@ -271,9 +271,17 @@ def test_each_controller_sees_its_own_networks_observations_and_last_window():
     assert result.traces["stimulating"].dtype == bool and result.traces["stimulating"][0, :, -1].all()
 
 
+class BadStart(Recorder):
+    """A NaN amplitude in the first window only (the one evaluate checks on the host)."""
+
+    def act(self, observation, info):
+        train = super().act(observation, info)
+        return PulseTrain.constant(observation.shape[0], math.nan) if len(self.seen) == 1 else train
+
+
 def test_an_invalid_first_train_is_refused_before_it_runs():
     with pytest.raises(ValueError, match="amplitude"):
-        evaluate([Recorder("bad", math.nan)], SHORT, device="cpu", progress=False)
+        evaluate([BadStart("bad")], SHORT, device="cpu", progress=False)
 
 
 def test_one_controller_the_run_metadata_and_the_rasters_before_an_early_onset():
@@ -344,7 +352,7 @@ class RecordingBar(evaluation.tqdm):
         super().set_postfix(postfix, **kwargs)
 
 
-@pytest.mark.parametrize("count", [2, 9])
+@pytest.mark.parametrize("count", [2, 8, 9])
 def test_progress_bar_shows_each_controllers_synchrony_every_25_windows(monkeypatch, capsys, count):
     monkeypatch.setattr(evaluation, "tqdm", RecordingBar)
     RecordingBar.made.clear()

@@ -1,6 +1,7 @@
 """The sweep figure (plots.sweep_figure) tested by what it draws and how, on made-up sweep results."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -125,3 +126,13 @@ def test_axis_labels_colour_bars_and_a_box_without_a_tuned_point():
         assert box.x0 > row[1].get_position().x1  # right of the row
         assert box.height == pytest.approx(0.8 * (top - bottom), rel=0.05)  # shrunk to 80 % of it
         assert (box.y0 + box.y1) / 2 == pytest.approx((top + bottom) / 2, abs=0.02)
+
+
+def test_a_sweep_of_one_pulse_width_draws_one_column():
+    config = replace(CONFIG, pulse_widths_us=(500.0,))
+    per_network = {m: np.full((len(config.points), 2), 0.5) for m in SWEEP_METRICS}
+    per_network["latch_reached"][:] = 1.0
+    fig = sweep_figure(SweepResult(config, per_network, "cpu", "eager", {}, 0.0))
+    titles = [ax.get_title() for ax in fig.axes[:2]]
+    assert titles == ["energy to latch (10⁶ mV²·ms), 500 µs", "R in the 0.1 s follow-up, 500 µs"]
+    assert [ax.get_ylabel() for ax in fig.axes[2:]] == ["10⁶ mV²·ms", "R"]
