@@ -10,10 +10,11 @@ from test_sweep import CONFIG
 from neuroloop_gpu.plots import sweep_figure
 from neuroloop_gpu.sweep import SWEEP_METRICS, SweepResult
 
-# per point of CONFIG (60/200 mV x 100/600 Hz x 500/1000 us, 600 Hz x 1000 us left out): mean energy,
-# latched networks of 2; tuned: 200 mV, 100 Hz, 500 us in NeuroLoop's box, 60 mV, 100 Hz, 1000 us in the 1 ms box
-ENERGY = [3e6, 1e6, 2.5e6, 2e6, 4e6, 5e5]
-LATCHED = [2, 2, 0, 2, 1, 2]
+# per point of CONFIG (60/200 mV x 100/600 Hz x 500/1000 us, 600 Hz x 1000 us left out): mean energy and
+# latched networks of 2. The least and the most energy lie in the 1000 us column, so the colour scale must
+# span both columns; tuned: 200 mV, 100 Hz, 500 us in NeuroLoop's box, 60 mV, 100 Hz, 1000 us in the 1 ms box.
+ENERGY = [3e6, 1e6, 2.5e6, 2e6, 6e6, 1.5e6]
+LATCHED = [2, 2, 0, 2, 2, 2]
 
 
 def made_up(latched=LATCHED):
@@ -125,6 +126,7 @@ def test_axis_labels_colour_bars_and_a_box_without_a_tuned_point():
         box = bar.get_position()
         assert box.x0 > row[1].get_position().x1  # right of the row
         assert box.height == pytest.approx(0.8 * (top - bottom), rel=0.05)  # shrunk to 80 % of it
+        assert row[0].get_position().width == pytest.approx(row[1].get_position().width, abs=1e-3)  # room from both
         assert (box.y0 + box.y1) / 2 == pytest.approx((top + bottom) / 2, abs=0.02)
 
 
@@ -136,3 +138,10 @@ def test_a_sweep_of_one_pulse_width_draws_one_column():
     titles = [ax.get_title() for ax in fig.axes[:2]]
     assert titles == ["energy to latch (10⁶ mV²·ms), 500 µs", "R in the 0.1 s follow-up, 500 µs"]
     assert [ax.get_ylabel() for ax in fig.axes[2:]] == ["10⁶ mV²·ms", "R"]
+
+
+def test_a_point_latching_on_exactly_the_required_fraction_is_coloured():
+    result = made_up(latched=[1, 2, 0, 2, 2, 2])  # 60 mV, 100 Hz, 500 us: 1 of 2 networks
+    result = SweepResult(replace(CONFIG, latch_fraction=0.5), result.per_network, "cpu", "eager", {}, 0.0)
+    drawn = np.ma.filled(sweep_figure(result).axes[0].images[0].get_array(), np.nan)
+    assert drawn[0, 0] == pytest.approx(ENERGY[0] / 1e6)
