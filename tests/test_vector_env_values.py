@@ -200,3 +200,21 @@ def test_spaces_bounds_reach_the_core_and_no_history_without_a_render_mode():
     assert str(caught.value) == (
         "seed must be an integer in [0, 2**63 - 2] or a list of 2 integers in [0, 2**63), got -1"
     )
+
+
+def test_seed_lists_take_the_whole_int64_range_and_bad_ones_are_refused_by_name():
+    e = env()
+    e.reset(seed=[0, 2**63 - 1])  # both ends of a network seed
+    assert e.core.net.state.seed.tolist() == [0, 2**63 - 1]
+    e.reset(seed=[200, 7])
+    assert e.core.net.state.seed.tolist() == [200, 7]
+    with pytest.raises(ValueError) as caught:
+        e.reset(seed=[1])
+    assert str(caught.value) == (
+        "seed must be an integer in [0, 2**63 - 2] or a list of 2 integers in [0, 2**63), got [1]"
+    )
+    with pytest.raises(ValueError) as caught:
+        FTSTSVectorEnv(2, EPISODE, 5, device="cpu")
+    assert (
+        str(caught.value) == "model_params must be None, a dict of NetworkParams fields or a NetworkParams, got 'int'"
+    )
