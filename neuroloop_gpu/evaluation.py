@@ -266,8 +266,8 @@ def network_metrics(
     on = traces["stimulating"].astype(bool)
     on_windows = on.sum(-1)
     nan = np.full(kop.shape[:-1], np.nan)
-    with np.errstate(invalid="ignore"):  # no window before the onset, or none stimulated: NaN, left out of the means
-        kop_stimulating = np.where(on_windows > 0, (kop * on).sum(-1) / np.maximum(on_windows, 1), np.nan)
+    # NaN for a network never stimulated (and kop_before with the onset at 0): left out of the means
+    kop_stimulating = np.where(on_windows > 0, (kop * on).sum(-1) / np.maximum(on_windows, 1), np.nan)
     return {
         "kop_before": before.mean(-1) if onset_window else nan,
         "kop_mean": kop[..., controlled].mean(-1),
