@@ -203,6 +203,7 @@ def test_config_accepts_its_boundaries():
         {"synchrony": "chi"},
         {"window_ms": 10.0, "stim_onset_s": 0.5, "stim_budget_s": 1.2, "followup_s": 0.3},  # follow-up of 30 windows
         {"window_ms": 25.0, "stim_onset_s": 0.5, "stim_budget_s": 1.25, "followup_s": 0.25},
+        {"duration_s": 12.0, "stim_onset_s": 1.0, "stim_budget_s": 10.0, "followup_s": 1.0},  # 600 windows
     ):
         config = EvaluationConfig(**{**base, **change})
         assert all(getattr(config, k) == v for k, v in change.items())
