@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.colors import to_rgba
-from test_plots import synthetic_result, write_log
+from test_plots import open_loop_run, synthetic_result, write_log
 
 from neuroloop_gpu import plots
-from neuroloop_gpu.open_loop import OpenLoopRun
 
 RECORD = Path(__file__).with_name("figure_style.json")
 UPDATE = os.environ.get("NEUROLOOP_UPDATE_FIGURE_STYLE") == "1"
@@ -65,14 +64,21 @@ def _steps(patch) -> dict:
     return {"values": [_number(v) for v in values], "edges": [_number(e) for e in edges], "baseline": baseline}
 
 
+def _marker(collection) -> dict:
+    """A scatter's marker: its path's vertex count and radius (a '.' is a circle half the size of an 'o')."""
+    vertices = collection.get_paths()[0].vertices
+    return {"vertices": len(vertices), "radius": _number(np.abs(vertices).max())}
+
+
 def _text(t):
     return {
         "text": t.get_text(),
+        "position": [_number(v) for v in t.get_position()],
         "size": _number(t.get_fontsize()),
         "ha": t.get_ha(),
         "va": t.get_va(),
         "colour": _colour(t.get_color()),
-        "in_axes_units": t.get_transform() == t.axes.transAxes if t.axes else None,
+        "in_axes_units": bool(t.get_transform() == t.axes.transAxes) if t.axes else None,
     }
 
 
@@ -97,6 +103,12 @@ def describe(fig) -> dict:
                 "title": [ax.get_title(), _number(ax.title.get_fontsize())],
                 "labels": [ax.get_xlabel(), ax.get_ylabel()],
                 "scales": [ax.get_xscale(), ax.get_yscale()],
+                "symlog_thresholds": [
+                    float(a.get_transform().linthresh) if a.get_scale() == "symlog" else None
+                    for a in (ax.xaxis, ax.yaxis)
+                ],
+                # how many axes share this one's x and y (itself included)
+                "shared": [len(ax.get_shared_x_axes().get_siblings(ax)), len(ax.get_shared_y_axes().get_siblings(ax))],
                 "limits": [[_number(v) for v in ax.get_xlim()], [_number(v) for v in ax.get_ylim()]],
                 "aspect": str(ax.get_aspect()),
                 "lines": [
@@ -125,6 +137,7 @@ def describe(fig) -> dict:
                         "extent": _extent(*np.asarray(c.get_offsets()).reshape(-1, 2).T)
                         if type(c).__name__ == "PathCollection"
                         else None,
+                        "marker": _marker(c) if type(c).__name__ == "PathCollection" else None,
                     }
                     for c in ax.collections
                 ],
@@ -168,21 +181,6 @@ def describe(fig) -> dict:
     }
 
 
-def open_loop_run():
-    """Two networks, 0.6 s of 20 ms windows of made-up packed E spikes and weights."""
-    rng = np.random.default_rng(1)
-    windows = 30
-    spikes = [np.packbits(rng.uniform(size=(2, 200, 40)) < 0.02, axis=-1) for _ in range(windows)]
-    stats = {"weight_mv": 260.0 - np.arange(windows)[:, None] * np.array([[3.0, 1.0]])}
-    run = OpenLoopRun(20.0, 0.1, [5, 6], stats, np.ones((windows, 2), bool), [400.0, None], spikes, 40)
-    summary = {
-        "duration_s": 0.6,
-        "protocol": {"onset": 100.0, "waveform": "ftsts", "latch_mv": 200.0},
-        "networks": [{"seed": 5, "stim_off_time_s": 0.4, "kop_per_second": [0.5]}],
-    }
-    return run, summary
-
-
 def figures(tmp_path, monkeypatch):
     """Name -> figure, every plot function on made-up inputs (the evaluation's with and without a follow-up)."""
     saved = []
@@ -196,11 +194,25 @@ def figures(tmp_path, monkeypatch):
         "points": [
             {"metrics": {"latch_reached": {"mean": 1.0}, "energy_mv2ms": {"mean": 2e5}, "kop_followup": {"mean": 0.1}}},
             {"metrics": {"latch_reached": {"mean": 0.5}, "energy_mv2ms": {"mean": 1e5}, "kop_followup": {"mean": 0.6}}},
+            # latched on exactly the fraction asked for: a square
+            {"metrics": {"latch_reached": {"mean": 0.9}, "energy_mv2ms": {"mean": 3e5}, "kop_followup": {"mean": 0.2}}},
         ],
     }
     drawn["energy_vs_synchrony, follow-up and sweep"] = plots.energy_synchrony_figure(lasting, sweep)
+    drawn["energy_vs_synchrony, sweep, no follow-up"] = plots.energy_synchrony_figure(result, sweep)
     plots.plot_rasters(lasting, tmp_path)
     drawn["rasters, follow-up"] = saved[-1][1]
+    from_start = replace(lasting, config=replace(lasting.config, stim_onset_s=0.0, stim_budget_s=0.6))
+    plots.plot_kop(from_start, tmp_path)  # no baseline span; the follow-up's
+    drawn["kop, stimulation from 0 s, follow-up"] = saved[-1][1]
+    plots.plot_actions(from_start, tmp_path)
+    drawn["actions, stimulation from 0 s, follow-up"] = saved[-1][1]
+    from_start.rasters = {**from_start.rasters, "before": from_start.rasters["before"][:, :0]}
+    plots.plot_rasters(from_start, tmp_path)  # nothing recorded before the onset
+    drawn["rasters, nothing before"] = saved[-1][1]
+    one = replace(result, controllers={"ftsts": {}}, rasters={k: v[1:2] for k, v in result.rasters.items()})
+    plots.plot_rasters(one, tmp_path)
+    drawn["rasters, one controller"] = saved[-1][1]
     plots.plot_training(write_log(tmp_path / "short.csv", rows=6), tmp_path)
     drawn["training, 6 rows"] = saved[-1][1]
     plots.plot_training(write_log(tmp_path / "long.csv", rows=50), tmp_path)  # 50 points: lines without markers

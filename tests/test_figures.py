@@ -8,6 +8,7 @@ tabulated 3.182446305284263).
 
 import io
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,11 +16,13 @@ from independent import span_x
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.colors import to_rgba
 from matplotlib.image import imread
-from test_plots import synthetic_result, write_log
+from test_plots import open_loop_run, synthetic_result, write_log
 
 from neuroloop_gpu import plots
+from neuroloop_gpu.open_loop import PUBLISHED, offline_kop
 
 T_975_DF3 = 3.182446305284263
+T_975_DF1 = 12.706204736174707
 
 
 @pytest.fixture
@@ -241,9 +244,10 @@ def test_actions_draw_the_delivered_settings(figures, tmp_path):
     """Amplitude: mean over all networks (off = 0); frequency and width: mean over the networks stimulating
     in the window, NaN where none does."""
     result = synthetic_result()
+    on = result.traces["stimulating"]
+    on[2, 1:, 31] = False  # one network of four stimulating: its settings, not a gap
     plots.plot_actions(result, tmp_path)
     (fig,) = figures
-    on = result.traces["stimulating"]
     rows = (
         ("amplitude_mv", "amplitude (mV)"),
         ("frequency_hz", "frequency (Hz)"),
@@ -262,6 +266,8 @@ def test_actions_draw_the_delivered_settings(figures, tmp_path):
                     expected = (values * on[c]).sum(0) / on[c].sum(0)
             np.testing.assert_allclose(line.get_ydata(), expected, rtol=1e-12)
             np.testing.assert_allclose(line.get_xdata(), result.time_s)
+            if key != "amplitude_mv" and c == 2:
+                assert line.get_ydata()[31] == values[0, 31]
     assert fig.axes[2].get_yscale() == "log"
 
 
@@ -370,4 +376,125 @@ def test_up_to_twenty_controllers_get_colours_of_their_own():
     colours = [plots._colour(i) for i in range(20)]
     assert len(set(colours)) == 20
     assert colours[:10] == [plots.plt.get_cmap("tab10")(i) for i in range(10)]  # the usual ten first
+    assert colours[10:] == [plots.plt.get_cmap("tab20")(2 * i + 1) for i in range(10)]  # then their light shades
     assert plots._colour(20) == colours[0]
+
+
+def controllers(result, n):
+    """``result`` with ``n`` controllers, the made-up ones repeated in turn."""
+    index = np.arange(n) % len(result.names)
+    return replace(
+        result,
+        controllers={f"controller {c}": {} for c in range(n)},
+        traces={key: values[index] for key, values in result.traces.items()},
+        rasters={moment: values[index] for moment, values in result.rasters.items()},
+    )
+
+
+def test_each_controller_keeps_its_colour_in_every_figure(figures, tmp_path):
+    """Beyond the ten of the default colour cycle too: controller c's line, band, points, means and raster
+    are all drawn in ``_colour(c)``."""
+    result = controllers(synthetic_result(), 12)
+    plots.plot_evaluation(result, tmp_path)
+    kop, weight, rasters, actions, energy = figures
+    for fig in (kop, weight):
+        (ax,) = fig.axes
+        lines = [line for line in ax.lines if line.get_label() in result.names]
+        bands = [c for c in ax.collections if isinstance(c, PolyCollection) and len(c.get_paths()[0].vertices) > 4]
+        for c, (line, band_) in enumerate(zip(lines, bands, strict=True)):
+            assert to_rgba(line.get_color()) == plots._colour(c)
+            assert tuple(band_.get_facecolor()[0]) == to_rgba(plots._colour(c), 0.2)
+    for ax in actions.axes:
+        lines = [line for line in ax.lines if line.get_label() in result.names]
+        assert [to_rgba(line.get_color()) for line in lines] == [plots._colour(c) for c in range(12)]
+    for c, row in enumerate(np.array(rasters.axes).reshape(12, 2)):
+        for ax in row:
+            assert tuple(ax.collections[0].get_facecolor()[0]) == plots._colour(c)
+    (ax,) = energy.axes
+    points = [p for p in ax.collections if p.get_offsets().shape[0] == len(result.config.seeds)]
+    assert [tuple(p.get_facecolor()[0]) for p in points] == [to_rgba(plots._colour(c), 0.35) for c in range(12)]
+    means = [container.lines[0] for container in ax.containers]
+    assert [to_rgba(m.get_color()) for m in means] == [plots._colour(c) for c in range(12)]
+
+
+def test_evaluation_figures_shade_the_baseline_and_the_follow_up(figures, tmp_path):
+    """Grey from 0 to the onset (none when stimulation starts at 0 s), green over the follow-up."""
+    result = synthetic_result()
+    for onset, budget in ((0.2, 0.4), (0.0, 0.6)):
+        lasting = replace(
+            result, config=replace(result.config, stim_onset_s=onset, stim_budget_s=budget, followup_s=0.4)
+        )
+        plots.plot_kop(lasting, tmp_path)
+        plots.plot_actions(lasting, tmp_path)
+        for ax in figures[-2].axes + figures[-1].axes:
+            spans = {p.get_label(): p for p in ax.patches}
+            assert sorted(spans) == sorted(
+                ["follow-up (stimulation off)"] + ["no stimulation (baseline)"] * (onset > 0)
+            )
+            assert span_x(spans["follow-up (stimulation off)"]) == pytest.approx((0.6, 1.0))
+            assert spans["follow-up (stimulation off)"].get_facecolor() == to_rgba("tab:green", 0.12)
+            if onset > 0:
+                assert span_x(spans["no stimulation (baseline)"]) == pytest.approx((0.0, onset))
+
+
+def test_intervals_of_one_and_two_networks():
+    """One network: no interval (width 0, one per window); two: the t quantile of one degree of freedom."""
+    mean, half = plots._band(np.array([[1.0, 2.0, 3.0]]))
+    np.testing.assert_array_equal(mean, [1.0, 2.0, 3.0])
+    assert half.shape == (3,) and half.dtype == np.float64
+    np.testing.assert_array_equal(half, [0.0, 0.0, 0.0])
+    mean, half = plots._band(np.array([[1.0, 2.0], [3.0, 6.0]]))
+    np.testing.assert_allclose(mean, [2.0, 4.0])
+    np.testing.assert_allclose(half, [T_975_DF1, 2 * T_975_DF1], rtol=1e-7)  # std sqrt(2) and sqrt(8) over sqrt(2)
+
+
+def test_saving_a_figure_closes_that_figure_and_no_other(tmp_path):
+    fig = plots.plt.figure()
+    current = plots.plt.figure()
+    assert plots._save(fig, tmp_path / "f.png") == tmp_path / "f.png" and (tmp_path / "f.png").is_file()
+    assert not plots.plt.fignum_exists(fig.number) and plots.plt.fignum_exists(current.number)
+    plots.plt.close(current)
+
+
+def raster_offsets(run, network, start_ms, length_ms=200.0):
+    """(time in s, neuron) of every E spike of ``network`` in [start_ms, start_ms + length_ms)."""
+    raster = np.unpackbits(np.concatenate([w[network] for w in run.spikes_e]), axis=-1, count=run.num_e)
+    first = round(start_ms / run.step_ms)
+    steps, neurons = np.nonzero(raster[first : first + round(length_ms / run.step_ms)])
+    return np.c_[(first + steps) * run.step_ms / 1000.0, neurons]
+
+
+@pytest.mark.parametrize("off_s", [0.8, None])
+def test_open_loop_figure_draws_the_run(figures, tmp_path, off_s):
+    """R(t) at its samples and its 1 s means, the weight per window, the stimulation span, the latch, and
+    200 ms rasters before the onset, in the middle of the stimulation and at the end (when it stopped).
+    1 ms windows, so that a raster placed one millisecond off starts at another window."""
+    run, summary = open_loop_run(window_ms=1.0, duration_s=1.0, off_s=off_s)
+    assert plots.plot_open_loop(run, summary, tmp_path, sample_ms=2.0) == tmp_path / "open_loop.png"
+    (fig,) = figures
+    ax_kop, ax_w, *rasters = fig.axes
+    (r_line, published) = ax_kop.lines
+    kop = offline_kop(run, 0, 2.0)
+    assert kop.size == 500
+    np.testing.assert_allclose(r_line.get_xdata(), np.arange(500) * 0.002)
+    np.testing.assert_array_equal(r_line.get_ydata(), kop)
+    assert r_line.get_label() == "R(t), 2 ms samples"
+    (stairs,) = [p for p in ax_kop.patches if p.get_label() == "1 s mean"]
+    values, edges, _ = stairs.get_data()
+    assert list(values) == [0.5] and list(edges) == [0.0, 1.0]
+    assert set(published.get_ydata()) == {PUBLISHED["kop_before"]}
+    (weight, latch) = ax_w.lines
+    np.testing.assert_allclose(weight.get_xdata(), np.arange(1, 1001) / 1000.0)
+    np.testing.assert_array_equal(weight.get_ydata(), run.stats["weight_mv"][:, 0])
+    assert set(latch.get_ydata()) == {200.0} and latch.get_label() == "latch 200 mV"
+    end_s = 1.0 if off_s is None else off_s
+    for ax in (ax_kop, ax_w):
+        (span,) = [p for p in ax.patches if p.get_label() == "stimulation on"]
+        assert span_x(span) == pytest.approx((0.1, end_s))
+    moments = [("before", 0.0), ("during", (100.0 + end_s * 1000) / 2)] + [("after", 800.0)] * (off_s is not None)
+    assert len(rasters) == len(moments)
+    for ax, (label, start_ms) in zip(rasters, moments):
+        np.testing.assert_allclose(ax.collections[0].get_offsets(), raster_offsets(run, 0, start_ms), atol=1e-12)
+        assert ax.get_title() == f"E raster {label} ({start_ms / 1000:.1f} s)"
+    assert rasters[1].get_title() == ("E raster during (0.5 s)" if off_s else "E raster during (0.6 s)")
+    assert fig._suptitle.get_text() == f"Open-loop ftsts (seed 5): stimulation off at {off_s or 'never'} s"

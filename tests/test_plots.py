@@ -9,6 +9,7 @@ import pytest
 from neuroloop_gpu import plots
 from neuroloop_gpu.config import NetworkParams
 from neuroloop_gpu.evaluation import TRACES, EvaluationConfig, EvaluationResult
+from neuroloop_gpu.open_loop import OpenLoopRun
 from neuroloop_gpu.plots import plot_evaluation, plot_run, plot_training
 
 LOG_HEADER = (
@@ -50,6 +51,23 @@ def synthetic_result() -> EvaluationResult:
     )
 
 
+def open_loop_run(window_ms=20.0, duration_s=0.6, off_s=0.4):
+    """Two networks of 40 E neurons in 0.1 ms steps: made-up packed E spikes and weights over ``duration_s``,
+    stimulated from 100 ms, the first network switched off at ``off_s`` (None: never), the second never."""
+    rng = np.random.default_rng(1)
+    windows, steps = round(duration_s * 1000 / window_ms), round(window_ms / 0.1)
+    spikes = [np.packbits(rng.uniform(size=(2, steps, 40)) < 0.02, axis=-1) for _ in range(windows)]
+    stats = {"weight_mv": 260.0 - np.arange(windows)[:, None] * np.array([[3.0, 1.0]]) * (window_ms / 20.0)}
+    off_ms = None if off_s is None else off_s * 1000
+    run = OpenLoopRun(window_ms, 0.1, [5, 6], stats, np.ones((windows, 2), bool), [off_ms, None], spikes, 40)
+    summary = {
+        "duration_s": duration_s,
+        "protocol": {"onset": 100.0, "waveform": "ftsts", "latch_mv": 200.0},
+        "networks": [{"seed": 5, "stim_off_time_s": off_s, "kop_per_second": [0.5] * max(1, int(duration_s))}],
+    }
+    return run, summary
+
+
 def write_log(path, rows=6):
     lines = [LOG_HEADER]
     for i in range(rows):
@@ -81,8 +99,8 @@ EVALUATION_SIZES = {
 
 def test_evaluation_figures_are_written(tmp_path):
     """Each figure a whole PNG of its size (what they draw: tests/test_figures.py)."""
-    paths = plot_evaluation(synthetic_result(), tmp_path)
-    assert [p.name for p in paths] == list(EVALUATION_SIZES)
+    paths = plot_evaluation(synthetic_result(), tmp_path / "run" / "figures")  # folders made as needed
+    assert paths == [tmp_path / "run" / "figures" / name for name in EVALUATION_SIZES]
     for path in paths:
         width, height = EVALUATION_SIZES[path.name]
         assert png_size(path) == (round(width * 110), round(height * 110)), path.name
@@ -107,8 +125,8 @@ def test_every_training_panel_has_a_y_label_with_units(tmp_path, monkeypatch):
 
 
 def test_training_figure_tolerates_nan_episode_rewards(tmp_path):
-    path = plot_training(write_log(tmp_path / "train_log.csv"), tmp_path / "figures")
-    assert path == tmp_path / "figures" / "training.png" and png_size(path) == (15 * 110, round(6.5 * 110))
+    path = plot_training(write_log(tmp_path / "train_log.csv"), tmp_path / "run" / "figures")
+    assert path == tmp_path / "run" / "figures" / "training.png" and png_size(path) == (15 * 110, round(6.5 * 110))
     (tmp_path / "empty.csv").write_text(LOG_HEADER + "\n")
     with pytest.raises(ValueError, match="has no rows"):
         plot_training(tmp_path / "empty.csv", tmp_path)
