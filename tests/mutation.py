@@ -27,7 +27,12 @@ MODULES = {  # module under neuroloop_gpu/ -> the fast tests that check what it 
     "envs/observation.py": ["tests/test_values.py", "tests/test_reward_values.py"],
     "envs/reward.py": ["tests/test_values.py", "tests/test_reward_values.py"],
     "envs/actions.py": ["tests/test_values.py", "tests/test_envs.py"],
-    "envs/core.py": ["tests/test_values.py", "tests/test_reward_values.py", "tests/test_lasting_task.py"],
+    "envs/core.py": [
+        "tests/test_values.py",
+        "tests/test_reward_values.py",
+        "tests/test_lasting_task.py",
+        "tests/test_action_values.py",
+    ],
     "open_loop.py": ["tests/test_open_loop_values.py", "tests/test_open_loop_mutants.py"],
     "evaluation.py": ["tests/test_evaluation_values.py", "tests/test_evaluation.py", "tests/test_evaluation_tables.py"],
     "envs/vector_env.py": ["tests/test_vector_env_values.py", "tests/test_values.py", "tests/test_envs.py"],

@@ -116,3 +116,25 @@ def test_physical_and_lows_highs_compute_in_float64_as_the_env_does():
     assert low.dtype == high.dtype == torch.float64 and low.tolist() == LOW.tolist() and high.tolist() == HIGH.tolist()
     low32, high32 = bounds.lows_highs("cpu", torch.float32)
     assert low32.dtype == high32.dtype == torch.float32
+
+
+def test_the_core_checks_what_it_is_given_unless_told_it_was_checked():
+    """``step`` checks the action and ``step_train`` the train by default, before anything moves; a bad one
+    raises and leaves the episode as it was. ``validate=False`` is for front ends that checked already."""
+    from neuroloop_gpu.config import NetworkParams, SimConfig
+    from neuroloop_gpu.envs import DBSCore
+    from neuroloop_gpu.stimulus import PulseTrain
+
+    core = DBSCore(2, NetworkParams(num_e=20, num_i=5), SimConfig(duration=40.0, seed=0), device="cpu")
+    core.step(torch.zeros(2, 3))
+    before = (core.steps.clone(), core.observation.clone(), core.net.state.v.clone(), core.net.state.weight.clone())
+    with pytest.raises(ValueError, match="^action must be finite"):
+        core.step(torch.tensor([[float("nan"), 0.0, 0.0]] * 2))
+    with pytest.raises(ValueError, match="PulseTrain.amplitude must be >= 0 mV"):
+        core.step_train(PulseTrain.constant(2, -1.0))
+    after = (core.steps, core.observation, core.net.state.v, core.net.state.weight)
+    for was, now in zip(before, after, strict=True):
+        torch.testing.assert_close(now, was, rtol=0, atol=0)
+    assert core.steps.tolist() == [1, 1]
+    core.step(torch.full((2, 3), 5.0), validate=False)  # checked by the caller: runs (clipped to the box)
+    assert core.steps.tolist() == [2, 2]
