@@ -347,7 +347,7 @@ class EvaluationResult:
         if c.followup_s:
             protocol += f", then {c.followup_s:g} s of follow-up with every stimulator off"
         return (
-            f"{len(c.seeds)} held-out networks ({c.network.num_e} E / {c.network.num_i} I), "
+            f"{len(c.seeds)} held-out network{'s' * (len(c.seeds) != 1)} ({c.network.num_e} E / {c.network.num_i} I), "
             f"{c.duration_s:g} s episodes, {protocol}; "
             f"mean [95 % Student-t interval] over networks.\n\n" + "\n".join(lines) + "\n\n" + notes + "\n"
         )

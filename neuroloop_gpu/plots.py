@@ -144,7 +144,7 @@ def _traces_over_time(
 ) -> Path:
     fig, ax = plt.subplots(figsize=(10, 4.5), constrained_layout=True)
     _shade_baseline(ax, result)
-    t = result.time_s
+    t, n = result.time_s, len(result.config.seeds)
     for c, name in enumerate(result.names):
         mean, half = _band(result.traces[key][c])
         ax.plot(t, mean, color=_colour(c), lw=1.5, label=name)
@@ -155,7 +155,7 @@ def _traces_over_time(
         xlabel="time (s)",
         ylabel=ylabel,
         xlim=(0, t[-1]),
-        title=f"{title}: mean and 95 % interval over {len(result.config.seeds)} networks",
+        title=f"{title}: mean and 95 % interval over {n} networks" if n > 1 else f"{title}: one network",
     )
     ax.legend(loc="best", fontsize=8, ncol=2)
     return _save(fig, path)

@@ -153,7 +153,7 @@ def test_markdown_report_reads_the_protocol_the_table_and_the_definitions():
     assert notes == "\n".join(f"* `{m}`: {text}" for m, text in METRICS.items()) + "\n"
     plain = _result(EvaluationConfig(seeds=(1,), network=NetworkParams(num_e=40, num_i=10), duration_s=2.0))
     assert plain.markdown().startswith(
-        "1 held-out networks (40 E / 10 I), 2 s episodes, stimulation from 1 s; mean [95 % Student-t interval]"
+        "1 held-out network (40 E / 10 I), 2 s episodes, stimulation from 1 s; mean [95 % Student-t interval]"
     )
 
 

@@ -498,3 +498,18 @@ def test_open_loop_figure_draws_the_run(figures, tmp_path, off_s):
         assert ax.get_title() == f"E raster {label} ({start_ms / 1000:.1f} s)"
     assert rasters[1].get_title() == ("E raster during (0.5 s)" if off_s else "E raster during (0.6 s)")
     assert fig._suptitle.get_text() == f"Open-loop ftsts (seed 5): stimulation off at {off_s or 'never'} s"
+
+
+def test_one_network_is_drawn_without_an_interval(figures, tmp_path):
+    result = synthetic_result()
+    one = replace(
+        result,
+        config=replace(result.config, seeds=(1,)),
+        traces={key: values[:, :1] for key, values in result.traces.items()},
+    )
+    plots.plot_kop(one, tmp_path)
+    (ax,) = figures[0].axes
+    assert ax.get_title() == "Synchrony: one network"
+    lines = [line for line in ax.lines if line.get_label() in result.names]
+    for c, line in enumerate(lines):
+        np.testing.assert_array_equal(line.get_ydata(), result.traces["kop"][c, 0])
