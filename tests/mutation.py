@@ -54,7 +54,7 @@ MODULES = {  # module under neuroloop_gpu/ -> the fast tests that check what it 
     "control/imitation.py": ["tests/test_imitation.py"],
     "control/policy.py": ["tests/test_control.py", "tests/test_ppo.py"],
     "control/checkpoint.py": ["tests/test_checkpoint_values.py", "tests/test_ppo.py"],
-    "control/ppo.py": ["tests/test_train_log_values.py", "tests/test_ppo.py"],
+    "control/ppo.py": ["tests/test_ppo_values.py", "tests/test_train_log_values.py", "tests/test_ppo.py"],
     "control/distributed.py": ["tests/test_distributed_values.py"],
 }
 

@@ -1,0 +1,367 @@
+"""PPO's configuration, schedules, seeds, log and resume checks, value by value and refusal by whole
+text, without training (the training loop itself: tests/test_ppo.py and tests/test_train_log_values.py)."""
+
+import csv
+import hashlib
+import math
+from dataclasses import asdict, fields, replace
+
+import pytest
+import torch
+from tensordict import TensorDict
+
+from neuroloop_gpu.config import NetworkParams
+from neuroloop_gpu.control import distributed, ppo
+from neuroloop_gpu.control.checkpoint import CheckpointError
+from neuroloop_gpu.control.ppo import PPOConfig
+from neuroloop_gpu.envs import ActionBounds, EpisodeConfig, RewardConfig
+from neuroloop_gpu.open_loop import MODELS
+
+SMALL = PPOConfig(num_envs=4, num_e=20, num_i=5, episode_s=0.2, windows_per_batch=5, total_frames=40, minibatch_size=10)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"num_envs": 0}, "num_envs must be an integer >= 1, got 0"),
+        ({"num_e": 1.5}, "num_e must be an integer >= 1, got 1.5"),
+        ({"num_i": 0}, "num_i must be an integer >= 1, got 0"),
+        ({"windows_per_batch": 0}, "windows_per_batch must be an integer >= 1, got 0"),
+        ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
+        ({"minibatch_size": 0}, "minibatch_size must be an integer >= 1, got 0"),
+        ({"checkpoint_every": -1}, "checkpoint_every must be an integer >= 1, got -1"),
+        ({"imitation_windows": 0}, "imitation_windows must be an integer >= 1, got 0"),
+        ({"episode_s": 0.0}, "episode_s must be a number > 0 (s), got 0.0"),
+        ({"stim_onset_s": 0.2}, "stim_onset_s must be a number in [0, episode_s), got 0.2"),
+        ({"stim_onset_s": -0.1}, "stim_onset_s must be a number in [0, episode_s), got -0.1"),
+        ({"total_frames": 19}, "total_frames must be at least one batch, num_envs * windows_per_batch = 20, got 19"),
+        ({"minibatch_size": 21}, "minibatch_size must be at most num_envs * windows_per_batch = 20, got 21"),
+        ({"lr": 1.0}, "lr must be a number in (0, 1), got 1.0"),
+        ({"lr": 0.0}, "lr must be a number in (0, 1), got 0.0"),
+        ({"lr_schedule": "step"}, "lr_schedule must be constant or linear or cosine, got 'step'"),
+        ({"gamma": 0.0}, "gamma/lmbda must be gamma in (0, 1], lmbda in [0, 1], got (0.0, 0.95)"),
+        ({"gamma": 1.01}, "gamma/lmbda must be gamma in (0, 1], lmbda in [0, 1], got (1.01, 0.95)"),
+        ({"lmbda": 1.5}, "gamma/lmbda must be gamma in (0, 1], lmbda in [0, 1], got (0.98, 1.5)"),
+        ({"lmbda": -0.1}, "gamma/lmbda must be gamma in (0, 1], lmbda in [0, 1], got (0.98, -0.1)"),
+        ({"hidden": ()}, "hidden must be one or more widths >= 1, got ()"),
+        ({"hidden": (8, 0)}, "hidden must be one or more widths >= 1, got (8, 0)"),
+        ({"task": "chronic"}, "task must be 'acute' or 'lasting', got 'chronic'"),
+        ({"model": "other"}, "model must be 'paper' or 'published-code', got 'other'"),
+        (
+            {"imitate": "pid"},
+            "imitate must be None or one of ['ftsts', 'ftsts-scheduled', 'ftsts-scheduled-1ms', 'ftsts-tuned', "
+            "'ftsts-tuned-1ms', 'hf-dbs', 'none', 'pi', 'threshold'], got 'pid'",
+        ),
+        (
+            {"imitation_params": (("gain", 1.0),)},
+            "imitation_params must be empty without imitate, got (('gain', 1.0),)",
+        ),
+        (
+            {"imitate": "ftsts", "imitation_params": (("nope", 1.0),)},
+            "ftsts parameter must be one of ['amplitude', 'frequency', 'pulse_width', 'polarity', 'latch_mv'], "
+            "got 'nope'",
+        ),
+        (
+            {"imitate": "ftsts", "imitation_windows": 10},  # a 0.2 s episode is 10 windows
+            "imitation_windows must be more than one episode (10 windows) with --imitate: the critic learns from "
+            "whole episodes, got 10",
+        ),
+        ({"imitation_scale": 0.0}, "imitation_scale must be a finite number > 0, got 0.0"),
+        ({"imitation_scale": math.inf}, "imitation_scale must be a finite number > 0, got inf"),
+        (
+            {"stim_onset_s": 0.05, "stim_budget_s": 0.1, "followup_s": 0.1},
+            "episode_s must be at least stim_onset_s + stim_budget_s + followup_s = 0.25 s, got 0.2",
+        ),
+        (
+            {"followup_s": 0.1},  # the episode's own check: nothing ends the stimulation before a follow-up
+            "episode.followup must be 0 unless stim_budget or latch_mv ends the stimulation phase, got 100.0",
+        ),
+        ({"energy_weight": -1.0}, "reward.energy_weight must be a finite number >= 0, got -1.0"),
+    ],
+)
+def test_impossible_configurations_are_refused_by_name(changes, message):
+    with pytest.raises(ValueError) as error:
+        replace(SMALL, **changes)
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"stim_onset_s": 0.0, "total_frames": 20, "minibatch_size": 20, "lr": 0.999},
+        {"gamma": 1.0, "lmbda": 0.0},
+        {"lmbda": 1.0, "hidden": (1,)},
+        {"imitate": "ftsts", "imitation_windows": 11, "imitation_params": (("amplitude", 30.0),)},
+        {"stim_onset_s": 0.05, "stim_budget_s": 0.1, "followup_s": 0.05},  # ends exactly with the episode
+        {"model": "published-code", "task": "lasting", "latch_mv": 75.0, "followup_s": 0.1},
+    ],
+)
+def test_the_limits_themselves_are_allowed(changes):
+    config = replace(SMALL, **changes)
+    assert {name: getattr(config, name) for name in changes} == changes
+
+
+def test_derived_settings_carry_every_field_in_their_units():
+    config = replace(
+        SMALL,
+        num_e=24,
+        num_i=6,
+        model="published-code",
+        episode_s=0.4,
+        stim_onset_s=0.02,
+        stim_budget_s=0.2,
+        followup_s=0.1,
+        latch_mv=80.0,
+        start_weight_mv=(90.0, 200.0),
+        synchrony_weight=0.3,
+        coupling_weight=0.4,
+        energy_weight=0.5,
+        weight_credit=6.0,
+        followup_weight=0.7,
+        latch_bonus=8.0,
+        energy_scale_mv2ms=9000.0,
+        max_pulse_width_us=300.0,
+    )
+    assert config.frames_per_batch == 20
+    assert config.network == MODELS["published-code"].network(NetworkParams(num_e=24, num_i=6))
+    assert config.network != NetworkParams(num_e=24, num_i=6)  # the variant's own settings
+    assert replace(config, model="paper").network == MODELS["paper"].network(NetworkParams(num_e=24, num_i=6))
+    assert config.reward == RewardConfig(
+        synchrony_weight=0.3,
+        coupling_weight=0.4,
+        energy_weight=0.5,
+        weight_credit=6.0,
+        followup_synchrony_weight=0.7,
+        latch_bonus=8.0,
+        energy_scale_mv2ms=9000.0,
+    )
+    assert config.bounds == ActionBounds(pulse_width=(ActionBounds.pulse_width[0], 300.0))
+    assert config.episode == EpisodeConfig(
+        stim_onset=20.0, latch_mv=80.0, stim_budget=200.0, followup=100.0, start_weight_mv=(90.0, 200.0)
+    )
+    assert replace(config, stim_budget_s=None, followup_s=0.0).episode.stim_budget is None
+
+
+def test_a_task_preset_takes_overrides_but_not_none():
+    lasting = PPOConfig.for_task("lasting", num_envs=8, total_frames=None, seed=None, gamma=0.9)
+    preset = ppo.TASKS["lasting"]
+    assert lasting.task == "lasting" and lasting.num_envs == 8 and lasting.gamma == 0.9
+    assert lasting.total_frames == PPOConfig.total_frames and lasting.seed == PPOConfig.seed
+    assert {k: getattr(lasting, k) for k in preset if k != "gamma"} == {k: v for k, v in preset.items() if k != "gamma"}
+    assert PPOConfig.for_task("acute") == PPOConfig()
+    with pytest.raises(ValueError) as error:
+        PPOConfig.for_task("chronic", num_envs=8)
+    assert str(error.value) == "task must be 'acute' or 'lasting', got 'chronic'"
+
+
+def test_a_saved_configuration_reads_back_as_it_was():
+    """What a checkpoint stores (JSON-like: lists for tuples) gives the same config back."""
+    config = replace(
+        SMALL, hidden=(16, 8), start_weight_mv=(80.0, 260.0), imitate="ftsts", imitation_windows=11,
+        imitation_params=(("amplitude", 30.0), ("frequency", 83.3)), task="lasting", latch_mv=75.0,
+    )  # fmt: skip
+    saved = {
+        **asdict(config),
+        "hidden": [16, 8],
+        "start_weight_mv": [80.0, 260.0],
+        "imitation_params": [["amplitude", 30.0], ["frequency", 83.3]],
+    }
+    back = PPOConfig.from_dict(saved)
+    assert back == config
+    assert (type(back.hidden), type(back.start_weight_mv), type(back.imitation_params[0])) == (tuple, tuple, tuple)
+    old = {k: v for k, v in saved.items() if k not in ("hidden", "start_weight_mv", "imitation_params", "imitate")}
+    old["imitation_windows"] = 3000
+    assert PPOConfig.from_dict(old) == replace(config, hidden=PPOConfig.hidden, start_weight_mv=None, imitate=None,
+                                               imitation_params=(), imitation_windows=3000)  # fmt: skip
+    with pytest.raises(CheckpointError) as error:
+        PPOConfig.from_dict({**saved, "bogus": 1, "alpha": 2})
+    assert str(error.value) == "training config has unknown fields ['alpha', 'bogus'] (written by another version?)"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "rate"),
+    [
+        ("constant", lambda progress: 0.01),
+        ("linear", lambda progress: 0.01 * (1 - progress)),
+        ("cosine", lambda progress: 0.005 * (1 + math.cos(math.pi * progress))),
+    ],
+)
+def test_learning_rate_schedules(schedule, rate):
+    config = replace(SMALL, lr=0.01, lr_schedule=schedule)
+    for iteration, progress in ((0, 0.0), (1, 0.25), (2, 0.5), (3, 0.75), (4, 1.0), (6, 1.0)):
+        assert ppo.learning_rate(config, iteration, 4) == pytest.approx(rate(progress), rel=1e-12, abs=1e-18)
+
+
+def test_torch_seeds_are_the_recorded_ones():
+    """The streams are part of a run's reproducibility: a resumed run draws what it drew in earlier versions."""
+    assert ppo.torch_seed(7, 0, 0) == 7
+    digest = hashlib.blake2b(b"7,1,0", digest_size=8).digest()
+    assert ppo.torch_seed(7, 1, 0) == int.from_bytes(digest, "little")
+    assert ppo.torch_seed(7, 0, 3) == int.from_bytes(hashlib.blake2b(b"7,0,3", digest_size=8).digest(), "little")
+
+
+def batch(rewards, done, episode_reward, kop, weight, energy):
+    """A made-up [networks, windows] rollout of what _log_row reads."""
+    shape = torch.tensor(rewards).shape
+    column = lambda values, dtype=torch.float32: torch.tensor(values, dtype=dtype).reshape(*shape, 1)  # noqa: E731
+    info = TensorDict(
+        {"kop": torch.tensor(kop), "weight_mv": torch.tensor(weight), "energy_mv2ms": torch.tensor(energy)},
+        batch_size=shape,
+    )
+    following = TensorDict(
+        {
+            "reward": column(rewards),
+            "done": column(done, torch.bool),
+            "episode_reward": column(episode_reward),
+            "info": info,
+        },
+        batch_size=shape,
+    )
+    return TensorDict({"next": following}, batch_size=shape)
+
+
+def test_a_log_row_from_a_made_up_rollout():
+    rollout = batch(
+        rewards=[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]],
+        done=[[False, True, False], [False, False, True]],
+        episode_reward=[[1.0, 3.0, 3.0], [4.0, 9.0, 15.0]],
+        kop=[[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]],
+        weight=[[200.0, 190.0, 180.0], [170.0, 160.0, 150.0]],
+        energy=[[0.0, 10.0, 20.0], [30.0, 40.0, 50.0]],
+    )
+    losses = TensorDict({"loss_objective": torch.tensor(-0.5), "loss_critic": torch.tensor(2.0),
+                         "loss_entropy": torch.tensor(0.01)})  # fmt: skip
+    row = ppo._log_row(rollout, losses, 3, 600, 200, 4.00049, 1e-4, distributed.Rank())
+    assert list(row) == [
+        "iteration", "frames", "wall_s", "fps", "lr", "episode_reward_mean", "reward_mean", "kop_mean",
+        "weight_mv_mean", "energy_mean", "loss_objective", "loss_critic", "loss_entropy",
+    ]  # fmt: skip
+    assert set(row) == set(ppo.LOG_COLUMNS)
+    assert (row["iteration"], row["frames"], row["wall_s"], row["lr"]) == (3, 600, 4.0, 1e-4)
+    assert row["fps"] == pytest.approx(200 / 4.00049, rel=1e-12)
+    assert row["episode_reward_mean"] == pytest.approx((3.0 + 15.0) / 2)  # the episodes that ended in the rollout
+    assert row["reward_mean"] == pytest.approx(3.5)
+    assert row["kop_mean"] == pytest.approx(0.35)
+    assert row["weight_mv_mean"] == pytest.approx(175.0)
+    assert row["energy_mean"] == pytest.approx(25.0)
+    assert (row["loss_objective"], row["loss_critic"]) == (-0.5, 2.0) and row["loss_entropy"] == pytest.approx(0.01)
+    assert all(type(value) in (int, float) for value in row.values())
+    unfinished = batch([[1.0]], [[False]], [[1.0]], [[0.5]], [[100.0]], [[0.0]])
+    row = ppo._log_row(unfinished, losses, 1, 1, 1, 0.0, 1e-4, distributed.Rank())
+    assert math.isnan(row["episode_reward_mean"]) and row["fps"] == pytest.approx(1e9)
+
+
+def write_rows(path, rows):
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=ppo.LOG_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def log_row(iteration, wall_s):
+    return {column: iteration for column in ppo.LOG_COLUMNS} | {"frames": 10 * iteration, "wall_s": wall_s}
+
+
+def test_a_resumed_log_keeps_the_rows_up_to_the_checkpoint_and_goes_on_in_time(tmp_path):
+    earlier = tmp_path / "before" / "train_log.csv"
+    earlier.parent.mkdir()
+    write_rows(earlier, [log_row(i, 1.5 * i) for i in (1, 2, 3, 4)])  # trained to 4, checkpoint at 2
+    out = tmp_path / "after"
+    out.mkdir()
+    log = ppo._Log(out, 2, earlier)
+    log.write(log_row(3, 0.12345))
+    with (out / "train_log.csv").open(newline="") as file:  # flushed: readable while training goes on
+        rows = list(csv.DictReader(file))
+    log.close()
+    assert [row["iteration"] for row in rows] == ["1", "2", "3"]
+    assert [row["wall_s"] for row in rows] == ["1.5", "3.0", str(round(3.0 + 0.12345, 3))]
+    assert list(rows[0]) == list(ppo.LOG_COLUMNS)
+    fresh = ppo._Log(tmp_path / "before", 0, earlier)  # a fresh run replaces any old log
+    fresh.close()
+    assert (tmp_path / "before" / "train_log.csv").read_bytes() == (",".join(ppo.LOG_COLUMNS) + "\r\n").encode()
+    gone = ppo._Log(out, 2, tmp_path / "nowhere.csv")  # the old log lost: start at wall time 0
+    gone.write(log_row(3, 2.0))
+    gone.close()
+    with (out / "train_log.csv").open(newline="") as file:
+        assert [(row["iteration"], row["wall_s"]) for row in csv.DictReader(file)] == [("3", "2.0")]
+
+
+def test_the_log_writes_each_column_but_the_counters_to_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    log = ppo._Log(tmp_path, 0, None)
+    log.write(log_row(1, 0.5) | {"reward_mean": -0.25})
+    log.write(log_row(2, 1.0) | {"reward_mean": -0.125})
+    log.close()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert sorted(tags) == sorted(c for c in ppo.LOG_COLUMNS if c not in ("iteration", "frames"))
+    assert [(e.step, e.value) for e in events.Scalars("reward_mean")] == [(10, -0.25), (20, -0.125)]
+    assert [(e.step, e.value) for e in events.Scalars("wall_s")] == [(10, 0.5), (20, 1.0)]
+
+
+def test_the_training_env_seeds_normalises_and_sums_as_configured():
+    config = replace(SMALL, seed=3, norm_decay=0.9)
+    env = ppo.make_env(config, torch.device("cpu"), distributed.Rank(rank=1, world_size=2))
+    base = env.base_env
+    assert base.core.net.state.seed.tolist() == [(3 * 2 + 1) * 4 + b for b in range(4)]
+    assert (base.num_envs, base.core.params.num_e, base.core.params.num_i) == (4, 20, 5)
+    assert base.core.sim.duration == 200.0 and base.core.reward_config == config.reward
+    assert base.core.bounds == config.bounds and base.core.episode == config.episode
+    norm, total = env.transform[0], env.transform[1]
+    assert norm.in_keys == ["observation"] and norm.decay == 0.9
+    assert total.in_keys == ["reward"] and total.out_keys == ["episode_reward"]
+    env.rollout(3)
+    loc, scale = ppo.observation_affine(env)
+    torch.testing.assert_close(loc, norm.loc["observation"])
+    loc += 1.0  # a copy: the normaliser keeps its statistics
+    torch.testing.assert_close(loc - 1.0, norm.loc["observation"])
+    torch.testing.assert_close(scale, norm.scale["observation"])
+    env.close()
+    too_far = replace(SMALL, seed=250_000)  # networks 1,000,000 to 1,000,003: the held-out seeds
+    with pytest.raises(ValueError) as error:
+        ppo.make_env(too_far, torch.device("cpu"), distributed.Rank())
+    assert str(error.value) == (
+        "seed must be small enough that training seeds stay below the held-out evaluation seeds (1000000), got 250000"
+    )
+    env = ppo.make_env(replace(SMALL, seed=249_999), torch.device("cpu"), distributed.Rank())  # up to 999,999
+    assert env.base_env.core.net.state.seed.tolist() == [999_996, 999_997, 999_998, 999_999]
+    env.close()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """One PPO iteration of SMALL: a real checkpoint to resume from."""
+    out = tmp_path_factory.mktemp("run")
+    return ppo.train(replace(SMALL, total_frames=20, minibatch_size=10), out, progress=False).checkpoint
+
+
+def test_a_resume_refuses_a_changed_configuration_by_name(checkpoint):
+    base = replace(SMALL, total_frames=20, minibatch_size=10)
+    cpu = torch.device("cpu")
+    state = ppo._resume_state(replace(base, total_frames=40, checkpoint_every=3), checkpoint, (), cpu)
+    assert state["iteration"] == 1 and PPOConfig.from_dict(state["config"]) == base
+    with pytest.raises(CheckpointError) as error:
+        ppo._resume_state(replace(base, lr=1e-3, gamma=0.9), checkpoint, (), cpu)
+    assert str(error.value) == (
+        f"checkpoint {checkpoint} was trained with another configuration: gamma 0.98 -> 0.9, lr 0.0003 -> 0.001. "
+        "A resumed run keeps its configuration; to change these fields allow them by name "
+        "(neuroloop train --allow-change gamma lr)"
+    )
+    allowed = ppo._resume_state(replace(base, lr=1e-3, gamma=0.9), checkpoint, ("lr", "gamma"), cpu)
+    assert allowed["iteration"] == 1
+    with pytest.raises(CheckpointError) as error:
+        ppo._resume_state(replace(base, lr=1e-3), checkpoint, ("gamma",), cpu)
+    assert str(error.value).endswith("lr 0.0003 -> 0.001. A resumed run keeps its configuration; to change these "
+                                     "fields allow them by name (neuroloop train --allow-change lr)")  # fmt: skip
+    with pytest.raises(CheckpointError) as error:
+        ppo._resume_state(replace(base, hidden=(8,)), checkpoint, ("hidden",), cpu)
+    assert str(error.value) == (
+        f"checkpoint {checkpoint} holds networks of hidden widths (64, 64); this run asks for (8,), which cannot "
+        "load them"
+    )
+    with pytest.raises(ValueError) as error:
+        ppo._resume_state(base, checkpoint, ("learning_rate", "lr"), cpu)
+    names = ", ".join(sorted(f.name for f in fields(PPOConfig)))
+    assert str(error.value) == f"allow_changes must be names of PPOConfig fields ({names}), got ['learning_rate']"
