@@ -51,7 +51,7 @@ MODULES = {  # module under neuroloop_gpu/ -> the fast tests that check what it 
         "tests/test_evaluation_values.py",
         "tests/test_controller_mutants.py",
     ],
-    "control/imitation.py": ["tests/test_imitation.py"],
+    "control/imitation.py": ["tests/test_imitation_values.py", "tests/test_imitation.py"],
     "control/policy.py": ["tests/test_control.py", "tests/test_ppo.py"],
     "control/checkpoint.py": ["tests/test_checkpoint_values.py", "tests/test_ppo.py"],
     "control/ppo.py": ["tests/test_ppo_values.py", "tests/test_train_log_values.py", "tests/test_ppo.py"],
