@@ -132,6 +132,30 @@ def test_start_weights_are_drawn_per_episode_and_independent_of_the_batch():
     np.testing.assert_allclose(plain.net.mean_weight_mv().numpy(), 260.0, rtol=1e-6)  # w_init without a range
 
 
+def test_a_start_weight_is_its_episodes_first_word_in_float64():
+    """J_I*w at the start of episode e of seed s is lo + (hi - lo) * u, u the first Philox word of the episode-start
+    stream with all 32 bits (in float64); the weight credit starts from its fraction in float64, and the
+    simulator's weights keep their own dtype."""
+    from neuroloop_gpu.rng import STREAM_EPISODE_START, uniform_words
+
+    core = DBSCore(3, TINY, SimConfig(duration=100.0, seed=7), episode=EpisodeConfig(start_weight_mv=(80.0, 260.0)),
+                   device="cpu", backend="eager")  # fmt: skip
+    mask = torch.tensor([False, True, True])
+    for reset in range(2):
+        state = core.net.state
+        assert state.episode.tolist() == [0, reset, reset]
+        words = uniform_words(state.seed, STREAM_EPISODE_START, state.episode, torch.zeros_like(state.episode), 4)
+        start_mv = 80.0 + 180.0 * (words[:, 0].double() + 0.5) * 2.0**-32
+        assert core.previous_weight.dtype == torch.float64
+        torch.testing.assert_close(core.previous_weight, (start_mv - 10.0) / 280.0, rtol=0, atol=1e-15)
+        assert state.weight.dtype == torch.float32
+        expected = (start_mv / TINY.j_i).float().unsqueeze(1).expand_as(state.weight)
+        torch.testing.assert_close(state.weight, expected, rtol=0, atol=0)
+        core.reset(mask)
+    plain = DBSCore(2, TINY, SimConfig(duration=100.0), device="cpu", backend="eager")
+    assert plain.previous_weight.dtype == torch.float64 and plain.previous_weight.tolist() == [250.0 / 280.0] * 2
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
