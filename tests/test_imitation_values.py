@@ -109,3 +109,27 @@ def test_the_record_reports_the_fits_errors_in_the_normalised_units(monkeypatch,
         with torch.no_grad():
             scales = actor(TensorDict({"observation": observation}, batch_size=[24]))["scale"]
         assert float(scales.log().mean().exp()) == pytest.approx(0.3, rel=0.1)
+
+
+def test_the_clone_depends_on_its_seed_alone_and_the_rollout_shows_progress_as_asked(monkeypatch):
+    """The fits draw their minibatches from a generator of ``seed``, not from torch's global one (which PPO's
+    seeding owns); the teacher's rollout gets the progress flag imitate was given (shown by default)."""
+    data = made_up_rollout()
+    env = SimpleNamespace(transform=[SimpleNamespace(loc={"observation": torch.zeros(6)},
+                                                     scale={"observation": torch.ones(6)})])  # fmt: skip
+    shown = []
+    monkeypatch.setattr(
+        imitation, "teacher_rollout", lambda env, teacher, windows, progress: shown.append(progress) or data
+    )
+    monkeypatch.setattr(imitation, "FIT_STEPS", 5)
+    monkeypatch.setattr(imitation, "FIT_BATCH", 4)
+    fitted = []
+    for global_seed, seed, progress in ((0, 3, {}), (1, 3, {"progress": False}), (0, 4, {"progress": True})):
+        actor, critic = networks(seed=1)
+        torch.manual_seed(global_seed)
+        imitation.imitate(env, actor, critic, teacher=make_controller("ftsts"), windows=WINDOWS, gamma=0.9, scale=0.3,
+                          seed=seed, **progress)  # fmt: skip
+        fitted.append(torch.cat([p.detach().flatten() for p in [*actor.parameters(), *critic.parameters()]]))
+    assert shown == [True, False, True]
+    torch.testing.assert_close(fitted[0], fitted[1], rtol=0, atol=0)  # another global state: the same clone
+    assert not torch.equal(fitted[0], fitted[2])  # another seed: other minibatches
