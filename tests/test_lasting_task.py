@@ -221,6 +221,46 @@ def test_core_checks_phase_lengths_and_start_weights_against_the_run():
         DBSCore(1, TINY, SimConfig(duration=100.0), episode=EpisodeConfig(start_weight_mv=(5.0, 100.0)), device="cpu")
 
 
+def core_refusal(sim=None, **episode):
+    with pytest.raises(ValueError) as error:
+        DBSCore(1, TINY, sim or SimConfig(duration=100.0), episode=EpisodeConfig(**episode), device="cpu")
+    return str(error.value)
+
+
+def test_core_refusals_name_the_phase_and_the_value_and_the_limits_are_allowed():
+    whole = "must be a whole multiple of sample_duration=20.0 ms, got"
+    assert core_refusal(stim_budget=30.0) == f"episode.stim_budget {whole} 30.0"
+    assert core_refusal(stim_budget=40.0, followup=30.0) == f"episode.followup {whole} 30.0"
+    # within 1e-9 of a whole number of windows (relative, with a 1 ms floor): seconds times 1000 in floating point
+    budget = 0.1 * 24 * 1000.0
+    assert budget != 2400.0
+    long_run = SimConfig(duration=2500.0)
+    assert DBSCore(1, TINY, long_run, episode=EpisodeConfig(stim_budget=budget), device="cpu").budget_windows == 120
+    one_ms = SimConfig(duration=10.0, sample_duration=1.0)
+    assert core_refusal(one_ms, stim_budget=1.0 + 1.5e-9) == (
+        f"episode.stim_budget must be a whole multiple of sample_duration=1.0 ms, got {1.0 + 1.5e-9!r}"
+    )
+    assert DBSCore(1, TINY, one_ms, episode=EpisodeConfig(stim_budget=1.0 + 0.5e-9), device="cpu").budget_windows == 1
+    assert core_refusal(start_weight_mv=(5.0, 100.0)) == (
+        "episode.start_weight_mv must be within the weight bounds [10.0, 290.0] mV, got (5.0, 100.0)"
+    )
+    for edge, fraction in (((10.0, 10.0), 0.0), ((290.0, 290.0), 1.0)):  # the bounds themselves, one value each
+        core = DBSCore(2, TINY, SimConfig(duration=100.0), episode=EpisodeConfig(start_weight_mv=edge), device="cpu")
+        assert core.previous_weight.tolist() == [fraction, fraction]
+    DBSCore(1, TINY, SimConfig(duration=100.0), episode=EpisodeConfig(start_weight_mv=(10.0, 290.0)), device="cpu")
+
+
+def test_a_new_core_records_nothing_runs_its_backend_and_counts_whole_windows():
+    core = DBSCore(2, TINY, SimConfig(duration=100.0), device="cpu", backend="eager")
+    assert core.last_recording is None and core.net.backend == "eager"
+    assert core.steps.dtype == core.stim_end.dtype == torch.int64 and core.latched.dtype == torch.bool
+    core.step(torch.zeros(2, 3))
+    assert core.last_recording.spikes_e is None and core.steps.tolist() == [1, 1]
+    recording = DBSCore(1, TINY, SimConfig(duration=100.0), device="cpu", record_spikes=True)
+    recording.step(torch.zeros(1, 3))
+    assert recording.last_recording.spikes_e.shape[:2] == (1, 200)  # 20 ms of 0.1 ms steps
+
+
 def test_lasting_preset_and_its_checkpoint_round_trip(tmp_path):
     config = PPOConfig.for_task(
         "lasting", num_envs=2, num_e=40, num_i=10, windows_per_batch=5, total_frames=10, minibatch_size=10, gamma=None
