@@ -365,3 +365,14 @@ def test_a_resume_refuses_a_changed_configuration_by_name(checkpoint):
         ppo._resume_state(base, checkpoint, ("learning_rate", "lr"), cpu)
     names = ", ".join(sorted(f.name for f in fields(PPOConfig)))
     assert str(error.value) == f"allow_changes must be names of PPOConfig fields ({names}), got ['learning_rate']"
+
+
+def test_a_resume_with_nothing_left_copies_the_run_and_reports_it(checkpoint, tmp_path):
+    """Resuming a finished run trains nothing: the checkpoint and its log are copied byte for byte into the
+    new folder (in place: left as they are), and the result counts the checkpoint's iterations and frames."""
+    config = replace(SMALL, total_frames=20, minibatch_size=10)
+    before = checkpoint.read_bytes(), checkpoint.with_name("train_log.csv").read_bytes()
+    for out in (tmp_path / "copy", checkpoint.parent):
+        result = ppo.train(config, out, resume=checkpoint, progress=False)
+        assert result == ppo.TrainResult(out / "checkpoint.pt", out / "train_log.csv", 1, 20, 0.0)
+        assert (result.checkpoint.read_bytes(), result.log.read_bytes()) == before
