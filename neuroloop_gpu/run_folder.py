@@ -34,6 +34,7 @@ RUN_FILES = frozenset(
         "checkpoint.pt.partial",
         "train_log.csv",
         "training.png",
+        "imitation.pt",
         "tensorboard",  # train
         "evaluation.json",
         "evaluation.csv",

@@ -492,10 +492,11 @@ def test_run_folder_claim_and_files(tmp_path):
     with claim(tmp_path / "a", keep={"summary.json"}):  # a run's own files (a resumed training) stay
         assert (tmp_path / "a" / "summary.json").exists()
     # every file the commands write is known to the folder rules (else --overwrite would leave it behind)
+    from neuroloop_gpu.control.ppo import TRAIN_FILES
     from neuroloop_gpu.evaluation import FILES as EVALUATION_FILES
     from neuroloop_gpu.sweep import FILES as SWEEP_FILES
 
-    assert set(EVALUATION_FILES.values()) | set(SWEEP_FILES.values()) <= RUN_FILES
+    assert set(EVALUATION_FILES.values()) | set(SWEEP_FILES.values()) | set(TRAIN_FILES) <= RUN_FILES
 
 
 def test_every_file_the_commands_write_is_a_run_file(trained, evaluated):

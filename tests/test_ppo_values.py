@@ -376,3 +376,54 @@ def test_a_resume_with_nothing_left_copies_the_run_and_reports_it(checkpoint, tm
         result = ppo.train(config, out, resume=checkpoint, progress=False)
         assert result == ppo.TrainResult(out / "checkpoint.pt", out / "train_log.csv", 1, 20, 0.0)
         assert (result.checkpoint.read_bytes(), result.log.read_bytes()) == before
+
+
+def test_a_resumed_run_goes_on_from_its_checkpoint_with_its_own_seed_stream(checkpoint, tmp_path, monkeypatch):
+    """From iteration 1 of 2: one more iteration, frames counted on, the log's first row kept; torch is seeded
+    for (seed, rank 0, iteration 1), and the env gets the device and backend asked for."""
+    seeds, envs = [], []
+    monkeypatch.setattr(ppo, "torch_seed", lambda *args: seeds.append(args) or 5)
+    make_env = ppo.make_env
+    monkeypatch.setattr(ppo, "make_env", lambda *args: envs.append(args) or make_env(*args))
+    config = replace(SMALL, total_frames=40, minibatch_size=10)
+    result = ppo.train(config, tmp_path / "resumed", resume=checkpoint, backend="eager", progress=False)
+    assert (result.iterations, result.frames) == (2, 40)
+    with result.log.open(newline="") as file:
+        assert [(row["iteration"], row["frames"]) for row in csv.DictReader(file)] == [("1", "20"), ("2", "40")]
+    assert seeds == [(0, 0, 1)]
+    ((_, device, rank, backend),) = envs
+    assert (device, rank, backend) == (torch.device("cpu"), distributed.Rank(), "eager")
+    fresh = ppo.train(replace(config, seed=2, total_frames=20), tmp_path / "fresh", progress=False)
+    assert seeds[1:] == [(2, 0, 0)] and envs[1][3] == "auto" and fresh.iterations == 1
+
+
+def test_a_run_folder_is_refused_unless_overwritten_then_cleared(tmp_path, capfd):
+    """An earlier run's files are refused by default; with overwrite they go, the clone of an --imitate run
+    included, before the new run writes. The progress bar shows unless progress=False."""
+    config = replace(SMALL, total_frames=20, minibatch_size=10)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "train_log.csv").write_text("iteration\n")
+    (out / "imitation.pt").write_bytes(b"an older run's clone")
+    with pytest.raises(ValueError) as error:
+        ppo.train(config, out, progress=False)
+    assert str(error.value) == (
+        f"--out {out} holds an earlier run (imitation.pt, train_log.csv); choose another folder, or pass "
+        "--overwrite to delete those files first"
+    )
+    capfd.readouterr()
+    ppo.train(config, out, overwrite=True)
+    assert "train PPO" in capfd.readouterr().err
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "checkpoint.pt",
+        "tensorboard",
+        "train_log.csv",
+    ]
+
+
+def test_the_critic_has_the_configured_widths():
+    critic = ppo.build_critic(replace(SMALL, hidden=(16, 8)))
+    shapes = [tuple(p.shape) for name, p in critic.named_parameters() if name.endswith("weight")]
+    assert shapes == [(16, 6), (8, 16), (1, 8)]
+    assert [type(m).__name__ for m in critic.module if not isinstance(m, torch.nn.Linear)] == ["Tanh", "Tanh"]
+    assert critic.in_keys == ["observation"] and critic.out_keys == ["state_value"]
