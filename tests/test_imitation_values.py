@@ -133,3 +133,28 @@ def test_the_clone_depends_on_its_seed_alone_and_the_rollout_shows_progress_as_a
     assert shown == [True, False, True]
     torch.testing.assert_close(fitted[0], fitted[1], rtol=0, atol=0)  # another global state: the same clone
     assert not torch.equal(fitted[0], fitted[2])  # another seed: other minibatches
+
+
+def test_one_window_has_its_own_reward_as_its_return():
+    torch.testing.assert_close(
+        imitation.discounted_returns(torch.tensor([[2.0], [-1.0]]), torch.zeros(2, 1, dtype=torch.bool), 0.5),
+        torch.tensor([[2.0], [-1.0]]),
+    )
+
+
+def test_the_teacher_sees_each_windows_info_and_the_rollout_shows_its_progress(capfd):
+    """A latching FTSTS teacher stops once the info of a stimulated window reports J_I*w under its latch (here
+    above the initial 260 mV: after the first window); the bar names the teacher, counts windows, and is shown
+    only when asked for."""
+    from neuroloop_gpu.control import distributed
+    from neuroloop_gpu.control.ppo import make_env
+
+    env = make_env(CONFIG, torch.device("cpu"), distributed.Rank())
+    capfd.readouterr()
+    data = imitation.teacher_rollout(env, make_controller("ftsts", latch_mv=261.0), 4, progress=True)
+    bar = capfd.readouterr().err
+    assert "imitate ftsts: 100%" in bar and "4/4" in bar and "window/s" in bar
+    amplitude = data["action"][..., 0]
+    assert (amplitude[:, 0] > -1.0).all() and (amplitude[:, 1:] == -1.0).all()  # on, then off: 0 mV is -1
+    imitation.teacher_rollout(env, make_controller("ftsts"), 2, progress=False)
+    assert capfd.readouterr().err == ""
