@@ -14,8 +14,15 @@ from neuroloop_gpu.control import imitation, make_controller
 from neuroloop_gpu.control.ppo import PPOConfig, build_actor, build_critic
 
 NETWORKS, WINDOWS = 3, 8
-CONFIG = PPOConfig(num_envs=NETWORKS, num_e=20, num_i=5, hidden=(16,), windows_per_batch=WINDOWS,
-                   total_frames=NETWORKS * WINDOWS, minibatch_size=NETWORKS)  # fmt: skip
+CONFIG = PPOConfig(
+    num_envs=NETWORKS,
+    num_e=20,
+    num_i=5,
+    hidden=(16,),
+    windows_per_batch=WINDOWS,
+    total_frames=NETWORKS * WINDOWS,
+    minibatch_size=NETWORKS,
+)
 
 
 def made_up_rollout():
@@ -115,8 +122,9 @@ def test_the_clone_depends_on_its_seed_alone_and_the_rollout_shows_progress_as_a
     """The fits draw their minibatches from a generator of ``seed``, not from torch's global one (which PPO's
     seeding owns); the teacher's rollout gets the progress flag imitate was given (shown by default)."""
     data = made_up_rollout()
-    env = SimpleNamespace(transform=[SimpleNamespace(loc={"observation": torch.zeros(6)},
-                                                     scale={"observation": torch.ones(6)})])  # fmt: skip
+    env = SimpleNamespace(
+        transform=[SimpleNamespace(loc={"observation": torch.zeros(6)}, scale={"observation": torch.ones(6)})]
+    )
     shown = []
     monkeypatch.setattr(
         imitation, "teacher_rollout", lambda env, teacher, windows, progress: shown.append(progress) or data
@@ -127,8 +135,17 @@ def test_the_clone_depends_on_its_seed_alone_and_the_rollout_shows_progress_as_a
     for global_seed, seed, progress in ((0, 3, {}), (1, 3, {"progress": False}), (0, 4, {"progress": True})):
         actor, critic = networks(seed=1)
         torch.manual_seed(global_seed)
-        imitation.imitate(env, actor, critic, teacher=make_controller("ftsts"), windows=WINDOWS, gamma=0.9, scale=0.3,
-                          seed=seed, **progress)  # fmt: skip
+        imitation.imitate(
+            env,
+            actor,
+            critic,
+            teacher=make_controller("ftsts"),
+            windows=WINDOWS,
+            gamma=0.9,
+            scale=0.3,
+            seed=seed,
+            **progress,
+        )
         fitted.append(torch.cat([p.detach().flatten() for p in [*actor.parameters(), *critic.parameters()]]))
     assert shown == [True, False, True]
     torch.testing.assert_close(fitted[0], fitted[1], rtol=0, atol=0)  # another global state: the same clone

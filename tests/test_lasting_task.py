@@ -138,8 +138,14 @@ def test_a_start_weight_is_its_episodes_first_word_in_float64():
     simulator's weights keep their own dtype."""
     from neuroloop_gpu.rng import STREAM_EPISODE_START, uniform_words
 
-    core = DBSCore(3, TINY, SimConfig(duration=100.0, seed=7), episode=EpisodeConfig(start_weight_mv=(80.0, 260.0)),
-                   device="cpu", backend="eager")  # fmt: skip
+    core = DBSCore(
+        3,
+        TINY,
+        SimConfig(duration=100.0, seed=7),
+        episode=EpisodeConfig(start_weight_mv=(80.0, 260.0)),
+        device="cpu",
+        backend="eager",
+    )
     mask = torch.tensor([False, True, True])
     for reset in range(2):
         state = core.net.state
@@ -199,7 +205,7 @@ START = "None or a tuple (low, high) of mV with 0 < low <= high"
         ({"start_weight_mv": [50.0, 100.0]}, "start_weight_mv", START, [50.0, 100.0]),
         ({"start_weight_mv": (50.0,)}, "start_weight_mv", START, (50.0,)),
     ],
-)  # fmt: skip
+)
 def test_episode_config_refuses_with_the_whole_message(kwargs, field, allowed, value):
     with pytest.raises(ValueError) as error:
         EpisodeConfig(**kwargs)

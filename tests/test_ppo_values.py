@@ -12,9 +12,10 @@ from tensordict import TensorDict
 
 from neuroloop_gpu.config import NetworkParams
 from neuroloop_gpu.control import distributed, ppo
-from neuroloop_gpu.control.checkpoint import CheckpointError
+from neuroloop_gpu.control.checkpoint import CheckpointError, load_checkpoint
 from neuroloop_gpu.control.ppo import PPOConfig
 from neuroloop_gpu.envs import ActionBounds, EpisodeConfig, RewardConfig
+from neuroloop_gpu.envs.observation import OBSERVATION_NAMES
 from neuroloop_gpu.open_loop import MODELS
 
 SMALL = PPOConfig(num_envs=4, num_e=20, num_i=5, episode_s=0.2, windows_per_batch=5, total_frames=40, minibatch_size=10)
@@ -157,9 +158,15 @@ def test_a_task_preset_takes_overrides_but_not_none():
 def test_a_saved_configuration_reads_back_as_it_was():
     """What a checkpoint stores (JSON-like: lists for tuples) gives the same config back."""
     config = replace(
-        SMALL, hidden=(16, 8), start_weight_mv=(80.0, 260.0), imitate="ftsts", imitation_windows=11,
-        imitation_params=(("amplitude", 30.0), ("frequency", 83.3)), task="lasting", latch_mv=75.0,
-    )  # fmt: skip
+        SMALL,
+        hidden=(16, 8),
+        start_weight_mv=(80.0, 260.0),
+        imitate="ftsts",
+        imitation_windows=11,
+        imitation_params=(("amplitude", 30.0), ("frequency", 83.3)),
+        task="lasting",
+        latch_mv=75.0,
+    )
     saved = {
         **asdict(config),
         "hidden": [16, 8],
@@ -171,8 +178,9 @@ def test_a_saved_configuration_reads_back_as_it_was():
     assert (type(back.hidden), type(back.start_weight_mv), type(back.imitation_params[0])) == (tuple, tuple, tuple)
     old = {k: v for k, v in saved.items() if k not in ("hidden", "start_weight_mv", "imitation_params", "imitate")}
     old["imitation_windows"] = 3000
-    assert PPOConfig.from_dict(old) == replace(config, hidden=PPOConfig.hidden, start_weight_mv=None, imitate=None,
-                                               imitation_params=(), imitation_windows=3000)  # fmt: skip
+    assert PPOConfig.from_dict(old) == replace(
+        config, hidden=PPOConfig.hidden, start_weight_mv=None, imitate=None, imitation_params=(), imitation_windows=3000
+    )
     with pytest.raises(CheckpointError) as error:
         PPOConfig.from_dict({**saved, "bogus": 1, "alpha": 2})
     assert str(error.value) == "training config has unknown fields ['alpha', 'bogus'] (written by another version?)"
@@ -229,13 +237,25 @@ def test_a_log_row_from_a_made_up_rollout():
         weight=[[200.0, 190.0, 180.0], [170.0, 160.0, 150.0]],
         energy=[[0.0, 10.0, 20.0], [30.0, 40.0, 50.0]],
     )
-    losses = TensorDict({"loss_objective": torch.tensor(-0.5), "loss_critic": torch.tensor(2.0),
-                         "loss_entropy": torch.tensor(0.01)})  # fmt: skip
+    losses = TensorDict(
+        {"loss_objective": torch.tensor(-0.5), "loss_critic": torch.tensor(2.0), "loss_entropy": torch.tensor(0.01)}
+    )
     row = ppo._log_row(rollout, losses, 3, 600, 200, 4.00049, 1e-4, distributed.Rank())
     assert list(row) == [
-        "iteration", "frames", "wall_s", "fps", "lr", "episode_reward_mean", "reward_mean", "kop_mean",
-        "weight_mv_mean", "energy_mean", "loss_objective", "loss_critic", "loss_entropy",
-    ]  # fmt: skip
+        "iteration",
+        "frames",
+        "wall_s",
+        "fps",
+        "lr",
+        "episode_reward_mean",
+        "reward_mean",
+        "kop_mean",
+        "weight_mv_mean",
+        "energy_mean",
+        "loss_objective",
+        "loss_critic",
+        "loss_entropy",
+    ]
     assert set(row) == set(ppo.LOG_COLUMNS)
     assert (row["iteration"], row["frames"], row["wall_s"], row["lr"]) == (3, 600, 4.0, 1e-4)
     assert row["fps"] == pytest.approx(200 / 4.00049, rel=1e-12)
@@ -353,8 +373,10 @@ def test_a_resume_refuses_a_changed_configuration_by_name(checkpoint):
     assert allowed["iteration"] == 1
     with pytest.raises(CheckpointError) as error:
         ppo._resume_state(replace(base, lr=1e-3), checkpoint, ("gamma",), cpu)
-    assert str(error.value).endswith("lr 0.0003 -> 0.001. A resumed run keeps its configuration; to change these "
-                                     "fields allow them by name (neuroloop train --allow-change lr)")  # fmt: skip
+    assert str(error.value).endswith(
+        "lr 0.0003 -> 0.001. A resumed run keeps its configuration; to change these "
+        "fields allow them by name (neuroloop train --allow-change lr)"
+    )
     with pytest.raises(CheckpointError) as error:
         ppo._resume_state(replace(base, hidden=(8,)), checkpoint, ("hidden",), cpu)
     assert str(error.value) == (
@@ -427,3 +449,118 @@ def test_the_critic_has_the_configured_widths():
     assert shapes == [(16, 6), (8, 16), (1, 8)]
     assert [type(m).__name__ for m in critic.module if not isinstance(m, torch.nn.Linear)] == ["Tanh", "Tanh"]
     assert critic.in_keys == ["observation"] and critic.out_keys == ["state_value"]
+
+
+def spy(monkeypatch, name, made):
+    """Replace ppo.<name> by a wrapper that keeps (kwargs, object) of every call in ``made``."""
+    real = getattr(ppo, name)
+
+    def build(*args, **kwargs):
+        built = real(*args, **kwargs)
+        made.append((kwargs, built))
+        return built
+
+    monkeypatch.setattr(ppo, name, build)
+
+
+def test_the_update_is_built_from_the_configuration(tmp_path, monkeypatch, capfd):
+    """The clipped loss with the config's coefficients and per-minibatch advantage normalisation, GAE without
+    batch averaging, a buffer that passes over every window of a rollout once per epoch, a collector of whole
+    batches, and a bar counting windows from the checkpoint's frames."""
+    config = replace(
+        SMALL,
+        clip_epsilon=0.15,
+        entropy_coeff=0.02,
+        critic_coeff=0.7,
+        gamma=0.9,
+        lmbda=0.8,
+        total_frames=40,
+        minibatch_size=10,
+    )
+    losses, advantages, buffers, collectors = [], [], [], []
+    for name, made in (
+        ("ClipPPOLoss", losses),
+        ("GAE", advantages),
+        ("TensorDictReplayBuffer", buffers),
+        ("Collector", collectors),
+    ):
+        spy(monkeypatch, name, made)
+    capfd.readouterr()
+    ppo.train(config, tmp_path / "run")
+    bar = capfd.readouterr().err
+    assert "train PPO: 100%" in bar and "40/40" in bar and "window/s" in bar
+    ((_, loss),) = losses
+    assert float(loss.clip_epsilon) == pytest.approx(0.15) and float(loss.entropy_coeff) == pytest.approx(0.02)
+    assert float(loss.critic_coeff) == pytest.approx(0.7) and loss.normalize_advantage is True
+    ((kwargs, gae),) = advantages
+    assert (kwargs["gamma"], kwargs["lmbda"]) == (0.9, 0.8) and gae.average_gae is False
+    ((_, buffer),) = buffers
+    assert type(buffer.sampler).__name__ == "SamplerWithoutReplacement" and buffer._batch_size == 10
+    assert type(buffer.storage).__name__ == "LazyTensorStorage" and buffer.storage.max_size == 20
+    ((kwargs, _),) = collectors
+    assert (kwargs["frames_per_batch"], kwargs["total_frames"], kwargs["device"]) == (20, 40, torch.device("cpu"))
+    ppo.train(replace(config, total_frames=80), tmp_path / "more", resume=tmp_path / "run" / "checkpoint.pt")
+    bar = capfd.readouterr().err
+    assert "40/80" in bar and "80/80" in bar  # from the checkpoint's 40 frames to 80
+    ppo.train(config, tmp_path / "quiet", progress=False)
+    assert capfd.readouterr().err == ""
+
+
+def test_a_cloned_start_is_recorded_in_every_checkpoint(tmp_path, monkeypatch):
+    """With imitate: the teacher with its parameters drives the configured windows, the clone is fitted with
+    the config's gamma, scale and the run's first torch seed, saved as imitation.pt before PPO's first update,
+    and its record travels in every checkpoint, resumed runs' too. Without: no imitation.pt, a None record."""
+    from neuroloop_gpu.control.imitation import ImitationResult
+
+    calls = []
+
+    def clone(env, actor, critic, **kwargs):
+        calls.append(kwargs)
+        env.rollout(3)  # as the teacher's rollout does: the normaliser's first statistics
+        return ImitationResult({"controller": kwargs["teacher"].name}, 7, 0.1, 0.5, 0.2, 0.4)
+
+    monkeypatch.setattr(ppo, "imitate", clone)
+    config = replace(
+        SMALL,
+        imitate="ftsts",
+        imitation_params=(("amplitude", 30.0),),
+        imitation_windows=11,
+        gamma=0.9,
+        imitation_scale=0.25,
+        seed=3,
+        start_weight_mv=(80.0, 260.0),
+        total_frames=20,
+        minibatch_size=10,
+    )
+    ppo.train(config, tmp_path / "run")
+    ((kwargs,),) = [calls]
+    assert kwargs["teacher"].describe()["amplitude"] == 30.0 and kwargs["teacher"].name == "ftsts"
+    assert (kwargs["windows"], kwargs["gamma"], kwargs["scale"]) == (11, 0.9, 0.25)
+    assert kwargs["seed"] == ppo.torch_seed(3, 0, 0) and kwargs["progress"] is True
+    record = {
+        "teacher": {"controller": "ftsts"},
+        "windows": 7,
+        "action_mse": 0.1,
+        "action_mse_start": 0.5,
+        "value_mse": 0.2,
+        "return_var": 0.4,
+    }
+    for name in ("imitation.pt", "checkpoint.pt"):
+        saved = load_checkpoint(tmp_path / "run" / name)
+        assert saved["imitation"] == record and saved["observation_names"] == list(OBSERVATION_NAMES)
+        assert saved["config"] == {
+            **asdict(config),
+            "hidden": [64, 64],
+            "start_weight_mv": [80.0, 260.0],
+            "imitation_params": [["amplitude", 30.0]],
+        }
+    assert load_checkpoint(tmp_path / "run" / "imitation.pt")["iteration"] == 0
+    resumed = ppo.train(
+        replace(config, total_frames=40), tmp_path / "on", resume=tmp_path / "run" / "checkpoint.pt", progress=False
+    )
+    assert len(calls) == 1 and load_checkpoint(resumed.checkpoint)["imitation"] == record
+    assert not (tmp_path / "on" / "imitation.pt").exists()
+    plain = ppo.train(replace(SMALL, total_frames=20, minibatch_size=10), tmp_path / "plain", progress=False)
+    assert load_checkpoint(plain.checkpoint)["imitation"] is None and not (tmp_path / "plain" / "imitation.pt").exists()
+    ppo.train(config, tmp_path / "quiet", progress=False)
+    assert calls[-1]["progress"] is False
