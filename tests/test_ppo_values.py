@@ -9,6 +9,7 @@ from dataclasses import asdict, fields, replace
 import pytest
 import torch
 from tensordict import TensorDict
+from torchrl.data import LazyTensorStorage, SamplerWithoutReplacement, TensorDictReplayBuffer
 
 from neuroloop_gpu.config import NetworkParams
 from neuroloop_gpu.control import distributed, ppo
@@ -502,6 +503,14 @@ def test_the_update_is_built_from_the_configuration(tmp_path, monkeypatch, capfd
     ppo.train(replace(config, total_frames=80), tmp_path / "more", resume=tmp_path / "run" / "checkpoint.pt")
     bar = capfd.readouterr().err
     assert "40/80" in bar and "80/80" in bar  # from the checkpoint's 40 frames to 80
+    assert all(f"{key}=" in bar for key in ("reward", "kop", "fps"))
+    with (tmp_path / "more" / "train_log.csv").open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [int(row["frames"]) for row in rows] == [20, 40, 60, 80]
+    walls = [float(row["wall_s"]) for row in rows]
+    assert walls == sorted(walls) and walls[-1] < 60.0
+    # frames per second of this run alone: 20 new frames over the time since the resume (the wall time goes on)
+    assert float(rows[2]["fps"]) * (walls[2] - walls[1]) == pytest.approx(20.0, rel=0.2, abs=2.0)
     ppo.train(config, tmp_path / "quiet", progress=False)
     assert capfd.readouterr().err == ""
 
@@ -564,3 +573,84 @@ def test_a_cloned_start_is_recorded_in_every_checkpoint(tmp_path, monkeypatch):
     assert load_checkpoint(plain.checkpoint)["imitation"] is None and not (tmp_path / "plain" / "imitation.pt").exists()
     ppo.train(config, tmp_path / "quiet", progress=False)
     assert calls[-1]["progress"] is False
+
+
+def test_log_rows_average_over_ranks_in_floating_point(monkeypatch):
+    """Under torchrun the columns are means over the ranks (all_reduce in float64, back to each value's dtype):
+    the episode count must be a float, or 1 and 2 episodes would average to 1 instead of 1.5."""
+    other = {
+        "reward_mean": 0.0,
+        "episode_reward_sum": 9.0,
+        "episodes": 2.0,
+        "kop_mean": 0.5,
+        "weight_mv_mean": 100.0,
+        "energy_mean": 5.0,
+        "loss_objective": 0.5,
+        "loss_critic": 1.0,
+        "loss_entropy": 0.03,
+    }
+
+    def two_ranks(tensors, rank):
+        return {k: ((v.double() + other[k]) / 2).to(v.dtype) for k, v in tensors.items()}
+
+    monkeypatch.setattr(ppo.distributed, "average_tensors", two_ranks)
+    one_episode = batch([[1.0, 3.0]], [[False, True]], [[1.0, 4.0]], [[0.1, 0.3]], [[200.0, 180.0]], [[10.0, 30.0]])
+    losses = TensorDict(
+        {"loss_objective": torch.tensor(-0.5), "loss_critic": torch.tensor(2.0), "loss_entropy": torch.tensor(0.01)}
+    )
+    row = ppo._log_row(one_episode, losses, 1, 4, 4, 1.0, 1e-4, distributed.Rank(0, 2))
+    assert row["episode_reward_mean"] == pytest.approx((4.0 + 9.0) / 3.0)  # (sum over ranks) / (episodes over ranks)
+    assert row["reward_mean"] == pytest.approx(1.0) and row["kop_mean"] == pytest.approx(0.35)
+    assert row["loss_objective"] == pytest.approx(0.0) and row["loss_entropy"] == pytest.approx(0.02)
+    monkeypatch.undo()
+    alone = ppo._log_row(one_episode, losses, 1, 4, 4, 1.0, 1e-4, distributed.Rank())
+    assert alone["episode_reward_mean"] == 4.0  # one episode ended: its return, not NaN
+
+
+class Losses(torch.nn.Module):
+    """A loss module whose three losses are 1, 2 and 3 times one parameter; it records the rows it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.tensor(1.0))
+        self.seen = []
+
+    def forward(self, sample):
+        self.seen.append(sample["row"].tolist())
+        return TensorDict({"loss_objective": 1 * self.p, "loss_critic": 2 * self.p, "loss_entropy": 3 * self.p})
+
+
+@pytest.mark.parametrize(("max_grad_norm", "step"), [(100.0, 6.0), (1.5, 1.5)])
+def test_an_update_steps_on_the_sum_of_the_losses_over_every_window_once_per_epoch(max_grad_norm, step):
+    """Two epochs of two minibatches of 10 of a 20-window rollout: each epoch recomputes the advantages and
+    visits every window once; each step descends the sum of the three losses (gradient 6, clipped to the
+    norm); the result is the mean of the last epoch's losses."""
+    config = replace(SMALL, epochs=2, minibatch_size=10, max_grad_norm=max_grad_norm)
+    rollout = TensorDict({"row": torch.arange(20).reshape(4, 5)}, batch_size=(4, 5))
+    advantages = []
+    module = Losses()
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.01)
+    buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(20), sampler=SamplerWithoutReplacement(), batch_size=10)
+    out = ppo._update(rollout, config, advantages.append, module, optimizer, buffer, distributed.Rank())
+    assert len(advantages) == 2
+    for epoch in (module.seen[:2], module.seen[2:]):
+        assert sorted(epoch[0] + epoch[1]) == list(range(20))
+    p = [1.0 - 0.01 * step * k for k in range(4)]  # before each of the four steps
+    assert float(module.p.detach()) == pytest.approx(1.0 - 0.04 * step)
+    last = (p[2] + p[3]) / 2
+    assert {k: float(v) for k, v in out.items()} == pytest.approx(
+        {"loss_objective": last, "loss_critic": 2 * last, "loss_entropy": 3 * last}
+    )
+
+
+def test_checkpoints_are_written_every_few_iterations_and_at_the_end(tmp_path, monkeypatch):
+    saved = []
+    save = ppo.save_checkpoint
+    monkeypatch.setattr(
+        ppo, "save_checkpoint", lambda path, payload: saved.append(payload["iteration"]) or save(path, payload)
+    )
+    result = ppo.train(
+        replace(SMALL, total_frames=100, minibatch_size=10, checkpoint_every=2), tmp_path, progress=False
+    )
+    assert saved == [2, 4, 5] and result.iterations == 5
+    assert 0.0 < result.wall_s < 60.0
