@@ -4,12 +4,14 @@ text, without training (the training loop itself: tests/test_ppo.py and tests/te
 import csv
 import hashlib
 import math
+import sys
 from dataclasses import asdict, fields, replace
 
 import pytest
 import torch
 from tensordict import TensorDict
-from torchrl.data import LazyTensorStorage, SamplerWithoutReplacement, TensorDictReplayBuffer
+from torchrl.data import Bounded, LazyTensorStorage, SamplerWithoutReplacement, TensorDictReplayBuffer
+from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from neuroloop_gpu.config import NetworkParams
 from neuroloop_gpu.control import distributed, ppo
@@ -91,7 +93,7 @@ def test_impossible_configurations_are_refused_by_name(changes, message):
     "changes",
     [
         {"stim_onset_s": 0.0, "total_frames": 20, "minibatch_size": 20, "lr": 0.999},
-        {"gamma": 1.0, "lmbda": 0.0},
+        {"gamma": 1.0, "lmbda": 0.0, "stim_budget_s": 0.5},  # without a follow-up the episode may cut the budget
         {"lmbda": 1.0, "hidden": (1,)},
         {"imitate": "ftsts", "imitation_windows": 11, "imitation_params": (("amplitude", 30.0),)},
         {"stim_onset_s": 0.05, "stim_budget_s": 0.1, "followup_s": 0.05},  # ends exactly with the episode
@@ -286,16 +288,16 @@ def log_row(iteration, wall_s):
 def test_a_resumed_log_keeps_the_rows_up_to_the_checkpoint_and_goes_on_in_time(tmp_path):
     earlier = tmp_path / "before" / "train_log.csv"
     earlier.parent.mkdir()
-    write_rows(earlier, [log_row(i, 1.5 * i) for i in (1, 2, 3, 4)])  # trained to 4, checkpoint at 2
+    write_rows(earlier, [log_row(i, 1.5 * i) for i in (1, 2, 3, 4, 5)])  # trained to 5, checkpoint at 3
     out = tmp_path / "after"
     out.mkdir()
-    log = ppo._Log(out, 2, earlier)
-    log.write(log_row(3, 0.12345))
+    log = ppo._Log(out, 3, earlier)
+    log.write(log_row(4, 0.12345))
     with (out / "train_log.csv").open(newline="") as file:  # flushed: readable while training goes on
         rows = list(csv.DictReader(file))
     log.close()
-    assert [row["iteration"] for row in rows] == ["1", "2", "3"]
-    assert [row["wall_s"] for row in rows] == ["1.5", "3.0", str(round(3.0 + 0.12345, 3))]
+    assert [row["iteration"] for row in rows] == ["1", "2", "3", "4"]
+    assert [row["wall_s"] for row in rows] == ["1.5", "3.0", "4.5", str(round(4.5 + 0.12345, 3))]
     assert list(rows[0]) == list(ppo.LOG_COLUMNS)
     fresh = ppo._Log(tmp_path / "before", 0, earlier)  # a fresh run replaces any old log
     fresh.close()
@@ -305,6 +307,34 @@ def test_a_resumed_log_keeps_the_rows_up_to_the_checkpoint_and_goes_on_in_time(t
     gone.close()
     with (out / "train_log.csv").open(newline="") as file:
         assert [(row["iteration"], row["wall_s"]) for row in csv.DictReader(file)] == [("3", "2.0")]
+
+
+def test_the_log_does_without_tensorboard(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if the package were not installed
+    log = ppo._Log(tmp_path, 0, None)
+    assert log.board is None
+    log.write(log_row(1, 0.5))
+    log.close()
+    assert not (tmp_path / "tensorboard").exists()
+    with (tmp_path / "train_log.csv").open(newline="") as file:
+        assert [row["iteration"] for row in csv.DictReader(file)] == ["1"]
+
+
+def test_the_actor_acts_within_the_box_and_reaches_its_edges():
+    """The policy's tanh-squashed Gaussian maps onto [-1, 1] in each of the three action dimensions."""
+    torch.manual_seed(0)
+    actor = ppo.build_actor(replace(SMALL, hidden=(8,)), Bounded(-1.0, 1.0, shape=(3,)))
+    last = actor.module[0].module[0][-1]  # the MLP's output layer: 3 locations, then 3 scale parameters
+    observation = TensorDict({"observation": torch.zeros(2, 6)}, batch_size=[2])
+    for sign in (1.0, -1.0):
+        with torch.no_grad():
+            last.weight.zero_()
+            last.bias.copy_(torch.tensor([sign * 20.0] * 3 + [0.0] * 3))
+            with set_exploration_type(ExplorationType.DETERMINISTIC):
+                action = actor(observation.clone())["action"]
+            sampled = actor(observation.clone())["action"]
+        torch.testing.assert_close(action, torch.full((2, 3), sign))
+        assert sampled.abs().max() <= 1.0 and (sampled * sign).min() > 0.99
 
 
 def test_the_log_writes_each_column_but_the_counters_to_tensorboard(tmp_path):
@@ -323,9 +353,11 @@ def test_the_log_writes_each_column_but_the_counters_to_tensorboard(tmp_path):
 
 
 def test_the_training_env_seeds_normalises_and_sums_as_configured():
-    config = replace(SMALL, seed=3, norm_decay=0.9)
-    env = ppo.make_env(config, torch.device("cpu"), distributed.Rank(rank=1, world_size=2))
+    config = replace(SMALL, seed=3, norm_decay=0.9, max_pulse_width_us=300.0, stim_onset_s=0.02, energy_weight=0.3)
+    assert config.bounds != ActionBounds() and config.episode != EpisodeConfig()  # not the env's defaults
+    env = ppo.make_env(config, torch.device("cpu"), distributed.Rank(rank=1, world_size=2), backend="eager")
     base = env.base_env
+    assert base.core.net.backend == "eager" and base.core.device == torch.device("cpu")
     assert base.core.net.state.seed.tolist() == [(3 * 2 + 1) * 4 + b for b in range(4)]
     assert (base.num_envs, base.core.params.num_e, base.core.params.num_i) == (4, 20, 5)
     assert base.core.sim.duration == 200.0 and base.core.reward_config == config.reward
