@@ -558,6 +558,11 @@ def test_a_cloned_start_is_recorded_in_every_checkpoint(tmp_path, monkeypatch):
     def clone(env, actor, critic, **kwargs):
         calls.append(kwargs)
         env.rollout(3)  # as the teacher's rollout does: the normaliser's first statistics
+        with torch.no_grad():  # a fit that leaves a mark: the saved clone must be this actor and critic
+            for parameter in actor.parameters():
+                parameter.fill_(0.01)
+            for parameter in critic.parameters():
+                parameter.fill_(0.02)
         return ImitationResult({"controller": kwargs["teacher"].name}, 7, 0.1, 0.5, 0.2, 0.4)
 
     monkeypatch.setattr(ppo, "imitate", clone)
@@ -595,7 +600,10 @@ def test_a_cloned_start_is_recorded_in_every_checkpoint(tmp_path, monkeypatch):
             "start_weight_mv": [80.0, 260.0],
             "imitation_params": [["amplitude", 30.0]],
         }
-    assert load_checkpoint(tmp_path / "run" / "imitation.pt")["iteration"] == 0
+    cloned = load_checkpoint(tmp_path / "run" / "imitation.pt")
+    assert cloned["iteration"] == 0
+    assert all((value == 0.01).all() for value in cloned["actor"].values() if value.is_floating_point())
+    assert all((value == 0.02).all() for value in cloned["critic"].values() if value.is_floating_point())
     resumed = ppo.train(
         replace(config, total_frames=40), tmp_path / "on", resume=tmp_path / "run" / "checkpoint.pt", progress=False
     )
