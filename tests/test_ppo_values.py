@@ -4,12 +4,14 @@ text, without training (the training loop itself: tests/test_ppo.py and tests/te
 import csv
 import hashlib
 import math
+import os
 import re
 import sys
 from dataclasses import asdict, fields, replace
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensordict import TensorDict
 from torchrl.data import Bounded, LazyTensorStorage, SamplerWithoutReplacement, TensorDictReplayBuffer
@@ -697,3 +699,51 @@ def test_checkpoints_are_written_every_few_iterations_and_at_the_end(tmp_path, m
     )
     assert saved == [2, 4, 5] and result.iterations == 5
     assert 0.0 < result.wall_s < 60.0
+
+
+def _two_ranks(rank: int, port: int, results) -> None:
+    """One of two gloo ranks (as torchrun starts them): sync the observation statistics of envs that saw
+    different windows, and run one update on different data from the same start."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank)
+    )
+    me = distributed.init_from_environment(torch.device("cpu"))
+    env = ppo.make_env(SMALL, torch.device("cpu"), me)
+    env.rollout(2 + 3 * rank)
+    norm = env.transform[0]
+    seen = {"loc_before": norm.loc["observation"].tolist()}
+    ppo._sync_normaliser(env, me)
+    seen["loc"], seen["scale"] = norm.loc["observation"].tolist(), norm.scale["observation"].tolist()
+
+    class DataLosses(Losses):
+        def forward(self, sample):
+            scaled = self.p * sample["x"].mean()
+            return TensorDict({"loss_objective": scaled, "loss_critic": 0 * scaled, "loss_entropy": 0 * scaled})
+
+    module = DataLosses()
+    rollout = TensorDict({"row": torch.arange(20).reshape(4, 5), "x": torch.full((4, 5), 1.0 + rank)}, (4, 5))
+    buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(20), sampler=SamplerWithoutReplacement(), batch_size=10)
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+    ppo._update(
+        rollout,
+        replace(SMALL, epochs=1, minibatch_size=10, max_grad_norm=100.0),
+        lambda batch: None,
+        module,
+        optimizer,
+        buffer,
+        me,
+    )
+    seen["p"] = float(module.p.detach())
+    distributed.shutdown(me)
+    results[rank] = seen
+
+
+def test_ranks_share_their_observation_statistics_and_step_on_the_mean_gradient():
+    results = mp.Manager().dict()
+    mp.spawn(_two_ranks, args=(31_500 + os.getpid() % 1000, results), nprocs=2, join=True)
+    zero, one = results[0], results[1]
+    assert zero["loc_before"] != one["loc_before"]  # 2 and 5 windows: different statistics
+    assert zero["loc"] == one["loc"] and zero["scale"] == one["scale"]
+    assert zero["loc"] != zero["loc_before"] and zero["loc"] != one["loc_before"]
+    # gradients 1 (rank 0) and 2 (rank 1), averaged: 1.5 per step, two steps of 0.1
+    assert zero["p"] == one["p"] == pytest.approx(1.0 - 2 * 0.1 * 1.5)
