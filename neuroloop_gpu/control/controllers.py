@@ -208,8 +208,7 @@ class OpenLoopFTSTS(_FixedTrainController):
         latch = self.params.latch_mv
         if latch is not None and info:
             below = info["weight_mv"] < latch if self.params.polarity > 0 else info["weight_mv"] > latch
-            # .bool(): the TorchRL env (and so an --imitate rollout) carries every info value as float32
-            self.latched = self.latched | (info["stimulating"].bool() & below)
+            self.latched = self.latched | (info["stimulating"] & below)
         return self._switched(~self.latched)
 
 

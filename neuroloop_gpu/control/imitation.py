@@ -72,7 +72,7 @@ def teacher_rollout(env: TransformedEnv, teacher: Controller, windows: int, prog
         action = to_normalised(torch.stack((train.amplitude, train.frequency, train.pulse_width), dim=-1), low, high)
         td["action"] = action
         step, td = env.step_and_maybe_reset(td)
-        info = dict(step["next", "info"].items())
+        info = dict(base.core.last_info)  # the core's own, not TorchRL's float32 copy
         columns["observation"].append(raw)
         columns["action"].append(action)
         columns["reward"].append(step["next", "reward"].squeeze(-1))

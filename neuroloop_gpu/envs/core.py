@@ -172,6 +172,8 @@ class DBSCore:
         self.stim_end = torch.full((num_envs,), self._stim_end_at_reset, dtype=torch.int64, device=self.device)
         self.observation = initial_observation(num_envs, self.params, self.device)
         self.last_recording = None
+        # the last step's CoreStep.info in its own dtypes: what a controller acts on (TorchRL's info is a float32 copy)
+        self.last_info: dict[str, torch.Tensor] = {}
         self.previous_weight = torch.zeros(num_envs, dtype=torch.float64, device=self.device)  # set just below
         self.reset_start_weight(torch.ones(num_envs, dtype=torch.bool, device=self.device))
 
@@ -315,4 +317,5 @@ class DBSCore:
             "stimulating": train.amplitude > 0,
             "followup": followup,
         }
+        self.last_info = info
         return CoreStep(self.observation.clone(), rewards, terminated, truncated, info)  # a copy, as in reset()
